@@ -1,0 +1,35 @@
+# The README's commands. `make demo` and `make test` work on a fresh machine: they create .venv with the
+# engine's dependencies when it is missing, build the Swift package, then run.
+PYTHON ?= python3
+SWIFT ?= swift
+VENV := .venv
+VPY := $(VENV)/bin/python
+REEL := .build/debug/reel
+export REEL_PYTHON := $(CURDIR)/$(VPY)
+
+.PHONY: demo test venv build swift-test engine-test clean
+
+$(VENV)/.installed: engine/pyproject.toml
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e 'engine[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+build:
+	$(SWIFT) build
+
+demo: venv build
+	$(REEL) batch examples/prompts.csv --model tiny --device cpu --out out
+
+engine-test: venv
+	cd engine && ../$(VPY) -m pytest -q
+
+swift-test: venv build
+	$(SWIFT) test
+
+test: engine-test swift-test
+
+clean:
+	rm -rf .build out

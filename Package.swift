@@ -1,0 +1,70 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "reel",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "reel", targets: ["ReelCLI"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
+    ],
+    targets: [
+        // Domain values: models, generation specs, validation, errors. No I/O beyond reading a model's configs.
+        .target(name: "ReelCore", swiftSettings: swiftSettings),
+        // The worker protocol as a pure codec: typed requests and events, NDJSON framing.
+        .target(name: "ReelWorkerProtocol", swiftSettings: swiftSettings),
+        // RFC 4180 CSV reading.
+        .target(name: "ReelCSV", swiftSettings: swiftSettings),
+        // Starting and talking to one engine worker process.
+        .target(
+            name: "ReelWorker",
+            dependencies: [
+                "ReelCore", "ReelWorkerProtocol",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The `reel` command.
+        .executableTarget(
+            name: "ReelCLI",
+            dependencies: [
+                "ReelCore", "ReelWorkerProtocol", "ReelWorker", "ReelCSV",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Helpers shared by the test targets: locating the engine, temporary directories, waiting on events.
+        .target(
+            name: "ReelTestSupport",
+            dependencies: ["ReelWorker", "ReelCore"],
+            path: "Tests/ReelTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "ReelCoreTests", dependencies: ["ReelCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "ReelWorkerProtocolTests", dependencies: ["ReelWorkerProtocol"], swiftSettings: swiftSettings),
+        .testTarget(name: "ReelCSVTests", dependencies: ["ReelCSV"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ReelWorkerTests",
+            dependencies: ["ReelWorker", "ReelWorkerProtocol", "ReelTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ReelCLITests",
+            dependencies: ["ReelCLI", "ReelTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,73 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ReelCore
+import ReelWorker
+
+/// The options that choose a model, a device and where Reel keeps its data.
+struct EngineOptions: ParsableArguments {
+    @Option(help: "tiny, tiny:t2v-a14b, random:ti2v-5b, random:t2v-a14b, or a diffusers Wan2.2 directory.")
+    var model: String = "tiny"
+
+    @Option(help: "cpu, cuda or cuda:N; auto picks cuda:0 when a GPU is present.")
+    var device: String = "auto"
+
+    @Option(help: "Where Reel keeps models and state (default $REEL_DATA_DIR or ~/.local/share/reel).")
+    var dataDir: String?
+
+    @Flag(help: "Load with VAE tiling and model offload, for small GPUs.")
+    var memorySaving = false
+
+    @Flag(name: .shortAndLong, help: "Show the engine's log.")
+    var verbose = false
+
+    var resolvedDevice: String {
+        guard device == "auto" else { return device }
+        return FileManager.default.fileExists(atPath: "/dev/nvidia0") ? "cuda:0" : "cpu"
+    }
+
+    var resolvedDataDir: String {
+        if let dataDir { return absolutePath(dataDir) }
+        if let fromEnvironment = ProcessInfo.processInfo.environment["REEL_DATA_DIR"], !fromEnvironment.isEmpty {
+            return absolutePath(fromEnvironment)
+        }
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".local/share/reel").path
+    }
+
+    func launch() -> WorkerLaunch {
+        WorkerLaunch(
+            engine: EngineLocation.locate(), device: resolvedDevice, model: modelArgument,
+            dataDirectory: resolvedDataDir, memorySaving: memorySaving)
+    }
+
+    /// A model directory is passed to the worker as an absolute path.
+    var modelArgument: String {
+        ModelCatalog.builtInNames.contains(model) ? model : absolutePath(model)
+    }
+
+    func resolveModel() throws -> ModelInfo {
+        do {
+            return try ModelCatalog.resolve(modelArgument)
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+
+    func logger() -> Logger {
+        var logger = Logger(label: "reel")
+        logger.logLevel = verbose ? .debug : .warning
+        return logger
+    }
+}
+
+func absolutePath(_ path: String) -> String {
+    let expanded = (path as NSString).expandingTildeInPath
+    if expanded.hasPrefix("/") { return URL(fileURLWithPath: expanded).standardizedFileURL.path }
+    return URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(expanded)
+        .standardizedFileURL.path
+}
+
+/// Writes to stderr without buffering surprises.
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import ReelCore
+import ReelWorker
+import ReelWorkerProtocol
+
+/// `reel generate`: one prompt, one worker, one video.
+struct GenerateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate one video from a prompt with a local worker."
+    )
+
+    @Option(help: "What the video shows (any language).")
+    var prompt: String
+
+    @Option(help: "What the video should avoid.")
+    var negativePrompt: String?
+
+    @OptionGroup var engine: EngineOptions
+
+    @Option(help: "WIDTHxHEIGHT, multiples of the model's stride (32 for TI2V-5B, 16 for A14B).")
+    var size: String?
+
+    @Option(help: "Number of frames, 4n+1.")
+    var frames: Int?
+
+    @Option(help: "Duration in seconds; converted to the nearest 4n+1 frames at the model's frame rate.")
+    var seconds: Double?
+
+    @Option(help: "Denoising steps.")
+    var steps: Int?
+
+    @Option(help: "Classifier-free guidance scale.")
+    var guidance: Double?
+
+    @Option(help: "Random seed; the same seed on the same device gives the same video.")
+    var seed: UInt64?
+
+    @Flag(help: "Also write every frame as PNG.")
+    var pngFrames = false
+
+    @Option(help: "Directory for the video, frames and job.json.")
+    var out: String
+
+    func run() async throws {
+        let model = try engine.resolveModel()
+        let request = GenerationRequest(
+            prompt: prompt, negativePrompt: negativePrompt, size: size, frames: frames, seconds: seconds, steps: steps,
+            guidance: guidance, seed: seed, pngFrames: pngFrames)
+        let spec: GenerationSpec
+        do {
+            spec = try Validation.resolve(request, model: model)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        if let seconds, abs(spec.seconds - seconds) > 1e-9 {
+            printError(
+                "note: \(seconds) s is \(spec.frames) frames at \(spec.fps) fps (\(String(format: "%.3f", spec.seconds)) s)")
+        }
+        let outDir = absolutePath(out)
+        let job = WorkerRequest.Generate(spec: spec, job: "generate-\(UUID().uuidString.prefix(8).lowercased())", outDir: outDir)
+
+        let runner = LocalRunner(engine: engine)
+        let result = try await runner.run { connection, events in
+            let display = ProgressDisplay(label: "generating")
+            defer { display.finish() }
+            return try await connection.generate(job, events: &events) { display.update($0) }
+        }
+        print("video:    \(result.outputs.video)")
+        if let frames = result.outputs.framesDir { print("frames:   \(frames)") }
+        print("metadata: \(result.outputs.metadata)")
+        let seconds = result.seconds
+        print(
+            String(
+                format: "seconds:  text encoding %.2f, denoising %.2f, VAE decode %.2f, encoding %.2f, total %.2f",
+                seconds.textEncoding, seconds.denoising, seconds.vaeDecode, seconds.encoding, seconds.total))
+    }
+}
+
+extension WorkerRequest.Generate {
+    init(spec: GenerationSpec, job: String, outDir: String, metadata: [String: JSONValue]? = nil) {
+        self.init(
+            job: job, prompt: spec.prompt, negativePrompt: spec.negativePrompt, width: spec.width, height: spec.height,
+            frames: spec.frames, steps: spec.steps, guidance: spec.guidance, guidance2: spec.guidance2,
+            seed: spec.seed, pngFrames: spec.pngFrames, outDir: outDir, fps: spec.fps, metadata: metadata)
+    }
+}

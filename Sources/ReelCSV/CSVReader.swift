@@ -1,0 +1,133 @@
+/// Reads CSV as spreadsheets write it (RFC 4180): UTF-8 with or without a byte-order mark, CRLF or LF line ends,
+/// quoted fields that hold commas, doubled quotes and line breaks.
+public struct CSVTable: Sendable, Equatable {
+    /// The header's column names, trimmed.
+    public var header: [String]
+    /// The data records, blank lines skipped.
+    public var rows: [Row]
+
+    public struct Row: Sendable, Equatable {
+        /// The record's number as a spreadsheet shows it: the header is row 1, the first data record row 2.
+        public var number: Int
+        public var fields: [String]
+
+        public init(number: Int, fields: [String]) {
+            self.number = number
+            self.fields = fields
+        }
+    }
+
+    public init(header: [String], rows: [Row]) {
+        self.header = header
+        self.rows = rows
+    }
+}
+
+public struct CSVError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var row: Int
+    public var message: String
+    public var description: String { "row \(row): \(message)" }
+}
+
+public enum CSVReader {
+    /// Parses a whole document. The first non-blank record is the header.
+    public static func parse(_ text: String) throws(CSVError) -> CSVTable {
+        let records = try records(in: text)
+        guard let first = records.first else { throw CSVError(row: 1, message: "the file is empty; it needs a header row") }
+        let header = first.fields.map { $0.trimmingCharacters(in: " \t") }
+        var rows: [CSVTable.Row] = []
+        for (index, record) in records.dropFirst().enumerated() {
+            rows.append(CSVTable.Row(number: index + 2, fields: record.fields))
+        }
+        return CSVTable(header: header, rows: rows)
+    }
+
+    struct Record { var fields: [String] }
+
+    static func records(in text: String) throws(CSVError) -> [Record] {
+        var scalars = Substring(text).unicodeScalars[...]
+        if scalars.first == "\u{FEFF}" { scalars = scalars.dropFirst() }
+        var records: [Record] = []
+        var fields: [String] = []
+        var field = String.UnicodeScalarView()
+        var inQuotes = false
+        var fieldWasQuoted = false
+        var recordNumber = 1
+        var iterator = scalars.makeIterator()
+        var lookahead: Unicode.Scalar? = nil
+
+        func next() -> Unicode.Scalar? {
+            if let scalar = lookahead {
+                lookahead = nil
+                return scalar
+            }
+            return iterator.next()
+        }
+        func endRecord() {
+            fields.append(String(field))
+            field = String.UnicodeScalarView()
+            // A record of one empty unquoted field is a blank line: skip it.
+            if !(fields.count == 1 && fields[0].isEmpty && !fieldWasQuoted) {
+                records.append(Record(fields: fields))
+                recordNumber += 1
+            }
+            fields = []
+            fieldWasQuoted = false
+        }
+
+        while let scalar = next() {
+            if inQuotes {
+                if scalar == "\"" {
+                    let following = next()
+                    if following == "\"" {
+                        field.append("\"")
+                    } else {
+                        inQuotes = false
+                        lookahead = following
+                    }
+                } else {
+                    field.append(scalar)
+                }
+                continue
+            }
+            switch scalar {
+            case "\"":
+                if field.isEmpty && !fieldWasQuoted {
+                    inQuotes = true
+                    fieldWasQuoted = true
+                } else {
+                    throw CSVError(
+                        row: recordNumber,
+                        message: "a quote appears inside an unquoted field; quote the whole field and double inner quotes")
+                }
+            case ",":
+                fields.append(String(field))
+                field = String.UnicodeScalarView()
+                fieldWasQuoted = false
+            case "\r":
+                let following = next()
+                if following != "\n" { lookahead = following }
+                endRecord()
+            case "\n":
+                endRecord()
+            default:
+                if fieldWasQuoted {
+                    throw CSVError(row: recordNumber, message: "text follows a closing quote; quote the whole field")
+                }
+                field.append(scalar)
+            }
+        }
+        if inQuotes {
+            throw CSVError(row: recordNumber, message: "a quoted field is never closed; add the closing quote")
+        }
+        if !field.isEmpty || !fields.isEmpty || fieldWasQuoted { endRecord() }
+        return records
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: String) -> String {
+        let characters = Set(set)
+        return String(self.drop(while: { characters.contains($0) }).reversed().drop(while: { characters.contains($0) }).reversed())
+    }
+}

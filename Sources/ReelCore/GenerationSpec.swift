@@ -1,0 +1,85 @@
+/// A fully resolved, validated description of one video to generate: every value concrete.
+public struct GenerationSpec: Sendable, Equatable, Codable {
+    public var prompt: String
+    public var negativePrompt: String
+    public var width: Int
+    public var height: Int
+    public var frames: Int
+    public var fps: Int
+    public var steps: Int
+    public var guidance: Double
+    public var guidance2: Double?
+    public var seed: UInt64
+    public var pngFrames: Bool
+    public var model: String
+
+    public init(
+        prompt: String, negativePrompt: String, width: Int, height: Int, frames: Int, fps: Int, steps: Int,
+        guidance: Double, guidance2: Double?, seed: UInt64, pngFrames: Bool, model: String
+    ) {
+        self.prompt = prompt
+        self.negativePrompt = negativePrompt
+        self.width = width
+        self.height = height
+        self.frames = frames
+        self.fps = fps
+        self.steps = steps
+        self.guidance = guidance
+        self.guidance2 = guidance2
+        self.seed = seed
+        self.pngFrames = pngFrames
+        self.model = model
+    }
+
+    /// The video's duration in seconds.
+    public var seconds: Double { Double(frames) / Double(fps) }
+    public var size: String { "\(width)x\(height)" }
+}
+
+/// What a user asks for: any field may be missing and takes the model's default.
+public struct GenerationRequest: Sendable, Equatable {
+    public var prompt: String?
+    public var negativePrompt: String?
+    /// "WxH".
+    public var size: String?
+    public var frames: Int?
+    public var seconds: Double?
+    public var steps: Int?
+    public var guidance: Double?
+    public var seed: UInt64?
+    public var pngFrames: Bool
+
+    public init(
+        prompt: String? = nil, negativePrompt: String? = nil, size: String? = nil, frames: Int? = nil,
+        seconds: Double? = nil, steps: Int? = nil, guidance: Double? = nil, seed: UInt64? = nil,
+        pngFrames: Bool = false
+    ) {
+        self.prompt = prompt
+        self.negativePrompt = negativePrompt
+        self.size = size
+        self.frames = frames
+        self.seconds = seconds
+        self.steps = steps
+        self.guidance = guidance
+        self.seed = seed
+        self.pngFrames = pngFrames
+    }
+}
+
+/// Bounds enforced before any GPU work, so an absurd request never reaches a worker.
+public struct GenerationLimits: Sendable, Equatable {
+    public var maxFrames: Int
+    public var maxPixelsPerFrame: Int
+    public var maxSteps: Int
+    public var maxPromptCharacters: Int
+
+    public init(maxFrames: Int = 257, maxPixelsPerFrame: Int = 1920 * 1088, maxSteps: Int = 200,
+                maxPromptCharacters: Int = 4000) {
+        self.maxFrames = maxFrames
+        self.maxPixelsPerFrame = maxPixelsPerFrame
+        self.maxSteps = maxSteps
+        self.maxPromptCharacters = maxPromptCharacters
+    }
+
+    public static let standard = GenerationLimits()
+}

@@ -1,0 +1,83 @@
+import Foundation
+
+/// Resolves a model name the user typed into a `ModelInfo`, without loading any weights.
+///
+/// Built-in names need no files. A directory is recognised from its diffusers `model_index.json` and component
+/// configs; a missing or incomplete directory is an error that names the missing part and what to download.
+public enum ModelCatalog {
+    public static let builtInNames = ["tiny", "tiny:ti2v-5b", "tiny:t2v-a14b", "random:ti2v-5b", "random:t2v-a14b"]
+
+    public static func resolve(_ name: String) throws(ReelError) -> ModelInfo {
+        switch name {
+        case "tiny", "tiny:ti2v-5b":
+            return ModelInfo(name: name, architecture: .ti2v5B, randomWeights: true, defaults: .tinyTI2V)
+        case "tiny:t2v-a14b":
+            return ModelInfo(name: name, architecture: .t2vA14B, randomWeights: true, defaults: .tinyA14B)
+        case "random:ti2v-5b":
+            return ModelInfo(name: name, architecture: .ti2v5B, randomWeights: true, defaults: .ti2v5B)
+        case "random:t2v-a14b":
+            return ModelInfo(name: name, architecture: .t2vA14B, randomWeights: true, defaults: .t2vA14B)
+        default:
+            if name.hasPrefix("tiny:") || name.hasPrefix("random:") {
+                throw ReelError(
+                    .modelNotFound, field: "model",
+                    "unknown model '\(name)'; built-in models are \(builtInNames.joined(separator: ", ")), "
+                        + "or give the path of a diffusers-format Wan2.2 directory")
+            }
+            return try inspectDirectory(name)
+        }
+    }
+
+    /// Reads a diffusers-format Wan2.2 directory's configs to learn its architecture.
+    static func inspectDirectory(_ path: String) throws(ReelError) -> ModelInfo {
+        let root = URL(fileURLWithPath: path)
+        let hint =
+            "download \(Architecture.ti2v5B.downloadName) or \(Architecture.t2vA14B.downloadName) "
+            + "(for example with `hf download`) and pass its directory"
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ReelError(
+                .modelNotFound, field: "model",
+                "model '\(path)' is neither a built-in model (\(builtInNames.joined(separator: ", "))) "
+                    + "nor an existing directory; \(hint)")
+        }
+        guard let index = readJSON(root.appendingPathComponent("model_index.json")) else {
+            throw ReelError(
+                .modelNotFound, field: "model",
+                "model directory '\(path)' has no readable model_index.json, so it is not a diffusers model; \(hint)")
+        }
+        let architecture: Architecture = index["transformer_2"] != nil ? .t2vA14B : .ti2v5B
+        var required = ["transformer", "vae", "text_encoder", "tokenizer", "scheduler"]
+        if architecture == .t2vA14B { required.append("transformer_2") }
+        for component in required {
+            let folder = root.appendingPathComponent(component)
+            guard FileManager.default.fileExists(atPath: folder.path) else {
+                throw ReelError(
+                    .modelNotFound, field: "model",
+                    "model directory '\(path)' lacks the component '\(component)'; "
+                        + "download \(architecture.downloadName) completely")
+            }
+        }
+        // The Wan2.1 VAE (z_dim 16) compresses 8x; the Wan2.2 VAE (z_dim 48) 16x. TI2V-5B uses the latter.
+        if let vae = readJSON(root.appendingPathComponent("vae/config.json")),
+            let zDim = vae["z_dim"] as? Int
+        {
+            let expected = architecture == .ti2v5B ? 48 : 16
+            if zDim != expected {
+                throw ReelError(
+                    .modelNotFound, field: "model",
+                    "model directory '\(path)' pairs a \(architecture.rawValue) layout with a VAE of z_dim \(zDim) "
+                        + "(expected \(expected)); it is not a Wan2.2 model Reel supports")
+            }
+        }
+        let defaults: GenerationDefaults = architecture == .ti2v5B ? .ti2v5B : .t2vA14B
+        return ModelInfo(name: path, architecture: architecture, randomWeights: false, defaults: defaults)
+    }
+
+    private static func readJSON(_ url: URL) -> [String: Any]? {
+        guard let data = try? Data(contentsOf: url),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { return nil }
+        return object
+    }
+}

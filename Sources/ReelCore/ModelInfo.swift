@@ -1,0 +1,48 @@
+/// What Reel must know about a model before loading it: its architecture, strides, frame rate and defaults.
+public struct ModelInfo: Sendable, Equatable {
+    /// The name the user gave: `tiny`, `tiny:t2v-a14b`, `random:ti2v-5b`, `random:t2v-a14b`, or a directory path.
+    public var name: String
+    public var architecture: Architecture
+    /// Random-weight models produce noise; their metadata says so.
+    public var randomWeights: Bool
+    public var defaults: GenerationDefaults
+
+    public init(name: String, architecture: Architecture, randomWeights: Bool, defaults: GenerationDefaults) {
+        self.name = name
+        self.architecture = architecture
+        self.randomWeights = randomWeights
+        self.defaults = defaults
+    }
+
+    public var spatialStride: Int { architecture.spatialStride }
+    public var temporalStride: Int { architecture.temporalStride }
+    public var fps: Int { architecture.fps }
+    public var isTiny: Bool { name.hasPrefix("tiny") }
+}
+
+/// The values a job takes when the user leaves them out.
+public struct GenerationDefaults: Sendable, Equatable {
+    public var width: Int
+    public var height: Int
+    public var frames: Int
+    public var steps: Int
+    public var guidance: Double
+    /// The low-noise expert's guidance (T2V-A14B); nil where the model has one transformer.
+    public var guidance2: Double?
+
+    public init(width: Int, height: Int, frames: Int, steps: Int, guidance: Double, guidance2: Double? = nil) {
+        self.width = width
+        self.height = height
+        self.frames = frames
+        self.steps = steps
+        self.guidance = guidance
+        self.guidance2 = guidance2
+    }
+
+    public static let ti2v5B = GenerationDefaults(width: 1280, height: 704, frames: 121, steps: 50, guidance: 5.0)
+    public static let t2vA14B = GenerationDefaults(
+        width: 1280, height: 720, frames: 81, steps: 40, guidance: 4.0, guidance2: 3.0)
+    public static let tinyTI2V = GenerationDefaults(width: 256, height: 256, frames: 17, steps: 4, guidance: 5.0)
+    public static let tinyA14B = GenerationDefaults(
+        width: 256, height: 256, frames: 17, steps: 4, guidance: 4.0, guidance2: 3.0)
+}

@@ -1,0 +1,51 @@
+/// The named fields of a job spec as text (a CSV row, a form), turned into a typed `GenerationRequest`.
+///
+/// Column names are those of the batch CSV; an unknown name is an error that names it.
+public enum SpecFields {
+    /// The columns this version understands.
+    public static let known: [String] = [
+        "prompt", "negative_prompt", "size", "seconds", "frames", "steps", "guidance", "seed", "png_frames",
+    ]
+
+    public static func request(from fields: [String: String]) throws(ReelError) -> GenerationRequest {
+        for name in fields.keys where !known.contains(name) {
+            throw .invalid(name, "unknown column '\(name)'; the known columns are \(known.joined(separator: ", "))")
+        }
+        func text(_ name: String) -> String? {
+            guard let value = fields[name]?.trimmingWhitespace, !value.isEmpty else { return nil }
+            return value
+        }
+        func integer(_ name: String) throws(ReelError) -> Int? {
+            guard let value = text(name) else { return nil }
+            guard let number = Int(value) else { throw .invalid(name, "'\(value)' is not a whole number") }
+            return number
+        }
+        func number(_ name: String) throws(ReelError) -> Double? {
+            guard let value = text(name) else { return nil }
+            guard let number = Double(value), number.isFinite else { throw .invalid(name, "'\(value)' is not a number") }
+            return number
+        }
+        var request = GenerationRequest()
+        request.prompt = fields["prompt"]
+        request.negativePrompt = text("negative_prompt")
+        request.size = text("size")
+        request.frames = try integer("frames")
+        request.seconds = try number("seconds")
+        request.steps = try integer("steps")
+        request.guidance = try number("guidance")
+        if let seed = text("seed") {
+            guard let value = UInt64(seed), value <= UInt64(Int64.max) else {
+                throw .invalid("seed", "'\(seed)' is not a whole number between 0 and \(Int64.max)")
+            }
+            request.seed = value
+        }
+        if let flag = text("png_frames") {
+            switch flag.lowercased() {
+            case "1", "true", "yes", "y": request.pngFrames = true
+            case "0", "false", "no", "n": request.pngFrames = false
+            default: throw .invalid("png_frames", "'\(flag)' is not true or false")
+            }
+        }
+        return request
+    }
+}

@@ -1,0 +1,96 @@
+/// A request from Reel to an engine worker: one JSON object on one line of the worker's stdin.
+public enum WorkerRequest: Sendable, Equatable {
+    case generate(Generate)
+    case cancel(job: String)
+    case ping
+    case shutdown
+
+    /// Generate one video into `outDir`.
+    public struct Generate: Sendable, Equatable, Codable {
+        public var job: String
+        public var prompt: String
+        public var negativePrompt: String
+        public var width: Int
+        public var height: Int
+        public var frames: Int
+        public var steps: Int
+        public var guidance: Double
+        public var guidance2: Double?
+        public var seed: UInt64
+        public var pngFrames: Bool
+        public var outDir: String
+        public var fps: Int?
+        public var memorySaving: Bool?
+        /// Extra fields copied into `job.json`.
+        public var metadata: [String: JSONValue]?
+        /// Test-only fault injection; the worker honours it only with REEL_ENGINE_ALLOW_FAULTS=1.
+        public var debug: [String: JSONValue]?
+
+        public init(
+            job: String, prompt: String, negativePrompt: String, width: Int, height: Int, frames: Int, steps: Int,
+            guidance: Double, guidance2: Double? = nil, seed: UInt64, pngFrames: Bool, outDir: String,
+            fps: Int? = nil, memorySaving: Bool? = nil, metadata: [String: JSONValue]? = nil,
+            debug: [String: JSONValue]? = nil
+        ) {
+            self.job = job
+            self.prompt = prompt
+            self.negativePrompt = negativePrompt
+            self.width = width
+            self.height = height
+            self.frames = frames
+            self.steps = steps
+            self.guidance = guidance
+            self.guidance2 = guidance2
+            self.seed = seed
+            self.pngFrames = pngFrames
+            self.outDir = outDir
+            self.fps = fps
+            self.memorySaving = memorySaving
+            self.metadata = metadata
+            self.debug = debug
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case job, prompt, width, height, frames, steps, guidance, seed, fps, metadata, debug
+            case negativePrompt = "negative_prompt"
+            case guidance2 = "guidance_2"
+            case pngFrames = "png_frames"
+            case outDir = "out_dir"
+            case memorySaving = "memory_saving"
+        }
+    }
+}
+
+extension WorkerRequest: Codable {
+    private enum TypeKey: String, CodingKey { case type, job }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: TypeKey.self)
+        let type = try container.decode(String.self, forKey: .type)
+        switch type {
+        case "generate": self = .generate(try Generate(from: decoder))
+        case "cancel": self = .cancel(job: try container.decode(String.self, forKey: .job))
+        case "ping": self = .ping
+        case "shutdown": self = .shutdown
+        default:
+            throw DecodingError.dataCorruptedError(
+                forKey: .type, in: container, debugDescription: "unknown request type '\(type)'")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: TypeKey.self)
+        switch self {
+        case .generate(let generate):
+            try container.encode("generate", forKey: .type)
+            try generate.encode(to: encoder)
+        case .cancel(let job):
+            try container.encode("cancel", forKey: .type)
+            try container.encode(job, forKey: .job)
+        case .ping:
+            try container.encode("ping", forKey: .type)
+        case .shutdown:
+            try container.encode("shutdown", forKey: .type)
+        }
+    }
+}
