@@ -93,9 +93,10 @@ public enum Validation {
         return (width, height)
     }
 
-    /// The number of frames (4n+1) closest to a duration at a frame rate: 5 s at 24 fps is 121 frames.
+    /// The number of frames (4n+1) whose playing time (frames / fps) is closest to a duration:
+    /// 5 s at 24 fps is 121 frames (5.04 s), at 16 fps 81 frames (5.06 s).
     public static func framesFor(seconds: Double, fps: Int) -> Int {
-        let intervals = (seconds * Double(fps) / 4).rounded()
+        let intervals = ((seconds * Double(fps) - 1) / 4).rounded()
         return Int(max(intervals, 0)) * 4 + 1
     }
 
@@ -103,8 +104,9 @@ public enum Validation {
         max(1, Int((Double(frames - 1) / 4).rounded()) * 4 + 1)
     }
 
+    /// The multiple of `stride` nearest to `value`; a tie goes to the smaller, cheaper size.
     public static func nearestMultiple(_ value: Int, of stride: Int) -> Int {
-        max(stride, Int((Double(value) / Double(stride)).rounded()) * stride)
+        max(stride, (value + (stride - 1) / 2) / stride * stride)
     }
 }
 
