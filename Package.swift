@@ -17,6 +17,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // Domain values: models, generation specs, validation, errors. No I/O beyond reading a model's configs.
@@ -36,11 +41,40 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Durable jobs with leases: the store protocol, SQLite (GRDB) and in-memory implementations.
+        .target(
+            name: "ReelStore",
+            dependencies: ["ReelCore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+        // Slots, workers and jobs: claims jobs under leases, supervises worker processes, publishes events.
+        .target(
+            name: "ReelScheduler",
+            dependencies: [
+                "ReelCore", "ReelStore", "ReelWorker", "ReelWorkerProtocol",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The HTTP API (Hummingbird): jobs, events, workers, health and metrics.
+        .target(
+            name: "ReelServer",
+            dependencies: [
+                "ReelCore", "ReelStore", "ReelScheduler", "ReelCSV",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The `reel` command.
         .executableTarget(
             name: "ReelCLI",
             dependencies: [
-                "ReelCore", "ReelWorkerProtocol", "ReelWorker", "ReelCSV",
+                "ReelCore", "ReelWorkerProtocol", "ReelWorker", "ReelCSV", "ReelStore", "ReelScheduler", "ReelServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -56,6 +90,20 @@ let package = Package(
         .testTarget(name: "ReelCoreTests", dependencies: ["ReelCore"], swiftSettings: swiftSettings),
         .testTarget(name: "ReelWorkerProtocolTests", dependencies: ["ReelWorkerProtocol"], swiftSettings: swiftSettings),
         .testTarget(name: "ReelCSVTests", dependencies: ["ReelCSV"], swiftSettings: swiftSettings),
+        .testTarget(name: "ReelStoreTests", dependencies: ["ReelStore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ReelSchedulerTests",
+            dependencies: ["ReelScheduler", "ReelStore", "ReelTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ReelServerTests",
+            dependencies: [
+                "ReelServer", "ReelScheduler", "ReelStore", "ReelTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "ReelWorkerTests",
             dependencies: ["ReelWorker", "ReelWorkerProtocol", "ReelTestSupport"],

@@ -1,0 +1,53 @@
+import Foundation
+import ReelWorker
+
+/// Everything the scheduler needs to know to run slots.
+public struct SchedulerConfiguration: Sendable {
+    /// This node's name; leases are owned by `node/slot`.
+    public var node: String
+    public var slots: [Slot]
+    public var engine: EngineLocation
+    public var model: String
+    public var dataDirectory: String
+    /// After this many claimed attempts a job fails for good.
+    public var maxAttempts: Int
+    /// A running worker that sends nothing for this long is killed and treated as crashed.
+    public var stallTimeout: Duration
+    /// A starting worker that is not ready after this long is killed.
+    public var startupTimeout: Duration
+    /// How long a claim holds without renewal; renewed by progress and while the worker is alive.
+    public var leaseDuration: Duration
+    /// On shutdown, how long running jobs may go on before they are stopped and left queued.
+    public var grace: Duration
+    /// Consecutive failed starts after which a slot is shown as unhealthy.
+    public var unhealthyAfter: Int
+    public var backoff: Backoff
+    /// Extra environment for workers (tests enable fault injection through it).
+    public var workerEnvironment: [String: String]
+
+    public init(
+        node: String, slots: [Slot], engine: EngineLocation, model: String, dataDirectory: String,
+        maxAttempts: Int = 3, stallTimeout: Duration = .seconds(300), startupTimeout: Duration = .seconds(1800),
+        leaseDuration: Duration = .seconds(60), grace: Duration = .seconds(30), unhealthyAfter: Int = 3,
+        backoff: Backoff = Backoff(), workerEnvironment: [String: String] = [:]
+    ) {
+        self.node = node
+        self.slots = slots
+        self.engine = engine
+        self.model = model
+        self.dataDirectory = dataDirectory
+        self.maxAttempts = maxAttempts
+        self.stallTimeout = stallTimeout
+        self.startupTimeout = startupTimeout
+        self.leaseDuration = leaseDuration
+        self.grace = grace
+        self.unhealthyAfter = unhealthyAfter
+        self.backoff = backoff
+        self.workerEnvironment = workerEnvironment
+    }
+
+    /// Where a job's files go.
+    public func outputDirectory(jobID: String) -> String {
+        dataDirectory + "/outputs/" + jobID
+    }
+}

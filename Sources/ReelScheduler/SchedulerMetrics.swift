@@ -1,0 +1,30 @@
+import CoreMetrics
+import Foundation
+
+/// The scheduler's metrics, created from an explicit factory so nothing global is bootstrapped.
+public struct SchedulerMetrics: Sendable {
+    let factory: any MetricsFactory
+
+    public init(factory: any MetricsFactory) { self.factory = factory }
+
+    func jobFinished(state: String) {
+        Counter(label: "reel_jobs_finished_total", dimensions: [("state", state)], factory: factory).increment()
+    }
+
+    func failure(code: String) {
+        Counter(label: "reel_job_failures_total", dimensions: [("code", code)], factory: factory).increment()
+    }
+
+    func workerRestart(slot: String) {
+        Counter(label: "reel_worker_restarts_total", dimensions: [("slot", slot)], factory: factory).increment()
+    }
+
+    func stageSeconds(_ stage: String, _ seconds: Double) {
+        Timer(label: "reel_stage_seconds", dimensions: [("stage", stage)], factory: factory)
+            .recordNanoseconds(Int64(seconds * 1e9))
+    }
+
+    func stepsPerSecond(slot: String, _ value: Double) {
+        Gauge(label: "reel_denoise_steps_per_second", dimensions: [("slot", slot)], factory: factory).record(value)
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+
+/// One place a worker runs: a device, and the name it is known by.
+public struct Slot: Sendable, Equatable, Hashable, Codable {
+    /// Unique within a node: `cuda:0`, or `cpu-1` when several CPU slots share the host.
+    public var id: String
+    /// The device the worker is started with: `cpu`, `cuda:0`, …
+    public var device: String
+
+    public init(id: String, device: String) {
+        self.id = id
+        self.device = device
+    }
+}
+
+/// Turns `--devices` into slots: `auto`, `cpu`, `cpu,cpu`, `cuda:0,cuda:1`, …
+public enum SlotPlan {
+    public static func parse(_ text: String, cudaDeviceCount: () -> Int = SlotPlan.countCUDADevices) throws -> [Slot] {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        var devices: [String]
+        if trimmed == "auto" {
+            let count = cudaDeviceCount()
+            devices = count > 0 ? (0..<count).map { "cuda:\($0)" } : ["cpu"]
+        } else {
+            devices = trimmed.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        guard !devices.isEmpty else { throw SlotPlanError("--devices is empty; use auto, cpu, cpu,cpu or cuda:0,cuda:1") }
+        var slots: [Slot] = []
+        var cpuCount = 0
+        var seen = Set<String>()
+        let totalCPU = devices.filter { $0 == "cpu" }.count
+        for device in devices {
+            if device == "cpu" {
+                cpuCount += 1
+                slots.append(Slot(id: totalCPU > 1 ? "cpu-\(cpuCount)" : "cpu", device: "cpu"))
+                continue
+            }
+            var normalized = device
+            if device == "cuda" { normalized = "cuda:0" }
+            guard normalized.hasPrefix("cuda:"), let index = Int(normalized.dropFirst(5)), index >= 0 else {
+                throw SlotPlanError("'\(device)' is not a device; use cpu or cuda:N")
+            }
+            guard seen.insert(normalized).inserted else {
+                throw SlotPlanError("\(normalized) appears twice in --devices; one worker per GPU")
+            }
+            slots.append(Slot(id: normalized, device: normalized))
+        }
+        return slots
+    }
+
+    /// The NVIDIA GPUs this host exposes (`/dev/nvidiaN`), honouring CUDA_VISIBLE_DEVICES when it is set.
+    public static func countCUDADevices() -> Int {
+        if let visible = ProcessInfo.processInfo.environment["CUDA_VISIBLE_DEVICES"] {
+            return visible.split(separator: ",").filter { !$0.isEmpty && $0 != "-1" }.count
+        }
+        var count = 0
+        while FileManager.default.fileExists(atPath: "/dev/nvidia\(count)") { count += 1 }
+        return count
+    }
+}
+
+public struct SlotPlanError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,491 @@
+import Foundation
+import Logging
+import ReelCore
+import ReelStore
+import ReelWorker
+import ReelWorkerProtocol
+import Synchronization
+
+/// Keeps one warm worker on one slot and feeds it jobs from the store, one at a time.
+///
+/// The worker is restarted with backoff whenever it exits; the job it was running is requeued or failed by the
+/// retry policy. A worker that sends nothing for the stall timeout is killed with its process group.
+final class SlotRunner: Sendable {
+    let slot: Slot
+    let configuration: SchedulerConfiguration
+    let store: any JobStore
+    let bus: EventBus
+    let board: StatusBoard
+    let metrics: SchedulerMetrics
+    let logger: Logger
+    let doorbell: Doorbell
+    let shutdown: ShutdownState
+    let jobDebug: (@Sendable (Job) -> [String: JSONValue]?)?
+
+    /// The worker connection and job of the moment, for cancel requests from the API.
+    private struct Current {
+        var connection: WorkerConnection?
+        var jobID: String?
+    }
+    private let current = Mutex(Current())
+
+    init(
+        slot: Slot, configuration: SchedulerConfiguration, store: any JobStore, bus: EventBus, board: StatusBoard,
+        metrics: SchedulerMetrics, logger: Logger, doorbell: Doorbell, shutdown: ShutdownState,
+        jobDebug: (@Sendable (Job) -> [String: JSONValue]?)?
+    ) {
+        self.slot = slot
+        self.configuration = configuration
+        self.store = store
+        self.bus = bus
+        self.board = board
+        self.metrics = metrics
+        var logger = logger
+        logger[metadataKey: "slot"] = "\(slot.id)"
+        self.logger = logger
+        self.doorbell = doorbell
+        self.shutdown = shutdown
+        self.jobDebug = jobDebug
+    }
+
+    var owner: String { "\(configuration.node)/\(slot.id)" }
+
+    /// Asks the worker to stop `jobID` at its next step, if this slot runs it. True when it does.
+    func requestCancel(jobID: String) -> Bool {
+        let connection = current.withLock { $0.jobID == jobID ? $0.connection : nil }
+        guard let connection else { return false }
+        try? connection.send(.cancel(job: jobID))
+        return true
+    }
+
+    // MARK: - The worker's life cycle
+
+    /// How one worker's life ended.
+    enum WorkerOutcome {
+        /// Shutdown: the worker was told to exit.
+        case stopped
+        /// It never became ready.
+        case neverReady(String)
+        /// It died, possibly in the middle of a job.
+        case died(InFlight?)
+    }
+
+    /// The job a worker was running when it died, and why it was killed when Reel killed it.
+    struct InFlight {
+        var job: Job
+        var lease: Lease
+        var killedBecause: KillReason?
+        var progress: JobProgress?
+    }
+
+    enum KillReason: Equatable {
+        case stalled(Duration)
+        case shutdown
+        case leaseLost
+    }
+
+    func run() async {
+        var startFailures = 0
+        var crashes = 0
+        while !shutdown.stopping && !Task.isCancelled {
+            board.update(slot.id) {
+                $0.state = startFailures >= configuration.unhealthyAfter ? .unhealthy : .starting
+                $0.pid = nil
+                $0.job = nil
+            }
+            let launch = WorkerLaunch(
+                engine: configuration.engine, device: slot.device, model: configuration.model,
+                dataDirectory: configuration.dataDirectory, environment: configuration.workerEnvironment)
+            var outcome = WorkerOutcome.neverReady("the worker could not be started")
+            var exit: WorkerExit?
+            let slotLogger = logger
+            do {
+                let (result, workerExit) = try await WorkerProcess.run(
+                    launch, logger: logger, grace: .seconds(5),
+                    stderrHandler: { line in slotLogger.debug("engine: \(line)") }
+                ) { connection in
+                    await self.serve(connection)
+                }
+                outcome = result
+                exit = workerExit
+            } catch {
+                outcome = .neverReady("could not start \(configuration.engine.python): \(error)")
+            }
+            current.withLock { $0 = Current() }
+
+            switch outcome {
+            case .stopped:
+                crashes = 0
+            case .neverReady(let reason):
+                startFailures += 1
+                let detail = reason + (exit.map { " (\($0))" } ?? "")
+                logger.error("worker failed to start (\(startFailures) in a row): \(detail)")
+                board.update(slot.id) { $0.lastError = detail }
+            case .died(let inFlight):
+                startFailures = 0
+                crashes += 1
+                let description = describe(exit: exit, killedBecause: inFlight?.killedBecause)
+                logger.warning("worker died: \(description)")
+                board.update(slot.id) { $0.lastError = description }
+                if let inFlight { await recover(inFlight, description: description) }
+            }
+            if shutdown.stopping { break }
+            metrics.workerRestart(slot: slot.id)
+            let unhealthy = startFailures >= configuration.unhealthyAfter
+            board.update(slot.id) {
+                $0.restarts += 1
+                $0.state = unhealthy ? .unhealthy : .restarting
+            }
+            let delay = configuration.backoff.delay(afterConsecutiveFailures: max(startFailures, crashes))
+            await doorbell.wait(upTo: delay, stop: { self.shutdown.stopping })
+            // A job that finished cleanly resets the crash count (see serve).
+            if case .died = outcome {} else { crashes = 0 }
+        }
+        board.update(slot.id) {
+            $0.state = .stopped
+            $0.job = nil
+        }
+    }
+
+    private func describe(exit: WorkerExit?, killedBecause: KillReason?) -> String {
+        var text: String
+        switch killedBecause {
+        case .stalled(let timeout): text = "stalled: no progress for \(timeout), killed"
+        case .shutdown: text = "stopped for shutdown"
+        case .leaseLost: text = "killed after losing its lease"
+        case nil: text = "the worker \(exit.map(\.description) ?? "exited")"
+        }
+        if killedBecause == nil, let last = exit?.stderrTail.last(where: { !$0.isEmpty }) {
+            text += "; last log line: \(last.prefix(300))"
+        }
+        return text
+    }
+
+    /// Decides what happens to the job a dead worker was running.
+    private func recover(_ inFlight: InFlight, description: String) async {
+        let now = Date()
+        let job = inFlight.job
+        do {
+            if inFlight.killedBecause == .shutdown {
+                if try await store.release(inFlight.lease, now: now) {
+                    publish("requeued", job, state: .queued, message: "stopped for shutdown; left queued")
+                }
+                return
+            }
+            if try await store.job(id: job.id)?.cancelRequested == true {
+                if try await store.finishCancelled(inFlight.lease, now: now) {
+                    publish("cancelled", job, state: .cancelled)
+                    metrics.jobFinished(state: "cancelled")
+                }
+                return
+            }
+            let code = inFlight.killedBecause.map { if case .stalled = $0 { "worker_stalled" } else { "worker_crashed" } }
+                ?? "worker_crashed"
+            let where_ = inFlight.progress.map { " during \($0.stage) \($0.step)/\($0.total)" } ?? ""
+            let message = description + where_
+            let decision = RetryPolicy.decide(
+                .workerDied(description: message), attempts: inFlight.lease.attempt,
+                maxAttempts: configuration.maxAttempts, memorySaving: job.memorySaving)
+            try await apply(decision, lease: inFlight.lease, job: job, code: code, message: message)
+        } catch {
+            logger.error("could not record the end of job \(job.id): \(error); its lease will expire")
+        }
+    }
+
+    private func apply(_ decision: RetryDecision, lease: Lease, job: Job, code: String, message: String) async throws {
+        let now = Date()
+        metrics.failure(code: code)
+        switch decision {
+        case .retry(let memorySaving):
+            if try await store.fail(lease, code: code, message: message, retry: true, memorySaving: memorySaving, now: now) {
+                publish("requeued", job, state: .queued, errorCode: code, message: message)
+                doorbell.ring()
+            }
+        case .fail(let finalMessage):
+            if try await store.fail(lease, code: code, message: finalMessage, retry: false, memorySaving: false, now: now) {
+                publish("failed", job, state: .failed, errorCode: code, message: finalMessage)
+                metrics.jobFinished(state: "failed")
+            }
+        }
+    }
+
+    private func publish(
+        _ kind: String, _ job: Job, state: JobState, progress: JobProgress? = nil, errorCode: String? = nil,
+        message: String? = nil, attempt: Int? = nil
+    ) {
+        bus.publish(
+            ServerEvent(
+                kind: kind, job: job.id, state: state, attempt: attempt ?? job.attempts, progress: progress,
+                slot: slot.id, errorCode: errorCode, message: message))
+    }
+
+    // MARK: - Serving jobs on a ready worker
+
+    private func serve(_ connection: WorkerConnection) async -> WorkerOutcome {
+        var events = connection.events.makeAsyncIterator()
+        board.update(slot.id) {
+            $0.state = .starting
+            $0.pid = connection.pid
+        }
+        // The model may take long to load, but not forever, and a shutdown must not wait for it.
+        let startup = Task {
+            let deadline = ContinuousClock.now + configuration.startupTimeout
+            while ContinuousClock.now < deadline && !shutdown.stopping {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            connection.killGroup()
+        }
+        defer { startup.cancel() }
+        let ready: WorkerEvent.Ready
+        do {
+            ready = try await connection.awaitReady(&events)
+        } catch {
+            if shutdown.stopping { return .stopped }
+            return .neverReady(error.description)
+        }
+        startup.cancel()
+        current.withLock { $0.connection = connection }
+        board.update(slot.id) {
+            $0.state = .ready
+            $0.freeMemoryBytes = ready.freeMemoryBytes
+            $0.totalMemoryBytes = ready.totalMemoryBytes
+            $0.lastError = nil
+        }
+        logger.info("worker \(connection.pid) ready: \(ready.model) on \(ready.device) (\(ready.dtype))")
+
+        while true {
+            if shutdown.stopping { return .stopped }
+            let claimed: (job: Job, lease: Lease)?
+            do {
+                let now = Date()
+                claimed = try await store.claim(
+                    owner: owner, slot: slot.id, leaseExpiresAt: now.addingTimeInterval(configuration.leaseDuration.seconds),
+                    now: now)
+            } catch {
+                logger.error("claiming a job failed: \(error)")
+                await doorbell.wait(upTo: .seconds(1), stop: { self.shutdown.stopping })
+                continue
+            }
+            guard let (job, lease) = claimed else {
+                await doorbell.wait(upTo: .milliseconds(500), stop: { self.shutdown.stopping })
+                continue
+            }
+            if let inFlight = await runJob(job, lease: lease, connection: connection, events: &events) {
+                return .died(inFlight)
+            }
+            board.update(slot.id) {
+                $0.state = .ready
+                $0.job = nil
+                $0.stage = nil
+                $0.step = nil
+                $0.totalSteps = nil
+            }
+        }
+    }
+
+    /// Runs one claimed job. Returns nil when the worker is still usable, or what was in flight when it died.
+    private func runJob(
+        _ job: Job, lease: Lease, connection: WorkerConnection, events: inout AsyncStream<WorkerEvent>.Iterator
+    ) async -> InFlight? {
+        let outDir = configuration.outputDirectory(jobID: job.id)
+        // One set of outputs per job: whatever an earlier attempt left is removed first.
+        try? FileManager.default.removeItem(atPath: outDir)
+        try? FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+
+        current.withLock { $0.jobID = job.id }
+        defer { current.withLock { $0.jobID = nil } }
+        board.update(slot.id) {
+            $0.state = .busy
+            $0.job = job.id
+            $0.step = 0
+            $0.totalSteps = job.spec.steps
+            $0.stage = nil
+        }
+        publish("started", job, state: .running, attempt: lease.attempt)
+        logger.info("job \(job.id) attempt \(lease.attempt) started")
+
+        var request = WorkerRequest.Generate(
+            job: job.id, prompt: job.spec.prompt, negativePrompt: job.spec.negativePrompt, width: job.spec.width,
+            height: job.spec.height, frames: job.spec.frames, steps: job.spec.steps, guidance: job.spec.guidance,
+            guidance2: job.spec.guidance2, seed: job.spec.seed, pngFrames: job.spec.pngFrames, outDir: outDir,
+            fps: job.spec.fps, memorySaving: job.memorySaving ? true : nil,
+            metadata: ["job_id": .string(job.id), "attempt": .number(Double(lease.attempt))])
+        request.debug = jobDebug?(job)
+        do {
+            try connection.send(.generate(request))
+        } catch {
+            return InFlight(job: job, lease: lease, killedBecause: nil, progress: nil)
+        }
+
+        let watch = JobWatch()
+        let watchdog = Task { await self.watch(job: job, lease: lease, connection: connection, state: watch) }
+        defer { watchdog.cancel() }
+
+        var lastRenewal = ContinuousClock.now
+        var denoiseStart: ContinuousClock.Instant?
+        while let event = await events.next() {
+            watch.touch()
+            switch event {
+            case .progress(let progress) where progress.job == job.id:
+                let jobProgress = JobProgress(stage: progress.stage.rawValue, step: progress.step, total: progress.total)
+                watch.progress(jobProgress)
+                var rate: Double?
+                if progress.stage == .denoising {
+                    if progress.step <= 1 || denoiseStart == nil { denoiseStart = ContinuousClock.now }
+                    if let start = denoiseStart, progress.step > 1 {
+                        let elapsed = (ContinuousClock.now - start).seconds
+                        if elapsed > 0 { rate = Double(progress.step - 1) / elapsed }
+                    }
+                }
+                if let rate { metrics.stepsPerSecond(slot: slot.id, rate) }
+                board.update(slot.id) {
+                    $0.stage = progress.stage.rawValue
+                    $0.step = progress.step
+                    $0.totalSteps = progress.total
+                    if let rate { $0.stepsPerSecond = rate }
+                }
+                publish("progress", job, state: .running, progress: jobProgress, attempt: lease.attempt)
+                if ContinuousClock.now - lastRenewal >= .milliseconds(500) {
+                    lastRenewal = ContinuousClock.now
+                    await renew(lease, progress: jobProgress, watch: watch, connection: connection)
+                }
+            case .result(let result) where result.job == job.id:
+                await finish(job, lease: lease, result: result)
+                return nil
+            case .error(let failure) where failure.job == job.id || failure.job == nil:
+                await handle(failure, job: job, lease: lease)
+                return nil
+            default:
+                continue
+            }
+        }
+        return InFlight(job: job, lease: lease, killedBecause: watch.killReason, progress: watch.lastProgress)
+    }
+
+    private func renew(_ lease: Lease, progress: JobProgress?, watch: JobWatch, connection: WorkerConnection) async {
+        let now = Date()
+        do {
+            let held = try await store.renew(
+                lease, until: now.addingTimeInterval(configuration.leaseDuration.seconds), progress: progress, now: now)
+            if !held {
+                // Someone else owns the job now (its lease expired, or it was cancelled): stop working on it.
+                logger.warning("lost the lease of job \(lease.jobID); stopping the worker")
+                watch.kill(.leaseLost)
+                connection.killGroup()
+            }
+        } catch {
+            logger.error("renewing the lease of \(lease.jobID) failed: \(error)")
+        }
+    }
+
+    /// Runs beside a job: kills a stalled worker, stops the job when the shutdown grace ends, renews the lease
+    /// while the worker is alive, and forwards cancel requests made on other nodes.
+    private func watch(job: Job, lease: Lease, connection: WorkerConnection, state: JobWatch) async {
+        var lastRenewal = ContinuousClock.now
+        var lastCancelCheck = ContinuousClock.now
+        var cancelSent = false
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(100))
+            if Task.isCancelled { return }
+            let now = ContinuousClock.now
+            if now - state.lastEvent > configuration.stallTimeout {
+                logger.warning("job \(job.id): no progress for \(configuration.stallTimeout); killing the worker")
+                state.kill(.stalled(configuration.stallTimeout))
+                connection.killGroup()
+                return
+            }
+            if shutdown.graceExpired {
+                logger.warning("job \(job.id): shutdown grace is over; stopping it and leaving it queued")
+                state.kill(.shutdown)
+                connection.killGroup()
+                return
+            }
+            if now - lastRenewal >= configuration.leaseDuration / 3 {
+                lastRenewal = now
+                await renew(lease, progress: state.lastProgress, watch: state, connection: connection)
+            }
+            if !cancelSent && now - lastCancelCheck >= .seconds(1) {
+                lastCancelCheck = now
+                if (try? await store.job(id: job.id))?.cancelRequested == true {
+                    cancelSent = true
+                    try? connection.send(.cancel(job: job.id))
+                }
+            }
+        }
+    }
+
+    private func finish(_ job: Job, lease: Lease, result: WorkerEvent.Result) async {
+        let fileManager = FileManager.default
+        guard fileManager.fileExists(atPath: result.outputs.video), fileManager.fileExists(atPath: result.outputs.metadata)
+        else {
+            await handle(
+                WorkerEvent.Failure(
+                    job: job.id, code: .internal, message: "the worker reported a result but its files are missing"),
+                job: job, lease: lease)
+            return
+        }
+        let seconds = result.seconds
+        let perStage = [
+            "text_encoding": seconds.textEncoding, "denoising": seconds.denoising, "vae_decode": seconds.vaeDecode,
+            "encoding": seconds.encoding, "total": seconds.total,
+        ]
+        let outputs = JobOutputs(
+            directory: result.outputs.dir, video: result.outputs.video, metadata: result.outputs.metadata,
+            framesDirectory: result.outputs.framesDir, frameCount: result.outputs.frameCount, secondsPerStage: perStage)
+        do {
+            if try await store.complete(lease, outputs: outputs, now: Date()) {
+                publish("succeeded", job, state: .succeeded, attempt: lease.attempt)
+                metrics.jobFinished(state: "succeeded")
+                for (stage, value) in perStage where stage != "total" { metrics.stageSeconds(stage, value) }
+                logger.info("job \(job.id) succeeded in \(String(format: "%.2f", seconds.total)) s")
+            } else {
+                logger.warning("job \(job.id): result of attempt \(lease.attempt) dropped; the lease is no longer current")
+            }
+        } catch {
+            logger.error("recording the result of \(job.id) failed: \(error)")
+        }
+    }
+
+    private func handle(_ failure: WorkerEvent.Failure, job: Job, lease: Lease) async {
+        do {
+            if failure.code == .cancelled {
+                if try await store.finishCancelled(lease, now: Date()) {
+                    publish("cancelled", job, state: .cancelled, attempt: lease.attempt)
+                    metrics.jobFinished(state: "cancelled")
+                }
+                return
+            }
+            let decision = RetryPolicy.decide(
+                .workerError(code: failure.code, message: failure.message), attempts: lease.attempt,
+                maxAttempts: configuration.maxAttempts, memorySaving: job.memorySaving)
+            try await apply(decision, lease: lease, job: job, code: failure.code.rawValue, message: failure.message)
+        } catch {
+            logger.error("recording the failure of \(job.id) failed: \(error)")
+        }
+    }
+}
+
+/// What the watchdog and the event loop share about the running job.
+final class JobWatch: Sendable {
+    private struct State {
+        var lastEvent = ContinuousClock.now
+        var lastProgress: JobProgress?
+        var killReason: SlotRunner.KillReason?
+    }
+    private let state = Mutex(State())
+
+    func touch() { state.withLock { $0.lastEvent = ContinuousClock.now } }
+    func progress(_ progress: JobProgress) { state.withLock { $0.lastProgress = progress } }
+    func kill(_ reason: SlotRunner.KillReason) { state.withLock { if $0.killReason == nil { $0.killReason = reason } } }
+
+    var lastEvent: ContinuousClock.Instant { state.withLock { $0.lastEvent } }
+    var lastProgress: JobProgress? { state.withLock { $0.lastProgress } }
+    var killReason: SlotRunner.KillReason? { state.withLock { $0.killReason } }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

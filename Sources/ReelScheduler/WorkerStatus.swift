@@ -1,0 +1,81 @@
+import Foundation
+import Synchronization
+
+/// What one slot's worker is doing, for `/v1/workers` and readiness.
+public struct WorkerStatus: Sendable, Equatable, Codable {
+    public enum State: String, Sendable, Codable {
+        /// The worker is loading its model.
+        case starting
+        /// Loaded and waiting for a job.
+        case ready
+        /// Running a job.
+        case busy
+        /// Waiting before a restart after the worker exited.
+        case restarting
+        /// Failed to start several times in a row; still retried, with backoff.
+        case unhealthy
+        /// Stopped for shutdown.
+        case stopped
+    }
+
+    public var slot: String
+    public var node: String
+    public var device: String
+    public var state: State
+    public var pid: Int32?
+    public var job: String?
+    public var step: Int?
+    public var totalSteps: Int?
+    public var stage: String?
+    public var stepsPerSecond: Double?
+    public var freeMemoryBytes: Int64?
+    public var totalMemoryBytes: Int64?
+    public var restarts: Int
+    public var lastError: String?
+    public var since: Date
+
+    public init(slot: Slot, node: String) {
+        self.slot = slot.id
+        self.node = node
+        self.device = slot.device
+        self.state = .starting
+        self.restarts = 0
+        self.since = Date()
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case slot, node, device, state, pid, job, step, stage, restarts, since
+        case totalSteps = "total_steps"
+        case stepsPerSecond = "steps_per_second"
+        case freeMemoryBytes = "free_memory_bytes"
+        case totalMemoryBytes = "total_memory_bytes"
+        case lastError = "last_error"
+    }
+}
+
+/// The current status of every slot, updated by the slot runners.
+final class StatusBoard: Sendable {
+    private let statuses: Mutex<[String: WorkerStatus]>
+    private let order: [String]
+
+    init(slots: [Slot], node: String) {
+        var initial: [String: WorkerStatus] = [:]
+        for slot in slots { initial[slot.id] = WorkerStatus(slot: slot, node: node) }
+        statuses = Mutex(initial)
+        order = slots.map(\.id)
+    }
+
+    func update(_ slot: String, _ change: (inout WorkerStatus) -> Void) {
+        statuses.withLock { all in
+            guard var status = all[slot] else { return }
+            let before = status.state
+            change(&status)
+            if status.state != before { status.since = Date() }
+            all[slot] = status
+        }
+    }
+
+    var snapshot: [WorkerStatus] {
+        statuses.withLock { all in order.compactMap { all[$0] } }
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import Logging
+import Metrics
+import ReelCore
+import ReelStore
+import ReelTestSupport
+import ReelWorkerProtocol
+
+@testable import ReelScheduler
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A scheduler with real tiny-model CPU workers and a real store, plus ways to inject faults and wait for jobs.
+///
+/// Faults are asked for in the prompt: `[slow]` sleeps after each step, `[crash]` exits the worker at step 1,
+/// `[crash-encoding]` exits it while encoding.
+final class SchedulerHarness: Sendable {
+    let scheduler: Scheduler
+    let store: any JobStore
+    let directory: URL
+    private let task: Task<Void, any Error>
+
+    init(
+        slots: Int = 1, store: (any JobStore)? = nil, maxAttempts: Int = 3, stallTimeout: Duration = .seconds(60),
+        grace: Duration = .seconds(30), model: String = "tiny", leaseDuration: Duration = .seconds(30)
+    ) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("reel-sched-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        // Tiny models are shared by every test; outputs are per harness.
+        try? FileManager.default.createSymbolicLink(
+            atPath: directory.appendingPathComponent("models").path,
+            withDestinationPath: TestSupport.dataDirectory + "/models")
+        let store = try store ?? SQLiteJobStore(path: directory.appendingPathComponent("jobs.sqlite").path)
+        self.store = store
+        let slotList = slots == 1 ? [Slot(id: "cpu", device: "cpu")]
+            : (1...slots).map { Slot(id: "cpu-\($0)", device: "cpu") }
+        let configuration = SchedulerConfiguration(
+            node: "test", slots: slotList, engine: TestSupport.engine, model: model, dataDirectory: directory.path,
+            maxAttempts: maxAttempts, stallTimeout: stallTimeout, leaseDuration: leaseDuration, grace: grace,
+            backoff: Backoff(base: .milliseconds(100), ceiling: .seconds(1)),
+            workerEnvironment: ["REEL_ENGINE_ALLOW_FAULTS": "1"])
+        scheduler = Scheduler(
+            configuration: configuration, store: store, bus: EventBus(), metrics: SchedulerMetrics(factory: NOOPMetricsHandler.instance),
+            logger: TestSupport.logger, jobDebug: SchedulerHarness.faults)
+        let scheduler = scheduler
+        task = Task { try await scheduler.run() }
+    }
+
+    static let faults: @Sendable (Job) -> [String: JSONValue]? = { job in
+        var debug: [String: JSONValue] = [:]
+        if job.spec.prompt.contains("[slow]") { debug["step_delay"] = .number(0.4) }
+        if job.spec.prompt.contains("[crash]") { debug["crash_at_step"] = .number(1) }
+        if job.spec.prompt.contains("[crash-encoding]") { debug["crash_in"] = .string("encoding") }
+        return debug.isEmpty ? nil : debug
+    }
+
+    static func spec(_ prompt: String, seed: UInt64 = 1, steps: Int = 2) -> GenerationSpec {
+        GenerationSpec(
+            prompt: prompt, negativePrompt: "", width: 32, height: 32, frames: 5, fps: 24, steps: steps, guidance: 5.0,
+            guidance2: nil, seed: seed, pngFrames: false, model: "tiny")
+    }
+
+    @discardableResult
+    func submit(_ prompt: String, priority: Int = 0, steps: Int = 2) async throws -> Job {
+        let (job, _) = try await store.enqueue(NewJob(spec: Self.spec(prompt, steps: steps), priority: priority), now: Date())
+        scheduler.jobsEnqueued()
+        return job
+    }
+
+    /// Waits until `condition` holds for the job, checking as the store changes; fails after `timeout`.
+    @discardableResult
+    func waitFor(
+        _ id: String, timeout: Duration = .seconds(120), _ condition: @escaping (Job) -> Bool
+    ) async throws -> Job {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let job = try await store.job(id: id), condition(job) { return job }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let job = try await store.job(id: id)
+        throw HarnessError("timed out waiting on \(id); it is \(String(describing: job?.state)) attempts \(job?.attempts ?? -1)")
+    }
+
+    func waitForTerminal(_ id: String, timeout: Duration = .seconds(120)) async throws -> Job {
+        try await waitFor(id, timeout: timeout) { $0.state.isTerminal }
+    }
+
+    /// The pid of the worker running `jobID`, once its denoising has reached `step`.
+    func workerPID(running jobID: String, atStep step: Int = 1, stage: String = "denoising",
+                   timeout: Duration = .seconds(120)) async throws -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let status = scheduler.workers.first(where: { $0.job == jobID }), let pid = status.pid,
+                status.stage == stage, (status.step ?? 0) >= step
+            {
+                return pid
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw HarnessError("job \(jobID) never reached \(stage) step \(step)")
+    }
+
+    func waitUntilReady(timeout: Duration = .seconds(120)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if scheduler.isReady { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw HarnessError("no worker became ready")
+    }
+
+    func videos(of job: Job) -> [String] {
+        let directory = scheduler.configuration.outputDirectory(jobID: job.id)
+        return ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".mp4") }
+    }
+
+    func stop() async {
+        scheduler.beginShutdown()
+        _ = try? await task.value
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
