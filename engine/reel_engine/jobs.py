@@ -1,0 +1,134 @@
+"""One generate job from request to files: denoise and decode (pipeline.py), write the MP4/PNGs (media.py) and
+job.json (metadata.py), and turn the outcome into the job's final event (`result` or `error`)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Callable
+
+from . import media, metadata, protocol
+from .pipeline import Cancelled, free_memory, generate, peak_memory_bytes, reset_peak_memory, to_uint8
+
+log = logging.getLogger("reel_engine.jobs")
+
+CRASH_EXIT_STATUS = 70
+
+Emit = Callable[[dict], None]
+
+
+class Job:
+    """A running generate request and its cancel flag."""
+
+    def __init__(self, request: protocol.GenerateRequest):
+        self.request = request
+        self.cancel = threading.Event()
+        self.stage = "queued"
+
+
+def run_job(model, job: Job, emit: Emit, hang: Callable[[], None] | None = None) -> dict:
+    """Runs `job` on `model`, emitting progress events; returns the final event (never raises)."""
+    req = job.request
+    try:
+        return _run(model, job, emit, hang)
+    except Cancelled as e:
+        log.info("job %s: %s", req.job, e)
+        return protocol.error_event(req.job, "cancelled", f"job {req.job} was cancelled ({e})")
+    except BaseException as e:  # noqa: BLE001 - every failure must become an event, the worker keeps serving
+        if _is_out_of_memory(e):
+            log.warning("job %s: out of memory during %s: %s", req.job, job.stage, e)
+            free_memory(model.device)
+            return protocol.error_event(req.job, "out_of_memory",
+                                        f"{model.device} ran out of memory during {job.stage}: {e}")
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise
+        log.exception("job %s failed during %s", req.job, job.stage)
+        free_memory(model.device)
+        return protocol.error_event(req.job, "internal", f"{type(e).__name__} during {job.stage}: {e}")
+
+
+def _is_out_of_memory(e: BaseException) -> bool:
+    if isinstance(e, MemoryError):
+        return True
+    import torch
+
+    return isinstance(e, torch.cuda.OutOfMemoryError)
+
+
+def _run(model, job: Job, emit: Emit, hang: Callable[[], None] | None) -> dict:
+    req = job.request
+    debug = req.debug
+    started = time.perf_counter()
+    os.makedirs(req.out_dir, exist_ok=True)
+    reset_peak_memory(model.device)
+
+    def progress(stage: str, step: int, total: int) -> None:
+        job.stage = stage
+        emit(protocol.progress_event(req.job, stage, step, total))
+        if debug is None:
+            return
+        if stage == debug.crash_in and step == 0:
+            log.warning("job %s: debug.crash_in=%s, exiting with status %d", req.job, stage, CRASH_EXIT_STATUS)
+            os._exit(CRASH_EXIT_STATUS)
+        if stage == "denoising":
+            if debug.crash_at_step == step:
+                log.warning("job %s: debug.crash_at_step=%d, exiting with status %d", req.job, step,
+                            CRASH_EXIT_STATUS)
+                os._exit(CRASH_EXIT_STATUS)
+            if debug.hang_at_step == step and hang is not None:
+                log.warning("job %s: debug.hang_at_step=%d, hanging", req.job, step)
+                hang()
+            if debug.step_delay:
+                job.cancel.wait(debug.step_delay)
+
+    generation = generate(
+        model,
+        prompt=req.prompt,
+        negative_prompt=req.negative_prompt,
+        width=req.width,
+        height=req.height,
+        frames=req.frames,
+        steps=req.steps,
+        guidance=req.guidance,
+        guidance_2=req.guidance_2 if model.architecture == "t2v-a14b" else None,
+        seed=req.seed,
+        memory_saving=req.memory_saving,
+        progress=progress,
+        cancelled=job.cancel.is_set,
+    )
+    seconds = dict(generation.seconds)
+    frames = to_uint8(generation.video)
+    del generation
+    fps = req.fps or model.fps
+
+    progress("encoding", 0, 1)
+    t0 = time.perf_counter()
+    if debug is not None and debug.encode_delay:
+        job.cancel.wait(debug.encode_delay)
+    if job.cancel.is_set():
+        raise Cancelled("encoding")
+    video_path = media.write_video(frames, req.out_dir, fps)
+    frames_dir = media.write_png_frames(frames, req.out_dir) if req.png_frames else None
+    seconds["encoding"] = time.perf_counter() - t0
+    seconds["total"] = time.perf_counter() - started
+    seconds = {k: round(v, 4) for k, v in seconds.items()}
+    peak = peak_memory_bytes(model.device)
+    n, height, width, _ = frames.shape
+    record = metadata.job_record(req, model, fps=fps, frame_count=n, seconds=seconds, peak_memory_bytes=peak)
+    metadata_path = metadata.write_job_json(record, req.out_dir)
+    progress("encoding", 1, 1)
+    outputs = {
+        "dir": req.out_dir,
+        "video": video_path,
+        "metadata": metadata_path,
+        "frames_dir": frames_dir,
+        "frame_count": int(n),
+        "width": int(width),
+        "height": int(height),
+        "fps": fps,
+    }
+    log.info("job %s done in %.2fs (%s)", req.job, seconds["total"],
+             ", ".join(f"{k} {v:.2f}s" for k, v in seconds.items() if k != "total"))
+    return protocol.result_event(req.job, outputs, seconds, peak)

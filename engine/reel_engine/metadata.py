@@ -1,0 +1,76 @@
+"""job.json: what was generated, how, with what software, and how long each stage took. Written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from importlib import metadata as importlib_metadata
+
+from . import __version__
+
+METADATA_NAME = "job.json"
+RANDOM_WEIGHTS_NOTE = "random-weight model: this video is noise, useful only for testing and timing"
+
+
+def software_versions() -> dict:
+    versions = {"engine": __version__, "python": platform.python_version()}
+    for key, dist in (("torch", "torch"), ("diffusers", "diffusers"), ("transformers", "transformers"), ("av", "av")):
+        try:
+            versions[key] = importlib_metadata.version(dist)
+        except importlib_metadata.PackageNotFoundError:
+            versions[key] = None
+    return versions
+
+
+def job_record(request, model, fps: int, frame_count: int, seconds: dict, peak_memory_bytes: int) -> dict:
+    """The contents of job.json for a finished generate request on a loaded model."""
+    record = {
+        "job": request.job,
+        "prompt": request.prompt,
+        "negative_prompt": request.negative_prompt,
+        "seed": request.seed,
+        "width": request.width,
+        "height": request.height,
+        "frames": frame_count,
+        "fps": fps,
+        "steps": request.steps,
+        "guidance": request.guidance,
+    }
+    if model.architecture == "t2v-a14b":
+        record["guidance_2"] = request.guidance_2 if request.guidance_2 is not None else request.guidance
+    record.update({
+        "model": model.name,
+        "model_path": model.path,
+        "architecture": model.architecture,
+        "random_weights": model.random_weights,
+    })
+    if model.random_weights:
+        record["note"] = RANDOM_WEIGHTS_NOTE
+    record.update({
+        "device": str(model.device),
+        "dtype": model.dtype_name,
+        "memory_saving": bool(request.memory_saving or model.memory_saving),
+        "seconds": seconds,
+        "peak_memory_bytes": peak_memory_bytes,
+        "versions": software_versions(),
+        "metadata": request.metadata if request.metadata is not None else {},
+    })
+    return record
+
+
+def write_job_json(record: dict, out_dir: str) -> str:
+    final = os.path.join(out_dir, METADATA_NAME)
+    tmp = os.path.join(out_dir, f".{METADATA_NAME}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(record, f, ensure_ascii=False, indent=2)
+            f.write("\n")
+        os.replace(tmp, final)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return final

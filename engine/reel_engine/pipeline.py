@@ -1,0 +1,251 @@
+"""Reel's denoising loop over diffusers' Wan components.
+
+This mirrors diffusers 0.42.1 `WanPipeline.__call__` step for step (prompt encoding with the pipeline's own
+`encode_prompt`, `prepare_latents`, the scheduler's `set_timesteps`/`step`, TI2V's per-token timesteps, A14B's
+boundary switch between `transformer` and `transformer_2`, classifier-free guidance, the Wan latent
+de-normalisation and `VideoProcessor.postprocess_video`). Reel owns the loop only to get what `__call__` cannot
+give: cancellation at step boundaries, progress events and per-stage timing. tests/test_pipeline.py checks that the
+frames equal WanPipeline's own output.
+"""
+
+from __future__ import annotations
+
+import gc
+import resource
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .models import LoadedModel
+
+MAX_SEQUENCE_LENGTH = 512  # WanPipeline.__call__'s default
+
+Progress = Callable[[str, int, int], None]
+
+
+class Cancelled(Exception):
+    """The job was cancelled at a step or stage boundary."""
+
+    def __init__(self, stage: str, step: int | None = None, total: int | None = None):
+        where = f"{stage} step {step} of {total}" if step is not None else stage
+        super().__init__(f"cancelled before {where}")
+        self.stage, self.step, self.total = stage, step, total
+
+
+@dataclass
+class Generation:
+    """Decoded frames (frames, height, width, 3) as float32 in [0, 1], and the seconds of each stage."""
+
+    video: np.ndarray
+    seconds: dict
+
+
+def to_uint8(video: np.ndarray) -> np.ndarray:
+    """The same rounding as diffusers' numpy_to_pil."""
+    return (np.clip(video, 0.0, 1.0) * 255).round().astype(np.uint8)
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """Peak device memory since the last reset on CUDA; on CPU the process's peak resident set (ru_maxrss)."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def free_memory(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+class _StepReporter:
+    """Reports finished denoising steps. On CUDA the loop never waits for the GPU just to report: each step
+    records an event, and step i is reported once step i+1 is queued and step i's event has completed, so the
+    GPU stays one step ahead while every progress event still means "this step really finished"."""
+
+    def __init__(self, device: torch.device, total: int, progress: Progress):
+        self.cuda = device.type == "cuda"
+        self.total, self.progress = total, progress
+        self.pending: tuple[int, torch.cuda.Event] | None = None
+
+    def finished(self, step: int) -> None:
+        if not self.cuda:
+            self.progress("denoising", step, self.total)
+            return
+        event = torch.cuda.Event()
+        event.record()
+        self.flush()
+        self.pending = (step, event)
+
+    def flush(self) -> None:
+        if self.pending is not None:
+            step, event = self.pending
+            self.pending = None
+            event.synchronize()
+            self.progress("denoising", step, self.total)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _noop_progress(stage: str, step: int, total: int) -> None:
+    pass
+
+
+@torch.no_grad()
+def generate(
+    model: LoadedModel,
+    *,
+    prompt: str,
+    negative_prompt: str,
+    width: int,
+    height: int,
+    frames: int,
+    steps: int,
+    guidance: float,
+    seed: int,
+    guidance_2: float | None = None,
+    memory_saving: bool = False,
+    progress: Progress = _noop_progress,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> Generation:
+    """Runs text encoding, denoising and VAE decoding for one video; raises Cancelled when `cancelled()`."""
+    pipe = model.pipe
+    device = pipe._execution_device
+    seconds: dict[str, float] = {}
+    use_tiling = memory_saving and not pipe.vae.use_tiling
+    if use_tiling:
+        pipe.vae.enable_tiling()
+    try:
+        # 1. Text encoding, with the pipeline's own method (prompt cleaning, padding to 512, trimming).
+        progress("text_encoding", 0, 1)
+        t0 = time.perf_counter()
+        do_cfg = guidance > 1.0
+        prompt_embeds, negative_prompt_embeds = pipe.encode_prompt(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            do_classifier_free_guidance=do_cfg,
+            num_videos_per_prompt=1,
+            max_sequence_length=MAX_SEQUENCE_LENGTH,
+            device=device,
+        )
+        transformer = pipe.transformer if pipe.transformer is not None else pipe.transformer_2
+        transformer_dtype = transformer.dtype
+        prompt_embeds = prompt_embeds.to(transformer_dtype)
+        if negative_prompt_embeds is not None:
+            negative_prompt_embeds = negative_prompt_embeds.to(transformer_dtype)
+        _sync(device)
+        seconds["text_encoding"] = time.perf_counter() - t0
+        progress("text_encoding", 1, 1)
+        if memory_saving:
+            free_memory(device)
+
+        # 2. Timesteps on a private copy of the scheduler, so no state leaks between jobs (or from a cancelled one).
+        t0 = time.perf_counter()
+        scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
+        scheduler.set_timesteps(steps, device=device)
+        timesteps = scheduler.timesteps
+
+        # 3. Initial noise from a CPU generator: the same seed gives the same noise on every device.
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        latents = pipe.prepare_latents(
+            1, transformer.config.in_channels, height, width, frames, torch.float32, device, generator
+        )
+        mask = torch.ones(latents.shape, dtype=torch.float32, device=device)
+        scheduler.set_begin_index(0)
+
+        boundary_ratio = pipe.config.boundary_ratio
+        boundary_timestep = boundary_ratio * scheduler.config.num_train_timesteps if boundary_ratio else None
+        if boundary_timestep is not None and guidance_2 is None:
+            guidance_2 = guidance
+        _, p_h, p_w = transformer.config.patch_size
+
+        # 4. Denoising.
+        reporter = _StepReporter(device, len(timesteps), progress)
+        for i, t in enumerate(timesteps):
+            if cancelled():
+                reporter.pending = None
+                raise Cancelled("denoising", i + 1, len(timesteps))
+            if boundary_timestep is None or t >= boundary_timestep:
+                current_model, current_guidance = pipe.transformer, guidance  # Wan2.2 high-noise expert / TI2V
+            else:
+                current_model, current_guidance = pipe.transformer_2, guidance_2  # Wan2.2 low-noise expert
+
+            latent_model_input = latents.to(transformer_dtype)
+            if pipe.config.expand_timesteps:
+                # TI2V: one timestep per latent token (the mask is all ones for text-to-video).
+                temp_ts = (mask[0][0][:, ::p_h, ::p_w] * t).flatten()
+                timestep = temp_ts.unsqueeze(0).expand(latents.shape[0], -1)
+            else:
+                timestep = t.expand(latents.shape[0])
+
+            cache_kwargs = {"step_index": i, "sigma": float(scheduler.sigmas[i]),
+                            "num_inference_steps": len(timesteps)}
+            with current_model.cache_context("cond", **cache_kwargs):
+                noise_pred = current_model(
+                    hidden_states=latent_model_input,
+                    timestep=timestep,
+                    encoder_hidden_states=prompt_embeds,
+                    attention_kwargs=None,
+                    return_dict=False,
+                )[0]
+            if do_cfg:
+                with current_model.cache_context("uncond", **cache_kwargs):
+                    noise_uncond = current_model(
+                        hidden_states=latent_model_input,
+                        timestep=timestep,
+                        encoder_hidden_states=negative_prompt_embeds,
+                        attention_kwargs=None,
+                        return_dict=False,
+                    )[0]
+                noise_pred = noise_uncond + current_guidance * (noise_pred - noise_uncond)
+
+            latents = scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+            reporter.finished(i + 1)
+        reporter.flush()
+        seconds["denoising"] = time.perf_counter() - t0
+        del prompt_embeds, negative_prompt_embeds, mask
+        if memory_saving:
+            free_memory(device)
+
+        if cancelled():
+            raise Cancelled("vae_decode")
+
+        # 5. VAE decode with Wan's latent de-normalisation, then the pipeline's video post-processing.
+        progress("vae_decode", 0, 1)
+        t0 = time.perf_counter()
+        vae = pipe.vae
+        latents = latents.to(_module_device(vae), dtype=vae.dtype)
+        z_dim = vae.config.z_dim
+        latents_mean = torch.tensor(vae.config.latents_mean).view(1, z_dim, 1, 1, 1).to(latents.device, latents.dtype)
+        latents_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, z_dim, 1, 1, 1).to(
+            latents.device, latents.dtype
+        )
+        latents = latents / latents_std + latents_mean
+        video = vae.decode(latents, return_dict=False)[0]
+        video = pipe.video_processor.postprocess_video(video, output_type="np")[0]
+        pipe.maybe_free_model_hooks()
+        seconds["vae_decode"] = time.perf_counter() - t0
+        progress("vae_decode", 1, 1)
+        return Generation(video=np.asarray(video, dtype=np.float32), seconds=seconds)
+    finally:
+        if use_tiling:
+            pipe.vae.disable_tiling()
+        if memory_saving:
+            free_memory(device)
+
+
+def _module_device(module: torch.nn.Module) -> torch.device:
+    from diffusers.utils.torch_utils import get_module_execution_device
+
+    return get_module_execution_device(module)

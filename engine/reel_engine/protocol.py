@@ -1,0 +1,309 @@
+"""The worker protocol (version 1): typed requests parsed from stdin lines, and event constructors for stdout.
+
+Pure Python on purpose: no torch, no I/O. See docs/worker-protocol.md for the contract this module implements.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Union
+
+from . import PROTOCOL_VERSION
+
+MAX_SEED = 2**63 - 1
+MAX_STEPS = 1000  # the Wan schedulers have 1000 training timesteps
+MAX_FPS = 240
+CRASH_STAGES = ("text_encoding", "vae_decode", "encoding")
+
+
+class RequestError(Exception):
+    """A request line that cannot be served; becomes an `error` event with code `bad_request`."""
+
+    def __init__(self, message: str, job: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.job = job
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the loaded model accepts: sizes must be multiples of the strides."""
+
+    spatial_stride: int
+    temporal_stride: int = 4
+    allow_faults: bool = False
+
+
+@dataclass(frozen=True)
+class DebugHooks:
+    """Test-only fault injection (only accepted when REEL_ENGINE_ALLOW_FAULTS=1)."""
+
+    step_delay: float = 0.0
+    encode_delay: float = 0.0
+    crash_at_step: int | None = None
+    crash_in: str | None = None
+    hang_at_step: int | None = None
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    job: str
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    frames: int
+    steps: int
+    guidance: float
+    seed: int
+    out_dir: str
+    guidance_2: float | None = None
+    png_frames: bool = False
+    fps: int | None = None
+    metadata: dict | None = None
+    memory_saving: bool = False
+    debug: DebugHooks | None = None
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    job: str
+
+
+@dataclass(frozen=True)
+class PingRequest:
+    pass
+
+
+@dataclass(frozen=True)
+class ShutdownRequest:
+    pass
+
+
+Request = Union[GenerateRequest, CancelRequest, PingRequest, ShutdownRequest]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parsing
+
+
+def parse_request(line: str | bytes, limits: Limits) -> Request:
+    """Parses one stdin line into a typed request, or raises RequestError naming what is wrong."""
+    if isinstance(line, bytes):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RequestError("request line is not valid UTF-8") from None
+    try:
+        obj = json.loads(line)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise RequestError(f"request line is not valid JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise RequestError(f"request must be a JSON object, got {_json_type(obj)}")
+    job = obj.get("job") if isinstance(obj.get("job"), str) and obj.get("job") else None
+    kind = obj.get("type")
+    if "type" not in obj:
+        raise RequestError("type: missing field", job)
+    if kind == "generate":
+        return _parse_generate(obj, limits, job)
+    if kind == "cancel":
+        return CancelRequest(job=_job_id(obj, job))
+    if kind == "ping":
+        return PingRequest()
+    if kind == "shutdown":
+        return ShutdownRequest()
+    raise RequestError(
+        f"type: unknown request type {json.dumps(kind, ensure_ascii=False)} "
+        "(expected generate, cancel, ping or shutdown)",
+        job,
+    )
+
+
+def _parse_generate(obj: dict, limits: Limits, job: str | None) -> GenerateRequest:
+    f = _Fields(obj, job)
+    job_id = _job_id(obj, job)
+    prompt = f.string("prompt")
+    if not prompt.strip():
+        raise RequestError("prompt: must not be empty", job)
+    negative_prompt = f.string("negative_prompt")
+    width = f.integer("width", minimum=limits.spatial_stride)
+    height = f.integer("height", minimum=limits.spatial_stride)
+    for name, value in (("width", width), ("height", height)):
+        if value % limits.spatial_stride:
+            raise RequestError(
+                f"{name}: {value} is not a multiple of this model's spatial stride {limits.spatial_stride}",
+                job,
+            )
+    frames = f.integer("frames", minimum=1)
+    if frames % limits.temporal_stride != 1:
+        n = limits.temporal_stride
+        raise RequestError(f"frames: {frames} is not of the form {n}n+1 (for example {frames // n * n + 1})", job)
+    steps = f.integer("steps", minimum=1, maximum=MAX_STEPS)
+    guidance = f.number("guidance")
+    seed = f.integer("seed", minimum=0, maximum=MAX_SEED)
+    out_dir = f.string("out_dir")
+    if not out_dir or not os.path.isabs(out_dir):
+        raise RequestError(f"out_dir: must be an absolute path, got {json.dumps(out_dir, ensure_ascii=False)}", job)
+    guidance_2 = f.number("guidance_2", required=False)
+    png_frames = f.boolean("png_frames", required=False, default=False)
+    fps = f.integer("fps", required=False, minimum=1, maximum=MAX_FPS)
+    metadata = f.object("metadata", required=False)
+    memory_saving = f.boolean("memory_saving", required=False, default=False)
+    debug = None
+    if obj.get("debug") is not None:
+        if not limits.allow_faults:
+            raise RequestError("debug: fault injection is disabled (the worker needs REEL_ENGINE_ALLOW_FAULTS=1)", job)
+        debug = _parse_debug(f.object("debug"), job)
+    return GenerateRequest(
+        job=job_id,
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        width=width,
+        height=height,
+        frames=frames,
+        steps=steps,
+        guidance=guidance,
+        seed=seed,
+        out_dir=os.path.normpath(out_dir),
+        guidance_2=guidance_2,
+        png_frames=png_frames,
+        fps=fps,
+        metadata=metadata,
+        memory_saving=memory_saving,
+        debug=debug,
+    )
+
+
+def _parse_debug(obj: dict, job: str | None) -> DebugHooks:
+    f = _Fields(obj, job, prefix="debug.")
+    step_delay = f.number("step_delay", required=False, minimum=0.0)
+    encode_delay = f.number("encode_delay", required=False, minimum=0.0)
+    crash_in = f.string("crash_in", required=False)
+    if crash_in is not None and crash_in not in CRASH_STAGES:
+        raise RequestError(f"debug.crash_in: must be one of {', '.join(CRASH_STAGES)}", job)
+    return DebugHooks(
+        step_delay=step_delay or 0.0,
+        encode_delay=encode_delay or 0.0,
+        crash_at_step=f.integer("crash_at_step", required=False, minimum=1),
+        crash_in=crash_in,
+        hang_at_step=f.integer("hang_at_step", required=False, minimum=1),
+    )
+
+
+def _job_id(obj: dict, job: str | None) -> str:
+    if "job" not in obj or obj["job"] is None:
+        raise RequestError("job: missing field", None)
+    if job is None:
+        raise RequestError("job: must be a non-empty string", None)
+    return job
+
+
+class _Fields:
+    """Typed field access that raises RequestError naming the field. A null optional field counts as absent."""
+
+    def __init__(self, obj: dict, job: str | None, prefix: str = ""):
+        self.obj, self.job, self.prefix = obj, job, prefix
+
+    def _get(self, name: str, required: bool) -> Any:
+        value = self.obj.get(name)
+        if value is None and required:
+            state = "missing field" if name not in self.obj else "must not be null"
+            raise RequestError(f"{self.prefix}{name}: {state}", self.job)
+        return value
+
+    def _fail(self, name: str, expected: str, value: Any) -> RequestError:
+        return RequestError(f"{self.prefix}{name}: expected {expected}, got {_json_type(value)}", self.job)
+
+    def string(self, name: str, required: bool = True) -> Any:
+        value = self._get(name, required)
+        if value is not None and not isinstance(value, str):
+            raise self._fail(name, "a string", value)
+        return value
+
+    def boolean(self, name: str, required: bool = True, default: bool = False) -> bool:
+        value = self._get(name, required)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self._fail(name, "true or false", value)
+        return value
+
+    def integer(self, name: str, required: bool = True, minimum: int | None = None, maximum: int | None = None):
+        value = self._get(name, required)
+        if value is None:
+            return None
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._fail(name, "an integer", value)
+        if minimum is not None and value < minimum:
+            raise RequestError(f"{self.prefix}{name}: {value} is below the minimum {minimum}", self.job)
+        if maximum is not None and value > maximum:
+            raise RequestError(f"{self.prefix}{name}: {value} is above the maximum {maximum}", self.job)
+        return value
+
+    def number(self, name: str, required: bool = True, minimum: float | None = None):
+        value = self._get(name, required)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self._fail(name, "a number", value)
+        value = float(value)
+        if not math.isfinite(value):
+            raise RequestError(f"{self.prefix}{name}: must be finite", self.job)
+        if minimum is not None and value < minimum:
+            raise RequestError(f"{self.prefix}{name}: {value} is below the minimum {minimum}", self.job)
+        return value
+
+    def object(self, name: str, required: bool = True):
+        value = self._get(name, required)
+        if value is not None and not isinstance(value, dict):
+            raise self._fail(name, "an object", value)
+        return value
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Events
+
+
+def encode_event(event: dict) -> bytes:
+    """One event as one UTF-8 line. NaN/inf are not JSON, so they are refused rather than written."""
+    return (json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
+
+
+def ready_event(**fields: Any) -> dict:
+    return {"event": "ready", "protocol": PROTOCOL_VERSION, **fields}
+
+
+def progress_event(job: str, stage: str, step: int, total: int) -> dict:
+    return {"event": "progress", "job": job, "stage": stage, "step": step, "total": total}
+
+
+def result_event(job: str, outputs: dict, seconds: dict, peak_memory_bytes: int) -> dict:
+    return {"event": "result", "job": job, "outputs": outputs, "seconds": seconds,
+            "peak_memory_bytes": peak_memory_bytes}
+
+
+def error_event(job: str | None, code: str, message: str) -> dict:
+    return {"event": "error", "job": job, "code": code, "message": message}
+
+
+def pong_event() -> dict:
+    return {"event": "pong"}

@@ -1,0 +1,236 @@
+"""The worker process: `python -m reel_engine.worker --device DEV --model MODEL [--data-dir DIR] [--memory-saving]`.
+
+stdout belongs to the protocol. Before any library is imported the real stdout file descriptor is kept for events,
+and both sys.stdout and fd 1 are pointed at stderr, so neither Python prints nor C libraries can corrupt the
+event stream. The main thread reads requests from stdin; a generate runs on its own thread (one at a time), so
+ping and cancel are answered while a job runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import os
+import sys
+import threading
+
+from . import __version__, protocol
+
+log = logging.getLogger("reel_engine.worker")
+
+LOAD_FAILED_EXIT_STATUS = 3
+STOP_JOIN_SECONDS = 10.0  # on shutdown/EOF: how long a cancelled job may take to reach a step boundary
+
+
+def claim_stdout() -> io.BufferedWriter:
+    """Keeps the real stdout for events and points fd 1 and sys.stdout at stderr."""
+    sys.stdout.flush()
+    fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return io.open(fd, "wb", buffering=1 << 16)
+
+
+class EventWriter:
+    """Serialises events: one whole line per event, flushed, under one lock."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._muted = False
+
+    def emit(self, event: dict) -> None:
+        data = protocol.encode_event(event)
+        with self._lock:
+            if self._muted:
+                return
+            try:
+                self._stream.write(data)
+                self._stream.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                # The parent is gone: nobody can read our events any more.
+                log.error("stdout is closed; exiting")
+                os._exit(0)
+
+    def mute(self) -> None:
+        with self._lock:
+            self._muted = True
+
+
+class Worker:
+    """Dispatches request lines: answers ping/cancel at once, runs one generate job at a time on a thread."""
+
+    def __init__(self, model, writer: EventWriter, allow_faults: bool = False):
+        self.model = model
+        self.writer = writer
+        self.limits = protocol.Limits(model.spatial_stride, model.temporal_stride, allow_faults)
+        self._lock = threading.Lock()
+        self._job = None
+        self._thread: threading.Thread | None = None
+
+    def serve(self, stdin) -> None:
+        """Serves until shutdown or EOF, then cancels any running job."""
+        try:
+            for line in iter(stdin.readline, b""):
+                if line.strip() and not self.handle_line(line):
+                    break
+        finally:
+            self.stop()
+
+    def handle_line(self, line: bytes) -> bool:
+        """Handles one request line; returns False when the worker should stop."""
+        try:
+            request = protocol.parse_request(line, self.limits)
+        except protocol.RequestError as e:
+            log.warning("bad request: %s", e.message)
+            self.writer.emit(protocol.error_event(e.job, "bad_request", e.message))
+            return True
+        if isinstance(request, protocol.PingRequest):
+            self.writer.emit(protocol.pong_event())
+        elif isinstance(request, protocol.CancelRequest):
+            with self._lock:
+                if self._job is not None and self._job.request.job == request.job:
+                    log.info("cancelling job %s", request.job)
+                    self._job.cancel.set()
+        elif isinstance(request, protocol.ShutdownRequest):
+            log.info("shutdown requested")
+            return False
+        else:
+            self.start(request)
+        return True
+
+    def start(self, request: protocol.GenerateRequest) -> None:
+        from .jobs import Job
+
+        with self._lock:
+            if self._job is not None:
+                self.writer.emit(protocol.error_event(
+                    request.job, "bad_request", f"worker busy: job {self._job.request.job} is running"))
+                return
+            job = Job(request)
+            self._job = job
+            self._thread = threading.Thread(target=self._run, args=(job,), name=f"job-{request.job}", daemon=True)
+            self._thread.start()
+
+    def _run(self, job) -> None:
+        from .jobs import run_job
+
+        final = run_job(self.model, job, self.writer.emit, hang=self._hang)
+        # The job slot is freed and the final event written under one lock: a client that sends its next
+        # generate as soon as it reads the result is never told "busy", and never sees the next job's events
+        # before this result.
+        with self._lock:
+            self._job = None
+            self.writer.emit(final)
+
+    def _hang(self) -> None:
+        """Test hook: stop sending events (pong included) and never finish the job."""
+        self.writer.mute()
+        threading.Event().wait()
+
+    def stop(self, timeout: float = STOP_JOIN_SECONDS) -> None:
+        with self._lock:
+            job, thread = self._job, self._thread
+            if job is not None:
+                log.info("stopping: cancelling job %s", job.request.job)
+                job.cancel.set()
+        if job is not None and thread is not None:
+            thread.join(timeout)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m reel_engine.worker", description=__doc__.splitlines()[0])
+    parser.add_argument("--device", required=True, help="cpu, cuda or cuda:N")
+    parser.add_argument("--model", required=True,
+                        help="tiny, tiny:t2v-a14b, random:ti2v-5b, random:t2v-a14b, or a diffusers Wan2.2 directory")
+    parser.add_argument("--data-dir", default=None, help="where tiny models are cached (default $REEL_DATA_DIR, "
+                                                          "else ~/.local/share/reel)")
+    parser.add_argument("--memory-saving", action="store_true",
+                        help="VAE tiling always, model CPU offload on CUDA")
+    return parser.parse_args(argv)
+
+
+def _configure_libraries() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models are local paths; never wait on the network
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.set_verbosity_warning()
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_warning()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def ready_fields(model) -> dict:
+    from .models import memory_info
+
+    free, total = memory_info(model.device)
+    return dict(
+        device=str(model.device),
+        model=model.name,
+        architecture=model.architecture,
+        dtype=model.dtype_name,
+        free_memory_bytes=free,
+        total_memory_bytes=total,
+        fps=model.fps,
+        spatial_stride=model.spatial_stride,
+        temporal_stride=model.temporal_stride,
+        engine_version=__version__,
+        pid=os.getpid(),
+        random_weights=model.random_weights,
+        load_seconds=round(model.load_seconds, 3),
+        defaults=model.defaults.to_json(),
+        memory_saving=model.memory_saving,
+        model_path=model.path,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    out = claim_stdout()
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    writer = EventWriter(out)
+    allow_faults = os.environ.get("REEL_ENGINE_ALLOW_FAULTS") == "1"
+    log.info("reel-engine %s starting: model %s on %s (pid %d)", __version__, args.model, args.device, os.getpid())
+    try:
+        _configure_libraries()
+        from .models import load_model
+
+        model = load_model(args.model, args.device, args.data_dir, memory_saving=args.memory_saving)
+    except Exception as e:  # noqa: BLE001 - any load failure is reported as one event, then exit 3
+        code, message = _load_error(e)
+        log.error("loading %s failed: %s", args.model, message, exc_info=type(e).__name__ != "ModelError")
+        writer.emit(protocol.error_event(None, code, message))
+        return LOAD_FAILED_EXIT_STATUS
+    writer.emit(protocol.ready_event(**ready_fields(model)))
+    log.info("ready: %s (%s, %s) in %.2fs", model.name, model.architecture, model.dtype_name, model.load_seconds)
+    try:
+        Worker(model, writer, allow_faults=allow_faults).serve(sys.stdin.buffer)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _load_error(e: Exception) -> tuple[str, str]:
+    try:
+        import torch
+
+        oom = isinstance(e, (MemoryError, torch.cuda.OutOfMemoryError))
+    except Exception:  # noqa: BLE001
+        oom = isinstance(e, MemoryError)
+    if oom:
+        return "out_of_memory", f"out of memory while loading the model: {e}"
+    if type(e).__name__ == "ModelError":
+        return "model_error", str(e)
+    return "model_error", f"{type(e).__name__}: {e}"
+
+
+if __name__ == "__main__":
+    status = main()
+    sys.stderr.flush()
+    # os._exit: a cancelled job's daemon thread may still be inside torch; interpreter teardown around it can crash.
+    os._exit(status)
