@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // Domain values: models, generation specs, validation, errors. No I/O beyond reading a model's configs.
@@ -70,11 +71,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // A typed client of the REST API, for the CLI and tests.
+        .target(
+            name: "ReelClient",
+            dependencies: [
+                "ReelWorkerProtocol",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The `reel` command.
         .executableTarget(
             name: "ReelCLI",
             dependencies: [
-                "ReelCore", "ReelWorkerProtocol", "ReelWorker", "ReelCSV", "ReelStore", "ReelScheduler", "ReelServer",
+                "ReelCore", "ReelWorkerProtocol", "ReelWorker", "ReelCSV", "ReelStore", "ReelScheduler", "ReelServer", "ReelClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

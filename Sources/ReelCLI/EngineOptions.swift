@@ -71,3 +71,8 @@ func absolutePath(_ path: String) -> String {
 func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
+
+/// Prints a line to stdout and flushes it at once, for output another program reads as it comes.
+func printFlushed(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}

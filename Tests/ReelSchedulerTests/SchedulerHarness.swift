@@ -14,8 +14,7 @@ import ReelWorkerProtocol
 
 /// A scheduler with real tiny-model CPU workers and a real store, plus ways to inject faults and wait for jobs.
 ///
-/// Faults are asked for in the prompt: `[slow]` sleeps after each step, `[crash]` exits the worker at step 1,
-/// `[crash-encoding]` exits it while encoding.
+/// Faults are asked for in the prompt (see `PromptFaults`).
 final class SchedulerHarness: Sendable {
     let scheduler: Scheduler
     let store: any JobStore
@@ -43,17 +42,9 @@ final class SchedulerHarness: Sendable {
             workerEnvironment: ["REEL_ENGINE_ALLOW_FAULTS": "1"])
         scheduler = Scheduler(
             configuration: configuration, store: store, bus: EventBus(), metrics: SchedulerMetrics(factory: NOOPMetricsHandler.instance),
-            logger: TestSupport.logger, jobDebug: SchedulerHarness.faults)
+            logger: TestSupport.logger, jobDebug: PromptFaults.debugFields)
         let scheduler = scheduler
         task = Task { try await scheduler.run() }
-    }
-
-    static let faults: @Sendable (Job) -> [String: JSONValue]? = { job in
-        var debug: [String: JSONValue] = [:]
-        if job.spec.prompt.contains("[slow]") { debug["step_delay"] = .number(0.4) }
-        if job.spec.prompt.contains("[crash]") { debug["crash_at_step"] = .number(1) }
-        if job.spec.prompt.contains("[crash-encoding]") { debug["crash_in"] = .string("encoding") }
-        return debug.isEmpty ? nil : debug
     }
 
     static func spec(_ prompt: String, seed: UInt64 = 1, steps: Int = 2) -> GenerationSpec {

@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ReelCore
+import ReelScheduler
+import ReelServer
+import ReelStore
+import ReelWorker
+import ServiceLifecycle
+
+/// `reel serve`: the HTTP API, the scheduler and the worker supervisor in one process.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the queue, one warm worker per GPU slot, and the HTTP API."
+    )
+
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on.") var port = 8188
+    @Option(help: "Where jobs, outputs and models live (default $REEL_DATA_DIR or ~/.local/share/reel).")
+    var dataDir: String?
+    @Option(help: "tiny, tiny:t2v-a14b, random:ti2v-5b, random:t2v-a14b, or a diffusers Wan2.2 directory.")
+    var model = "tiny"
+    @Option(help: "auto (every CUDA GPU, else one CPU slot), cpu, cpu,cpu, or cuda:0,cuda:1,…")
+    var devices = "auto"
+    @Option(help: "This node's name; it owns the leases of the jobs it runs (default: the host name).")
+    var node: String?
+    @Option(help: "Attempts after which a job fails for good.") var maxAttempts = 3
+    @Option(help: "Seconds without progress after which a worker is killed and its job retried.")
+    var stallTimeout: Double = 300
+    @Option(help: "Seconds a starting worker may take to load its model.") var startupTimeout: Double = 1800
+    @Option(help: "On SIGTERM, seconds running jobs may go on before they are stopped and left queued.")
+    var grace: Double = 30
+    @Option(help: "Seconds a claim holds without renewal.") var leaseSeconds: Double = 60
+    @Option(help: "Largest request body in bytes.") var maxBodyBytes = 1 << 20
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "reel")
+
+        let engineOptions = try EngineOptions.parse(["--model", model] + (dataDir.map { ["--data-dir", $0] } ?? []))
+        let modelInfo = try engineOptions.resolveModel()
+        let dataDirectory = engineOptions.resolvedDataDir
+        let slots: [Slot]
+        do {
+            slots = try SlotPlan.parse(devices)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        let store = try SQLiteJobStore(path: dataDirectory + "/reel.sqlite")
+
+        let testFaults = ProcessInfo.processInfo.environment["REEL_TEST_FAULTS"] == "1"
+        let configuration = SchedulerConfiguration(
+            node: node ?? ProcessInfo.processInfo.hostName, slots: slots, engine: EngineLocation.locate(),
+            model: engineOptions.modelArgument, dataDirectory: dataDirectory, maxAttempts: maxAttempts,
+            stallTimeout: .seconds(stallTimeout), startupTimeout: .seconds(startupTimeout),
+            leaseDuration: .seconds(leaseSeconds), grace: .seconds(grace),
+            workerEnvironment: testFaults ? ["REEL_ENGINE_ALLOW_FAULTS": "1"] : [:])
+        let metrics = ReelMetricsRegistry()
+        let scheduler = Scheduler(
+            configuration: configuration, store: store, bus: EventBus(), metrics: metrics.schedulerMetrics,
+            logger: logger, jobDebug: testFaults ? PromptFaults.debugFields : nil)
+        let service = try JobService(store: store, scheduler: scheduler)
+        let server = ReelServerApplication(
+            configuration: ReelServerConfiguration(host: host, port: port, maxBodyBytes: maxBodyBytes),
+            service: service, metrics: metrics, logger: logger)
+
+        printFlushed("reel serving \(modelInfo.name) (\(modelInfo.architecture.rawValue)) at http://\(host):\(port)")
+        printFlushed("slots: " + slots.map { "\($0.id) → \($0.device)" }.joined(separator: ", "))
+        printFlushed("data: \(dataDirectory)")
+        // The API stops first on shutdown; the scheduler then gives running jobs their grace.
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: scheduler), .init(service: server)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}

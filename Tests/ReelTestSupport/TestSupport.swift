@@ -1,0 +1,100 @@
+import Foundation
+import Logging
+import ReelWorker
+
+/// Paths and helpers the integration tests share: the checkout, the engine, the built `reel`, scratch folders.
+public enum TestSupport {
+    /// The package root, found from this file's location.
+    public static let packageRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The engine of this checkout: `.venv/bin/python` (or REEL_PYTHON) with `engine/` on PYTHONPATH.
+    public static var engine: EngineLocation {
+        EngineLocation.locate(searchFrom: [packageRoot.path])
+    }
+
+    /// One data directory for the whole test run, so the tiny models are created once and then reused.
+    public static let dataDirectory: String = {
+        let url = packageRoot.appendingPathComponent(".build/test-data")
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url.path
+    }()
+
+    /// The `reel` executable built beside the test bundle.
+    public static var reelExecutable: URL {
+        let testBundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let candidates = [
+            Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("reel"),
+            testBundle.appendingPathComponent("reel"),
+            Bundle.main.bundleURL.appendingPathComponent("reel"),
+            packageRoot.appendingPathComponent(".build/debug/reel"),
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates.last!
+    }
+
+    /// A fresh directory that is removed when `body` ends.
+    public static func withTemporaryDirectory<R>(_ body: (URL) async throws -> R) async throws -> R {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("reel-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: url) }
+        return try await body(url)
+    }
+
+    public static func launch(model: String = "tiny", faults: Bool = false) -> WorkerLaunch {
+        WorkerLaunch(
+            engine: engine, device: "cpu", model: model, dataDirectory: dataDirectory,
+            environment: faults ? ["REEL_ENGINE_ALLOW_FAULTS": "1"] : [:])
+    }
+
+    public static var logger: Logger {
+        var logger = Logger(label: "reel-test")
+        logger.logLevel = .warning
+        return logger
+    }
+
+    /// What PyAV reads back from a video: the check a user's player would make.
+    public struct VideoProbe: Decodable, Sendable {
+        public var frames: Int
+        public var width: Int
+        public var height: Int
+        public var codec: String
+        public var pixelFormat: String
+        public var fps: Double
+
+        enum CodingKeys: String, CodingKey {
+            case frames, width, height, codec, fps
+            case pixelFormat = "pix_fmt"
+        }
+    }
+
+    /// Decodes every frame of a video with PyAV (the engine's Python) and reports what it found.
+    public static func probeVideo(_ path: String) throws -> VideoProbe {
+        let script = """
+            import av, json, sys
+            with av.open(sys.argv[1]) as c:
+                s = c.streams.video[0]
+                frames = list(c.decode(s))
+                print(json.dumps({"frames": len(frames), "width": frames[0].width, "height": frames[0].height,
+                                  "codec": s.codec_context.name, "pix_fmt": frames[0].format.name,
+                                  "fps": float(s.average_rate)}))
+            """
+        let output = try runCapturing(engine.python, ["-c", script, path])
+        return try JSONDecoder().decode(VideoProbe.self, from: Data(output.utf8))
+    }
+
+    /// Runs a program to completion and returns its stdout; throws when it fails.
+    public static func runCapturing(_ program: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "\(program) failed"])
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
