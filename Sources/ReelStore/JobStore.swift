@@ -1,0 +1,92 @@
+import Foundation
+
+/// Durable storage of jobs with leases: the one place that decides who runs what.
+///
+/// Every method is atomic. Methods that take a `Lease` do nothing and return false when the lease is no longer the
+/// job's current one (the job was requeued, cancelled or finished meanwhile): a late answer from a dead attempt
+/// changes nothing.
+///
+/// Every date is the caller's (`now`), never the store's clock, so tests and replays are deterministic. Dates are kept
+/// as a Double of seconds since 1970: to well under a microsecond, in order.
+public protocol JobStore: Sendable {
+    /// Adds a job. With an idempotency key already used by the same request digest, returns the existing job and
+    /// `created == false`; with a different digest, throws `JobStoreError.idempotencyConflict`. An id already in
+    /// use throws `JobStoreError.duplicateID`.
+    func enqueue(_ job: NewJob, now: Date) async throws -> (job: Job, created: Bool)
+
+    /// Adds many jobs in one transaction: all or none. Each follows `enqueue`'s idempotency rules; all share `now`,
+    /// so their order among themselves is their ids' order.
+    func enqueueAll(_ jobs: [NewJob], now: Date) async throws -> [Job]
+
+    func job(id: String) async throws -> Job?
+
+    /// Jobs newest first (creation time, then id, descending), optionally of one state; `before` is the id of the
+    /// last job of the previous page (keyset paging: a page never repeats or skips a job because others were added
+    /// meanwhile). Throws `JobStoreError.notFound` when `before` names no job.
+    func jobs(state: JobState?, limit: Int, before: String?) async throws -> [Job]
+
+    /// Jobs of one batch, oldest first.
+    func jobs(batchID: String) async throws -> [Job]
+
+    /// How many jobs are in each state; every state is a key, with 0 when it has none.
+    func counts() async throws -> [JobState: Int]
+
+    /// Atomically takes the queued job of highest priority, then oldest, then lowest id, marks it running under a
+    /// new lease for `owner` until `leaseExpiresAt` on `slot`, counts the attempt, sets `startedAt` to `now` (the
+    /// latest attempt's start) and clears the previous attempt's progress. Nil when nothing is queued. No two
+    /// claimers ever get the same job.
+    func claim(owner: String, slot: String, leaseExpiresAt: Date, now: Date) async throws -> (job: Job, lease: Lease)?
+
+    /// Extends a lease and records progress. False when the lease is no longer current.
+    func renew(_ lease: Lease, until: Date, progress: JobProgress?, now: Date) async throws -> Bool
+
+    /// Marks the job succeeded with its outputs. False when the lease is no longer current.
+    func complete(_ lease: Lease, outputs: JobOutputs, now: Date) async throws -> Bool
+
+    /// Ends an attempt that failed, keeping `code` and `message` as the job's last error. With `retry`, the job
+    /// goes back to the queue (or ends cancelled when a cancel was requested meanwhile); otherwise it fails for
+    /// good. `memorySaving` sets the flag, which nothing clears later. False when the lease is no longer current.
+    func fail(_ lease: Lease, code: String, message: String, retry: Bool, memorySaving: Bool, now: Date)
+        async throws -> Bool
+
+    /// Gives a job back to the queue without counting the attempt (a graceful shutdown stopped it); a job whose
+    /// cancel was requested ends cancelled instead. False when the lease is no longer current.
+    func release(_ lease: Lease, now: Date) async throws -> Bool
+
+    /// Marks a running job cancelled once its worker stopped. False when the lease is no longer current.
+    func finishCancelled(_ lease: Lease, now: Date) async throws -> Bool
+
+    /// Cancels a job: a queued one at once; a running one is flagged (`cancelRequested`) and ends when its worker
+    /// stops. A terminal job is returned unchanged. Nil when there is no such job.
+    func cancel(id: String, now: Date) async throws -> Job?
+
+    /// Requeues running jobs whose lease expired before `now` (their owner died), fails those that have used
+    /// `maxAttempts` (code `attempts_exhausted`), and ends cancelled those whose cancel was requested. Returns the
+    /// jobs it changed.
+    func recoverExpired(now: Date, maxAttempts: Int) async throws -> [Job]
+
+    /// Requeues, or fails after `maxAttempts`, every running job whose lease owner is `owner` or starts with
+    /// `owner + "/"`, whatever its lease's expiry: what a restarted node does with the jobs of its previous life.
+    /// A job whose cancel was requested ends cancelled. Returns the jobs it changed.
+    func recoverOwned(by owner: String, now: Date, maxAttempts: Int) async throws -> [Job]
+
+    /// A job's event log in order. Every state change appends to it in the same transaction; progress does not.
+    /// Empty for an unknown job.
+    func events(jobID: String) async throws -> [JobEvent]
+
+    /// Appends to a job's event log. Throws `JobStoreError.notFound` for an unknown job.
+    func appendEvent(jobID: String, kind: String, message: String?, now: Date) async throws
+}
+
+public struct JobStoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Code: String, Sendable { case idempotencyConflict, duplicateID, notFound, corrupt }
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,185 @@
+import Foundation
+import Synchronization
+
+/// A `JobStore` kept in memory under one lock, with the same rules as `SQLiteJobStore`: for tests and for trying
+/// things out. Nothing survives the process.
+public final class MemoryJobStore: JobStore {
+    private struct Storage {
+        var jobs: [String: Job] = [:]
+        var requestDigests: [String: String] = [:]
+        var jobIDsByIdempotencyKey: [String: String] = [:]
+        var events: [String: [JobEvent]] = [:]
+        var lastSequence: Int64 = 0
+
+        mutating func insert(_ new: NewJob, now: Date) throws -> (job: Job, created: Bool) {
+            if let key = new.idempotencyKey, let existingID = jobIDsByIdempotencyKey[key], let existing = jobs[existingID] {
+                guard requestDigests[existingID] == new.requestDigest else {
+                    throw JobStoreError.idempotencyConflict(key: key, jobID: existingID)
+                }
+                return (existing, false)
+            }
+            guard jobs[new.id] == nil else { throw JobStoreError.duplicateID(new.id) }
+            let job = Job(new, now: now)
+            jobs[job.id] = job
+            requestDigests[job.id] = new.requestDigest
+            if let key = new.idempotencyKey { jobIDsByIdempotencyKey[key] = job.id }
+            log(PendingEvent(.queued), for: job.id, now: now)
+            return (job, true)
+        }
+
+        mutating func log(_ event: PendingEvent, for jobID: String, now: Date) {
+            lastSequence += 1
+            events[jobID, default: []].append(
+                JobEvent(jobID: jobID, sequence: lastSequence, at: now.storedPrecision, kind: event.kind, message: event.message))
+        }
+
+        /// Applies `change` to the job `lease` names if the lease is current; false otherwise.
+        mutating func update(_ lease: Lease, now: Date, _ change: (inout Job) -> PendingEvent?) -> Bool {
+            guard var job = jobs[lease.jobID], job.isHeld(by: lease) else { return false }
+            let event = change(&job)
+            jobs[job.id] = job
+            if let event { log(event, for: job.id, now: now) }
+            return true
+        }
+
+        mutating func recover(_ ids: [String], maxAttempts: Int, now: Date, because why: (Job) -> String) -> [Job] {
+            ids.map { id in
+                var job = jobs[id]!
+                let event = job.recover(because: why(job), maxAttempts: maxAttempts, now: now)
+                jobs[id] = job
+                log(event, for: id, now: now)
+                return job
+            }
+        }
+    }
+
+    private let storage = Mutex(Storage())
+
+    public init() {}
+
+    public func enqueue(_ job: NewJob, now: Date) throws -> (job: Job, created: Bool) {
+        try storage.withLock { try $0.insert(job, now: now) }
+    }
+
+    public func enqueueAll(_ jobs: [NewJob], now: Date) throws -> [Job] {
+        try storage.withLock { storage in
+            // Work on a copy so that a failure part-way leaves nothing behind.
+            var copy = storage
+            let added = try jobs.map { try copy.insert($0, now: now).job }
+            storage = copy
+            return added
+        }
+    }
+
+    public func job(id: String) -> Job? {
+        storage.withLock { $0.jobs[id] }
+    }
+
+    public func jobs(state: JobState?, limit: Int, before: String?) throws -> [Job] {
+        try storage.withLock { storage in
+            var candidates = storage.jobs.values.filter { state == nil || $0.state == state }
+            if let before {
+                guard let cursor = storage.jobs[before] else { throw JobStoreError.unknownCursor(before) }
+                candidates = candidates.filter { Job.listsBefore(cursor, $0) }
+            }
+            return Array(candidates.sorted(by: Job.listsBefore).prefix(max(limit, 0)))
+        }
+    }
+
+    public func jobs(batchID: String) -> [Job] {
+        storage.withLock { storage in
+            storage.jobs.values.filter { $0.batchID == batchID }.sorted { Job.listsBefore($1, $0) }
+        }
+    }
+
+    public func counts() -> [JobState: Int] {
+        storage.withLock { storage in
+            var counts = Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0, 0) })
+            for job in storage.jobs.values { counts[job.state, default: 0] += 1 }
+            return counts
+        }
+    }
+
+    public func claim(owner: String, slot: String, leaseExpiresAt: Date, now: Date) -> (job: Job, lease: Lease)? {
+        storage.withLock { storage in
+            guard var job = storage.jobs.values.filter({ $0.state == .queued }).min(by: Job.claimsBefore) else {
+                return nil
+            }
+            let (lease, event) = job.start(owner: owner, slot: slot, leaseExpiresAt: leaseExpiresAt, now: now)
+            storage.jobs[job.id] = job
+            storage.log(event, for: job.id, now: now)
+            return (job, lease)
+        }
+    }
+
+    public func renew(_ lease: Lease, until: Date, progress: JobProgress?, now: Date) -> Bool {
+        storage.withLock { storage in
+            storage.update(lease, now: now) { job in
+                job.renew(until: until, progress: progress)
+                return nil
+            }
+        }
+    }
+
+    public func complete(_ lease: Lease, outputs: JobOutputs, now: Date) -> Bool {
+        storage.withLock { $0.update(lease, now: now) { $0.succeed(outputs: outputs, now: now) } }
+    }
+
+    public func fail(_ lease: Lease, code: String, message: String, retry: Bool, memorySaving: Bool, now: Date) -> Bool {
+        storage.withLock { storage in
+            storage.update(lease, now: now) {
+                $0.fail(code: code, message: message, retry: retry, memorySaving: memorySaving, now: now)
+            }
+        }
+    }
+
+    public func release(_ lease: Lease, now: Date) -> Bool {
+        storage.withLock { $0.update(lease, now: now) { $0.release(now: now) } }
+    }
+
+    public func finishCancelled(_ lease: Lease, now: Date) -> Bool {
+        storage.withLock { $0.update(lease, now: now) { $0.finishCancelled(now: now) } }
+    }
+
+    public func cancel(id: String, now: Date) -> Job? {
+        storage.withLock { storage in
+            guard var job = storage.jobs[id] else { return nil }
+            if let event = job.cancel(now: now) {
+                storage.jobs[id] = job
+                storage.log(event, for: id, now: now)
+            }
+            return job
+        }
+    }
+
+    public func recoverExpired(now: Date, maxAttempts: Int) -> [Job] {
+        storage.withLock { storage in
+            let expired = storage.jobs.values.filter { job in
+                job.state == .running && job.leaseExpiresAt.map { $0 < now.storedPrecision } ?? true
+            }
+            return storage.recover(
+                expired.sorted(by: Job.claimsBefore).map(\.id), maxAttempts: maxAttempts, now: now,
+                because: { "the lease of \($0.leaseOwner ?? "?") expired" })
+        }
+    }
+
+    public func recoverOwned(by owner: String, now: Date, maxAttempts: Int) -> [Job] {
+        storage.withLock { storage in
+            let owned = storage.jobs.values.filter { $0.isOwned(by: owner) }
+            return storage.recover(
+                owned.sorted(by: Job.claimsBefore).map(\.id), maxAttempts: maxAttempts, now: now,
+                because: { "\($0.leaseOwner ?? owner) restarted" })
+        }
+    }
+
+    public func events(jobID: String) -> [JobEvent] {
+        storage.withLock { $0.events[jobID] ?? [] }
+    }
+
+    public func appendEvent(jobID: String, kind: String, message: String?, now: Date) throws {
+        try storage.withLock { storage in
+            guard storage.jobs[jobID] != nil else { throw JobStoreError.unknownJob(jobID) }
+            storage.log(PendingEvent(kind: kind, message: message), for: jobID, now: now)
+        }
+    }
+}

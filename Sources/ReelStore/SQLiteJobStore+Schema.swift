@@ -1,0 +1,50 @@
+import GRDB
+
+extension SQLiteJobStore {
+    /// The schema's history. A registered migration never changes once released: add a new one instead.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.create(table: "job") { t in
+                t.primaryKey("id", .text)
+                t.column("state", .text).notNull()
+                t.column("spec", .jsonText).notNull()
+                t.column("priority", .integer).notNull()
+                t.column("attempts", .integer).notNull()
+                t.column("lease_owner", .text)
+                t.column("lease_expires_at", .double)
+                t.column("created_at", .double).notNull()
+                t.column("started_at", .double)
+                t.column("finished_at", .double)
+                t.column("error_code", .text)
+                t.column("error_message", .text)
+                t.column("progress", .jsonText)
+                t.column("outputs", .jsonText)
+                t.column("cancel_requested", .boolean).notNull().defaults(to: false)
+                t.column("memory_saving", .boolean).notNull().defaults(to: false)
+                t.column("idempotency_key", .text)
+                t.column("request_digest", .text)
+                t.column("batch_id", .text)
+                t.column("slot", .text)
+            }
+            // The claim query reads this index in order and stops at its first queued row.
+            try db.execute(sql: "CREATE INDEX job_claim ON job(state, priority DESC, created_at, id)")
+            // Listing, newest first, of every job or of one state, with keyset paging.
+            try db.create(index: "job_created", on: "job", columns: ["created_at", "id"])
+            try db.create(index: "job_state_created", on: "job", columns: ["state", "created_at", "id"])
+            try db.create(index: "job_batch", on: "job", columns: ["batch_id", "created_at", "id"])
+            // Several NULL keys are allowed: SQLite's UNIQUE lets NULLs repeat.
+            try db.create(index: "job_idempotency_key", on: "job", columns: ["idempotency_key"], options: .unique)
+
+            try db.create(table: "job_event") { t in
+                // AUTOINCREMENT: a sequence number is never reused, so it only grows.
+                t.autoIncrementedPrimaryKey("sequence")
+                t.column("job_id", .text).notNull().indexed().references("job", onDelete: .cascade)
+                t.column("at", .double).notNull()
+                t.column("kind", .text).notNull()
+                t.column("message", .text)
+            }
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,239 @@
+import Foundation
+import GRDB
+
+/// The durable `JobStore`: one SQLite file, opened through a GRDB `DatabasePool` in WAL mode.
+///
+/// Durability: WAL with `PRAGMA synchronous = FULL`. GRDB's pool default, NORMAL, is consistent after a crash but
+/// may lose the last transactions committed before a power loss, because it syncs the WAL only at checkpoints.
+/// FULL syncs the WAL on every commit, so once `enqueue` (or any other write) has returned, the job survives a
+/// `kill -9` of the process and a power loss of the machine: an accepted job must never be lost, and a few
+/// milliseconds per write is cheap next to a video generation.
+///
+/// Several processes may share one file (a node's scheduler and a `reel` command, say): every write transaction
+/// is `BEGIN IMMEDIATE`, and a busy timeout makes a writer wait for another one instead of failing with
+/// `SQLITE_BUSY`. Every method is one transaction, so a claim is atomic across processes too.
+public final class SQLiteJobStore: JobStore {
+    let dbPool: DatabasePool
+
+    /// Opens the database at `path`, creating the file if needed, and brings its schema up to date.
+    ///
+    /// - Parameter busyTimeout: how long a write waits for another connection (usually another process) to
+    ///   finish its own before it fails.
+    public init(path: String, busyTimeout: TimeInterval = 10) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(busyTimeout)
+        configuration.label = "ReelStore"
+        dbPool = try DatabasePool(path: path, configuration: configuration)
+        // Only the writer connection writes. It is set here rather than in `prepareDatabase` because opening a pool
+        // sets NORMAL on it after `prepareDatabase` has run.
+        try dbPool.barrierWriteWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            try Self.migrator.migrate(dbPool)
+        } catch {
+            // Two processes opening a new file at once both see no migration applied; the second one's CREATE
+            // TABLE fails once the first has committed. Migrating again sees the schema in place.
+            try Self.migrator.migrate(dbPool)
+        }
+    }
+
+    public func enqueue(_ job: NewJob, now: Date) async throws -> (job: Job, created: Bool) {
+        try await dbPool.write { db in try Self.insert(job, now: now, db) }
+    }
+
+    public func enqueueAll(_ jobs: [NewJob], now: Date) async throws -> [Job] {
+        try await dbPool.write { db in try jobs.map { try Self.insert($0, now: now, db).job } }
+    }
+
+    public func job(id: String) async throws -> Job? {
+        try await dbPool.read { db in try JobRecord.fetchOne(db, key: id)?.job }
+    }
+
+    public func jobs(state: JobState?, limit: Int, before: String?) async throws -> [Job] {
+        guard limit > 0 else { return [] }
+        return try await dbPool.read { db in
+            var request = JobRecord.all()
+            if let state { request = request.filter(JobRecord.Columns.state == state) }
+            if let before {
+                guard let cursor = try JobRecord.fetchOne(db, key: before) else {
+                    throw JobStoreError.unknownCursor(before)
+                }
+                request = request.listed(after: cursor)
+            }
+            return try request.newestFirst().limit(limit).fetchAll(db).map(\.job)
+        }
+    }
+
+    public func jobs(batchID: String) async throws -> [Job] {
+        try await dbPool.read { db in
+            try JobRecord.filter(JobRecord.Columns.batchID == batchID).oldestFirst().fetchAll(db).map(\.job)
+        }
+    }
+
+    public func counts() async throws -> [JobState: Int] {
+        try await dbPool.read { db in
+            var counts = Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0, 0) })
+            let rows = try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM job GROUP BY state")
+            for row in rows {
+                let name: String = row["state"]
+                guard let state = JobState(rawValue: name) else {
+                    throw JobStoreError(.corrupt, "table job holds an unknown state \"\(name)\"")
+                }
+                counts[state] = row["n"]
+            }
+            return counts
+        }
+    }
+
+    public func claim(owner: String, slot: String, leaseExpiresAt: Date, now: Date) async throws -> (
+        job: Job, lease: Lease
+    )? {
+        // One IMMEDIATE transaction reads the head of the queue and takes it, so no other connection can take the
+        // same job in between.
+        try await dbPool.write { db in
+            guard let record = try JobRecord.all().claimable().fetchOne(db) else { return nil }
+            var job = record.job
+            let (lease, event) = job.start(owner: owner, slot: slot, leaseExpiresAt: leaseExpiresAt, now: now)
+            try Self.save(job, replacing: record, event: event, now: now, db)
+            return (job, lease)
+        }
+    }
+
+    public func renew(_ lease: Lease, until: Date, progress: JobProgress?, now: Date) async throws -> Bool {
+        try await update(lease, now: now) { job in
+            job.renew(until: until, progress: progress)
+            return nil
+        }
+    }
+
+    public func complete(_ lease: Lease, outputs: JobOutputs, now: Date) async throws -> Bool {
+        try await update(lease, now: now) { $0.succeed(outputs: outputs, now: now) }
+    }
+
+    public func fail(_ lease: Lease, code: String, message: String, retry: Bool, memorySaving: Bool, now: Date)
+        async throws -> Bool
+    {
+        try await update(lease, now: now) {
+            $0.fail(code: code, message: message, retry: retry, memorySaving: memorySaving, now: now)
+        }
+    }
+
+    public func release(_ lease: Lease, now: Date) async throws -> Bool {
+        try await update(lease, now: now) { $0.release(now: now) }
+    }
+
+    public func finishCancelled(_ lease: Lease, now: Date) async throws -> Bool {
+        try await update(lease, now: now) { $0.finishCancelled(now: now) }
+    }
+
+    public func cancel(id: String, now: Date) async throws -> Job? {
+        try await dbPool.write { db in
+            guard let record = try JobRecord.fetchOne(db, key: id) else { return nil }
+            var job = record.job
+            if let event = job.cancel(now: now) {
+                try Self.save(job, replacing: record, event: event, now: now, db)
+            }
+            return job
+        }
+    }
+
+    public func recoverExpired(now: Date, maxAttempts: Int) async throws -> [Job] {
+        try await dbPool.write { db in
+            let expiresAt = JobRecord.Columns.leaseExpiresAt
+            let expired = try JobRecord.all().running()
+                .filter(expiresAt == nil || expiresAt < now.databaseSeconds)
+                .inClaimOrder()
+                .fetchAll(db)
+            return try Self.recover(expired, maxAttempts: maxAttempts, now: now, db) { job in
+                "the lease of \(job.leaseOwner ?? "?") expired"
+            }
+        }
+    }
+
+    public func recoverOwned(by owner: String, now: Date, maxAttempts: Int) async throws -> [Job] {
+        try await dbPool.write { db in
+            // Running jobs are few (one per GPU slot), and matching in Swift keeps the owner test exactly the
+            // in-memory store's, with no LIKE wildcards to escape.
+            let owned = try JobRecord.all().running().inClaimOrder().fetchAll(db)
+                .filter { $0.job.isOwned(by: owner) }
+            return try Self.recover(owned, maxAttempts: maxAttempts, now: now, db) { job in
+                "\(job.leaseOwner ?? owner) restarted"
+            }
+        }
+    }
+
+    public func events(jobID: String) async throws -> [JobEvent] {
+        try await dbPool.read { db in
+            try JobEventRecord.filter(JobEventRecord.Columns.jobID == jobID)
+                .order(JobEventRecord.Columns.sequence)
+                .fetchAll(db)
+                .map(\.event)
+        }
+    }
+
+    public func appendEvent(jobID: String, kind: String, message: String?, now: Date) async throws {
+        try await dbPool.write { db in
+            guard try JobRecord.exists(db, key: jobID) else { throw JobStoreError.unknownJob(jobID) }
+            var record = JobEventRecord(jobID: jobID, event: PendingEvent(kind: kind, message: message), at: now)
+            try record.insert(db)
+        }
+    }
+}
+
+extension SQLiteJobStore {
+    private static func insert(_ new: NewJob, now: Date, _ db: Database) throws -> (job: Job, created: Bool) {
+        if let key = new.idempotencyKey,
+            let existing = try JobRecord.filter(JobRecord.Columns.idempotencyKey == key).fetchOne(db)
+        {
+            guard existing.requestDigest == new.requestDigest else {
+                throw JobStoreError.idempotencyConflict(key: key, jobID: existing.id)
+            }
+            return (existing.job, false)
+        }
+        guard try !JobRecord.exists(db, key: new.id) else { throw JobStoreError.duplicateID(new.id) }
+        let job = Job(new, now: now)
+        try JobRecord(job, requestDigest: new.requestDigest).insert(db)
+        try log(PendingEvent(.queued), for: job.id, now: now, db)
+        return (job, true)
+    }
+
+    /// Applies `change` to the job `lease` names, in one write transaction, if the lease is current.
+    private func update(_ lease: Lease, now: Date, _ change: @escaping @Sendable (inout Job) -> PendingEvent?)
+        async throws -> Bool
+    {
+        try await dbPool.write { db in
+            guard let record = try JobRecord.fetchOne(db, key: lease.jobID), record.job.isHeld(by: lease) else {
+                return false
+            }
+            var job = record.job
+            let event = change(&job)
+            try Self.save(job, replacing: record, event: event, now: now, db)
+            return true
+        }
+    }
+
+    private static func recover(
+        _ records: [JobRecord], maxAttempts: Int, now: Date, _ db: Database, because why: (Job) -> String
+    ) throws -> [Job] {
+        try records.map { record in
+            var job = record.job
+            let event = job.recover(because: why(job), maxAttempts: maxAttempts, now: now)
+            try save(job, replacing: record, event: event, now: now, db)
+            return job
+        }
+    }
+
+    /// Writes the columns of `job` that differ from `record`, and logs `event`.
+    private static func save(_ job: Job, replacing record: JobRecord, event: PendingEvent?, now: Date, _ db: Database)
+        throws
+    {
+        try JobRecord(job, requestDigest: record.requestDigest).updateChanges(db, from: record)
+        if let event { try log(event, for: job.id, now: now, db) }
+    }
+
+    private static func log(_ event: PendingEvent, for jobID: String, now: Date, _ db: Database) throws {
+        var record = JobEventRecord(jobID: jobID, event: event, at: now)
+        try record.insert(db)
+    }
+}
