@@ -28,7 +28,7 @@ class Job:
         self.stage = "queued"
 
 
-def run_job(model, job: Job, emit: Emit, hang: Callable[[], None] | None = None) -> dict:
+def run_job(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None = None) -> dict:
     """Runs `job` on `model`, emitting progress events; returns the final event (never raises)."""
     req = job.request
     try:
@@ -57,7 +57,7 @@ def _is_out_of_memory(e: BaseException) -> bool:
     return isinstance(e, torch.cuda.OutOfMemoryError)
 
 
-def _run(model, job: Job, emit: Emit, hang: Callable[[], None] | None) -> dict:
+def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None) -> dict:
     req = job.request
     debug = req.debug
     started = time.perf_counter()
@@ -66,7 +66,11 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[], None] | None) -> dict:
 
     def progress(stage: str, step: int, total: int) -> None:
         job.stage = stage
-        emit(protocol.progress_event(req.job, stage, step, total))
+        event = protocol.progress_event(req.job, stage, step, total)
+        if debug is not None and stage == "denoising" and debug.hang_at_step == step and hang is not None:
+            log.warning("job %s: debug.hang_at_step=%d, hanging", req.job, step)
+            hang(event)  # writes this last event and mutes the worker in one step; never returns
+        emit(event)
         if debug is None:
             return
         if stage == debug.crash_in and step == 0:
@@ -77,9 +81,6 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[], None] | None) -> dict:
                 log.warning("job %s: debug.crash_at_step=%d, exiting with status %d", req.job, step,
                             CRASH_EXIT_STATUS)
                 os._exit(CRASH_EXIT_STATUS)
-            if debug.hang_at_step == step and hang is not None:
-                log.warning("job %s: debug.hang_at_step=%d, hanging", req.job, step)
-                hang()
             if debug.step_delay:
                 job.cancel.wait(debug.step_delay)
 

@@ -40,11 +40,13 @@ class EventWriter:
         self._lock = threading.Lock()
         self._muted = False
 
-    def emit(self, event: dict) -> None:
+    def emit(self, event: dict, then_mute: bool = False) -> None:
+        """Writes one event; with `then_mute`, nothing is written after it (the hang test hook)."""
         data = protocol.encode_event(event)
         with self._lock:
             if self._muted:
                 return
+            self._muted = then_mute
             try:
                 self._stream.write(data)
                 self._stream.flush()
@@ -52,10 +54,6 @@ class EventWriter:
                 # The parent is gone: nobody can read our events any more.
                 log.error("stdout is closed; exiting")
                 os._exit(0)
-
-    def mute(self) -> None:
-        with self._lock:
-            self._muted = True
 
 
 class Worker:
@@ -124,9 +122,9 @@ class Worker:
             self._job = None
             self.writer.emit(final)
 
-    def _hang(self) -> None:
-        """Test hook: stop sending events (pong included) and never finish the job."""
-        self.writer.mute()
+    def _hang(self, last_event: dict) -> None:
+        """Test hook: send `last_event`, then no event at all (pong included), and never finish the job."""
+        self.writer.emit(last_event, then_mute=True)
         threading.Event().wait()
 
     def stop(self, timeout: float = STOP_JOIN_SECONDS) -> None:

@@ -1,0 +1,146 @@
+"""The model catalog: tiny models (created once, reloaded from the cache), directory checks, full-size configs."""
+
+import os
+import shutil
+
+import pytest
+import torch
+
+from reel_engine import models
+from reel_engine.models import ModelError
+
+
+def test_tiny_model_is_created_once_then_reloaded(tmp_path):
+    data_dir = str(tmp_path)
+    first = models.load_model("tiny", "cpu", data_dir)
+    assert first.created and first.path == os.path.join(data_dir, "models", "tiny-ti2v-5b")
+    marker = os.path.join(first.path, models.TINY_MARKER)
+    weights = os.path.join(first.path, "transformer", "diffusion_pytorch_model.safetensors")
+    stamp = (os.stat(marker).st_mtime_ns, os.stat(weights).st_mtime_ns, os.stat(weights).st_ino)
+    second = models.load_model("tiny:ti2v-5b", "cpu", data_dir)
+    assert not second.created
+    assert (os.stat(marker).st_mtime_ns, os.stat(weights).st_mtime_ns, os.stat(weights).st_ino) == stamp
+    # Only the final directory remains: the temporary one was renamed into place.
+    assert os.listdir(os.path.join(data_dir, "models")) == ["tiny-ti2v-5b"]
+    # Same weights after the round trip through save_pretrained/from_pretrained.
+    for a, b in zip(first.pipe.transformer.parameters(), second.pipe.transformer.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_tiny_model_metadata(tiny_ti2v, tiny_a14b):
+    assert (tiny_ti2v.architecture, tiny_ti2v.fps, tiny_ti2v.spatial_stride, tiny_ti2v.temporal_stride) == (
+        "ti2v-5b", 24, 32, 4)
+    assert (tiny_a14b.architecture, tiny_a14b.fps, tiny_a14b.spatial_stride, tiny_a14b.temporal_stride) == (
+        "t2v-a14b", 16, 16, 4)
+    assert tiny_ti2v.random_weights and tiny_a14b.random_weights
+    assert tiny_ti2v.defaults.to_json() == {"width": 256, "height": 256, "frames": 17, "steps": 4, "guidance": 5.0}
+    assert tiny_ti2v.dtype == torch.float32 and tiny_ti2v.dtype_name == "float32"
+    # The same classes and settings as the real models.
+    ti2v, a14b = tiny_ti2v.pipe, tiny_a14b.pipe
+    assert type(ti2v).__name__ == "WanPipeline" and ti2v.config.expand_timesteps and ti2v.transformer_2 is None
+    assert ti2v.vae.config.z_dim == 48 and ti2v.vae.config.scale_factor_spatial == 16 and ti2v.vae.config.is_residual
+    assert a14b.config.boundary_ratio == 0.875 and a14b.transformer_2 is not None
+    assert a14b.vae.config.z_dim == 16 and a14b.vae.config.scale_factor_spatial == 8
+    for pipe, shift in ((ti2v, 5.0), (a14b, 12.0)):
+        cfg = pipe.scheduler.config
+        assert type(pipe.scheduler).__name__ == "UniPCMultistepScheduler"
+        assert (cfg.prediction_type, cfg.use_flow_sigmas, cfg.flow_shift) == ("flow_prediction", True, shift)
+        assert type(pipe.text_encoder).__name__ == "UMT5EncoderModel"
+
+
+def test_local_tokenizer_handles_english_and_chinese(tiny_ti2v):
+    tok = tiny_ti2v.pipe.tokenizer
+    for text in ("a red fox in snow", "一只红狐狸在雪地里", "emoji 🦊 mixed 狐狸"):
+        ids = tok(text).input_ids
+        assert ids[-1] == tok.eos_token_id and tok.unk_token_id not in ids
+        assert tok.decode(ids, skip_special_tokens=True) == text
+    assert (tok.pad_token_id, tok.eos_token_id, tok.unk_token_id) == (0, 1, 2)
+
+
+def _copy_tiny(src: str, dst) -> str:
+    path = str(dst / "model")
+    shutil.copytree(src, path)
+    return path
+
+
+@pytest.mark.parametrize("remove, fragment", [
+    ("vae", "missing the 'vae' component"),
+    ("text_encoder/config.json", "component 'text_encoder' is incomplete: text_encoder/config.json is missing"),
+    ("transformer/diffusion_pytorch_model.safetensors", "component 'transformer' has no weights"),
+    ("scheduler/scheduler_config.json", "scheduler/scheduler_config.json is missing"),
+    ("tokenizer", "missing the 'tokenizer' component"),
+])
+def test_incomplete_ti2v_directory_names_the_component(tiny_ti2v, tmp_path, remove, fragment):
+    path = _copy_tiny(tiny_ti2v.path, tmp_path)
+    target = os.path.join(path, remove)
+    shutil.rmtree(target) if os.path.isdir(target) else os.remove(target)
+    with pytest.raises(ModelError) as info:
+        models.load_model(path, "cpu")
+    assert fragment in str(info.value)
+    assert "Wan-AI/Wan2.2-TI2V-5B-Diffusers" in str(info.value)
+
+
+def test_incomplete_a14b_directory_names_the_component(tiny_a14b, tmp_path):
+    path = _copy_tiny(tiny_a14b.path, tmp_path)
+    shutil.rmtree(os.path.join(path, "transformer_2"))
+    with pytest.raises(ModelError) as info:
+        models.load_model(path, "cpu")
+    assert "'transformer_2'" in str(info.value) and "Wan-AI/Wan2.2-T2V-A14B-Diffusers" in str(info.value)
+
+
+def test_missing_shard_of_a_sharded_component(tiny_ti2v, tmp_path):
+    path = _copy_tiny(tiny_ti2v.path, tmp_path)
+    folder = os.path.join(path, "transformer")
+    with open(os.path.join(folder, "diffusion_pytorch_model.safetensors.index.json"), "w") as f:
+        f.write('{"weight_map": {"a": "diffusion_pytorch_model-00001-of-00002.safetensors",'
+                ' "b": "diffusion_pytorch_model-00002-of-00002.safetensors"}}')
+    with pytest.raises(ModelError) as info:
+        models.inspect_model_dir(path)
+    assert "2 of 2 weight shards are missing" in str(info.value)
+
+
+def test_not_a_model_directory(tmp_path):
+    with pytest.raises(ModelError) as info:
+        models.load_model(str(tmp_path), "cpu")
+    assert "model_index.json is missing" in str(info.value)
+    assert "Wan-AI/Wan2.2-TI2V-5B-Diffusers" in str(info.value) and "Wan-AI/Wan2.2-T2V-A14B-Diffusers" in str(info.value)
+    with pytest.raises(ModelError, match="does not exist"):
+        models.load_model(str(tmp_path / "nope"), "cpu")
+
+
+def test_unknown_names_and_devices():
+    with pytest.raises(ModelError, match="random models are"):
+        models.load_model("random:sdxl", "cpu")
+    with pytest.raises(ModelError, match="tiny models are"):
+        models.load_model("tiny:sdxl", "cpu")
+    with pytest.raises(ModelError, match="expected cpu, cuda or cuda:N"):
+        models.resolve_device("tpu")
+
+
+def test_full_size_configs_have_the_published_sizes():
+    # Built on the meta device: the real architectures' shapes without allocating any memory.
+    meta = torch.device("meta")
+    ti2v = models.build_pipeline("ti2v-5b", tiny=False, device=meta, dtype=torch.bfloat16)
+    a14b = models.build_pipeline("t2v-a14b", tiny=False, device=meta, dtype=torch.bfloat16)
+
+    def billions(module):
+        return sum(p.numel() for p in module.parameters()) / 1e9
+
+    assert 4.9 < billions(ti2v.transformer) < 5.1  # "5B"
+    assert 14.1 < billions(a14b.transformer) < 14.4 and 14.1 < billions(a14b.transformer_2) < 14.4  # "A14B" x 2
+    assert 5.6 < billions(ti2v.text_encoder) < 5.8  # umT5-XXL encoder
+    assert ti2v.transformer.config.num_attention_heads == 24 and a14b.transformer.config.num_attention_heads == 40
+    assert ti2v.vae.config.z_dim == 48 and len(ti2v.vae.config.latents_mean) == 48
+    assert a14b.vae.config.z_dim == 16 and len(a14b.vae.config.latents_std) == 16
+    assert ti2v.transformer.scale_shift_table.dtype == torch.float32  # kept in fp32 like from_pretrained does
+    assert ti2v.transformer.blocks[0].attn1.to_q.weight.dtype == torch.bfloat16
+
+
+def test_direct_build_in_bf16_matches_the_float32_structure():
+    # random:* models are built directly in the target dtype; the rope tables must not be affected by that.
+    cpu = torch.device("cpu")
+    bf16 = models.build_pipeline("ti2v-5b", tiny=True, device=cpu, dtype=torch.bfloat16)
+    fp32 = models.build_pipeline("ti2v-5b", tiny=True, device=cpu, dtype=torch.float32)
+    assert torch.equal(bf16.transformer.rope.freqs_cos, fp32.transformer.rope.freqs_cos)
+    assert bf16.transformer.blocks[0].ffn.net[0].proj.weight.dtype == torch.bfloat16
+    assert bf16.text_encoder.dtype == torch.bfloat16 and bf16.vae.dtype == torch.bfloat16

@@ -1,0 +1,128 @@
+"""Request parsing and validation: every rejected request names its field; the worker's codec is pure Python."""
+
+import json
+import math
+
+import pytest
+
+from reel_engine import protocol
+from reel_engine.protocol import Limits, RequestError, parse_request
+
+TI2V = Limits(spatial_stride=32, temporal_stride=4)
+FAULTS = Limits(spatial_stride=32, temporal_stride=4, allow_faults=True)
+
+
+def generate(**overrides):
+    request = {"type": "generate", "job": "j-1", "prompt": "a red fox in snow", "negative_prompt": "",
+               "width": 256, "height": 256, "frames": 17, "steps": 4, "guidance": 5.0, "seed": 42,
+               "out_dir": "/tmp/out/j-1"}
+    request.update(overrides)
+    return {k: v for k, v in request.items() if v is not ...}
+
+
+def reject(obj_or_line, limits=TI2V) -> RequestError:
+    line = obj_or_line if isinstance(obj_or_line, (str, bytes)) else json.dumps(obj_or_line)
+    with pytest.raises(RequestError) as info:
+        parse_request(line, limits)
+    return info.value
+
+
+def test_generate_parses_with_optional_defaults():
+    req = parse_request(json.dumps(generate()), TI2V)
+    assert isinstance(req, protocol.GenerateRequest)
+    assert (req.job, req.width, req.height, req.frames, req.steps, req.seed) == ("j-1", 256, 256, 17, 4, 42)
+    assert req.guidance == 5.0 and req.guidance_2 is None and req.fps is None and req.metadata is None
+    assert req.png_frames is False and req.memory_saving is False and req.debug is None
+
+
+def test_generate_optional_fields():
+    req = parse_request(json.dumps(generate(guidance_2=3, png_frames=True, fps=30, metadata={"style": "noir"},
+                                            memory_saving=True, prompt="一只红狐狸在雪地里")), TI2V)
+    assert req.guidance_2 == 3.0 and req.png_frames and req.fps == 30 and req.metadata == {"style": "noir"}
+    assert req.memory_saving and req.prompt == "一只红狐狸在雪地里"
+
+
+def test_other_request_types():
+    assert isinstance(parse_request('{"type":"ping"}', TI2V), protocol.PingRequest)
+    assert isinstance(parse_request('{"type":"shutdown"}', TI2V), protocol.ShutdownRequest)
+    assert parse_request('{"type":"cancel","job":"j-9"}', TI2V) == protocol.CancelRequest("j-9")
+    assert parse_request(b'{"type":"ping","future_field":1}', TI2V) == protocol.PingRequest()
+
+
+@pytest.mark.parametrize("line, fragment", [
+    ("not json", "not valid JSON"),
+    ("[1, 2]", "must be a JSON object"),
+    ('"ping"', "must be a JSON object"),
+    ('{"job":"x"}', "type: missing field"),
+    ('{"type":"dance"}', "type: unknown request type"),
+    (b"\xff\xfe", "not valid UTF-8"),
+])
+def test_malformed_lines(line, fragment):
+    assert fragment in reject(line).message
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"prompt": ...}, "prompt: missing field"),
+    ({"prompt": "   "}, "prompt: must not be empty"),
+    ({"prompt": 5}, "prompt: expected a string"),
+    ({"negative_prompt": ...}, "negative_prompt: missing field"),
+    ({"width": 250}, "width: 250 is not a multiple of this model's spatial stride 32"),
+    ({"height": 100}, "height: 100 is not a multiple"),
+    ({"width": 0}, "width: 0 is below the minimum 32"),
+    ({"width": "256"}, "width: expected an integer"),
+    ({"height": True}, "height: expected an integer"),
+    ({"frames": 16}, "frames: 16 is not of the form 4n+1"),
+    ({"frames": 0}, "frames: 0 is below the minimum 1"),
+    ({"steps": 0}, "steps: 0 is below the minimum 1"),
+    ({"seed": -1}, "seed: -1 is below the minimum 0"),
+    ({"seed": 2**63}, "seed: 9223372036854775808 is above the maximum"),
+    ({"guidance": "high"}, "guidance: expected a number"),
+    ({"guidance": None}, "guidance: must not be null"),
+    ({"out_dir": "relative/dir"}, "out_dir: must be an absolute path"),
+    ({"png_frames": 1}, "png_frames: expected true or false"),
+    ({"fps": 0}, "fps: 0 is below the minimum 1"),
+    ({"metadata": [1]}, "metadata: expected an object"),
+])
+def test_invalid_fields_are_named(overrides, field):
+    error = reject(generate(**overrides))
+    assert field in error.message
+    assert error.job == "j-1"  # the line had a usable job id, so the error event carries it
+
+
+def test_non_finite_guidance_is_rejected():
+    line = json.dumps(generate()).replace('"guidance": 5.0', '"guidance": NaN')
+    assert "guidance: must be finite" in reject(line).message
+    assert "guidance_2: must be finite" in reject(json.dumps(generate(guidance_2=math.inf))).message
+
+
+def test_missing_or_unusable_job_id():
+    error = reject(generate(job=...))
+    assert error.message == "job: missing field" and error.job is None
+    error = reject(generate(job=""))
+    assert "job: must be a non-empty string" in error.message and error.job is None
+    assert reject('{"type":"cancel"}').message == "job: missing field"
+
+
+def test_seed_bounds_are_inclusive():
+    assert parse_request(json.dumps(generate(seed=0)), TI2V).seed == 0
+    assert parse_request(json.dumps(generate(seed=2**63 - 1)), TI2V).seed == 2**63 - 1
+
+
+def test_debug_needs_the_environment_switch():
+    request = generate(debug={"step_delay": 0.5})
+    assert "REEL_ENGINE_ALLOW_FAULTS=1" in reject(request).message
+    req = parse_request(json.dumps(generate(debug={"step_delay": 0.5, "crash_at_step": 2, "crash_in": "encoding",
+                                                  "hang_at_step": 3, "encode_delay": 1})), FAULTS)
+    assert req.debug == protocol.DebugHooks(step_delay=0.5, encode_delay=1.0, crash_at_step=2, crash_in="encoding",
+                                            hang_at_step=3)
+    assert "debug.crash_in" in reject(generate(debug={"crash_in": "nowhere"}), FAULTS).message
+    assert "debug.step_delay" in reject(generate(debug={"step_delay": -1}), FAULTS).message
+
+
+def test_events_are_single_json_lines():
+    line = protocol.encode_event(protocol.error_event(None, "bad_request", "a\nmultiline 消息"))
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert json.loads(line) == {"event": "error", "job": None, "code": "bad_request", "message": "a\nmultiline 消息"}
+    assert json.loads(protocol.encode_event(protocol.ready_event(device="cpu")))["protocol"] == 1
+    with pytest.raises(ValueError):
+        protocol.encode_event({"event": "progress", "value": float("nan")})
