@@ -107,7 +107,7 @@ import Testing
         }
         let status = harness.scheduler.workers.first
         #expect(status?.state == .unhealthy)
-        #expect(status?.lastError?.contains("model_index.json") == true, "\(status?.lastError ?? "")")
+        #expect(status?.lastError?.contains("/nonexistent/wan-model does not exist") == true, "\(status?.lastError ?? "")")
         #expect(!harness.scheduler.isReady)
         await harness.stop()
     }

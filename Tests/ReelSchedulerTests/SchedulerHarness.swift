@@ -107,9 +107,13 @@ final class SchedulerHarness: Sendable {
         return ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".mp4") }
     }
 
+    /// Shuts the scheduler down as SIGTERM would and waits for it; the store stays readable.
     func stop() async {
         scheduler.beginShutdown()
         _ = try? await task.value
+    }
+
+    deinit {
         try? FileManager.default.removeItem(at: directory)
     }
 }
