@@ -24,7 +24,8 @@ extension Job {
 
     init(_ new: NewJob, now: Date) {
         self.init(
-            id: new.id, spec: new.spec, priority: new.priority, createdAt: now.storedPrecision, idempotencyKey: new.idempotencyKey,
+            id: new.id, spec: new.spec, priority: new.priority, createdAt: now.storedPrecision,
+            idempotencyKey: new.idempotencyKey,
             batchID: new.batchID)
     }
 
@@ -60,7 +61,9 @@ extension Job {
         self.slot = slot
         startedAt = now.storedPrecision
         progress = nil
-        return (Lease(jobID: id, owner: owner, attempt: attempts), PendingEvent(.started, "attempt \(attempts) on \(slot)"))
+        return (
+            Lease(jobID: id, owner: owner, attempt: attempts), PendingEvent(.started, "attempt \(attempts) on \(slot)")
+        )
     }
 
     mutating func renew(until: Date, progress: JobProgress?) {

@@ -59,8 +59,10 @@ public struct Job: Sendable, Equatable, Codable, Identifiable {
     public var createdAt: Date
     public var startedAt: Date?
     public var finishedAt: Date?
+    /// The last error: why the job failed, or why its latest failed attempt did (kept when it was retried).
     public var errorCode: String?
     public var errorMessage: String?
+    /// The running attempt's progress; cleared when an attempt starts or the job is requeued.
     public var progress: JobProgress?
     public var outputs: JobOutputs?
     /// Set when a cancel arrives for a running job; the worker stops at its next step.

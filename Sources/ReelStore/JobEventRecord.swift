@@ -34,6 +34,9 @@ extension JobEventRecord: FetchableRecord, MutablePersistableRecord {
     enum Columns {
         static let sequence = Column(CodingKeys.sequence)
         static let jobID = Column(CodingKeys.jobID)
+        static let at = Column(CodingKeys.at)
+        static let kind = Column(CodingKeys.kind)
+        static let message = Column(CodingKeys.message)
     }
 
     static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy {

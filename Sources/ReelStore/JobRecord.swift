@@ -76,12 +76,24 @@ extension JobRecord: FetchableRecord, PersistableRecord {
     enum Columns {
         static let id = Column(CodingKeys.id)
         static let state = Column(CodingKeys.state)
+        static let spec = Column(CodingKeys.spec)
         static let priority = Column(CodingKeys.priority)
+        static let attempts = Column(CodingKeys.attempts)
         static let leaseOwner = Column(CodingKeys.leaseOwner)
         static let leaseExpiresAt = Column(CodingKeys.leaseExpiresAt)
         static let createdAt = Column(CodingKeys.createdAt)
+        static let startedAt = Column(CodingKeys.startedAt)
+        static let finishedAt = Column(CodingKeys.finishedAt)
+        static let errorCode = Column(CodingKeys.errorCode)
+        static let errorMessage = Column(CodingKeys.errorMessage)
+        static let progress = Column(CodingKeys.progress)
+        static let outputs = Column(CodingKeys.outputs)
+        static let cancelRequested = Column(CodingKeys.cancelRequested)
+        static let memorySaving = Column(CodingKeys.memorySaving)
         static let idempotencyKey = Column(CodingKeys.idempotencyKey)
+        static let requestDigest = Column(CodingKeys.requestDigest)
         static let batchID = Column(CodingKeys.batchID)
+        static let slot = Column(CodingKeys.slot)
     }
 
     static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy {

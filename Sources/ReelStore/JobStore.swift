@@ -40,7 +40,8 @@ public protocol JobStore: Sendable {
     /// Extends a lease and records progress. False when the lease is no longer current.
     func renew(_ lease: Lease, until: Date, progress: JobProgress?, now: Date) async throws -> Bool
 
-    /// Marks the job succeeded with its outputs. False when the lease is no longer current.
+    /// Marks the job succeeded with its outputs, even when a cancel was requested meanwhile (the video exists).
+    /// False when the lease is no longer current.
     func complete(_ lease: Lease, outputs: JobOutputs, now: Date) async throws -> Bool
 
     /// Ends an attempt that failed, keeping `code` and `message` as the job's last error. With `retry`, the job

@@ -12,7 +12,9 @@ public final class MemoryJobStore: JobStore {
         var lastSequence: Int64 = 0
 
         mutating func insert(_ new: NewJob, now: Date) throws -> (job: Job, created: Bool) {
-            if let key = new.idempotencyKey, let existingID = jobIDsByIdempotencyKey[key], let existing = jobs[existingID] {
+            if let key = new.idempotencyKey, let existingID = jobIDsByIdempotencyKey[key],
+                let existing = jobs[existingID]
+            {
                 guard requestDigests[existingID] == new.requestDigest else {
                     throw JobStoreError.idempotencyConflict(key: key, jobID: existingID)
                 }
@@ -30,7 +32,9 @@ public final class MemoryJobStore: JobStore {
         mutating func log(_ event: PendingEvent, for jobID: String, now: Date) {
             lastSequence += 1
             events[jobID, default: []].append(
-                JobEvent(jobID: jobID, sequence: lastSequence, at: now.storedPrecision, kind: event.kind, message: event.message))
+                JobEvent(
+                    jobID: jobID, sequence: lastSequence, at: now.storedPrecision, kind: event.kind,
+                    message: event.message))
         }
 
         /// Applies `change` to the job `lease` names if the lease is current; false otherwise.
@@ -125,7 +129,8 @@ public final class MemoryJobStore: JobStore {
         storage.withLock { $0.update(lease, now: now) { $0.succeed(outputs: outputs, now: now) } }
     }
 
-    public func fail(_ lease: Lease, code: String, message: String, retry: Bool, memorySaving: Bool, now: Date) -> Bool {
+    public func fail(_ lease: Lease, code: String, message: String, retry: Bool, memorySaving: Bool, now: Date) -> Bool
+    {
         storage.withLock { storage in
             storage.update(lease, now: now) {
                 $0.fail(code: code, message: message, retry: retry, memorySaving: memorySaving, now: now)

@@ -43,7 +43,8 @@ import Testing
             let (ok, okLease) = try await store.claimNext(at: at(10))
             #expect(try await store.complete(okLease, outputs: outputs(), now: at(11)))
             let (bad, badLease) = try await store.claimNext(at: at(12))
-            #expect(try await store.fail(badLease, code: "e", message: "m", retry: false, memorySaving: false, now: at(13)))
+            #expect(
+                try await store.fail(badLease, code: "e", message: "m", retry: false, memorySaving: false, now: at(13)))
             _ = try await store.cancel(id: "gone", now: at(14))
             #expect([ok.id, bad.id] == ["ok", "bad"])
             for id in ["ok", "bad", "gone"] {
@@ -70,7 +71,8 @@ import Testing
             _ = try await store.cancel(id: "j1", now: at(1))
             switch ending {
             case .failWithRetry:
-                #expect(try await store.fail(lease, code: "oom", message: "m", retry: true, memorySaving: true, now: at(2)))
+                #expect(
+                    try await store.fail(lease, code: "oom", message: "m", retry: true, memorySaving: true, now: at(2)))
             case .release:
                 #expect(try await store.release(lease, now: at(2)))
             case .recoverExpired:
@@ -85,7 +87,8 @@ import Testing
             #expect(try await store.claim(owner: slot0, slot: slot0, leaseExpiresAt: at(999), now: at(30)) == nil)
             #expect(try await store.recoverExpired(now: at(1000), maxAttempts: 3).isEmpty)
             #expect(try await store.recoverOwned(by: node, now: at(1000), maxAttempts: 3).isEmpty)
-            #expect(try await !store.fail(lease, code: "x", message: "y", retry: true, memorySaving: false, now: at(31)))
+            #expect(
+                try await !store.fail(lease, code: "x", message: "y", retry: true, memorySaving: false, now: at(31)))
             #expect(try await store.state("j1") == .cancelled)
         }
     }

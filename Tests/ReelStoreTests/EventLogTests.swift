@@ -11,8 +11,12 @@ import Testing
             try await store.add("j1", at: at(0))
             try await store.add("j2", at: at(0.5))
             let (_, lease1) = try await store.claimNext(owner: slot0, slot: slot0, at: at(1))
-            #expect(try await store.renew(lease1, until: at(90), progress: JobProgress(stage: "denoise", step: 1, total: 30), now: at(2)))
-            #expect(try await store.fail(lease1, code: "oom", message: "CUDA out of memory", retry: true, memorySaving: true, now: at(3)))
+            #expect(
+                try await store.renew(
+                    lease1, until: at(90), progress: JobProgress(stage: "denoise", step: 1, total: 30), now: at(2)))
+            #expect(
+                try await store.fail(
+                    lease1, code: "oom", message: "CUDA out of memory", retry: true, memorySaving: true, now: at(3)))
             let (_, lease2) = try await store.claimNext(owner: slot1, slot: slot1, at: at(4))
             #expect(try await store.complete(lease2, outputs: outputs(), now: at(5)))
 
@@ -23,7 +27,8 @@ import Testing
             #expect(zip(events, events.dropFirst()).allSatisfy { $0.sequence < $1.sequence })
             #expect(events[1].message == "attempt 1 on \(slot0)")
             #expect(events[3].message == "attempt 2 on \(slot1)")
-            #expect(events[2].message?.contains("oom") == true && events[2].message?.contains("CUDA out of memory") == true)
+            #expect(
+                events[2].message?.contains("oom") == true && events[2].message?.contains("CUDA out of memory") == true)
             #expect(try await store.eventKinds("j2") == ["queued"])
         }
     }
@@ -35,14 +40,19 @@ import Testing
                 try await store.add(id, at: at(Double(index) / 10))
             }
             let (_, failLease) = try await store.claimNext(at: at(1))
-            #expect(try await store.fail(failLease, code: "bad_spec", message: "too many frames", retry: false, memorySaving: false, now: at(2)))
+            #expect(
+                try await store.fail(
+                    failLease, code: "bad_spec", message: "too many frames", retry: false, memorySaving: false,
+                    now: at(2)))
             let (_, releaseLease) = try await store.claimNext(at: at(3))
             #expect(try await store.release(releaseLease, now: at(4)))
             _ = try await store.cancel(id: "cancelled", now: at(5))
 
             let failed = try await store.events(jobID: "failed")
             #expect(failed.map(\.kind) == ["queued", "started", "failed"])
-            #expect(failed.last?.message?.contains("bad_spec") == true && failed.last?.message?.contains("too many frames") == true)
+            #expect(
+                failed.last?.message?.contains("bad_spec") == true
+                    && failed.last?.message?.contains("too many frames") == true)
             let released = try await store.events(jobID: "released")
             #expect(released.map(\.kind) == ["queued", "started", "requeued"])
             #expect(released.last?.message?.contains("released") == true)

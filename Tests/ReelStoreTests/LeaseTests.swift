@@ -57,8 +57,11 @@ import Testing
                 let progress = JobProgress(stage: "decode", step: 1, total: 1)
                 #expect(try await !store.renew(lease, until: at(999), progress: progress, now: at(13)))
                 #expect(try await !store.complete(lease, outputs: outputs(), now: at(13)))
-                #expect(try await !store.fail(lease, code: "x", message: "y", retry: true, memorySaving: true, now: at(13)))
-                #expect(try await !store.fail(lease, code: "x", message: "y", retry: false, memorySaving: false, now: at(13)))
+                #expect(
+                    try await !store.fail(lease, code: "x", message: "y", retry: true, memorySaving: true, now: at(13)))
+                #expect(
+                    try await !store.fail(
+                        lease, code: "x", message: "y", retry: false, memorySaving: false, now: at(13)))
                 #expect(try await !store.release(lease, now: at(13)))
                 #expect(try await !store.finishCancelled(lease, now: at(13)))
             }
@@ -74,7 +77,9 @@ import Testing
         try await withStore(kind) { store in
             try await store.add("j1")
             let (_, lease1) = try await store.claimNext(at: at(0))
-            #expect(try await store.fail(lease1, code: "oom", message: "CUDA out of memory", retry: true, memorySaving: true, now: at(5)))
+            #expect(
+                try await store.fail(
+                    lease1, code: "oom", message: "CUDA out of memory", retry: true, memorySaving: true, now: at(5)))
             var job = try #require(await store.job(id: "j1"))
             #expect(job.state == .queued && job.attempts == 1 && job.leaseOwner == nil && job.leaseExpiresAt == nil)
             #expect(job.errorCode == "oom" && job.errorMessage == "CUDA out of memory" && job.memorySaving)
@@ -82,7 +87,9 @@ import Testing
 
             // A later retry without memory saving does not clear the flag.
             let (_, lease2) = try await store.claimNext(at: at(10))
-            #expect(try await store.fail(lease2, code: "engine_crashed", message: "exit 139", retry: true, memorySaving: false, now: at(15)))
+            #expect(
+                try await store.fail(
+                    lease2, code: "engine_crashed", message: "exit 139", retry: true, memorySaving: false, now: at(15)))
             job = try #require(await store.job(id: "j1"))
             #expect(job.state == .queued && job.attempts == 2 && job.memorySaving)
             #expect(job.errorCode == "engine_crashed" && job.errorMessage == "exit 139")
@@ -94,10 +101,15 @@ import Testing
         try await withStore(kind) { store in
             try await store.add("j1")
             let (_, lease) = try await store.claimNext(at: at(0))
-            #expect(try await store.fail(lease, code: "bad_spec", message: "width must be a multiple of 16", retry: false, memorySaving: false, now: at(3)))
+            #expect(
+                try await store.fail(
+                    lease, code: "bad_spec", message: "width must be a multiple of 16", retry: false,
+                    memorySaving: false, now: at(3)))
             let job = try #require(await store.job(id: "j1"))
             #expect(job.state == .failed && job.finishedAt == at(3) && job.leaseOwner == nil)
-            #expect(job.errorCode == "bad_spec" && job.errorMessage == "width must be a multiple of 16" && !job.memorySaving)
+            #expect(
+                job.errorCode == "bad_spec" && job.errorMessage == "width must be a multiple of 16" && !job.memorySaving
+            )
             #expect(try await store.claim(owner: slot0, slot: slot0, leaseExpiresAt: at(99), now: at(4)) == nil)
         }
     }

@@ -91,13 +91,17 @@ import Testing
     func enqueueAllAddsEveryJobOrNone(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
             try await store.enqueue(newJob("old", key: "k", digest: "d1"), now: at(0))
-            let bad = [newJob("a", batch: "b"), newJob("b", key: "k", digest: "d2", batch: "b"), newJob("c", batch: "b")]
+            let bad = [
+                newJob("a", batch: "b"), newJob("b", key: "k", digest: "d2", batch: "b"), newJob("c", batch: "b"),
+            ]
             await #expect(throws: JobStoreError.self) { try await store.enqueueAll(bad, now: at(1)) }
             #expect(try await store.counts()[.queued] == 1)
             #expect(try await store.job(id: "a") == nil)
             #expect(try await store.events(jobID: "a").isEmpty)
 
-            let good = [newJob("a", batch: "b"), newJob("b", key: "k", digest: "d1", batch: "b"), newJob("c", batch: "b")]
+            let good = [
+                newJob("a", batch: "b"), newJob("b", key: "k", digest: "d1", batch: "b"), newJob("c", batch: "b"),
+            ]
             let jobs = try await store.enqueueAll(good, now: at(2))
             #expect(jobs.map(\.id) == ["a", "old", "c"])
             #expect(try await store.counts()[.queued] == 3)
@@ -133,8 +137,12 @@ import Testing
             #expect(try await store.job(id: "j1") == job)
 
             // The next attempt records its own start and starts without the last attempt's progress.
-            #expect(try await store.renew(lease, until: at(60), progress: JobProgress(stage: "denoise", step: 3, total: 30), now: at(10)))
-            #expect(try await store.fail(lease, code: "oom", message: "out of memory", retry: true, memorySaving: true, now: at(11)))
+            #expect(
+                try await store.renew(
+                    lease, until: at(60), progress: JobProgress(stage: "denoise", step: 3, total: 30), now: at(10)))
+            #expect(
+                try await store.fail(
+                    lease, code: "oom", message: "out of memory", retry: true, memorySaving: true, now: at(11)))
             let (second, secondLease) = try await store.claimNext(owner: slot0, slot: slot0, at: at(20))
             #expect(secondLease.attempt == 2 && second.attempts == 2 && second.startedAt == at(20))
             #expect(second.progress == nil && second.slot == slot0)

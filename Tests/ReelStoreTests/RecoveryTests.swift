@@ -11,7 +11,8 @@ import Testing
             for id in ["a", "b", "c", "d"] { try await store.add(id, at: at(0)) }
             let (_, leaseA) = try await store.claimNext(owner: slot0, slot: slot0, at: at(1), for: 9)  // until 10
             _ = try await store.claimNext(owner: slot1, slot: slot1, at: at(1), for: 10)  // until 11: exactly now
-            let (_, leaseC) = try await store.claimNext(owner: "node-b/cuda:0", slot: "node-b/cuda:0", at: at(1), for: 5)
+            let (_, leaseC) = try await store.claimNext(
+                owner: "node-b/cuda:0", slot: "node-b/cuda:0", at: at(1), for: 5)
             #expect(try await store.renew(leaseC, until: at(60), progress: nil, now: at(5)))  // renewed in time
 
             let recovered = try await store.recoverExpired(now: at(11), maxAttempts: 3)
@@ -34,7 +35,9 @@ import Testing
         try await withStore(kind) { store in
             try await store.add("j1")
             let (_, lease1) = try await store.claimNext(at: at(0), for: 10)
-            #expect(try await store.fail(lease1, code: "oom", message: "CUDA out of memory", retry: true, memorySaving: true, now: at(1)))
+            #expect(
+                try await store.fail(
+                    lease1, code: "oom", message: "CUDA out of memory", retry: true, memorySaving: true, now: at(1)))
             _ = try await store.claimNext(at: at(2), for: 10)
             let recovered = try await store.recoverExpired(now: at(20), maxAttempts: 2)
             let job = try #require(recovered.first)
@@ -65,7 +68,9 @@ import Testing
             let owners = ["node-a", "node-a/cuda:0", "node-a/cuda:1", "node-ab/cuda:0", "node-b/cuda:0", "xnode-a"]
             for index in owners.indices { try await store.add("j\(index)", at: at(Double(index))) }
             var leases: [Lease] = []
-            for owner in owners { leases.append(try await store.claimNext(owner: owner, slot: owner, at: at(10), for: 3600).lease) }
+            for owner in owners {
+                leases.append(try await store.claimNext(owner: owner, slot: owner, at: at(10), for: 3600).lease)
+            }
             #expect(leases.map(\.jobID) == owners.indices.map { "j\($0)" })
 
             let recovered = try await store.recoverOwned(by: node, now: at(11), maxAttempts: 3)

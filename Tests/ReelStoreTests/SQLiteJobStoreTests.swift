@@ -18,7 +18,9 @@ import Testing
                 try await store.add("b", priority: 2, at: at(1))
                 try await store.add("c", at: at(2))
                 let (_, lease) = try await store.claimNext(at: at(3))
-                #expect(try await store.renew(lease, until: at(99), progress: JobProgress(stage: "denoise", step: 4, total: 30), now: at(4)))
+                #expect(
+                    try await store.renew(
+                        lease, until: at(99), progress: JobProgress(stage: "denoise", step: 4, total: 30), now: at(4)))
                 let (_, done) = try await store.claimNext(at: at(5))
                 #expect(try await store.complete(done, outputs: outputs(), now: at(6)))
                 _ = try await store.cancel(id: "c", now: at(7))
@@ -82,6 +84,29 @@ import Testing
             let spec = try #require(row)
             #expect(spec["valid"] == 1 && spec["prompt"] == makeSpec().prompt)
             #expect(spec["type"] == "real" && spec["created_at"] == at(0.25).timeIntervalSince1970)
+        }
+    }
+
+    @Test func claimingAndListingReadTheirIndexesInOrder() async throws {
+        try await withTemporaryDirectory { directory in
+            let store = try SQLiteJobStore(path: directory.appendingPathComponent("jobs.sqlite").path)
+            let plans = try store.dbPool.read { db in
+                try [
+                    JobRecord.all().claimable().limit(1),
+                    JobRecord.all().filter(JobRecord.Columns.state == JobState.failed).newestFirst().limit(20),
+                    JobRecord.all().newestFirst().limit(20),
+                    JobRecord.filter(JobRecord.Columns.batchID == "b").oldestFirst(),
+                ].map { request in
+                    let statement = try request.makePreparedRequest(db).statement
+                    return try Row.fetchAll(
+                        db, sql: "EXPLAIN QUERY PLAN " + statement.sql, arguments: statement.arguments
+                    ).map { row -> String in row["detail"] }.joined(separator: "; ")
+                }
+            }
+            for (plan, index) in zip(plans, ["job_claim", "job_state_created", "job_created", "job_batch"]) {
+                #expect(plan.contains("INDEX \(index)"), "\(plan)")
+                #expect(!plan.contains("TEMP B-TREE"), "\(plan)")
+            }
         }
     }
 
