@@ -93,7 +93,7 @@ let package = Package(
         // Helpers shared by the test targets: locating the engine, temporary directories, waiting on events.
         .target(
             name: "ReelTestSupport",
-            dependencies: ["ReelWorker", "ReelCore"],
+            dependencies: ["ReelWorker", "ReelCore", "ReelClient"],
             path: "Tests/ReelTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -121,7 +121,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ReelCLITests",
-            dependencies: ["ReelCLI", "ReelTestSupport"],
+            dependencies: ["ReelCLI", "ReelTestSupport", "ReelClient", "ReelWorkerProtocol"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -29,8 +29,11 @@ public struct JobSummary: Sendable, Decodable {
     }
     public var id: String
     public var state: String
+    public var attempts: Int?
     public var progress: Progress?
     public var error: Failure?
+
+    public var isTerminal: Bool { ["succeeded", "failed", "cancelled"].contains(state) }
 }
 
 /// One Server-Sent Event.

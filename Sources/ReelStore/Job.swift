@@ -1,5 +1,6 @@
 import Foundation
 import ReelCore
+import Synchronization
 
 /// A job's place in its life: queued → running → succeeded | failed | cancelled (running may return to queued).
 public enum JobState: String, Sendable, Codable, CaseIterable {
@@ -125,11 +126,19 @@ public struct NewJob: Sendable, Equatable {
         self.batchID = batchID
     }
 
-    /// A job id: sortable by creation time, unguessable.
+    /// A job id: sortable by creation time (and by order of creation within this process), unguessable.
     public static func makeID(now: Date = Date()) -> String {
-        let millis = UInt64(now.timeIntervalSince1970 * 1000)
+        let millis = UInt64(max(0, now.timeIntervalSince1970 * 1000))
+        let sequence = idSequence.add(1, ordering: .relaxed).newValue % 1_679_616  // 36^4
         let random = UInt64.random(in: 0..<(1 << 40))
-        return "job_" + String(millis, radix: 36) + String(random, radix: 36)
+        return "job_" + pad(String(millis, radix: 36), 9) + pad(String(sequence, radix: 36), 4)
+            + pad(String(random, radix: 36), 8)
+    }
+
+    private static let idSequence = Atomic<UInt64>(0)
+
+    private static func pad(_ text: String, _ width: Int) -> String {
+        String(repeating: "0", count: max(0, width - text.count)) + text
     }
 }
 

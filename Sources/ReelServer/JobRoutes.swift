@@ -1,0 +1,101 @@
+import HTTPTypes
+import Hummingbird
+import ReelCore
+import ReelStore
+
+/// `POST /v1/jobs`, `GET /v1/jobs`, `GET /v1/jobs/{id}`, `DELETE /v1/jobs/{id}` and `GET /v1/jobs/{id}/events`.
+struct JobRoutes {
+    let service: JobService
+    let configuration: ReelServerConfiguration
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.post("/v1/jobs") { request, _ in try await submit(request) }
+        router.get("/v1/jobs") { request, _ in try await list(request) }
+        router.get("/v1/jobs/:id") { _, context in
+            try APIJSON.response(JobResource(try await service.job(id: context.parameters.require("id"))))
+        }
+        router.delete("/v1/jobs/:id") { _, context in
+            try APIJSON.response(JobResource(try await service.cancel(id: context.parameters.require("id"))))
+        }
+        router.get("/v1/jobs/:id/events") { _, context in
+            let job = try await service.job(id: context.parameters.require("id"))
+            let events = try await service.store.events(jobID: job.id)
+            return try APIJSON.response(DataList(data: events.map(JobEventResource.init)))
+        }
+    }
+
+    private func submit(_ request: Request) async throws -> Response {
+        let key = try idempotencyKey(request)
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxBodyBytes {
+            throw tooLarge
+        }
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: configuration.maxBodyBytes)
+        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+            throw tooLarge
+        }
+        let submission = try JobSubmission(json: body.readableBytesView)
+        let (job, created) = try await service.submit(body: submission, idempotencyKey: key)
+        var response = try APIJSON.response(JobResource(job), status: created ? .created : .ok)
+        response.headers[.location] = "/v1/jobs/\(job.id)"
+        return response
+    }
+
+    private var tooLarge: APIError {
+        APIError(
+            ReelError(
+                .payloadTooLarge,
+                "the request body is larger than \(configuration.maxBodyBytes) bytes; a job spec is far smaller"))
+    }
+
+    private func idempotencyKey(_ request: Request) throws(ReelError) -> String? {
+        guard let name = HTTPField.Name("Idempotency-Key"), let key = request.headers[name], !key.isEmpty else {
+            return nil
+        }
+        guard key.count <= configuration.maxIdempotencyKeyLength else {
+            throw ReelError(
+                .invalidValue, field: "Idempotency-Key",
+                "the Idempotency-Key has \(key.count) characters; the limit is \(configuration.maxIdempotencyKeyLength)"
+            )
+        }
+        return key
+    }
+
+    private func list(_ request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        for (name, _) in query where !["state", "limit", "before"].contains(name) {
+            throw ReelError.invalid(String(name), "unknown query parameter '\(name)'; use state, limit and before")
+        }
+        var state: JobState?
+        if let text = query["state"], !text.isEmpty {
+            guard let parsed = JobState(rawValue: String(text)) else {
+                throw ReelError.invalid(
+                    "state",
+                    "'\(text)' is not a job state; use one of "
+                        + JobState.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            state = parsed
+        }
+        var limit = configuration.defaultPageSize
+        if let text = query["limit"], !text.isEmpty {
+            guard let parsed = Int(text), (1...configuration.maxPageSize).contains(parsed) else {
+                throw ReelError.invalid(
+                    "limit", "limit must be a whole number from 1 to \(configuration.maxPageSize), not '\(text)'")
+            }
+            limit = parsed
+        }
+        let before = query["before"].flatMap { $0.isEmpty ? nil : String($0) }
+        let jobs: [Job]
+        do {
+            // One more than asked for tells whether there is a next page.
+            jobs = try await service.store.jobs(state: state, limit: limit + 1, before: before)
+        } catch let error as JobStoreError where error.code == .notFound {
+            throw ReelError.invalid("before", error.message)
+        }
+        let page = Array(jobs.prefix(limit))
+        let next = jobs.count > limit ? page.last?.id : nil
+        return try APIJSON.response(JobPage(data: page.map(JobResource.init), next: next))
+    }
+}

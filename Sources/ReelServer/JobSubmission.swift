@@ -1,0 +1,63 @@
+import Foundation
+import ReelCore
+
+/// The body of `POST /v1/jobs`: a job spec with the batch CSV's column names, plus `model`, `style` and `priority`.
+///
+/// Every field may be left out (or null) and then takes the model's default; `prompt` is required by validation.
+public struct JobSubmission: Sendable, Equatable {
+    public var prompt: String?
+    public var negativePrompt: String?
+    /// Reserved for a later release; only empty or absent is accepted.
+    public var style: String?
+    /// "WIDTHxHEIGHT".
+    public var size: String?
+    public var seconds: Double?
+    public var frames: Int?
+    public var steps: Int?
+    public var guidance: Double?
+    public var seed: UInt64?
+    /// Must be the server's model name when given.
+    public var model: String?
+    public var pngFrames: Bool?
+    /// -100…100; higher runs first. Absent means 0.
+    public var priority: Int?
+
+    public init(
+        prompt: String? = nil, negativePrompt: String? = nil, style: String? = nil, size: String? = nil,
+        seconds: Double? = nil, frames: Int? = nil, steps: Int? = nil, guidance: Double? = nil, seed: UInt64? = nil,
+        model: String? = nil, pngFrames: Bool? = nil, priority: Int? = nil
+    ) {
+        self.prompt = prompt
+        self.negativePrompt = negativePrompt
+        self.style = style
+        self.size = size
+        self.seconds = seconds
+        self.frames = frames
+        self.steps = steps
+        self.guidance = guidance
+        self.seed = seed
+        self.model = model
+        self.pngFrames = pngFrames
+        self.priority = priority
+    }
+
+    /// The field names a submission understands: the batch CSV's columns and the API's own.
+    public static let knownFields: [String] = SpecFields.known + ["style", "model", "priority"]
+
+    public static let priorityRange = -100...100
+
+    /// The generation request this submission asks for, before validation against a model.
+    public var generationRequest: GenerationRequest {
+        GenerationRequest(
+            prompt: prompt, negativePrompt: negativePrompt, size: size, frames: frames, seconds: seconds, steps: steps,
+            guidance: guidance, seed: seed, pngFrames: pngFrames ?? false)
+    }
+}
+
+extension JobSubmission: Encodable {
+    enum CodingKeys: String, CodingKey {
+        case prompt, style, size, seconds, frames, steps, guidance, seed, model, priority
+        case negativePrompt = "negative_prompt"
+        case pngFrames = "png_frames"
+    }
+}

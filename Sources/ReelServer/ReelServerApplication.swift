@@ -1,0 +1,53 @@
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// Reel's HTTP API as a `Service`: run it in a `ServiceGroup` after the `Scheduler`, so that on shutdown the API
+/// stops first (ending open event streams) and the scheduler then drains its workers.
+///
+/// ```swift
+/// let metrics = ReelMetricsRegistry()
+/// let scheduler = Scheduler(configuration: …, store: store, bus: EventBus(), metrics: metrics.schedulerMetrics,
+///                           logger: logger)
+/// let service = try JobService(store: store, scheduler: scheduler)
+/// let server = ReelServerApplication(configuration: .init(port: 8080), service: service, metrics: metrics,
+///                                    logger: logger)
+/// try await ServiceGroup(services: [scheduler, server], gracefulShutdownSignals: [.sigterm, .sigint],
+///                        logger: logger).run()
+/// ```
+public struct ReelServerApplication: Service {
+    public let configuration: ReelServerConfiguration
+    /// The Hummingbird application; tests drive it with `application.test(.router)` or `.live`.
+    public let application: Application<RouterResponder<BasicRequestContext>>
+
+    public init(
+        configuration: ReelServerConfiguration = ReelServerConfiguration(), service: JobService,
+        metrics: ReelMetricsRegistry, logger: Logger
+    ) {
+        self.configuration = configuration
+        let router = Self.makeRouter(service: service, metrics: metrics, configuration: configuration)
+        application = Application(
+            router: router,
+            configuration: ApplicationConfiguration(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "reel"),
+            logger: logger)
+    }
+
+    public func run() async throws {
+        try await application.run()
+    }
+
+    /// Every route of the API, behind the middleware that gives every error the API's JSON shape.
+    public static func makeRouter(
+        service: JobService, metrics: ReelMetricsRegistry,
+        configuration: ReelServerConfiguration = ReelServerConfiguration()
+    ) -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: ErrorMiddleware<BasicRequestContext>())
+        JobRoutes(service: service, configuration: configuration).register(on: router)
+        JobFileRoutes(service: service).register(on: router)
+        EventRoutes(service: service, configuration: configuration).register(on: router)
+        SystemRoutes(service: service, metrics: metrics).register(on: router)
+        return router
+    }
+}
