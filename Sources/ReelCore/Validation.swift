@@ -36,6 +36,9 @@ public enum Validation {
         let frames: Int
         if let requested = request.frames {
             guard requested >= 1 else { throw .invalid("frames", "frames must be at least 1 (4n+1: 1, 5, 9, …)") }
+            guard requested <= limits.maxFrames else {
+                throw .invalid("frames", "\(requested) frames exceeds the limit of \(limits.maxFrames)")
+            }
             guard requested % model.temporalStride == 1 else {
                 throw .invalid(
                     "frames",
