@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from . import media, metadata, protocol
 from .pipeline import Cancelled, free_memory, generate, peak_memory_bytes, reset_peak_memory, to_uint8
@@ -36,7 +36,7 @@ def run_job(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None = N
     except Cancelled as e:
         log.info("job %s: %s", req.job, e)
         return protocol.error_event(req.job, "cancelled", f"job {req.job} was cancelled ({e})")
-    except BaseException as e:  # noqa: BLE001 - every failure must become an event, the worker keeps serving
+    except BaseException as e:  # every failure becomes an event; the worker keeps serving
         if _is_out_of_memory(e):
             log.warning("job %s: out of memory during %s: %s", req.job, job.stage, e)
             free_memory(model.device)

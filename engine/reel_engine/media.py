@@ -22,7 +22,7 @@ def write_video(frames: np.ndarray, out_dir: str, fps: int) -> str:
     """Encodes uint8 RGB frames (n, height, width, 3) as H.264/yuv420p at `fps`; returns the final path."""
     import av
 
-    n, height, width, channels = frames.shape
+    _, height, width, channels = frames.shape
     if channels != 3 or frames.dtype != np.uint8:
         raise ValueError(f"expected uint8 RGB frames, got {frames.dtype} with {channels} channels")
     if width % 2 or height % 2:

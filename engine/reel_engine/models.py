@@ -20,7 +20,7 @@ import shutil
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -85,7 +85,6 @@ class LoadedModel:
     created: bool = False  # a tiny model that this load had to create
     memory_saving: bool = False
     load_seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
 
     @property
     def fps(self) -> int:

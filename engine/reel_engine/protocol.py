@@ -9,7 +9,7 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from . import PROTOCOL_VERSION
 
@@ -83,7 +83,7 @@ class ShutdownRequest:
     pass
 
 
-Request = Union[GenerateRequest, CancelRequest, PingRequest, ShutdownRequest]
+Request = GenerateRequest | CancelRequest | PingRequest | ShutdownRequest
 
 
 # ---------------------------------------------------------------------------------------------------------------

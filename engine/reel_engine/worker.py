@@ -9,7 +9,6 @@ ping and cancel are answered while a job runs.
 from __future__ import annotations
 
 import argparse
-import io
 import logging
 import os
 import sys
@@ -23,13 +22,13 @@ LOAD_FAILED_EXIT_STATUS = 3
 STOP_JOIN_SECONDS = 10.0  # on shutdown/EOF: how long a cancelled job may take to reach a step boundary
 
 
-def claim_stdout() -> io.BufferedWriter:
+def claim_stdout():
     """Keeps the real stdout for events and points fd 1 and sys.stdout at stderr."""
     sys.stdout.flush()
     fd = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    return io.open(fd, "wb", buffering=1 << 16)
+    return open(fd, "wb", buffering=1 << 16)
 
 
 class EventWriter:
@@ -199,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         from .models import load_model
 
         model = load_model(args.model, args.device, args.data_dir, memory_saving=args.memory_saving)
-    except Exception as e:  # noqa: BLE001 - any load failure is reported as one event, then exit 3
+    except Exception as e:  # any load failure is reported as one event, then exit 3
         code, message = _load_error(e)
         log.error("loading %s failed: %s", args.model, message, exc_info=type(e).__name__ != "ModelError")
         writer.emit(protocol.error_event(None, code, message))
@@ -218,7 +217,7 @@ def _load_error(e: Exception) -> tuple[str, str]:
         import torch
 
         oom = isinstance(e, (MemoryError, torch.cuda.OutOfMemoryError))
-    except Exception:  # noqa: BLE001
+    except Exception:  # torch itself may be what failed to import
         oom = isinstance(e, MemoryError)
     if oom:
         return "out_of_memory", f"out of memory while loading the model: {e}"

@@ -13,6 +13,10 @@ import time
 
 import pytest
 
+# One intra-op thread for the tests and the workers they start: on a small shared machine, OpenMP threads that
+# spin-wait for each other make CPU runs several times slower than one thread. Set before torch is imported.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 EVENT_TIMEOUT = 90.0  # generous: the CI machine has 2 cores shared with a Swift build
 
 
