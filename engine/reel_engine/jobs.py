@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from . import media, metadata, protocol
-from .pipeline import Cancelled, free_memory, generate, peak_memory_bytes, reset_peak_memory, to_uint8
+from .pipeline import Cancelled, free_memory, generate, peak_memory_bytes, reset_peak_memory
 
 log = logging.getLogger("reel_engine.jobs")
 
@@ -25,7 +25,7 @@ class Job:
     def __init__(self, request: protocol.GenerateRequest):
         self.request = request
         self.cancel = threading.Event()
-        self.stage = "queued"
+        self.stage = "setup"
 
 
 def run_job(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None = None) -> dict:
@@ -35,18 +35,20 @@ def run_job(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None = N
         return _run(model, job, emit, hang)
     except Cancelled as e:
         log.info("job %s: %s", req.job, e)
-        return protocol.error_event(req.job, "cancelled", f"job {req.job} was cancelled ({e})")
+        event = protocol.error_event(req.job, "cancelled", f"job {req.job} was cancelled ({e})")
+    except (KeyboardInterrupt, SystemExit):
+        raise
     except BaseException as e:  # every failure becomes an event; the worker keeps serving
         if _is_out_of_memory(e):
             log.warning("job %s: out of memory during %s: %s", req.job, job.stage, e)
-            free_memory(model.device)
-            return protocol.error_event(req.job, "out_of_memory",
-                                        f"{model.device} ran out of memory during {job.stage}: {e}")
-        if isinstance(e, (KeyboardInterrupt, SystemExit)):
-            raise
-        log.exception("job %s failed during %s", req.job, job.stage)
-        free_memory(model.device)
-        return protocol.error_event(req.job, "internal", f"{type(e).__name__} during {job.stage}: {e}")
+            event = protocol.error_event(req.job, "out_of_memory",
+                                         f"{model.device} ran out of memory during {job.stage}: {e}")
+        else:
+            log.exception("job %s failed during %s", req.job, job.stage)
+            event = protocol.error_event(req.job, "internal", f"{type(e).__name__} during {job.stage}: {e}")
+    # Outside the except block the traceback is gone, and with it the frames that still held the job's tensors.
+    free_memory(model.device)
+    return event
 
 
 def _is_out_of_memory(e: BaseException) -> bool:
@@ -100,7 +102,7 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None) -> di
         cancelled=job.cancel.is_set,
     )
     seconds = dict(generation.seconds)
-    frames = to_uint8(generation.video)
+    frames = generation.video
     del generation
     fps = req.fps or model.fps
 

@@ -396,10 +396,14 @@ def load_model(name: str, device: str | torch.device = "cpu", data_dir: str | No
     data_dir = data_dir or default_data_dir()
     created = False
     path = None
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # a worker owns one GPU; "cuda" below then means this one
+    # Weights go straight from the safetensors files to the GPU, unless CPU offload will place them.
+    device_map = "cuda" if device.type == "cuda" and not memory_saving else None
     if name in ("tiny", "tiny:ti2v-5b", "tiny:t2v-a14b"):
         architecture = A14B if name == "tiny:t2v-a14b" else TI2V
         path, created = ensure_tiny(data_dir, architecture)
-        pipe = _load_dir(path, dtype)
+        pipe = _load_dir(path, dtype, device_map)
         random_weights, defaults = True, TINY_DEFAULTS[architecture]
     elif name.startswith("random:"):
         architecture = name.split(":", 1)[1]
@@ -412,14 +416,14 @@ def load_model(name: str, device: str | torch.device = "cpu", data_dir: str | No
     else:
         path = os.path.abspath(os.path.expanduser(name))
         architecture = inspect_model_dir(path)
-        pipe = _load_dir(path, dtype)
+        pipe = _load_dir(path, dtype, device_map)
         random_weights, defaults = False, DEFAULTS[architecture]
 
     if memory_saving:
         pipe.vae.enable_tiling()
     if memory_saving and device.type == "cuda":
         pipe.enable_model_cpu_offload(device=device)
-    else:
+    elif device.type == "cpu":
         pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     if device.type == "cuda":
@@ -429,12 +433,13 @@ def load_model(name: str, device: str | torch.device = "cpu", data_dir: str | No
                        memory_saving=memory_saving, load_seconds=time.perf_counter() - t0)
 
 
-def _load_dir(path: str, dtype: torch.dtype):
+def _load_dir(path: str, dtype: torch.dtype, device_map: str | None = None):
     """The one directory-loading path, shared by real models and the cached tiny ones."""
     from diffusers import WanPipeline
 
     inspect_model_dir(path)
-    pipe = WanPipeline.from_pretrained(path, dtype=dtype, local_files_only=True)
+    extra = {"device_map": device_map} if device_map else {}
+    pipe = WanPipeline.from_pretrained(path, dtype=dtype, local_files_only=True, **extra)
     for module in (pipe.text_encoder, pipe.transformer, pipe.transformer_2, pipe.vae):
         if module is not None:
             module.eval()

@@ -37,7 +37,8 @@ class Cancelled(Exception):
 
 @dataclass
 class Generation:
-    """Decoded frames (frames, height, width, 3) as float32 in [0, 1], and the seconds of each stage."""
+    """Decoded frames (frames, height, width, 3) and the seconds of each stage. The frames are uint8 (what the
+    encoders need) or, with output="float", float32 in [0, 1] exactly as WanPipeline(output_type="np") returns."""
 
     video: np.ndarray
     seconds: dict
@@ -108,6 +109,7 @@ def generate(
     memory_saving: bool = False,
     progress: Progress = _noop_progress,
     cancelled: Callable[[], bool] = lambda: False,
+    output: str = "uint8",
 ) -> Generation:
     """Runs text encoding, denoising and VAE decoding for one video; raises Cancelled when `cancelled()`."""
     pipe = model.pipe
@@ -116,6 +118,7 @@ def generate(
     use_tiling = memory_saving and not pipe.vae.use_tiling
     if use_tiling:
         pipe.vae.enable_tiling()
+    failed = True
     try:
         # 1. Text encoding, with the pipeline's own method (prompt cleaning, padding to 512, trimming).
         progress("text_encoding", 0, 1)
@@ -221,12 +224,23 @@ def generate(
         )
         latents = latents / latents_std + latents_mean
         video = vae.decode(latents, return_dict=False)[0]
-        video = pipe.video_processor.postprocess_video(video, output_type="np")[0]
+        if output == "float":
+            video = np.asarray(pipe.video_processor.postprocess_video(video, output_type="np")[0], dtype=np.float32)
+        else:
+            # The same values as the "np" output rounded like numpy_to_pil, but computed on the device: converting
+            # a 720p video to uint8 with numpy on the host costs over a second.
+            video = pipe.video_processor.postprocess_video(video, output_type="pt")[0]  # (frames, 3, H, W)
+            video = (video.float() * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
         pipe.maybe_free_model_hooks()
         seconds["vae_decode"] = time.perf_counter() - t0
         progress("vae_decode", 1, 1)
-        return Generation(video=np.asarray(video, dtype=np.float32), seconds=seconds)
+        failed = False
+        return Generation(video=video, seconds=seconds)
     finally:
+        if failed:
+            # A decode that failed half-way leaves its per-layer feature cache on the VAE; drop it now rather
+            # than at the start of the next decode.
+            pipe.vae.clear_cache()
         if use_tiling:
             pipe.vae.disable_tiling()
         if memory_saving:

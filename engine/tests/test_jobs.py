@@ -132,3 +132,13 @@ def test_result_event_is_valid_protocol_json(default_job):
     _, final, events = default_job
     for event in events + [final]:
         assert protocol.encode_event(event).count(b"\n") == 1
+
+
+def test_out_of_memory_becomes_its_own_error_code(tiny_ti2v, tmp_path, monkeypatch):
+    def exhausted(*args, **kwargs):
+        raise MemoryError("simulated")
+
+    monkeypatch.setattr(jobs, "generate", exhausted)
+    final, _ = run(tiny_ti2v, request(tmp_path / "oom"))
+    assert final["event"] == "error" and final["code"] == "out_of_memory" and final["job"] == "j-1"
+    assert "cpu ran out of memory during setup" in final["message"]
