@@ -27,6 +27,25 @@ def test_tiny_model_is_created_once_then_reloaded(tmp_path):
         assert torch.equal(a, b)
 
 
+def test_racing_creators_leave_one_complete_copy(tmp_path, monkeypatch):
+    real_rename = os.rename
+    raced = []
+
+    def rename(src, dst):
+        if not raced and os.path.basename(src).startswith(".tiny-"):
+            # Another worker finishes creating the same model just before this one renames its copy into place.
+            raced.append(True)
+            monkeypatch.setattr(os, "rename", real_rename)
+            assert models.ensure_tiny(str(tmp_path), "t2v-a14b") == (dst, True)
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    path, created = models.ensure_tiny(str(tmp_path), "t2v-a14b")
+    assert raced and not created
+    assert os.listdir(tmp_path / "models") == ["tiny-t2v-a14b"]  # the loser's temporary copy is gone
+    assert models.inspect_model_dir(path) == "t2v-a14b"
+
+
 def test_tiny_model_metadata(tiny_ti2v, tiny_a14b):
     assert (tiny_ti2v.architecture, tiny_ti2v.fps, tiny_ti2v.spatial_stride, tiny_ti2v.temporal_stride) == (
         "ti2v-5b", 24, 32, 4)

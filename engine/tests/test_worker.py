@@ -128,15 +128,21 @@ def test_incomplete_model_directory_is_a_model_error_with_status_3(start_worker,
     assert w.next_event() is None and len(w.raw_lines) == 1
 
 
-def test_crash_hooks_exit_with_status_70(start_worker, tmp_path):
+@pytest.mark.parametrize("debug, last", [
+    ({"crash_at_step": 2}, ("denoising", 2, 4)),
+    ({"crash_in": "encoding"}, ("encoding", 0, 1)),
+])
+def test_crash_hooks_exit_with_status_70(start_worker, tmp_path, debug, last):
     w = start_worker("--device", "cpu", "--model", "tiny")
     assert w.next_event()["event"] == "ready", w.log()
-    w.send(generate_request("x-1", str(tmp_path / "x-1"), steps=4, debug={"crash_at_step": 2}))
+    w.send(generate_request("x-1", str(tmp_path / "x-1"), steps=4, debug=debug))
     assert w.wait_exit() == 70
     events = []
     while (event := w.next_event()) is not None:
         events.append(event)
-    assert events[-1] == {"event": "progress", "job": "x-1", "stage": "denoising", "step": 2, "total": 4}
+    stage, step, total = last
+    assert events[-1] == {"event": "progress", "job": "x-1", "stage": stage, "step": step, "total": total}
+    assert not os.path.exists(tmp_path / "x-1" / "video.mp4")
 
 
 def test_hang_hook_stops_all_events(start_worker, tmp_path):
