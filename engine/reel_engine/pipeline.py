@@ -158,7 +158,9 @@ def generate(
         scheduler.set_begin_index(0)
 
         boundary_ratio = pipe.config.boundary_ratio
-        boundary_timestep = boundary_ratio * scheduler.config.num_train_timesteps if boundary_ratio else None
+        boundary_timestep = None
+        if boundary_ratio is not None:
+            boundary_timestep = boundary_ratio * scheduler.config.num_train_timesteps
         if boundary_timestep is not None and guidance_2 is None:
             guidance_2 = guidance
         _, p_h, p_w = transformer.config.patch_size
