@@ -5,7 +5,8 @@ import ReelWorkerProtocol
 /// REEL_TEST_FAULTS=1 (and the engine then honours it only with REEL_ENGINE_ALLOW_FAULTS=1).
 ///
 /// `[slow]` sleeps 0.4 s after each denoising step, `[crash]` exits the worker at step 1, `[crash-encoding]` exits it
-/// while encoding, `[slow-encoding]` sleeps 2 s before writing the video.
+/// while encoding, `[slow-encoding]` sleeps 2 s before writing the video, `[oom]` runs out of memory at step 1
+/// unless the job runs with the memory-saving settings.
 public enum PromptFaults {
     public static let debugFields: @Sendable (Job) -> [String: JSONValue]? = { job in
         let prompt = job.spec.prompt
@@ -14,6 +15,7 @@ public enum PromptFaults {
         if prompt.contains("[crash]") { debug["crash_at_step"] = .number(1) }
         if prompt.contains("[crash-encoding]") { debug["crash_in"] = .string("encoding") }
         if prompt.contains("[slow-encoding]") { debug["encode_delay"] = .number(2) }
+        if prompt.contains("[oom]") { debug["oom_at_step"] = .number(1) }
         return debug.isEmpty ? nil : debug
     }
 }

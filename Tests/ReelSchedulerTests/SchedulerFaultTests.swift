@@ -28,7 +28,7 @@ import Testing
     @Test(arguments: [("denoising", 1), ("denoising", 2), ("encoding", 0)])
     func aKilledWorkerCostsARestartNotTheJob(stage: String, step: Int) async throws {
         let harness = try SchedulerHarness(slots: 1)
-        let prompt = stage == "encoding" ? "a slow fox [slow]" : "a slow fox [slow]"
+        let prompt = stage == "encoding" ? "a slow fox [slow-encoding]" : "a slow fox [slow]"
         let job = try await harness.submit(prompt, steps: 3)
         let pid = try await harness.workerPID(running: job.id, atStep: step, stage: stage)
         kill(-pid, SIGKILL)
@@ -40,6 +40,19 @@ import Testing
         #expect(events.contains("requeued"))
         let restarts = harness.scheduler.workers.first?.restarts ?? 0
         #expect(restarts >= 1)
+        await harness.stop()
+    }
+
+    @Test func outOfMemoryIsRetriedOnceWithTheMemorySavingSettings() async throws {
+        let harness = try SchedulerHarness(slots: 1)
+        let job = try await harness.submit("a huge panorama [oom]")
+        let done = try await harness.waitForTerminal(job.id)
+        #expect(done.state == .succeeded)
+        #expect(done.attempts == 2 && done.memorySaving)
+        let events = try await harness.store.events(jobID: job.id)
+        #expect(events.contains { $0.kind == "requeued" && ($0.message ?? "").contains("out of memory") })
+        let record = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: done.outputs!.metadata)))
+        #expect((record as? [String: Any])?["memory_saving"] as? Bool == true)
         await harness.stop()
     }
 

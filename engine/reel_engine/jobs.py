@@ -83,6 +83,8 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None) -> di
                 log.warning("job %s: debug.crash_at_step=%d, exiting with status %d", req.job, step,
                             CRASH_EXIT_STATUS)
                 os._exit(CRASH_EXIT_STATUS)
+            if debug.oom_at_step == step and not req.memory_saving:
+                raise MemoryError(f"simulated out of memory at denoising step {step} (debug.oom_at_step)")
             if debug.step_delay:
                 job.cancel.wait(debug.step_delay)
 

@@ -46,6 +46,7 @@ class DebugHooks:
     crash_at_step: int | None = None
     crash_in: str | None = None
     hang_at_step: int | None = None
+    oom_at_step: int | None = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,7 @@ def _parse_debug(obj: dict, job: str | None) -> DebugHooks:
         crash_at_step=f.integer("crash_at_step", required=False, minimum=1),
         crash_in=crash_in,
         hang_at_step=f.integer("hang_at_step", required=False, minimum=1),
+        oom_at_step=f.integer("oom_at_step", required=False, minimum=1),
     )
 
 
