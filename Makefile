@@ -26,8 +26,10 @@ demo: venv build
 engine-test: venv
 	cd engine && ../$(VPY) -m pytest -q
 
+# Suites run one after another: several start real worker processes, and on a small machine parallel suites
+# would slow each other past the timeouts they test. One OpenMP thread per CPU worker for the same reason.
 swift-test: venv build
-	$(SWIFT) test
+	OMP_NUM_THREADS=1 $(SWIFT) test --no-parallel
 
 test: engine-test swift-test
 

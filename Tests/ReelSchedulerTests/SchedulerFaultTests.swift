@@ -57,7 +57,7 @@ import Testing
     }
 
     @Test func aStoppedWorkerIsKilledAfterTheStallTimeout() async throws {
-        let harness = try SchedulerHarness(slots: 1, stallTimeout: .seconds(2))
+        let harness = try SchedulerHarness(slots: 1, stallTimeout: .seconds(5))
         let job = try await harness.submit("a frozen river [slow]", steps: 3)
         let pid = try await harness.workerPID(running: job.id, atStep: 1)
         kill(pid, SIGSTOP)
