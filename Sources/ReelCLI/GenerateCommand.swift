@@ -83,6 +83,16 @@ extension WorkerRequest.Generate {
         self.init(
             job: job, prompt: spec.prompt, negativePrompt: spec.negativePrompt, width: spec.width, height: spec.height,
             frames: spec.frames, steps: spec.steps, guidance: spec.guidance, guidance2: spec.guidance2,
-            seed: spec.seed, pngFrames: spec.pngFrames, outDir: outDir, fps: spec.fps, metadata: metadata)
+            seed: spec.seed, pngFrames: spec.pngFrames, outDir: outDir, fps: spec.fps, interpolate: spec.interpolate,
+            metadata: Self.styleMetadata(spec).merging(metadata ?? [:]) { _, new in new })
+    }
+
+    /// What job.json records about the style, so a video can be traced back to the user's own words.
+    static func styleMetadata(_ spec: GenerationSpec) -> [String: JSONValue] {
+        var fields: [String: JSONValue] = [:]
+        if let style = spec.style { fields["style"] = .string(style) }
+        if let userPrompt = spec.userPrompt { fields["user_prompt"] = .string(userPrompt) }
+        if let seconds = spec.requestedSeconds { fields["requested_seconds"] = .number(seconds) }
+        return fields
     }
 }

@@ -12,11 +12,24 @@ public struct GenerationSpec: Sendable, Equatable, Codable {
     public var seed: UInt64
     public var pngFrames: Bool
     public var model: String
+    /// The style applied to the prompt, when one was; `prompt` and `negativePrompt` are already styled.
+    public var style: String?
+    /// The prompt as the user wrote it, before the style wrapped it; nil when no style was applied.
+    public var userPrompt: String?
+    /// Frame interpolation factor (2 or 4) applied after decoding; nil or 1 for none.
+    public var interpolate: Int?
+    /// The duration the user asked for, when given in seconds, to show how it was rounded to frames.
+    public var requestedSeconds: Double?
 
     public init(
         prompt: String, negativePrompt: String, width: Int, height: Int, frames: Int, fps: Int, steps: Int,
-        guidance: Double, guidance2: Double?, seed: UInt64, pngFrames: Bool, model: String
+        guidance: Double, guidance2: Double?, seed: UInt64, pngFrames: Bool, model: String, style: String? = nil,
+        userPrompt: String? = nil, interpolate: Int? = nil, requestedSeconds: Double? = nil
     ) {
+        self.style = style
+        self.userPrompt = userPrompt
+        self.interpolate = interpolate
+        self.requestedSeconds = requestedSeconds
         self.prompt = prompt
         self.negativePrompt = negativePrompt
         self.width = width
@@ -34,6 +47,10 @@ public struct GenerationSpec: Sendable, Equatable, Codable {
     /// The video's duration in seconds.
     public var seconds: Double { Double(frames) / Double(fps) }
     public var size: String { "\(width)x\(height)" }
+    /// The frame count of the delivered video, after interpolation.
+    public var outputFrames: Int { (frames - 1) * max(interpolate ?? 1, 1) + 1 }
+    /// The frame rate of the delivered video, after interpolation.
+    public var outputFPS: Int { fps * max(interpolate ?? 1, 1) }
 }
 
 /// What a user asks for: any field may be missing and takes the model's default.
@@ -48,12 +65,21 @@ public struct GenerationRequest: Sendable, Equatable {
     public var guidance: Double?
     public var seed: UInt64?
     public var pngFrames: Bool
+    /// A style name from the style library.
+    public var style: String?
+    /// The generation frame rate; defaults to the model's (24 for TI2V-5B, 16 for A14B).
+    public var fps: Int?
+    /// 1, 2 or 4: multiply the frame rate by motion-compensated interpolation.
+    public var interpolate: Int?
 
     public init(
         prompt: String? = nil, negativePrompt: String? = nil, size: String? = nil, frames: Int? = nil,
         seconds: Double? = nil, steps: Int? = nil, guidance: Double? = nil, seed: UInt64? = nil,
-        pngFrames: Bool = false
+        pngFrames: Bool = false, style: String? = nil, fps: Int? = nil, interpolate: Int? = nil
     ) {
+        self.style = style
+        self.fps = fps
+        self.interpolate = interpolate
         self.prompt = prompt
         self.negativePrompt = negativePrompt
         self.size = size

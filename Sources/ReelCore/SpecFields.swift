@@ -1,11 +1,36 @@
-/// The named fields of a job spec as text (a CSV row, a form), turned into a typed `GenerationRequest`.
+/// One row of a batch: what to generate, plus the queueing fields that are not part of the video.
+public struct SpecRow: Sendable, Equatable {
+    public var request: GenerationRequest
+    /// The model the row names; a server accepts only its own.
+    public var model: String?
+    public var priority: Int?
+
+    public init(request: GenerationRequest, model: String? = nil, priority: Int? = nil) {
+        self.request = request
+        self.model = model
+        self.priority = priority
+    }
+}
+
+/// The named fields of a job spec as text (a CSV row, a form), turned into typed values.
 ///
 /// Column names are those of the batch CSV; an unknown name is an error that names it.
 public enum SpecFields {
     /// The columns this version understands.
     public static let known: [String] = [
-        "prompt", "negative_prompt", "size", "seconds", "frames", "steps", "guidance", "seed", "png_frames",
+        "prompt", "negative_prompt", "style", "size", "seconds", "frames", "fps", "steps", "guidance", "seed", "model",
+        "interpolate", "png_frames", "priority",
     ]
+
+    public static func row(from fields: [String: String]) throws(ReelError) -> SpecRow {
+        var row = SpecRow(request: try request(from: fields))
+        if let model = fields["model"]?.trimmingWhitespace, !model.isEmpty { row.model = model }
+        if let text = fields["priority"]?.trimmingWhitespace, !text.isEmpty {
+            guard let priority = Int(text) else { throw .invalid("priority", "'\(text)' is not a whole number") }
+            row.priority = priority
+        }
+        return row
+    }
 
     public static func request(from fields: [String: String]) throws(ReelError) -> GenerationRequest {
         for name in fields.keys where !known.contains(name) {
@@ -32,6 +57,9 @@ public enum SpecFields {
         request.frames = try integer("frames")
         request.seconds = try number("seconds")
         request.steps = try integer("steps")
+        request.fps = try integer("fps")
+        request.interpolate = try integer("interpolate")
+        request.style = text("style")
         request.guidance = try number("guidance")
         if let seed = text("seed") {
             guard let value = UInt64(seed), value <= UInt64(Int64.max) else {

@@ -6,14 +6,23 @@ import Foundation
 public enum Validation {
     public static func resolve(
         _ request: GenerationRequest, model: ModelInfo, limits: GenerationLimits = .standard,
+        styles: StyleLibrary = .builtIn,
         randomSeed: () -> UInt64 = { UInt64.random(in: 0...UInt64(Int64.max)) }
     ) throws(ReelError) -> GenerationSpec {
-        let prompt = (request.prompt ?? "").trimmingWhitespace
-        guard !prompt.isEmpty else { throw .invalid("prompt", "the prompt is empty; describe the video to generate") }
+        let userPrompt = (request.prompt ?? "").trimmingWhitespace
+        guard !userPrompt.isEmpty else { throw .invalid("prompt", "the prompt is empty; describe the video to generate") }
+        var prompt = userPrompt
+        var styleName: String?
+        var negativeFromStyle: String?
+        if let name = request.style?.trimmingWhitespace, !name.isEmpty {
+            let style = try styles.style(named: name)
+            (prompt, negativeFromStyle) = style.apply(prompt: userPrompt, negativePrompt: request.negativePrompt ?? "")
+            styleName = style.name
+        }
         guard prompt.count <= limits.maxPromptCharacters else {
             throw .invalid("prompt", "the prompt has \(prompt.count) characters; the limit is \(limits.maxPromptCharacters)")
         }
-        let negative = request.negativePrompt ?? ""
+        let negative = negativeFromStyle ?? request.negativePrompt ?? ""
         guard negative.count <= limits.maxPromptCharacters else {
             throw .invalid(
                 "negative_prompt",
@@ -22,14 +31,28 @@ public enum Validation {
 
         var width = model.defaults.width
         var height = model.defaults.height
-        if let size = request.size {
-            (width, height) = try parseSize(size, stride: model.spatialStride, architecture: model.architecture)
+        if let size = request.size?.trimmingWhitespace, !size.isEmpty {
+            if let preset = VideoPresets.preset(named: size, for: model.architecture) {
+                (width, height) = (preset.width, preset.height)
+            } else if size.first?.isLetter == true {
+                let names = VideoPresets.presets(for: model.architecture).map(\.name).joined(separator: ", ")
+                throw .invalid(
+                    "size", "'\(size)' is not a size preset of \(model.architecture.rawValue) (\(names)) nor WIDTHxHEIGHT")
+            } else {
+                (width, height) = try parseSize(size, stride: model.spatialStride, architecture: model.architecture)
+            }
         }
         guard width * height <= limits.maxPixelsPerFrame else {
             throw .invalid(
                 "size", "\(width)x\(height) has \(width * height) pixels per frame; the limit is \(limits.maxPixelsPerFrame)")
         }
 
+        let fps = request.fps ?? model.fps
+        guard (1...60).contains(fps) else { throw .invalid("fps", "fps must be between 1 and 60, not \(fps)") }
+        let interpolate = request.interpolate ?? 1
+        guard [1, 2, 4].contains(interpolate) else {
+            throw .invalid("interpolate", "interpolate must be 1, 2 or 4, not \(interpolate)")
+        }
         if request.frames != nil && request.seconds != nil {
             throw .invalid("frames", "give either frames or seconds, not both")
         }
@@ -49,7 +72,7 @@ public enum Validation {
             guard seconds.isFinite, seconds > 0 else {
                 throw .invalid("seconds", "seconds must be a positive number")
             }
-            frames = framesFor(seconds: seconds, fps: model.fps)
+            frames = framesFor(seconds: seconds, fps: fps)
         } else {
             frames = model.defaults.frames
         }
@@ -57,7 +80,7 @@ public enum Validation {
             throw .invalid(
                 request.seconds != nil ? "seconds" : "frames",
                 "\(frames) frames exceeds the limit of \(limits.maxFrames) "
-                    + "(\(String(format: "%.1f", Double(limits.maxFrames) / Double(model.fps))) s at \(model.fps) fps)")
+                    + "(\(String(format: "%.1f", Double(limits.maxFrames) / Double(fps))) s at \(fps) fps)")
         }
 
         let steps = request.steps ?? model.defaults.steps
@@ -73,9 +96,11 @@ public enum Validation {
             throw .invalid("seed", "the seed must be between 0 and \(Int64.max)")
         }
         return GenerationSpec(
-            prompt: prompt, negativePrompt: negative, width: width, height: height, frames: frames, fps: model.fps,
+            prompt: prompt, negativePrompt: negative, width: width, height: height, frames: frames, fps: fps,
             steps: steps, guidance: guidance, guidance2: request.guidance == nil ? model.defaults.guidance2 : nil,
-            seed: seed, pngFrames: request.pngFrames, model: model.name)
+            seed: seed, pngFrames: request.pngFrames, model: model.name, style: styleName,
+            userPrompt: styleName == nil ? nil : userPrompt, interpolate: interpolate == 1 ? nil : interpolate,
+            requestedSeconds: request.frames == nil ? request.seconds : nil)
     }
 
     /// Parses "WxH" and checks both sides are positive multiples of the stride.

@@ -308,8 +308,11 @@ final class SlotRunner: Sendable {
             job: job.id, prompt: job.spec.prompt, negativePrompt: job.spec.negativePrompt, width: job.spec.width,
             height: job.spec.height, frames: job.spec.frames, steps: job.spec.steps, guidance: job.spec.guidance,
             guidance2: job.spec.guidance2, seed: job.spec.seed, pngFrames: job.spec.pngFrames, outDir: outDir,
-            fps: job.spec.fps, memorySaving: job.memorySaving ? true : nil,
+            fps: job.spec.fps, memorySaving: job.memorySaving ? true : nil, interpolate: job.spec.interpolate,
             metadata: ["job_id": .string(job.id), "attempt": .number(Double(lease.attempt))])
+        if let style = job.spec.style { request.metadata?["style"] = .string(style) }
+        if let userPrompt = job.spec.userPrompt { request.metadata?["user_prompt"] = .string(userPrompt) }
+        if let seconds = job.spec.requestedSeconds { request.metadata?["requested_seconds"] = .number(seconds) }
         request.debug = jobDebug?(job)
         do {
             try connection.send(.generate(request))

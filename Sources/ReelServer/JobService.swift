@@ -11,20 +11,26 @@ public final class JobService: Sendable {
     /// The model every job of this server runs with.
     public let model: ModelInfo
     public let limits: GenerationLimits
+    /// The prompt styles jobs may name.
+    public let styles: StyleLibrary
 
-    public init(store: any JobStore, scheduler: Scheduler, model: ModelInfo, limits: GenerationLimits = .standard) {
+    public init(
+        store: any JobStore, scheduler: Scheduler, model: ModelInfo, limits: GenerationLimits = .standard,
+        styles: StyleLibrary = .builtIn
+    ) {
         self.store = store
         self.scheduler = scheduler
         self.model = model
         self.limits = limits
+        self.styles = styles
     }
 
     /// A service for the scheduler's model (`scheduler.configuration.model`), resolved once here.
-    public convenience init(store: any JobStore, scheduler: Scheduler, limits: GenerationLimits = .standard)
-        throws(ReelError)
-    {
+    public convenience init(
+        store: any JobStore, scheduler: Scheduler, limits: GenerationLimits = .standard, styles: StyleLibrary = .builtIn
+    ) throws(ReelError) {
         let model = try ModelCatalog.resolve(scheduler.configuration.model)
-        self.init(store: store, scheduler: scheduler, model: model, limits: limits)
+        self.init(store: store, scheduler: scheduler, model: model, limits: limits, styles: styles)
     }
 
     /// Validates and enqueues a job. With an idempotency key already used for the same body, returns that job
@@ -75,21 +81,23 @@ public final class JobService: Sendable {
 
     /// Validation alone: the spec a submission would run with, or the error that names what is wrong.
     public func resolve(_ body: JobSubmission) throws(ReelError) -> GenerationSpec {
-        if let style = body.style, !style.trimmingCharacters(in: .whitespaces).isEmpty {
-            throw .invalid("style", "styles are not available yet; leave style out")
-        }
-        if let model = body.model, model != self.model.name {
+        try resolve(SpecRow(request: body.generationRequest, model: body.model, priority: body.priority))
+    }
+
+    /// Validation of a batch row or a submission: the model, the priority range, then the spec itself.
+    public func resolve(_ row: SpecRow) throws(ReelError) -> GenerationSpec {
+        if let model = row.model, model != self.model.name {
             throw .invalid(
                 "model",
                 "this server runs the model '\(self.model.name)', not '\(model)'; leave model out or give that name")
         }
-        if let priority = body.priority, !JobSubmission.priorityRange.contains(priority) {
+        if let priority = row.priority, !JobSubmission.priorityRange.contains(priority) {
             throw .invalid(
                 "priority",
                 "priority must be between \(JobSubmission.priorityRange.lowerBound) and "
                     + "\(JobSubmission.priorityRange.upperBound), not \(priority)")
         }
-        return try Validation.resolve(body.generationRequest, model: model, limits: limits)
+        return try Validation.resolve(row.request, model: model, limits: limits, styles: styles)
     }
 }
 

@@ -43,6 +43,8 @@ extension JobSubmission {
         model = try reader.string("model")
         pngFrames = try reader.bool("png_frames")
         priority = try reader.integer("priority")
+        fps = try reader.integer("fps")
+        interpolate = try reader.integer("interpolate")
     }
 }
 

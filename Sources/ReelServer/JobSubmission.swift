@@ -7,7 +7,7 @@ import ReelCore
 public struct JobSubmission: Sendable, Equatable {
     public var prompt: String?
     public var negativePrompt: String?
-    /// Reserved for a later release; only empty or absent is accepted.
+    /// A style name from the server's style library.
     public var style: String?
     /// "WIDTHxHEIGHT".
     public var size: String?
@@ -21,12 +21,18 @@ public struct JobSubmission: Sendable, Equatable {
     public var pngFrames: Bool?
     /// -100…100; higher runs first. Absent means 0.
     public var priority: Int?
+    /// The generation frame rate; the model's when absent.
+    public var fps: Int?
+    /// 1, 2 or 4: frame interpolation factor.
+    public var interpolate: Int?
 
     public init(
         prompt: String? = nil, negativePrompt: String? = nil, style: String? = nil, size: String? = nil,
         seconds: Double? = nil, frames: Int? = nil, steps: Int? = nil, guidance: Double? = nil, seed: UInt64? = nil,
-        model: String? = nil, pngFrames: Bool? = nil, priority: Int? = nil
+        model: String? = nil, pngFrames: Bool? = nil, priority: Int? = nil, fps: Int? = nil, interpolate: Int? = nil
     ) {
+        self.fps = fps
+        self.interpolate = interpolate
         self.prompt = prompt
         self.negativePrompt = negativePrompt
         self.style = style
@@ -42,7 +48,7 @@ public struct JobSubmission: Sendable, Equatable {
     }
 
     /// The field names a submission understands: the batch CSV's columns and the API's own.
-    public static let knownFields: [String] = SpecFields.known + ["style", "model", "priority"]
+    public static let knownFields: [String] = SpecFields.known
 
     public static let priorityRange = -100...100
 
@@ -50,13 +56,14 @@ public struct JobSubmission: Sendable, Equatable {
     public var generationRequest: GenerationRequest {
         GenerationRequest(
             prompt: prompt, negativePrompt: negativePrompt, size: size, frames: frames, seconds: seconds, steps: steps,
-            guidance: guidance, seed: seed, pngFrames: pngFrames ?? false)
+            guidance: guidance, seed: seed, pngFrames: pngFrames ?? false, style: style, fps: fps,
+            interpolate: interpolate)
     }
 }
 
 extension JobSubmission: Encodable {
     enum CodingKeys: String, CodingKey {
-        case prompt, style, size, seconds, frames, steps, guidance, seed, model, priority
+        case prompt, style, size, seconds, frames, steps, guidance, seed, model, priority, fps, interpolate
         case negativePrompt = "negative_prompt"
         case pngFrames = "png_frames"
     }

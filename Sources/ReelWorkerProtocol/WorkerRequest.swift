@@ -21,6 +21,8 @@ public enum WorkerRequest: Sendable, Equatable {
         public var outDir: String
         public var fps: Int?
         public var memorySaving: Bool?
+        /// 2 or 4: multiply the frame rate by motion-compensated interpolation before encoding.
+        public var interpolate: Int?
         /// Extra fields copied into `job.json`.
         public var metadata: [String: JSONValue]?
         /// Test-only fault injection; the worker honours it only with REEL_ENGINE_ALLOW_FAULTS=1.
@@ -29,9 +31,10 @@ public enum WorkerRequest: Sendable, Equatable {
         public init(
             job: String, prompt: String, negativePrompt: String, width: Int, height: Int, frames: Int, steps: Int,
             guidance: Double, guidance2: Double? = nil, seed: UInt64, pngFrames: Bool, outDir: String,
-            fps: Int? = nil, memorySaving: Bool? = nil, metadata: [String: JSONValue]? = nil,
+            fps: Int? = nil, memorySaving: Bool? = nil, interpolate: Int? = nil, metadata: [String: JSONValue]? = nil,
             debug: [String: JSONValue]? = nil
         ) {
+            self.interpolate = interpolate
             self.job = job
             self.prompt = prompt
             self.negativePrompt = negativePrompt
@@ -51,7 +54,7 @@ public enum WorkerRequest: Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case job, prompt, width, height, frames, steps, guidance, seed, fps, metadata, debug
+            case job, prompt, width, height, frames, steps, guidance, seed, fps, metadata, debug, interpolate
             case negativePrompt = "negative_prompt"
             case guidance2 = "guidance_2"
             case pngFrames = "png_frames"

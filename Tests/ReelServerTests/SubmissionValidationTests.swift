@@ -34,7 +34,7 @@ import Testing
         Case(body: #"{"prompt": "fox", "priority": 101}"#, field: "priority"),
         Case(body: #"{"prompt": "fox", "priority": "high"}"#, field: "priority"),
         Case(body: #"{"prompt": "fox", "model": "tiny:t2v-a14b"}"#, field: "model", says: "tiny"),
-        Case(body: #"{"prompt": "fox", "style": "anime"}"#, field: "style", says: "styles are not available yet"),
+        Case(body: #"{"prompt": "fox", "style": "no-such-style"}"#, field: "style", says: "unknown style"),
         Case(body: #"{"prompt": "fox", "colour": "red"}"#, field: "colour", says: "unknown field"),
         Case(body: #"{"negative_prompt": "blur"}"#, field: "prompt"),
         Case(body: #"{"prompt": "   "}"#, field: "prompt"),
