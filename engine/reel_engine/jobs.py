@@ -1,5 +1,6 @@
-"""One generate job from request to files: denoise and decode (pipeline.py), write the MP4/PNGs (media.py) and
-job.json (metadata.py), and turn the outcome into the job's final event (`result` or `error`)."""
+"""One generate job from request to files: denoise and decode (pipeline.py), optionally interpolate frames
+(interpolation.py), write the MP4/PNGs (media.py) and job.json (metadata.py), and turn the outcome into the job's
+final event (`result` or `error`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from . import media, metadata, protocol
+from . import interpolation, media, metadata, protocol
 from .pipeline import Cancelled, free_memory, generate, peak_memory_bytes, reset_peak_memory
 
 log = logging.getLogger("reel_engine.jobs")
@@ -36,6 +37,9 @@ def run_job(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None = N
     except Cancelled as e:
         log.info("job %s: %s", req.job, e)
         event = protocol.error_event(req.job, "cancelled", f"job {req.job} was cancelled ({e})")
+    except interpolation.InterpolationUnavailable as e:
+        log.error("job %s: %s", req.job, e)
+        event = protocol.error_event(req.job, "model_error", f"interpolation unavailable: {e}")
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as e:  # every failure becomes an event; the worker keeps serving
@@ -63,6 +67,8 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None) -> di
     req = job.request
     debug = req.debug
     started = time.perf_counter()
+    if req.interpolate > 1:
+        interpolation.check_available()  # fail before the expensive part, not after it
     os.makedirs(req.out_dir, exist_ok=True)
     reset_peak_memory(model.device)
 
@@ -106,7 +112,16 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None) -> di
     seconds = dict(generation.seconds)
     frames = generation.video
     del generation
-    fps = req.fps or model.fps
+    source_fps = req.fps or model.fps
+    source_frames = int(frames.shape[0])
+    method = None
+    if req.interpolate > 1:
+        progress("interpolating", 0, 1)
+        t0 = time.perf_counter()
+        frames, method = interpolation.interpolate(frames, source_fps, req.interpolate, job.cancel.is_set)
+        seconds["interpolating"] = time.perf_counter() - t0
+        progress("interpolating", 1, 1)
+    fps = source_fps * req.interpolate
 
     progress("encoding", 0, 1)
     t0 = time.perf_counter()
@@ -121,7 +136,8 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None) -> di
     seconds = {k: round(v, 4) for k, v in seconds.items()}
     peak = peak_memory_bytes(model.device)
     n, height, width, _ = frames.shape
-    record = metadata.job_record(req, model, fps=fps, frame_count=n, seconds=seconds, peak_memory_bytes=peak)
+    record = metadata.job_record(req, model, fps=fps, frame_count=n, seconds=seconds, peak_memory_bytes=peak,
+                                 source_fps=source_fps, source_frames=source_frames, interpolation_method=method)
     metadata_path = metadata.write_job_json(record, req.out_dir)
     progress("encoding", 1, 1)
     outputs = {

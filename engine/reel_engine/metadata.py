@@ -23,8 +23,11 @@ def software_versions() -> dict:
     return versions
 
 
-def job_record(request, model, fps: int, frame_count: int, seconds: dict, peak_memory_bytes: int) -> dict:
-    """The contents of job.json for a finished generate request on a loaded model."""
+def job_record(request, model, fps: int, frame_count: int, seconds: dict, peak_memory_bytes: int,
+               source_fps: int | None = None, source_frames: int | None = None,
+               interpolation_method: str | None = None) -> dict:
+    """The contents of job.json for a finished generate request on a loaded model. `frames` and `fps` are the
+    delivered video's; `source_frames` and `source_fps` the generated ones (the same unless interpolated)."""
     record = {
         "job": request.job,
         "prompt": request.prompt,
@@ -34,6 +37,10 @@ def job_record(request, model, fps: int, frame_count: int, seconds: dict, peak_m
         "height": request.height,
         "frames": frame_count,
         "fps": fps,
+        "source_frames": source_frames if source_frames is not None else frame_count,
+        "source_fps": source_fps if source_fps is not None else fps,
+        "interpolate": request.interpolate,
+        "interpolation_method": interpolation_method,
         "steps": request.steps,
         "guidance": request.guidance,
     }

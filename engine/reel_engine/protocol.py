@@ -16,7 +16,8 @@ from . import PROTOCOL_VERSION
 MAX_SEED = 2**63 - 1
 MAX_STEPS = 1000  # the Wan schedulers have 1000 training timesteps
 MAX_FPS = 240
-CRASH_STAGES = ("text_encoding", "vae_decode", "encoding")
+CRASH_STAGES = ("text_encoding", "vae_decode", "interpolating", "encoding")
+INTERPOLATE_FACTORS = (1, 2, 4)
 
 
 class RequestError(Exception):
@@ -66,6 +67,7 @@ class GenerateRequest:
     fps: int | None = None
     metadata: dict | None = None
     memory_saving: bool = False
+    interpolate: int = 1
     debug: DebugHooks | None = None
 
 
@@ -153,6 +155,11 @@ def _parse_generate(obj: dict, limits: Limits, job: str | None) -> GenerateReque
     fps = f.integer("fps", required=False, minimum=1, maximum=MAX_FPS)
     metadata = f.object("metadata", required=False)
     memory_saving = f.boolean("memory_saving", required=False, default=False)
+    interpolate = f.integer("interpolate", required=False)
+    if interpolate is None:
+        interpolate = 1
+    elif interpolate not in INTERPOLATE_FACTORS:
+        raise RequestError(f"interpolate: must be 1, 2 or 4, got {interpolate}", job)
     debug = None
     if obj.get("debug") is not None:
         if not limits.allow_faults:
@@ -174,6 +181,7 @@ def _parse_generate(obj: dict, limits: Limits, job: str | None) -> GenerateReque
         fps=fps,
         metadata=metadata,
         memory_saving=memory_saving,
+        interpolate=interpolate,
         debug=debug,
     )
 

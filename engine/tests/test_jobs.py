@@ -76,7 +76,8 @@ def test_job_json(default_job):
     expected = {"job": "j-1", "prompt": "a red fox in snow", "negative_prompt": "blurry", "seed": 42, "width": 256,
                 "height": 256, "frames": 17, "fps": 24, "steps": 4, "guidance": 5.0, "model": "tiny",
                 "architecture": "ti2v-5b", "random_weights": True, "device": "cpu", "dtype": "float32",
-                "memory_saving": False, "metadata": {"style": "noir", "batch": 3}}
+                "memory_saving": False, "metadata": {"style": "noir", "batch": 3}, "source_frames": 17,
+                "source_fps": 24, "interpolate": 1, "interpolation_method": None}
     assert {k: record[k] for k in expected} == expected
     assert "noise" in record["note"]
     assert record["seconds"] == final["seconds"] and record["peak_memory_bytes"] == final["peak_memory_bytes"]

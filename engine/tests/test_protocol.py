@@ -32,7 +32,7 @@ def test_generate_parses_with_optional_defaults():
     assert isinstance(req, protocol.GenerateRequest)
     assert (req.job, req.width, req.height, req.frames, req.steps, req.seed) == ("j-1", 256, 256, 17, 4, 42)
     assert req.guidance == 5.0 and req.guidance_2 is None and req.fps is None and req.metadata is None
-    assert req.png_frames is False and req.memory_saving is False and req.debug is None
+    assert req.png_frames is False and req.memory_saving is False and req.debug is None and req.interpolate == 1
 
 
 def test_generate_optional_fields():
@@ -40,6 +40,24 @@ def test_generate_optional_fields():
                                             memory_saving=True, prompt="一只红狐狸在雪地里")), TI2V)
     assert req.guidance_2 == 3.0 and req.png_frames and req.fps == 30 and req.metadata == {"style": "noir"}
     assert req.memory_saving and req.prompt == "一只红狐狸在雪地里"
+
+
+@pytest.mark.parametrize("value, expected", [(..., 1), (None, 1), (1, 1), (2, 2), (4, 4)])
+def test_interpolate_factors(value, expected):
+    assert parse_request(json.dumps(generate(interpolate=value)), TI2V).interpolate == expected
+
+
+@pytest.mark.parametrize("value, fragment", [
+    (3, "interpolate: must be 1, 2 or 4, got 3"),
+    (0, "interpolate: must be 1, 2 or 4, got 0"),
+    (8, "interpolate: must be 1, 2 or 4, got 8"),
+    ("2", "interpolate: expected an integer, got a string"),
+    (True, "interpolate: expected an integer, got a boolean"),
+    (2.5, "interpolate: expected an integer, got a number"),
+])
+def test_bad_interpolate_is_named(value, fragment):
+    error = reject(generate(interpolate=value))
+    assert error.message == fragment and error.job == "j-1"
 
 
 def test_other_request_types():
@@ -115,6 +133,8 @@ def test_debug_needs_the_environment_switch():
                                                   "hang_at_step": 3, "encode_delay": 1})), FAULTS)
     assert req.debug == protocol.DebugHooks(step_delay=0.5, encode_delay=1.0, crash_at_step=2, crash_in="encoding",
                                             hang_at_step=3)
+    assert parse_request(json.dumps(generate(debug={"crash_in": "interpolating"})), FAULTS).debug.crash_in == \
+        "interpolating"
     assert "debug.crash_in" in reject(generate(debug={"crash_in": "nowhere"}), FAULTS).message
     assert "debug.step_delay" in reject(generate(debug={"step_delay": -1}), FAULTS).message
 

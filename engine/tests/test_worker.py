@@ -43,6 +43,7 @@ def test_ready_event(worker):
      "prompt: missing field"),
     (json.dumps(generate_request("s-1", "/tmp/x", width=100)), "s-1", "width: 100 is not a multiple"),
     (json.dumps(generate_request("f-1", "/tmp/x", frames=10)), "f-1", "frames: 10"),
+    (json.dumps(generate_request("i-1", "/tmp/x", interpolate=3)), "i-1", "interpolate: must be 1, 2 or 4"),
 ])
 def test_bad_requests_get_an_error_and_the_worker_keeps_serving(worker, line, job, fragment):
     worker.send(line)
@@ -60,6 +61,16 @@ def test_generate_after_bad_requests_succeeds(worker, tmp_path):
     assert final["outputs"]["frame_count"] == 9 and os.path.isfile(final["outputs"]["video"])
     assert sorted(os.listdir(tmp_path / "g-1")) == ["frames", "job.json", "video.mp4"]
     assert [e["stage"] for e in seen if e["event"] == "progress"][0] == "text_encoding"
+
+
+def test_interpolated_generate(worker, tmp_path):
+    worker.send(generate_request("i-2", str(tmp_path / "i-2"), width=64, height=64, interpolate=2))
+    final, seen = worker.wait_final("i-2")
+    assert final["event"] == "result", final
+    assert (final["outputs"]["frame_count"], final["outputs"]["fps"]) == (17, 48)
+    assert "interpolating" in final["seconds"]
+    stages = [(e["stage"], e["step"]) for e in seen if e["event"] == "progress"]
+    assert stages[-4:] == [("interpolating", 0), ("interpolating", 1), ("encoding", 0), ("encoding", 1)]
 
 
 def test_ping_and_busy_while_a_job_runs(worker, tmp_path):
