@@ -1,15 +1,18 @@
 import ArgumentParser
 import Foundation
 import ReelCSV
+import ReelClient
 import ReelCore
 import ReelWorker
 import ReelWorkerProtocol
 
 /// `reel batch`: every row of a CSV file becomes a video; bad rows are reported and the rest still run.
+///
+/// With `--server` the rows go to a running `reel serve`; without, a local worker runs them one by one.
 struct BatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch",
-        abstract: "Generate one video per row of a CSV file with a local worker.",
+        abstract: "Generate one video per row of a CSV file, locally or on a server.",
         discussion: "Columns: \(SpecFields.known.joined(separator: ", ")). Only `prompt` is required."
     )
 
@@ -18,8 +21,23 @@ struct BatchCommand: AsyncParsableCommand {
 
     @OptionGroup var engine: EngineOptions
 
-    @Option(help: "Directory for the videos (one folder per row) and report.csv.")
+    @Option(help: "Send the batch to this server instead of running it here.")
+    var server: String?
+
+    @Option(help: "An API key for --server (default $REEL_API_KEY).")
+    var apiKey: String?
+
+    @Flag(help: "With --server: wait for every job, download the videos and write the report.")
+    var wait = false
+
+    @Flag(help: "With --server: queue nothing unless every row is valid.")
+    var atomic = false
+
+    @Option(help: "Directory for the videos (one folder per row, named by row and prompt) and report.csv.")
     var out: String = "out"
+
+    @Option(help: "A style file (JSON list of name, prompt, negative_prompt) added to the built-in styles.")
+    var styles: String?
 
     struct PlannedRow {
         var row: Int
@@ -28,7 +46,6 @@ struct BatchCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let model = try engine.resolveModel()
         let text: String
         do {
             text = try String(contentsOfFile: file, encoding: .utf8)
@@ -48,29 +65,75 @@ struct BatchCommand: AsyncParsableCommand {
             throw ValidationError(
                 "\(file): unknown column '\(name)'; the known columns are \(SpecFields.known.joined(separator: ", "))")
         }
+        let library = try loadStyles()
+        if let server {
+            try await runOnServer(table: table, text: text, server: server, styles: library)
+        } else {
+            try await runLocally(table: table, styles: library)
+        }
+    }
 
-        // Validate every row before any model loads.
-        let outDir = absolutePath(out)
-        var planned: [PlannedRow] = []
-        var report: [Int: [String]] = [:]
-        for row in table.rows {
-            var fields: [String: String] = [:]
-            for (index, name) in table.header.enumerated() where index < row.fields.count {
-                fields[name] = row.fields[index]
+    private func loadStyles() throws -> StyleLibrary {
+        var library = StyleLibrary.builtIn
+        if let styles {
+            do {
+                library.merge(try StyleLibrary.load(file: absolutePath(styles)).styles)
+            } catch {
+                throw ValidationError("\(error)")
             }
+        }
+        return library
+    }
+
+    private func fields(of row: CSVTable.Row, header: [String]) -> [String: String] {
+        var fields: [String: String] = [:]
+        for (index, name) in header.enumerated() where index < row.fields.count { fields[name] = row.fields[index] }
+        return fields
+    }
+
+    /// Checks every row locally; returns the rows that pass and prints the others by row and column.
+    private func check(
+        _ table: CSVTable, model: ModelInfo?, styles: StyleLibrary
+    ) -> (valid: [(row: Int, spec: GenerationSpec?)], rejected: [Int: [String]]) {
+        var valid: [(row: Int, spec: GenerationSpec?)] = []
+        var rejected: [Int: [String]] = [:]
+        for row in table.rows {
             do throws(ReelError) {
                 guard row.fields.count <= table.header.count else {
                     throw ReelError.invalid(
                         "row", "the row has \(row.fields.count) fields but the header has \(table.header.count)")
                 }
-                let spec = try Validation.resolve(try SpecFields.request(from: fields), model: model)
-                let name = String(format: "%03d-", row.number) + Slug.make(spec.prompt)
-                planned.append(PlannedRow(row: row.number, spec: spec, directory: outDir + "/" + name))
+                let parsed = try SpecFields.row(from: fields(of: row, header: table.header))
+                if let model {
+                    if let named = parsed.model, named != model.name {
+                        throw ReelError.invalid("model", "this batch runs '\(model.name)', not '\(named)'")
+                    }
+                    valid.append((row.number, try Validation.resolve(parsed.request, model: model, styles: styles)))
+                } else {
+                    valid.append((row.number, nil))
+                }
             } catch {
                 printError("row \(row.number), column \(error.field ?? "?"): \(error.message)")
-                report[row.number] = [
+                rejected[row.number] = [
                     String(row.number), "", "rejected", "", "", "", "", "", "", "\(error.field ?? ""): \(error.message)",
                 ]
+            }
+        }
+        return (valid, rejected)
+    }
+
+    // MARK: - Local
+
+    private func runLocally(table: CSVTable, styles: StyleLibrary) async throws {
+        let model = try engine.resolveModel()
+        let outDir = absolutePath(out)
+        let (valid, rejected) = check(table, model: model, styles: styles)
+        var report = rejected
+        let planned = valid.compactMap { item in
+            item.spec.map {
+                PlannedRow(
+                    row: item.row, spec: $0, directory: outDir + "/" + String(format: "%03d-", item.row) + Slug.make(
+                        $0.userPrompt ?? $0.prompt))
             }
         }
         printError("\(planned.count) of \(table.rows.count) rows are valid")
@@ -111,7 +174,7 @@ struct BatchCommand: AsyncParsableCommand {
         }
 
         var csv = CSVWriter.line([
-            "row", "job", "state", "seed", "output", "text_encoding_s", "denoising_s", "vae_decode_s", "encoding_s",
+            "row", "job_id", "state", "seed", "output", "text_encoding_s", "denoising_s", "vae_decode_s", "encoding_s",
             "error",
         ])
         for row in report.keys.sorted() { csv += CSVWriter.line(report[row]!) }
@@ -123,4 +186,102 @@ struct BatchCommand: AsyncParsableCommand {
     }
 
     private func format(_ value: Double) -> String { String(format: "%.3f", value) }
+
+    // MARK: - On a server
+
+    private func runOnServer(table: CSVTable, text: String, server: String, styles: StyleLibrary) async throws {
+        // The server knows its model; here only the file's form and each field's type are checked.
+        let (_, rejectedLocally) = check(table, model: nil, styles: styles)
+        if !rejectedLocally.isEmpty && atomic {
+            printError("\(rejectedLocally.count) rows are invalid; nothing was sent (--atomic)")
+            throw ExitCode(1)
+        }
+        let client = ReelAPIClient(
+            baseURL: server, apiKey: apiKey ?? ProcessInfo.processInfo.environment["REEL_API_KEY"])
+        try await reportingErrors {
+            let submission = try await client.submitBatch(csv: text, atomic: atomic)
+            for rejected in submission.rejected where rejectedLocally[rejected.row] == nil {
+                printError("row \(rejected.row), column \(rejected.column ?? "?"): \(rejected.message)")
+            }
+            guard let id = submission.id, submission.queued else {
+                printError("nothing was queued")
+                throw ExitCode(1)
+            }
+            print(id)
+            printError("batch \(id): \(submission.accepted.count) jobs queued, \(submission.rejected.count) rows rejected")
+            guard wait else { return }
+            let outDir = absolutePath(out)
+            try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+            let prompts = Dictionary(
+                uniqueKeysWithValues: table.rows.map { row in
+                    (row.number, fields(of: row, header: table.header)["prompt"] ?? "")
+                })
+            let status = try await follow(batch: id, client: client, outDir: outDir, prompts: prompts)
+            let report = try await client.batchReport(id)
+            try report.write(toFile: outDir + "/report.csv", atomically: true, encoding: .utf8)
+            let succeeded = status.counts["succeeded"] ?? 0
+            print("\(succeeded) of \(status.total) videos in \(outDir); report: \(outDir)/report.csv")
+            if succeeded < status.total { throw ExitCode(1) }
+        }
+    }
+
+    /// Shows the batch's progress and one line per busy slot, and downloads each video as soon as it is done.
+    private func follow(batch id: String, client: ReelAPIClient, outDir: String, prompts: [Int: String]) async throws
+        -> BatchStatus
+    {
+        var downloaded = Set<String>()
+        let interactive = isatty(STDERR_FILENO) != 0
+        var lastLines = 0
+        while true {
+            let status = try await client.batch(id)
+            for row in status.jobs where row.state == "succeeded" && !downloaded.contains(row.id) {
+                let directory = outDir + "/" + String(format: "%03d-", row.row) + Slug.make(prompts[row.row] ?? "")
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                try await client.downloadVideo(row.id, to: directory + "/video.mp4")
+                try? await client.downloadMetadata(row.id, to: directory + "/job.json")
+                downloaded.insert(row.id)
+            }
+            let finished = ["succeeded", "failed", "cancelled"].reduce(0) { $0 + (status.counts[$1] ?? 0) }
+            let accepted = status.jobs.count
+            var lines = [progressLine(finished: finished, total: accepted, status: status)]
+            if case .object(let body) = try await client.workers(), case .array(let workers)? = body["data"] {
+                for case .object(let worker) in workers {
+                    guard case .string(let slot)? = worker["slot"], case .string(let state)? = worker["state"] else {
+                        continue
+                    }
+                    var line = "  \(slot): \(state)"
+                    if case .string(let job)? = worker["job"], let row = status.jobs.first(where: { $0.id == job }) {
+                        line += " row \(row.row)"
+                        if case .string(let stage)? = worker["stage"], case .number(let step)? = worker["step"],
+                            case .number(let total)? = worker["total_steps"]
+                        {
+                            line += " \(stage) \(Int(step))/\(Int(total))"
+                        }
+                    }
+                    lines.append(line)
+                }
+            }
+            if interactive {
+                let clear = lastLines > 0 ? "\u{1B}[\(lastLines)A" : ""
+                FileHandle.standardError.write(
+                    Data((clear + lines.map { "\u{1B}[K" + $0 }.joined(separator: "\n") + "\n").utf8))
+                lastLines = lines.count
+            }
+            if status.done {
+                if !interactive { printError(lines[0]) }
+                return status
+            }
+            try await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    private func progressLine(finished: Int, total: Int, status: BatchStatus) -> String {
+        let width = 30
+        let filled = total > 0 ? finished * width / total : width
+        var line = "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
+            + "\(finished)/\(total)"
+        if let rate = status.videosPerHour { line += String(format: ", %.0f videos/h", rate) }
+        if let left = status.secondsLeft, !status.done { line += String(format: ", %.0f s left", left) }
+        return line
+    }
 }

@@ -3,11 +3,11 @@
 public struct CSVTable: Sendable, Equatable {
     /// The header's column names, trimmed.
     public var header: [String]
-    /// The data records, blank lines skipped.
+    /// The data records; blank lines yield no record but keep their row numbers.
     public var rows: [Row]
 
     public struct Row: Sendable, Equatable {
-        /// The record's number as a spreadsheet shows it: the header is row 1, the first data record row 2.
+        /// The record's number as a spreadsheet shows it: the header is row 1, and blank lines count as rows.
         public var number: Int
         public var fields: [String]
 
@@ -35,14 +35,16 @@ public enum CSVReader {
         let records = try records(in: text)
         guard let first = records.first else { throw CSVError(row: 1, message: "the file is empty; it needs a header row") }
         let header = first.fields.map { $0.trimmingCharacters(in: " \t") }
-        var rows: [CSVTable.Row] = []
-        for (index, record) in records.dropFirst().enumerated() {
-            rows.append(CSVTable.Row(number: index + 2, fields: record.fields))
-        }
+        // Numbered as a spreadsheet shows them: blank lines are rows too, and the header is row 1.
+        let offset = first.number - 1
+        let rows = records.dropFirst().map { CSVTable.Row(number: $0.number - offset, fields: $0.fields) }
         return CSVTable(header: header, rows: rows)
     }
 
-    struct Record { var fields: [String] }
+    struct Record {
+        var number: Int
+        var fields: [String]
+    }
 
     static func records(in text: String) throws(CSVError) -> [Record] {
         var scalars = Substring(text).unicodeScalars[...]
@@ -66,11 +68,11 @@ public enum CSVReader {
         func endRecord() {
             fields.append(String(field))
             field = String.UnicodeScalarView()
-            // A record of one empty unquoted field is a blank line: skip it.
+            // A record of one empty unquoted field is a blank line: it keeps its row number but yields no row.
             if !(fields.count == 1 && fields[0].isEmpty && !fieldWasQuoted) {
-                records.append(Record(fields: fields))
-                recordNumber += 1
+                records.append(Record(number: recordNumber, fields: fields))
             }
+            recordNumber += 1
             fields = []
             fieldWasQuoted = false
         }

@@ -36,6 +36,47 @@ public struct JobSummary: Sendable, Decodable {
     public var isTerminal: Bool { ["succeeded", "failed", "cancelled"].contains(state) }
 }
 
+/// The answer to a batch submission.
+public struct BatchSubmission: Sendable, Decodable {
+    public struct Accepted: Sendable, Decodable {
+        public var row: Int
+        public var job: String
+    }
+    public struct Rejected: Sendable, Decodable {
+        public var row: Int
+        public var column: String?
+        public var message: String
+    }
+    public var id: String?
+    public var queued: Bool
+    public var accepted: [Accepted]
+    public var rejected: [Rejected]
+}
+
+/// A batch's progress.
+public struct BatchStatus: Sendable, Decodable {
+    public struct Row: Sendable, Decodable {
+        public var row: Int
+        public var id: String
+        public var state: String?
+        public var progress: JobSummary.Progress?
+        public var error: String?
+    }
+    public var id: String
+    public var total: Int
+    public var counts: [String: Int]
+    public var jobs: [Row]
+    public var done: Bool
+    public var videosPerHour: Double?
+    public var secondsLeft: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case id, total, counts, jobs, done
+        case videosPerHour = "videos_per_hour"
+        case secondsLeft = "seconds_left"
+    }
+}
+
 /// One Server-Sent Event.
 public struct SSEMessage: Sendable, Equatable {
     public var event: String
@@ -130,6 +171,33 @@ public struct ReelAPIClient: Sendable {
     public func downloadVideo(_ id: String, to path: String) async throws {
         let data = try await send(.GET, "/v1/jobs/\(Self.escape(id))/video", limit: 4 << 30)
         try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    /// Downloads a job's job.json to a file.
+    public func downloadMetadata(_ id: String, to path: String) async throws {
+        let data = try await send(.GET, "/v1/jobs/\(Self.escape(id))/metadata")
+        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    /// Submits a CSV batch; the answer lists the accepted rows' jobs and the rejected rows.
+    public func submitBatch(csv: String, atomic: Bool = false) async throws -> BatchSubmission {
+        var request = request(.POST, "/v1/batches" + (atomic ? "?atomic=true" : ""))
+        request.headers.replaceOrAdd(name: "Content-Type", value: "text/csv; charset=utf-8")
+        request.body = .bytes(ByteBuffer(string: csv))
+        let response = try await http.execute(request, timeout: .seconds(120))
+        let data = Data(try await response.body.collect(upTo: 64 << 20).readableBytesView)
+        guard let submission = try? JSONDecoder().decode(BatchSubmission.self, from: data) else {
+            throw Self.apiError(status: response.status, data)
+        }
+        return submission
+    }
+
+    public func batch(_ id: String) async throws -> BatchStatus {
+        try JSONDecoder().decode(BatchStatus.self, from: try await send(.GET, "/v1/batches/\(Self.escape(id))"))
+    }
+
+    public func batchReport(_ id: String) async throws -> String {
+        String(decoding: try await send(.GET, "/v1/batches/\(Self.escape(id))/report.csv"), as: UTF8.self)
     }
 
     /// Follows `/v1/events` (optionally of one job) until the server closes it or the task is cancelled.

@@ -428,10 +428,11 @@ final class SlotRunner: Sendable {
             return
         }
         let seconds = result.seconds
-        let perStage = [
+        var perStage = [
             "text_encoding": seconds.textEncoding, "denoising": seconds.denoising, "vae_decode": seconds.vaeDecode,
             "encoding": seconds.encoding, "total": seconds.total,
         ]
+        if let interpolating = seconds.interpolating { perStage["interpolating"] = interpolating }
         let outputs = JobOutputs(
             directory: result.outputs.dir, video: result.outputs.video, metadata: result.outputs.metadata,
             framesDirectory: result.outputs.framesDir, frameCount: result.outputs.frameCount, secondsPerStage: perStage)

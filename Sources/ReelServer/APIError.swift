@@ -16,7 +16,7 @@ struct APIError: Error, HTTPResponseError {
         self.error = error
     }
 
-    private struct Body: Encodable {
+    struct Body: Encodable {
         struct Detail: Encodable {
             var code: String
             var message: String
@@ -32,6 +32,10 @@ struct APIError: Error, HTTPResponseError {
             }
         }
         var error: Detail
+    }
+
+    static func detail(code: String, message: String, field: String?) -> Body.Detail {
+        Body.Detail(code: code, message: message, field: field)
     }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {

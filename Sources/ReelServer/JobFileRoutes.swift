@@ -3,7 +3,8 @@ import Hummingbird
 import ReelCore
 import ReelStore
 
-/// `GET /v1/jobs/{id}/video` and `GET /v1/jobs/{id}/frames/{n}.png`: a succeeded job's files, streamed from disk.
+/// `GET /v1/jobs/{id}/video`, `GET /v1/jobs/{id}/metadata` (its job.json) and `GET /v1/jobs/{id}/frames/{n}.png`:
+/// a succeeded job's files, streamed from disk.
 ///
 /// Paths come only from the job's stored outputs; the URL contributes a job id (a store key) and a frame number
 /// (parsed as a positive integer and formatted again), never a piece of a path.
@@ -17,6 +18,12 @@ struct JobFileRoutes {
             let outputs = try succeededOutputs(job, what: "video")
             return try await file(
                 outputs.video, contentType: "video/mp4", filename: "\(job.id).mp4", context: context)
+        }
+        router.get("/v1/jobs/:id/metadata") { _, context in
+            let job = try await service.job(id: context.parameters.require("id"))
+            let outputs = try succeededOutputs(job, what: "metadata")
+            return try await file(
+                outputs.metadata, contentType: "application/json", filename: "\(job.id).json", context: context)
         }
         router.get("/v1/jobs/:id/frames/{frame}.png") { _, context in
             let job = try await service.job(id: context.parameters.require("id"))

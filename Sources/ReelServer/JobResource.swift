@@ -29,12 +29,22 @@ struct JobResource: Encodable {
         var seed: UInt64
         var model: String
         var pngFrames: Bool
+        var style: String?
+        var userPrompt: String?
+        var interpolate: Int
+        var outputFrames: Int
+        var outputFPS: Int
+        var requestedSeconds: Double?
 
         enum CodingKeys: String, CodingKey {
-            case prompt, size, width, height, frames, fps, seconds, steps, guidance, seed, model
+            case prompt, size, width, height, frames, fps, seconds, steps, guidance, seed, model, style, interpolate
             case negativePrompt = "negative_prompt"
             case guidance2 = "guidance_2"
             case pngFrames = "png_frames"
+            case userPrompt = "user_prompt"
+            case outputFrames = "output_frames"
+            case outputFPS = "output_fps"
+            case requestedSeconds = "requested_seconds"
         }
 
         func encode(to encoder: any Encoder) throws {
@@ -53,6 +63,12 @@ struct JobResource: Encodable {
             try container.encode(seed, forKey: .seed)
             try container.encode(model, forKey: .model)
             try container.encode(pngFrames, forKey: .pngFrames)
+            try container.encode(style, forKey: .style)
+            try container.encode(userPrompt, forKey: .userPrompt)
+            try container.encode(interpolate, forKey: .interpolate)
+            try container.encode(outputFrames, forKey: .outputFrames)
+            try container.encode(outputFPS, forKey: .outputFPS)
+            try container.encode(requestedSeconds, forKey: .requestedSeconds)
         }
     }
 
@@ -113,7 +129,8 @@ struct JobResource: Encodable {
             prompt: spec.prompt, negativePrompt: spec.negativePrompt, size: spec.size, width: spec.width,
             height: spec.height, frames: spec.frames, fps: spec.fps, seconds: spec.seconds, steps: spec.steps,
             guidance: spec.guidance, guidance2: spec.guidance2, seed: spec.seed, model: spec.model,
-            pngFrames: spec.pngFrames)
+            pngFrames: spec.pngFrames, style: spec.style, userPrompt: spec.userPrompt, interpolate: spec.interpolate ?? 1,
+            outputFrames: spec.outputFrames, outputFPS: spec.outputFPS, requestedSeconds: spec.requestedSeconds)
         priority = job.priority
         attempts = job.attempts
         cancelRequested = job.cancelRequested

@@ -136,18 +136,24 @@ public enum WorkerEvent: Sendable, Equatable {
         public var denoising: Double
         public var vaeDecode: Double
         public var encoding: Double
+        /// Frame interpolation, when the job asked for it.
+        public var interpolating: Double?
         public var total: Double
 
-        public init(textEncoding: Double, denoising: Double, vaeDecode: Double, encoding: Double, total: Double) {
+        public init(
+            textEncoding: Double, denoising: Double, vaeDecode: Double, encoding: Double, interpolating: Double? = nil,
+            total: Double
+        ) {
             self.textEncoding = textEncoding
             self.denoising = denoising
             self.vaeDecode = vaeDecode
             self.encoding = encoding
+            self.interpolating = interpolating
             self.total = total
         }
 
         enum CodingKeys: String, CodingKey {
-            case denoising, encoding, total
+            case denoising, encoding, total, interpolating
             case textEncoding = "text_encoding"
             case vaeDecode = "vae_decode"
         }

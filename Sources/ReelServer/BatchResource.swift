@@ -1,0 +1,116 @@
+import Foundation
+import ReelCSV
+import ReelStore
+
+/// A batch as the API shows it: counts by state, each row's job, throughput so far and time left.
+struct BatchResource: Encodable {
+    struct Row: Encodable {
+        var row: Int
+        var id: String
+        var state: JobState?
+        var progress: JobResource.Progress?
+        var videoURL: String?
+        var error: String?
+
+        enum CodingKeys: String, CodingKey {
+            case row, id, state, progress, error
+            case videoURL = "video_url"
+        }
+    }
+
+    var id: String
+    var object = "batch"
+    var createdAt: Date
+    var total: Int
+    var counts: [String: Int]
+    var jobs: [Row]
+    var rejected: [BatchManifest.Rejected]
+    var done: Bool
+    var videosPerHour: Double?
+    var secondsLeft: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case id, object, total, counts, jobs, rejected, done
+        case createdAt = "created_at"
+        case videosPerHour = "videos_per_hour"
+        case secondsLeft = "seconds_left"
+    }
+
+    init(_ manifest: BatchManifest, jobs: [String: Job], now: Date = Date()) {
+        id = manifest.id
+        createdAt = manifest.createdAt
+        total = manifest.accepted.count + manifest.rejected.count
+        rejected = manifest.rejected
+        var counts: [String: Int] = [:]
+        for state in JobState.allCases { counts[state.rawValue] = 0 }
+        self.jobs = manifest.accepted.map { entry in
+            let job = jobs[entry.job]
+            if let job { counts[job.state.rawValue, default: 0] += 1 }
+            return Row(
+                row: entry.row, id: entry.job, state: job?.state,
+                progress: job?.state == .running ? job?.progress.map(JobResource.Progress.init) : nil,
+                videoURL: job?.state == .succeeded ? "/v1/jobs/\(entry.job)/video" : nil,
+                error: job?.state == .failed ? job?.errorMessage : nil)
+        }
+        self.counts = counts
+        let finished = manifest.accepted.compactMap { jobs[$0.job] }.filter { $0.state.isTerminal }
+        done = finished.count == manifest.accepted.count
+        // Throughput from the first start to now (or to the last finish once done).
+        let succeeded = finished.filter { $0.state == .succeeded }
+        let started = jobs.values.compactMap(\.startedAt).min()
+        let end = done ? (finished.compactMap(\.finishedAt).max() ?? now) : now
+        if let started, !succeeded.isEmpty, end > started {
+            let rate = Double(succeeded.count) / end.timeIntervalSince(started)
+            videosPerHour = rate * 3600
+            let left = manifest.accepted.count - finished.count
+            secondsLeft = done ? 0 : Double(left) / rate
+        } else {
+            secondsLeft = done ? 0 : nil
+        }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(object, forKey: .object)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(total, forKey: .total)
+        try container.encode(counts, forKey: .counts)
+        try container.encode(jobs, forKey: .jobs)
+        try container.encode(rejected, forKey: .rejected)
+        try container.encode(done, forKey: .done)
+        try container.encode(videosPerHour, forKey: .videosPerHour)
+        try container.encode(secondsLeft, forKey: .secondsLeft)
+    }
+}
+
+/// `report.csv`: one line per row of the batch, accepted or rejected, in row order.
+enum BatchReport {
+    static let header = [
+        "row", "job_id", "state", "seed", "output", "text_encoding_s", "denoising_s", "vae_decode_s", "encoding_s",
+        "error",
+    ]
+
+    static func csv(_ manifest: BatchManifest, jobs: [String: Job]) -> String {
+        var lines: [(Int, [String])] = []
+        for entry in manifest.accepted {
+            let job = jobs[entry.job]
+            let seconds = job?.outputs?.secondsPerStage ?? [:]
+            func stage(_ name: String) -> String { seconds[name].map { String(format: "%.3f", $0) } ?? "" }
+            lines.append(
+                (entry.row, [
+                    String(entry.row), entry.job, job?.state.rawValue ?? "missing", job.map { String($0.spec.seed) } ?? "",
+                    job?.outputs?.video ?? "", stage("text_encoding"), stage("denoising"), stage("vae_decode"),
+                    stage("encoding"), job?.state == .failed ? (job?.errorMessage ?? "") : "",
+                ]))
+        }
+        for entry in manifest.rejected {
+            lines.append(
+                (entry.row, [
+                    String(entry.row), "", "rejected", "", "", "", "", "", "",
+                    (entry.column.map { "\($0): " } ?? "") + entry.message,
+                ]))
+        }
+        return ([CSVWriter.line(header)] + lines.sorted { $0.0 < $1.0 }.map { CSVWriter.line($0.1) }).joined()
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import ReelCore
+
+/// `POST /v1/batches` (CSV or JSON), `GET /v1/batches/{id}` and `GET /v1/batches/{id}/report.csv`.
+struct BatchRoutes {
+    let batches: BatchService
+    let maxBodyBytes: Int
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.post("/v1/batches") { request, _ in try await submit(request) }
+        router.get("/v1/batches/:id") { _, context in
+            let (manifest, jobs) = try await batches.status(id: context.parameters.require("id"))
+            return try APIJSON.response(BatchResource(manifest, jobs: jobs))
+        }
+        router.get("/v1/batches/:id/report.csv") { _, context in
+            let (manifest, jobs) = try await batches.status(id: context.parameters.require("id"))
+            let body = ByteBuffer(string: BatchReport.csv(manifest, jobs: jobs))
+            return Response(
+                status: .ok,
+                headers: [
+                    .contentType: "text/csv; charset=utf-8", .contentLength: String(body.readableBytes),
+                    .contentDisposition: "attachment; filename=\"\(manifest.id)-report.csv\"",
+                    HTTPField.Name("X-Content-Type-Options")!: "nosniff",
+                ],
+                body: ResponseBody(byteBuffer: body))
+        }
+    }
+
+    private func submit(_ request: Request) async throws -> Response {
+        let tooLarge = APIError(
+            ReelError(.payloadTooLarge, "the batch is larger than \(maxBodyBytes) bytes; split it into several"))
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodyBytes { throw tooLarge }
+        let atomicText = request.uri.queryParameters["atomic"].map(String.init)
+        guard atomicText == nil || atomicText == "true" || atomicText == "false" else {
+            throw ReelError.invalid("atomic", "atomic must be true or false")
+        }
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: maxBodyBytes)
+        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+            throw tooLarge
+        }
+        let contentType = (request.headers[.contentType] ?? "").lowercased()
+        let rows: [BatchService.CheckedRow]
+        let source: String
+        if contentType.hasPrefix("text/csv") {
+            guard let text = String(validating: body.readableBytesView, as: UTF8.self) else {
+                throw ReelError.invalid("body", "the CSV is not UTF-8 text; save it as CSV UTF-8")
+            }
+            rows = try batches.check(csv: text)
+            source = "csv"
+        } else if contentType.hasPrefix("application/json") || contentType.isEmpty {
+            rows = try batches.check(json: body.readableBytesView)
+            source = "json"
+        } else {
+            throw ReelError.invalid("Content-Type", "send text/csv or application/json, not \(contentType)")
+        }
+        let (manifest, queued) = try await batches.submit(rows, source: source, atomic: atomicText == "true")
+        return try APIJSON.response(
+            BatchSubmitted(
+                id: queued ? manifest.id : nil, queued: queued, accepted: manifest.accepted, rejected: manifest.rejected),
+            status: queued ? .created : .badRequest)
+    }
+}
+
+/// The answer to `POST /v1/batches`: the jobs each valid row became, and what is wrong with the others.
+struct BatchSubmitted: Encodable {
+    var id: String?
+    var object = "batch"
+    var queued: Bool
+    var accepted: [BatchManifest.Accepted]
+    var rejected: [BatchManifest.Rejected]
+    var error: APIError.Body.Detail? {
+        guard !queued else { return nil }
+        return APIError.detail(
+            code: "invalid_value", message: "\(rejected.count) rows are invalid and atomic=true, so nothing was queued",
+            field: rejected.first?.column)
+    }
+
+    enum CodingKeys: String, CodingKey { case id, object, queued, accepted, rejected, error }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(object, forKey: .object)
+        try container.encode(queued, forKey: .queued)
+        try container.encode(accepted, forKey: .accepted)
+        try container.encode(rejected, forKey: .rejected)
+        try container.encodeIfPresent(error, forKey: .error)
+    }
+}
