@@ -4,37 +4,8 @@ import Testing
 
 /// The `reel` executable end to end: it spawns a real worker with the tiny model.
 @Suite(.serialized) struct CLITests {
-    struct Run {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    func reel(_ arguments: [String], in directory: URL) throws -> Run {
-        let process = Process()
-        process.executableURL = TestSupport.reelExecutable
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        var environment = ProcessInfo.processInfo.environment
-        environment["REEL_DATA_DIR"] = TestSupport.dataDirectory
-        environment["REEL_PYTHON"] = TestSupport.engine.python
-        environment["REEL_ENGINE"] = TestSupport.engine.packageDirectory
-        process.environment = environment
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Read both pipes concurrently with waiting, so a chatty child cannot block on a full pipe.
-        nonisolated(unsafe) var errData = Data()
-        let errReader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
-        errReader.start()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        while !errReader.isFinished { Thread.sleep(forTimeInterval: 0.01) }
-        return Run(
-            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-            stderr: String(decoding: errData, as: UTF8.self))
+    func reel(_ arguments: [String], in directory: URL) throws -> TestSupport.Run {
+        try TestSupport.runReel(arguments, in: directory)
     }
 
     @Test func generateWritesAPlayableVideoAndMetadata() throws {

@@ -8,7 +8,8 @@ struct StyleScratch {
     let path: String
 
     init() throws {
-        path = FileManager.default.temporaryDirectory
+        path =
+            FileManager.default.temporaryDirectory
             .appendingPathComponent("reel-style-tests-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
@@ -60,7 +61,9 @@ struct StyleScratch {
         #expect(library.styles.first?.name == "cinematic", "a replaced style keeps its place")
         let origami = try library.style(named: "sai-origami")
         #expect(origami.labelZH == nil)
-        #expect(origami.apply(prompt: "a crane", negativePrompt: "").0 == "origami style a crane . paper art, pleated paper, folded")
+        #expect(
+            origami.apply(prompt: "a crane", negativePrompt: "").0
+                == "origami style a crane . paper art, pleated paper, folded")
         #expect(try library.style(named: "anime") == StyleLibrary.builtIn.style(named: "anime"))
     }
 
@@ -76,10 +79,12 @@ struct StyleScratch {
     @Test func aDirectoryLoadsEveryJSONFileInNameOrder() throws {
         let scratch = try StyleScratch()
         defer { scratch.remove() }
-        try scratch.write("styles/20-mine.json", #"[{"name": "shared", "prompt": "mine {prompt}", "negative_prompt": ""}]"#)
+        try scratch.write(
+            "styles/20-mine.json", #"[{"name": "shared", "prompt": "mine {prompt}", "negative_prompt": ""}]"#)
         try scratch.write(
             "styles/10-team.json",
-            #"[{"name": "shared", "prompt": "team {prompt}", "negative_prompt": ""}, {"name": "team-only", "prompt": "{prompt}"}]"#)
+            #"[{"name": "shared", "prompt": "team {prompt}", "negative_prompt": ""},"#
+                + #" {"name": "team-only", "prompt": "{prompt}"}]"#)
         try scratch.write("styles/notes.txt", "not a style file")
         try scratch.write("styles/.draft.json", "[oops")
         let directory = StyleLibrary.directory(inDataDirectory: scratch.path)
@@ -103,7 +108,8 @@ struct StyleScratch {
         let scratch = try StyleScratch()
         defer { scratch.remove() }
         try scratch.write("styles/a.json", #"[{"name": "anime", "prompt": "dir {prompt}", "negative_prompt": "x"}]"#)
-        let file = try scratch.write("extra.json", #"[{"name": "Anime", "prompt": "file {prompt}", "negative_prompt": "y"}]"#)
+        let file = try scratch.write(
+            "extra.json", #"[{"name": "Anime", "prompt": "file {prompt}", "negative_prompt": "y"}]"#)
         let library = try StyleLibrary.load(dataDirectory: scratch.path, file: file)
         #expect(try library.style(named: "anime").prompt == "file {prompt}")
         #expect(library.styles.count == StyleLibrary.builtIn.styles.count)
@@ -130,19 +136,41 @@ struct StyleScratch {
     }
 
     static let badFiles: [BadFile] = [
-        BadFile(what: "not JSON", json: "[{\"name\": \"a\",\n  \"prompt\": oops}]", mentions: ["not valid JSON", "line 2"]),
-        BadFile(what: "empty", json: "  \n", mentions: ["not valid JSON", "empty"]),
-        BadFile(what: "an object, not an array", json: #"{"name": "a", "prompt": "{prompt}"}"#, mentions: ["JSON array", "not an object"]),
-        BadFile(what: "an entry not an object", json: #"[{"name": "a", "prompt": "{prompt}"}, "b"]"#, mentions: ["entry 2 of 2", "a string"]),
-        BadFile(what: "an entry without name", json: #"[{"name": "a", "prompt": "x"}, {"prompt": "{prompt}"}]"#, mentions: ["entry 2 of 2", #"no "name""#]),
-        BadFile(what: "a null name", json: #"[{"name": null, "prompt": "{prompt}"}]"#, mentions: ["entry 1 of 1", #"no "name""#]),
-        BadFile(what: "an empty name", json: #"[{"name": "  ", "prompt": "{prompt}"}]"#, mentions: ["entry 1 of 1", #"empty "name""#]),
-        BadFile(what: "an entry without prompt", json: #"[{"name": "glow", "negative_prompt": ""}]"#, mentions: [#"entry 1 of 1 ("glow")"#, #"no "prompt""#]),
-        BadFile(what: "a prompt that is a number", json: #"[{"name": "glow", "prompt": 3}]"#, mentions: [#"entry 1 of 1 ("glow")"#, #""prompt" as a number"#]),
-        BadFile(what: "a negative prompt that is a list", json: #"[{"name": "glow", "prompt": "{prompt}", "negative_prompt": ["a"]}]"#, mentions: [#""negative_prompt" as an array"#]),
-        BadFile(what: "a label that is a boolean", json: #"[{"name": "glow", "prompt": "{prompt}", "label_zh": true}]"#, mentions: [#""label_zh" as a boolean"#]),
         BadFile(
-            what: "a duplicate name", json: #"[{"name": "glow", "prompt": "{prompt}"}, {"name": "x", "prompt": "{prompt}"}, {"name": "Glow", "prompt": "{prompt}"}]"#,
+            what: "not JSON", json: "[{\"name\": \"a\",\n  \"prompt\": oops}]", mentions: ["not valid JSON", "line 2"]),
+        BadFile(what: "empty", json: "  \n", mentions: ["not valid JSON", "empty"]),
+        BadFile(
+            what: "an object, not an array", json: #"{"name": "a", "prompt": "{prompt}"}"#,
+            mentions: ["JSON array", "not an object"]),
+        BadFile(
+            what: "an entry not an object", json: #"[{"name": "a", "prompt": "{prompt}"}, "b"]"#,
+            mentions: ["entry 2 of 2", "a string"]),
+        BadFile(
+            what: "an entry without name", json: #"[{"name": "a", "prompt": "x"}, {"prompt": "{prompt}"}]"#,
+            mentions: ["entry 2 of 2", #"no "name""#]),
+        BadFile(
+            what: "a null name", json: #"[{"name": null, "prompt": "{prompt}"}]"#,
+            mentions: ["entry 1 of 1", #"no "name""#]),
+        BadFile(
+            what: "an empty name", json: #"[{"name": "  ", "prompt": "{prompt}"}]"#,
+            mentions: ["entry 1 of 1", #"empty "name""#]),
+        BadFile(
+            what: "an entry without prompt", json: #"[{"name": "glow", "negative_prompt": ""}]"#,
+            mentions: [#"entry 1 of 1 ("glow")"#, #"no "prompt""#]),
+        BadFile(
+            what: "a prompt that is a number", json: #"[{"name": "glow", "prompt": 3}]"#,
+            mentions: [#"entry 1 of 1 ("glow")"#, #""prompt" as a number"#]),
+        BadFile(
+            what: "a negative prompt that is a list",
+            json: #"[{"name": "glow", "prompt": "{prompt}", "negative_prompt": ["a"]}]"#,
+            mentions: [#""negative_prompt" as an array"#]),
+        BadFile(
+            what: "a label that is a boolean", json: #"[{"name": "glow", "prompt": "{prompt}", "label_zh": true}]"#,
+            mentions: [#""label_zh" as a boolean"#]),
+        BadFile(
+            what: "a duplicate name",
+            json: #"[{"name": "glow", "prompt": "{prompt}"}, {"name": "x", "prompt": "{prompt}"},"#
+                + #" {"name": "Glow", "prompt": "{prompt}"}]"#,
             mentions: [#"entry 3 of 3 ("Glow")"#, "same name as entry 1"]),
     ]
 

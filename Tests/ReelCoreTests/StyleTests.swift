@@ -46,7 +46,9 @@ import Testing
         let style = Style(name: "t", prompt: "Before {prompt}, after.", negativePrompt: "flicker")
         #expect(style.apply(prompt: "a fox", negativePrompt: "").0 == "Before a fox, after.")
         // Braces and the placeholder itself in the user's prompt are text, inserted once and not expanded again.
-        #expect(style.apply(prompt: #"a {red} fox {"a": 1}"#, negativePrompt: "").0 == #"Before a {red} fox {"a": 1}, after."#)
+        #expect(
+            style.apply(prompt: #"a {red} fox {"a": 1}"#, negativePrompt: "").0
+                == #"Before a {red} fox {"a": 1}, after."#)
         let nested = style.apply(prompt: "say {prompt} twice {prompt}", negativePrompt: "").0
         #expect(nested == "Before say {prompt} twice {prompt}, after.")
         #expect(occurrences(of: "say", in: nested) == 1)
@@ -63,17 +65,20 @@ import Testing
     }
 
     @Test func aTemplateWithoutPlaceholderGetsThePromptAppended() {
-        #expect(Style(name: "t", prompt: "oil painting", negativePrompt: "").apply(prompt: "a fox", negativePrompt: "").0
-            == "oil painting, a fox")
-        #expect(Style(name: "t", prompt: "", negativePrompt: "").apply(prompt: "a fox", negativePrompt: "").0 == "a fox")
+        #expect(
+            Style(name: "t", prompt: "oil painting", negativePrompt: "").apply(prompt: "a fox", negativePrompt: "").0
+                == "oil painting, a fox")
+        #expect(
+            Style(name: "t", prompt: "", negativePrompt: "").apply(prompt: "a fox", negativePrompt: "").0 == "a fox")
     }
 
     @Test func negativePromptsAreJoined() {
         let style = Style(name: "t", prompt: "{prompt}", negativePrompt: "flicker")
         #expect(style.apply(prompt: "x", negativePrompt: "blurry").1 == "blurry, flicker")
         #expect(style.apply(prompt: "x", negativePrompt: "").1 == "flicker")
-        #expect(Style(name: "t", prompt: "{prompt}", negativePrompt: "").apply(prompt: "x", negativePrompt: "blurry").1
-            == "blurry")
+        #expect(
+            Style(name: "t", prompt: "{prompt}", negativePrompt: "").apply(prompt: "x", negativePrompt: "blurry").1
+                == "blurry")
     }
 
     @Test func namesAreFoundWhateverTheirCase() throws {
@@ -89,7 +94,9 @@ import Testing
         #expect(error?.field == "style")
         #expect(error?.code == .invalidValue)
         #expect(error?.message.contains("unknown style 'cinematc'") == true)
-        #expect(error?.message.contains("the closest are \(closest.joined(separator: ", "))") == true, "\(error?.message ?? "")")
+        #expect(
+            error?.message.contains("the closest are \(closest.joined(separator: ", "))") == true,
+            "\(error?.message ?? "")")
         #expect(library.closestNames(to: "watercolour", count: 3).first == "watercolor")
         #expect(library.closestNames(to: "drone", count: 1) != [])
     }
@@ -106,7 +113,8 @@ import Testing
             Style(name: "origami", prompt: "origami {prompt}", negativePrompt: ""),
         ])
         #expect(merged.styles.count == library.styles.count + 1)
-        #expect(merged.styles.firstIndex { $0.name == "CINEMATIC" } == library.styles.firstIndex { $0.name == "cinematic" })
+        #expect(
+            merged.styles.firstIndex { $0.name == "CINEMATIC" } == library.styles.firstIndex { $0.name == "cinematic" })
         #expect(try merged.style(named: "cinematic").prompt == "mine {prompt}")
         #expect(merged.styles.last?.name == "origami")
     }
@@ -130,13 +138,15 @@ import Testing
             GenerationRequest(prompt: "a fox", negativePrompt: "blurry"), model: ti2v, randomSeed: { 7 })
         #expect(spec.prompt == "a fox" && spec.negativePrompt == "blurry")
         #expect(spec.style == nil && spec.userPrompt == nil)
-        let blank = try Validation.resolve(GenerationRequest(prompt: "a fox", style: "  "), model: ti2v, randomSeed: { 7 })
+        let blank = try Validation.resolve(
+            GenerationRequest(prompt: "a fox", style: "  "), model: ti2v, randomSeed: { 7 })
         #expect(blank.style == nil && blank.prompt == "a fox")
     }
 
     @Test func validationNamesTheStyleFieldForAnUnknownStyle() {
         let error = #expect(throws: ReelError.self) {
-            try Validation.resolve(GenerationRequest(prompt: "a fox", style: "cinematc"), model: ti2v, randomSeed: { 7 })
+            try Validation.resolve(
+                GenerationRequest(prompt: "a fox", style: "cinematc"), model: ti2v, randomSeed: { 7 })
         }
         #expect(error?.field == "style")
         #expect(error?.message.contains("cinematic") == true)
@@ -149,7 +159,8 @@ import Testing
             GenerationRequest(prompt: "a crane", style: "origami"), model: ti2v, styles: styles, randomSeed: { 7 })
         #expect(spec.prompt == "paper origami a crane, folding" && spec.negativePrompt == "ink")
         #expect(throws: ReelError.self) {
-            try Validation.resolve(GenerationRequest(prompt: "a crane", style: "origami"), model: ti2v, randomSeed: { 7 })
+            try Validation.resolve(
+                GenerationRequest(prompt: "a crane", style: "origami"), model: ti2v, randomSeed: { 7 })
         }
     }
 }

@@ -98,3 +98,43 @@ public enum TestSupport {
         return String(decoding: data, as: UTF8.self)
     }
 }
+
+extension TestSupport {
+    /// What a finished `reel` command printed and how it ended.
+    public struct Run: Sendable {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+    }
+
+    /// Runs the built `reel` with this checkout's engine and the shared test data directory.
+    public static func runReel(_ arguments: [String], in directory: URL, environment extra: [String: String] = [:])
+        throws -> Run
+    {
+        let process = Process()
+        process.executableURL = reelExecutable
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        var environment = ProcessInfo.processInfo.environment
+        environment["REEL_DATA_DIR"] = dataDirectory
+        environment["REEL_PYTHON"] = engine.python
+        environment["REEL_ENGINE"] = engine.packageDirectory
+        for (key, value) in extra { environment[key] = value }
+        process.environment = environment
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read both pipes while the child runs, so a chatty child cannot block on a full pipe.
+        nonisolated(unsafe) var errData = Data()
+        let errReader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
+        errReader.start()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        while !errReader.isFinished { Thread.sleep(forTimeInterval: 0.01) }
+        return Run(
+            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self))
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+import ReelClient
+import ReelTestSupport
+import Testing
+
+/// The client commands against a real `reel serve` with a tiny CPU worker.
+@Suite(.serialized) struct ClientCommandTests {
+    @Test func submitJobsWatchAndBatchAgainstAServer() async throws {
+        try await TestSupport.withTemporaryDirectory { directory in
+            let server = try ServerProcess(devices: "cpu", dataDirectory: directory.appendingPathComponent("server"))
+            defer { server.stop() }
+            try await server.waitUntilReady()
+            let url = "http://127.0.0.1:\(server.port)"
+
+            // submit --wait downloads the finished video.
+            let submit = try TestSupport.runReel(
+                ["submit", "--server", url, "--prompt", "a kite over a beach", "--size", "32x32", "--frames", "5",
+                 "--steps", "2", "--wait", "--out", "kite.mp4"], in: directory)
+            #expect(submit.status == 0, "\(submit.stderr)")
+            let id = submit.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(id.hasPrefix("job_"))
+            #expect(try TestSupport.probeVideo(directory.appendingPathComponent("kite.mp4").path).frames == 5)
+
+            // jobs list / show.
+            let list = try TestSupport.runReel(["jobs", "list", "--server", url], in: directory)
+            #expect(list.status == 0 && list.stdout.contains(id) && list.stdout.contains("succeeded"))
+            let show = try TestSupport.runReel(["jobs", "show", id, "--server", url], in: directory)
+            #expect(show.stdout.contains("\"prompt\" : \"a kite over a beach\""), "\(show.stdout)")
+
+            // A slow job is cancelled from the CLI while watch prints its events.
+            let slow = try TestSupport.runReel(
+                ["submit", "--server", url, "--prompt", "a slow sunset [slow]", "--size", "32x32", "--frames", "5",
+                 "--steps", "20"], in: directory)
+            let slowID = slow.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let watcher = Process()
+            watcher.executableURL = TestSupport.reelExecutable
+            watcher.arguments = ["watch", "--server", url, "--job", slowID]
+            let watched = Pipe()
+            watcher.standardOutput = watched
+            try watcher.run()
+            let deadline = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < deadline, try await server.client.job(slowID).0.state != "running" {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try await Task.sleep(for: .seconds(1))
+            let cancel = try TestSupport.runReel(["jobs", "cancel", slowID, "--server", url], in: directory)
+            #expect(cancel.status == 0, "\(cancel.stderr)")
+            while ContinuousClock.now < deadline, try await server.client.job(slowID).0.state != "cancelled" {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            watcher.terminate()
+            watcher.waitUntilExit()
+            let events = String(decoding: watched.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(events.contains("progress") && events.contains("cancelled"), "\(events)")
+
+            // batch --server --wait: one bad row reported, videos downloaded by row and prompt, report written.
+            let csv = "prompt,size,frames,steps,seed\r\nred kite,32x32,5,2,1\r\nbad,33x32,5,2,2\r\n蓝色风筝,32x32,5,2,3\r\n"
+            try csv.write(to: directory.appendingPathComponent("kites.csv"), atomically: true, encoding: .utf8)
+            let batch = try TestSupport.runReel(
+                ["batch", "kites.csv", "--server", url, "--wait", "--out", "kites"], in: directory)
+            #expect(batch.status == 1, "a rejected row makes the batch incomplete: \(batch.stderr)")
+            #expect(batch.stderr.contains("row 3, column size"))
+            let first = directory.appendingPathComponent("kites/002-red-kite/video.mp4").path
+            let third = directory.appendingPathComponent("kites/004-蓝色风筝/video.mp4").path
+            #expect(try TestSupport.probeVideo(first).frames == 5)
+            #expect(try TestSupport.probeVideo(third).frames == 5)
+            #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("kites/002-red-kite/job.json").path))
+            let report = try String(contentsOf: directory.appendingPathComponent("kites/report.csv"), encoding: .utf8)
+            #expect(report.contains(",succeeded,1,") && report.contains(",rejected,") && report.contains(",succeeded,3,"))
+        }
+    }
+}
