@@ -38,7 +38,7 @@ struct StylesCommand: ParsableCommand {
     struct StyleSources: ParsableArguments {
         @OptionGroup var styleFile: StyleFileOption
 
-        @Option(help: "Where Reel keeps its data; its styles/*.json are loaded (default $REEL_DATA_DIR or ~/.local/share/reel).")
+        @Option(help: "Where Reel keeps its data; its styles/*.json are loaded (default $REEL_DATA_DIR).")
         var dataDir: String?
 
         func library() throws -> StyleLibrary {

@@ -83,7 +83,8 @@ extension StyleLibrary {
             throw .invalid(
                 "styles",
                 "\(file) must hold a JSON array of styles "
-                    + #"([{"name": …, "prompt": "… {prompt} …", "negative_prompt": …}, …]), not \#(kind(of: root))"#)
+                    + #"([{"name": …, "prompt": "… {prompt} …", "negative_prompt": …}, …]), "#
+                    + "not \(kind(of: root))")
         }
         var styles: [Style] = []
         var firstEntry: [String: Int] = [:]
@@ -112,13 +113,13 @@ extension StyleLibrary {
             named = " (\"\(name)\")"
             let prompt = try string("prompt", required: true) ?? ""
             let negative = try string("negative_prompt", required: false) ?? ""
-            let label = try string("label_zh", required: false)?.trimmingWhitespace
+            let label = try string("label_zh", required: false)?.trimmingWhitespace ?? ""
             if let earlier = firstEntry[name.lowercased()] {
                 throw fail("has the same name as entry \(earlier); names must be unique within a file")
             }
             firstEntry[name.lowercased()] = position
             styles.append(
-                Style(name: name, prompt: prompt, negativePrompt: negative, labelZH: label?.isEmpty == false ? label : nil))
+                Style(name: name, prompt: prompt, negativePrompt: negative, labelZH: label.isEmpty ? nil : label))
         }
         return styles
     }
