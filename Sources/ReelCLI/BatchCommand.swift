@@ -36,8 +36,7 @@ struct BatchCommand: AsyncParsableCommand {
     @Option(help: "Directory for the videos (one folder per row, named by row and prompt) and report.csv.")
     var out: String = "out"
 
-    @Option(help: "A style file (JSON list of name, prompt, negative_prompt) added to the built-in styles.")
-    var styles: String?
+    @OptionGroup var styleFile: StyleFileOption
 
     struct PlannedRow {
         var row: Int
@@ -74,15 +73,7 @@ struct BatchCommand: AsyncParsableCommand {
     }
 
     private func loadStyles() throws -> StyleLibrary {
-        var library = StyleLibrary.builtIn
-        if let styles {
-            do {
-                library.merge(try StyleLibrary.load(file: absolutePath(styles)).styles)
-            } catch {
-                throw ValidationError("\(error)")
-            }
-        }
-        return library
+        try styleFile.library(dataDirectory: engine.resolvedDataDir)
     }
 
     private func fields(of row: CSVTable.Row, header: [String]) -> [String: String] {

@@ -48,6 +48,8 @@ struct SubmitCommand: AsyncParsableCommand {
     @Option(help: "Guidance scale.") var guidance: Double?
     @Option(help: "Random seed.") var seed: Int?
     @Option(help: "Higher runs first.") var priority: Int?
+    @Option(help: "A prompt style; see `reel styles`.") var style: String?
+    @Option(help: "Multiply the frame rate by 2 or 4 with interpolation.") var interpolate: Int?
     @Flag(help: "Also keep every frame as PNG.") var pngFrames = false
     @Option(help: "Makes retries of this submission safe: the same key returns the same job.") var idempotencyKey: String?
     @Flag(help: "Wait until the job ends, showing its progress.") var wait = false
@@ -64,6 +66,8 @@ struct SubmitCommand: AsyncParsableCommand {
         if let seed { spec["seed"] = .number(Double(seed)) }
         if let priority { spec["priority"] = .number(Double(priority)) }
         if pngFrames { spec["png_frames"] = .bool(true) }
+        if let style { spec["style"] = .string(style) }
+        if let interpolate { spec["interpolate"] = .number(Double(interpolate)) }
         let client = serverOptions.client
         try await reportingErrors {
             let (job, _) = try await client.submit(spec, idempotencyKey: idempotencyKey)

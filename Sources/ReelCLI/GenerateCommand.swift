@@ -40,6 +40,17 @@ struct GenerateCommand: AsyncParsableCommand {
     @Flag(help: "Also write every frame as PNG.")
     var pngFrames = false
 
+    @Option(help: "A style from the library (see `reel styles`).")
+    var style: String?
+
+    @OptionGroup var styleFile: StyleFileOption
+
+    @Option(help: "Generation frame rate (default: the model's, 24 for TI2V-5B, 16 for A14B).")
+    var fps: Int?
+
+    @Option(help: "Multiply the frame rate by 2 or 4 with motion-compensated interpolation.")
+    var interpolate: Int?
+
     @Option(help: "Directory for the video, frames and job.json.")
     var out: String
 
@@ -47,13 +58,15 @@ struct GenerateCommand: AsyncParsableCommand {
         let model = try engine.resolveModel()
         let request = GenerationRequest(
             prompt: prompt, negativePrompt: negativePrompt, size: size, frames: frames, seconds: seconds, steps: steps,
-            guidance: guidance, seed: seed, pngFrames: pngFrames)
+            guidance: guidance, seed: seed, pngFrames: pngFrames, style: style, fps: fps, interpolate: interpolate)
+        let library = try styleFile.library(dataDirectory: engine.resolvedDataDir)
         let spec: GenerationSpec
         do {
-            spec = try Validation.resolve(request, model: model)
+            spec = try Validation.resolve(request, model: model, styles: library)
         } catch {
             throw ValidationError(error.description)
         }
+        if let style = spec.style { printError("style \(style): \(spec.prompt)") }
         if let seconds, abs(spec.seconds - seconds) > 1e-9 {
             printError(
                 "note: \(seconds) s is \(spec.frames) frames at \(spec.fps) fps (\(String(format: "%.3f", spec.seconds)) s)")

@@ -34,6 +34,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds a claim holds without renewal.") var leaseSeconds: Double = 60
     @Option(help: "Largest request body in bytes.") var maxBodyBytes = 1 << 20
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
+    @OptionGroup var styleFile: StyleFileOption
 
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
@@ -67,7 +68,8 @@ struct ServeCommand: AsyncParsableCommand {
         let scheduler = Scheduler(
             configuration: configuration, store: store, bus: EventBus(), metrics: metrics.schedulerMetrics,
             logger: logger, jobDebug: testFaults ? PromptFaults.debugFields : nil)
-        let service = try JobService(store: store, scheduler: scheduler)
+        let styles = try styleFile.library(dataDirectory: dataDirectory)
+        let service = try JobService(store: store, scheduler: scheduler, styles: styles)
         let server = ReelServerApplication(
             configuration: ReelServerConfiguration(host: host, port: port, maxBodyBytes: maxBodyBytes),
             service: service, metrics: metrics, logger: logger)

@@ -46,6 +46,7 @@ public struct ReelServerApplication: Service {
         router.add(middleware: ErrorMiddleware<BasicRequestContext>())
         JobRoutes(service: service, configuration: configuration).register(on: router)
         JobFileRoutes(service: service).register(on: router)
+        StyleRoutes(styles: service.styles).register(on: router)
         BatchRoutes(batches: BatchService(jobs: service), maxBodyBytes: configuration.maxBatchBytes).register(on: router)
         EventRoutes(service: service, configuration: configuration).register(on: router)
         SystemRoutes(service: service, metrics: metrics).register(on: router)

@@ -29,6 +29,48 @@ import Testing
         }
     }
 
+    @Test func interpolationDoublesTheFrameCountAtTheSameDuration() throws {
+        try TestSupport.withTemporaryDirectorySync { directory in
+            let plain = try reel(
+                ["generate", "--prompt", "a kite", "--size", "64x64", "--frames", "9", "--steps", "2", "--seed", "3",
+                 "--device", "cpu", "--out", "plain"], in: directory)
+            #expect(plain.status == 0, "\(plain.stderr)")
+            let doubled = try reel(
+                ["generate", "--prompt", "a kite", "--size", "64x64", "--frames", "9", "--steps", "2", "--seed", "3",
+                 "--interpolate", "2", "--style", "cinematic", "--device", "cpu", "--out", "doubled"], in: directory)
+            #expect(doubled.status == 0, "\(doubled.stderr)")
+            let before = try TestSupport.probeVideo(directory.appendingPathComponent("plain/video.mp4").path)
+            let after = try TestSupport.probeVideo(directory.appendingPathComponent("doubled/video.mp4").path)
+            #expect(before.frames == 9 && before.fps == 24)
+            #expect(after.frames == 17 && after.fps == 48)
+            #expect(abs(Double(after.frames - 1) / after.fps - Double(before.frames - 1) / before.fps) < 1e-9)
+            let metadata = try JSONSerialization.jsonObject(
+                with: Data(contentsOf: directory.appendingPathComponent("doubled/job.json"))) as? [String: Any]
+            #expect(metadata?["interpolate"] as? Int == 2 && metadata?["frames"] as? Int == 17)
+            #expect(metadata?["source_frames"] as? Int == 9 && metadata?["fps"] as? Int == 48)
+            let recorded = metadata?["metadata"] as? [String: Any]
+            #expect(recorded?["style"] as? String == "cinematic" && recorded?["user_prompt"] as? String == "a kite")
+            #expect((metadata?["prompt"] as? String)?.contains("a kite") == true && metadata?["prompt"] as? String != "a kite")
+        }
+    }
+
+    @Test func stylesAreListedAndPreviewed() throws {
+        try TestSupport.withTemporaryDirectorySync { directory in
+            let list = try reel(["styles"], in: directory)
+            #expect(list.status == 0)
+            for name in ["cinematic", "product-turntable", "ink-wash", "documentary", "anime", "macro", "aerial"] {
+                #expect(list.stdout.contains(name), "\(name) is listed")
+            }
+            #expect(list.stdout.contains("水墨"))
+            let preview = try reel(["styles", "preview", "ink-wash", "--prompt", "一只白鹤"], in: directory)
+            #expect(preview.status == 0 && preview.stdout.contains("一只白鹤"), "\(preview.stdout)\(preview.stderr)")
+            try #"[{"name": "house-look", "prompt": "{prompt}, in our house look", "negative_prompt": "logos"}]"#
+                .write(to: directory.appendingPathComponent("mine.json"), atomically: true, encoding: .utf8)
+            let mine = try reel(["styles", "--styles", "mine.json"], in: directory)
+            #expect(mine.stdout.contains("house-look"))
+        }
+    }
+
     @Test func invalidValuesAreRejectedBeforeAnyModelLoads() throws {
         try TestSupport.withTemporaryDirectorySync { directory in
             let size = try reel(["generate", "--prompt", "x", "--size", "100x64", "--out", "o"], in: directory)
@@ -39,6 +81,10 @@ import Testing
             #expect(frames.status != 0 && frames.stderr.contains("nearest valid count is 17"), "\(frames.stderr)")
             let model = try reel(["generate", "--prompt", "x", "--model", "/no/such/model", "--out", "o"], in: directory)
             #expect(model.status != 0 && model.stderr.contains("Wan-AI/Wan2.2"), "\(model.stderr)")
+            let style = try reel(["generate", "--prompt", "x", "--style", "cinematc", "--out", "o"], in: directory)
+            #expect(style.status != 0 && style.stderr.contains("cinematic"), "closest names: \(style.stderr)")
+            let interpolate = try reel(["generate", "--prompt", "x", "--interpolate", "3", "--out", "o"], in: directory)
+            #expect(interpolate.status != 0 && interpolate.stderr.contains("interpolate"), "\(interpolate.stderr)")
             #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("o").path))
         }
     }
