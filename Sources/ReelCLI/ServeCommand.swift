@@ -35,6 +35,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Largest request body in bytes.") var maxBodyBytes = 1 << 20
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
     @OptionGroup var styleFile: StyleFileOption
+    @Option(help: "Most frames one job may generate (before interpolation).") var maxFrames = GenerationLimits.standard.maxFrames
+    @Option(help: "Most pixels per frame (width × height).") var maxPixels = GenerationLimits.standard.maxPixelsPerFrame
+    @Option(help: "Most denoising steps per job.") var maxSteps = GenerationLimits.standard.maxSteps
+    @Option(help: "Most characters in a prompt.") var maxPromptCharacters = GenerationLimits.standard.maxPromptCharacters
 
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
@@ -69,7 +73,10 @@ struct ServeCommand: AsyncParsableCommand {
             configuration: configuration, store: store, bus: EventBus(), metrics: metrics.schedulerMetrics,
             logger: logger, jobDebug: testFaults ? PromptFaults.debugFields : nil)
         let styles = try styleFile.library(dataDirectory: dataDirectory)
-        let service = try JobService(store: store, scheduler: scheduler, styles: styles)
+        let limits = GenerationLimits(
+            maxFrames: maxFrames, maxPixelsPerFrame: maxPixels, maxSteps: maxSteps,
+            maxPromptCharacters: maxPromptCharacters)
+        let service = try JobService(store: store, scheduler: scheduler, limits: limits, styles: styles)
         let server = ReelServerApplication(
             configuration: ReelServerConfiguration(host: host, port: port, maxBodyBytes: maxBodyBytes),
             service: service, metrics: metrics, logger: logger)
