@@ -88,6 +88,7 @@ let package = Package(
                 "ReelCore", "ReelWorkerProtocol", "ReelWorker", "ReelCSV", "ReelStore", "ReelScheduler", "ReelServer", "ReelClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),

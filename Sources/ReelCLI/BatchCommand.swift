@@ -2,13 +2,16 @@ import ArgumentParser
 import Foundation
 import ReelCSV
 import ReelClient
+import Metrics
 import ReelCore
+import ReelScheduler
+import ReelStore
 import ReelWorker
 import ReelWorkerProtocol
 
 /// `reel batch`: every row of a CSV file becomes a video; bad rows are reported and the rest still run.
 ///
-/// With `--server` the rows go to a running `reel serve`; without, a local worker runs them one by one.
+/// With `--server` the rows go to a running `reel serve`; without, local workers (one per `--devices` slot) run them.
 struct BatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch",
@@ -23,6 +26,9 @@ struct BatchCommand: AsyncParsableCommand {
 
     @Option(help: "Send the batch to this server instead of running it here.")
     var server: String?
+
+    @Option(help: "Without --server: the local slots, as for `reel serve` (auto, cpu, cpu,cpu, cuda:0,cuda:1, …).")
+    var devices: String?
 
     @Option(help: "An API key for --server (default $REEL_API_KEY).")
     var apiKey: String?
@@ -41,6 +47,7 @@ struct BatchCommand: AsyncParsableCommand {
     struct PlannedRow {
         var row: Int
         var spec: GenerationSpec
+        /// The row's folder name in the output directory, also its job id.
         var directory: String
     }
 
@@ -115,6 +122,8 @@ struct BatchCommand: AsyncParsableCommand {
 
     // MARK: - Local
 
+    /// Runs the valid rows on this machine's slots (`--devices`), one warm worker each, with the same
+    /// scheduler, retries and stall detection as `reel serve`, over a queue that lives as long as the command.
     private func runLocally(table: CSVTable, styles: StyleLibrary) async throws {
         let model = try engine.resolveModel()
         let outDir = absolutePath(out)
@@ -123,45 +132,48 @@ struct BatchCommand: AsyncParsableCommand {
         let planned = valid.compactMap { item in
             item.spec.map {
                 PlannedRow(
-                    row: item.row, spec: $0, directory: outDir + "/" + String(format: "%03d-", item.row) + Slug.make(
-                        $0.userPrompt ?? $0.prompt))
+                    row: item.row, spec: $0,
+                    directory: String(format: "%03d-", item.row) + Slug.make($0.userPrompt ?? $0.prompt))
             }
         }
         printError("\(planned.count) of \(table.rows.count) rows are valid")
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
 
         if !planned.isEmpty {
-            let results = try await LocalRunner(engine: engine).run { connection, events in
-                var lines: [Int: [String]] = [:]
-                for (index, item) in planned.enumerated() {
-                    let label = "[\(index + 1)/\(planned.count)] row \(item.row)"
-                    let display = ProgressDisplay(label: label)
-                    let request = WorkerRequest.Generate(
-                        spec: item.spec, job: "row-\(item.row)", outDir: item.directory,
-                        metadata: ["row": .number(Double(item.row)), "batch_file": .string(absolutePath(file))])
-                    do throws(WorkerFailure) {
-                        let result = try await connection.generate(request, events: &events) { display.update($0) }
-                        display.finish()
-                        printError("\(label): \(result.outputs.video)")
-                        let seconds = result.seconds
-                        lines[item.row] = [
-                            String(item.row), request.job, "succeeded", String(item.spec.seed), result.outputs.video,
-                            format(seconds.textEncoding), format(seconds.denoising), format(seconds.vaeDecode),
-                            format(seconds.encoding), "",
-                        ]
-                    } catch {
-                        display.finish()
-                        guard case .failed(let failure) = error else { throw error }
-                        printError("\(label) failed: \(failure.code): \(failure.message)")
-                        lines[item.row] = [
-                            String(item.row), request.job, "failed", String(item.spec.seed), "", "", "", "", "",
-                            "\(failure.code): \(failure.message)",
-                        ]
-                    }
-                }
-                return lines
+            let slots: [Slot]
+            do {
+                slots = try SlotPlan.parse(devices ?? (engine.device == "auto" ? "auto" : engine.resolvedDevice))
+            } catch {
+                throw ValidationError("\(error)")
             }
-            report.merge(results) { _, new in new }
+            printError("running on " + slots.map(\.device).joined(separator: ", "))
+            // The job id is the row's folder name, so each job writes straight into out/<row>-<slug>/.
+            let store = MemoryJobStore()
+            let jobs = try await store.enqueueAll(
+                planned.map { NewJob(id: $0.directory, spec: $0.spec, priority: 0) }, now: Date())
+            var logger = engine.logger()
+            logger.logLevel = engine.verbose ? .debug : .error
+            let scheduler = Scheduler(
+                configuration: SchedulerConfiguration(
+                    node: "local", slots: slots, engine: EngineLocation.locate(), model: engine.modelArgument,
+                    dataDirectory: engine.resolvedDataDir, outputRoot: outDir),
+                store: store, bus: EventBus(), metrics: SchedulerMetrics(factory: NOOPMetricsHandler.instance),
+                logger: logger)
+            let running = Task { try await scheduler.run() }
+            let finished = try await watchLocal(jobs.map(\.id), store: store, scheduler: scheduler)
+            scheduler.beginShutdown()
+            _ = try? await running.value
+            for item in planned {
+                guard let job = finished[item.directory] else { continue }
+                let seconds = job.outputs?.secondsPerStage ?? [:]
+                func stage(_ name: String) -> String { seconds[name].map(format) ?? "" }
+                report[item.row] = [
+                    String(item.row), job.id, job.state.rawValue, String(job.spec.seed), job.outputs?.video ?? "",
+                    stage("text_encoding"), stage("denoising"), stage("vae_decode"), stage("encoding"),
+                    job.state == .succeeded ? "" : (job.errorMessage ?? ""),
+                ]
+                if job.state != .succeeded { printError("row \(item.row) \(job.state.rawValue): \(job.errorMessage ?? "")") }
+            }
         }
 
         var csv = CSVWriter.line([
@@ -174,6 +186,59 @@ struct BatchCommand: AsyncParsableCommand {
         let succeeded = report.values.filter { $0[2] == "succeeded" }.count
         print("\(succeeded) of \(table.rows.count) videos in \(outDir); report: \(reportPath)")
         if succeeded < table.rows.count { throw ExitCode(1) }
+    }
+
+    /// Draws the batch's progress and each slot's work until every job has ended; returns the final jobs.
+    private func watchLocal(_ ids: [String], store: MemoryJobStore, scheduler: Scheduler) async throws -> [String: Job] {
+        let interactive = isatty(STDERR_FILENO) != 0
+        var lastLines = 0
+        var announced = Set<String>()
+        let start = ContinuousClock.now
+        while true {
+            var finished: [String: Job] = [:]
+            for id in ids {
+                if let job = try await store.job(id: id), job.state.isTerminal { finished[id] = job }
+            }
+            let elapsed = (ContinuousClock.now - start).seconds
+            var head = "[" + bar(finished.count, ids.count) + "] \(finished.count)/\(ids.count)"
+            let done = finished.values.filter { $0.state == .succeeded }.count
+            if done > 0 && elapsed > 0 {
+                let rate = Double(done) / elapsed
+                head += String(format: ", %.0f videos/h, %.0f s left", rate * 3600, Double(ids.count - finished.count) / rate)
+            }
+            var lines = [head]
+            for worker in scheduler.workers {
+                var line = "  \(worker.slot): \(worker.state.rawValue)"
+                if let job = worker.job { line += " \(job)" }
+                if let stage = worker.stage, let step = worker.step, let total = worker.totalSteps {
+                    line += " \(stage) \(step)/\(total)"
+                }
+                lines.append(line)
+            }
+            if interactive {
+                let up = lastLines > 0 ? "\u{1B}[\(lastLines)A" : ""
+                FileHandle.standardError.write(Data((up + lines.map { "\u{1B}[K" + $0 }.joined(separator: "\n") + "\n").utf8))
+                lastLines = lines.count
+            } else {
+                for (id, job) in finished where !announced.contains(id) {
+                    announced.insert(id)
+                    printError("\(id): \(job.state.rawValue) (\(finished.count)/\(ids.count))")
+                }
+            }
+            if finished.count == ids.count { return finished }
+            if let unhealthy = scheduler.workers.first(where: { $0.state == .unhealthy }),
+                scheduler.workers.allSatisfy({ $0.state == .unhealthy })
+            {
+                throw ValidationError("no worker could start: \(unhealthy.lastError ?? "unknown error")")
+            }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+    }
+
+    private func bar(_ done: Int, _ total: Int) -> String {
+        let width = 30
+        let filled = total > 0 ? done * width / total : width
+        return String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
     }
 
     private func format(_ value: Double) -> String { String(format: "%.3f", value) }

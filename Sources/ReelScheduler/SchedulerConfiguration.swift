@@ -24,13 +24,16 @@ public struct SchedulerConfiguration: Sendable {
     public var backoff: Backoff
     /// Extra environment for workers (tests enable fault injection through it).
     public var workerEnvironment: [String: String]
+    /// Where job directories go; `<dataDirectory>/outputs` when nil.
+    public var outputRoot: String?
 
     public init(
         node: String, slots: [Slot], engine: EngineLocation, model: String, dataDirectory: String,
         maxAttempts: Int = 3, stallTimeout: Duration = .seconds(300), startupTimeout: Duration = .seconds(1800),
         leaseDuration: Duration = .seconds(60), grace: Duration = .seconds(30), unhealthyAfter: Int = 3,
-        backoff: Backoff = Backoff(), workerEnvironment: [String: String] = [:]
+        backoff: Backoff = Backoff(), workerEnvironment: [String: String] = [:], outputRoot: String? = nil
     ) {
+        self.outputRoot = outputRoot
         self.node = node
         self.slots = slots
         self.engine = engine
@@ -48,6 +51,6 @@ public struct SchedulerConfiguration: Sendable {
 
     /// Where a job's files go.
     public func outputDirectory(jobID: String) -> String {
-        dataDirectory + "/outputs/" + jobID
+        (outputRoot ?? dataDirectory + "/outputs") + "/" + jobID
     }
 }

@@ -96,7 +96,7 @@ import Testing
                 + "a bad size,65x64,5,2,2\r\n"
                 + "一只狐狸,64x64,9,2,3\r\n"
             try csv.write(to: directory.appendingPathComponent("prompts.csv"), atomically: true, encoding: .utf8)
-            let run = try reel(["batch", "prompts.csv", "--device", "cpu", "--out", "videos"], in: directory)
+            let run = try reel(["batch", "prompts.csv", "--devices", "cpu,cpu", "--out", "videos"], in: directory)
             #expect(run.status == 1, "one row was rejected, so the batch is not a full success")
             #expect(run.stderr.contains("row 3, column size"), "\(run.stderr)")
             let first = directory.appendingPathComponent("videos/002-a-fox-in-snow/video.mp4").path
@@ -106,9 +106,9 @@ import Testing
             let report = try String(contentsOf: directory.appendingPathComponent("videos/report.csv"), encoding: .utf8)
             let lines = report.split(separator: "\r\n")
             #expect(lines.count == 4)
-            #expect(lines[1].hasPrefix("2,row-2,succeeded,1,"))
+            #expect(lines[1].hasPrefix("2,002-a-fox-in-snow,succeeded,1,"))
             #expect(lines[2].hasPrefix("3,,rejected,") && lines[2].contains("size"))
-            #expect(lines[3].hasPrefix("4,row-4,succeeded,3,"))
+            #expect(lines[3].hasPrefix("4,004-一只狐狸,succeeded,3,"))
         }
     }
 }
