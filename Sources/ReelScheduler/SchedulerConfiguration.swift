@@ -26,14 +26,18 @@ public struct SchedulerConfiguration: Sendable {
     public var workerEnvironment: [String: String]
     /// Where job directories go; `<dataDirectory>/outputs` when nil.
     public var outputRoot: String?
+    /// Workers save a resumable checkpoint every this many denoising steps; nil or 0 for none.
+    public var checkpointEvery: Int?
 
     public init(
         node: String, slots: [Slot], engine: EngineLocation, model: String, dataDirectory: String,
         maxAttempts: Int = 3, stallTimeout: Duration = .seconds(300), startupTimeout: Duration = .seconds(1800),
         leaseDuration: Duration = .seconds(60), grace: Duration = .seconds(30), unhealthyAfter: Int = 3,
-        backoff: Backoff = Backoff(), workerEnvironment: [String: String] = [:], outputRoot: String? = nil
+        backoff: Backoff = Backoff(), workerEnvironment: [String: String] = [:], outputRoot: String? = nil,
+        checkpointEvery: Int? = 5
     ) {
         self.outputRoot = outputRoot
+        self.checkpointEvery = checkpointEvery
         self.node = node
         self.slots = slots
         self.engine = engine

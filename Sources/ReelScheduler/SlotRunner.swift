@@ -288,8 +288,9 @@ final class SlotRunner: Sendable {
         _ job: Job, lease: Lease, connection: WorkerConnection, events: inout AsyncStream<WorkerEvent>.Iterator
     ) async -> InFlight? {
         let outDir = configuration.outputDirectory(jobID: job.id)
-        // One set of outputs per job: whatever an earlier attempt left is removed first.
-        try? FileManager.default.removeItem(atPath: outDir)
+        // One set of outputs per job: whatever an earlier attempt left is removed first, except its checkpoint,
+        // which the worker checks against the job and resumes from.
+        Self.clearOutputs(outDir, keeping: Self.checkpointFile)
         try? FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
 
         current.withLock { $0.jobID = job.id }
@@ -309,6 +310,7 @@ final class SlotRunner: Sendable {
             height: job.spec.height, frames: job.spec.frames, steps: job.spec.steps, guidance: job.spec.guidance,
             guidance2: job.spec.guidance2, seed: job.spec.seed, pngFrames: job.spec.pngFrames, outDir: outDir,
             fps: job.spec.fps, memorySaving: job.memorySaving ? true : nil, interpolate: job.spec.interpolate,
+            checkpointEvery: (configuration.checkpointEvery ?? 0) > 0 ? configuration.checkpointEvery : nil,
             metadata: ["job_id": .string(job.id), "attempt": .number(Double(lease.attempt))])
         if let style = job.spec.style { request.metadata?["style"] = .string(style) }
         if let userPrompt = job.spec.userPrompt { request.metadata?["user_prompt"] = .string(userPrompt) }
@@ -358,11 +360,33 @@ final class SlotRunner: Sendable {
             case .error(let failure) where failure.job == job.id || failure.job == nil:
                 await handle(failure, job: job, lease: lease)
                 return nil
+            case .resumed(let resumed) where resumed.job == job.id:
+                let message = "resumed from the checkpoint at step \(resumed.step) of \(resumed.total)"
+                logger.info("job \(job.id): \(message)")
+                try? await store.appendEvent(jobID: job.id, kind: "resumed", message: message, now: Date())
+                publish("resumed", job, state: .running, message: message, attempt: lease.attempt)
+            case .checkpointRejected(let rejected) where rejected.job == job.id:
+                let message = "checkpoint ignored, starting over: \(rejected.reason)"
+                logger.warning("job \(job.id): \(message)")
+                try? await store.appendEvent(jobID: job.id, kind: "checkpoint_rejected", message: message, now: Date())
+                publish("checkpoint_rejected", job, state: .running, message: message, attempt: lease.attempt)
             default:
                 continue
             }
         }
         return InFlight(job: job, lease: lease, killedBecause: watch.killReason, progress: watch.lastProgress)
+    }
+
+    /// The name of the engine's checkpoint file in a job's directory.
+    static let checkpointFile = "checkpoint.pt"
+
+    /// Removes everything in a job's directory but `kept`.
+    static func clearOutputs(_ directory: String, keeping kept: String) {
+        let fileManager = FileManager.default
+        guard let entries = try? fileManager.contentsOfDirectory(atPath: directory) else { return }
+        for entry in entries where entry != kept {
+            try? fileManager.removeItem(atPath: directory + "/" + entry)
+        }
     }
 
     private func renew(_ lease: Lease, progress: JobProgress?, watch: JobWatch, connection: WorkerConnection) async {

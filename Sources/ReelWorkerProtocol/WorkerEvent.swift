@@ -4,6 +4,10 @@ public enum WorkerEvent: Sendable, Equatable {
     case progress(Progress)
     case result(Result)
     case error(Failure)
+    /// A retried job continues from a checkpoint instead of starting over.
+    case resumed(Resumed)
+    /// A checkpoint was found but not used (it belongs to another job, or is damaged); the job starts over.
+    case checkpointRejected(CheckpointRejected)
     case pong
     /// An event type this version does not know; newer workers may send it and older parents ignore it.
     case unknown(String)
@@ -14,6 +18,8 @@ public enum WorkerEvent: Sendable, Equatable {
         case .progress(let progress): progress.job
         case .result(let result): result.job
         case .error(let failure): failure.job
+        case .resumed(let resumed): resumed.job
+        case .checkpointRejected(let rejected): rejected.job
         case .ready, .pong, .unknown: nil
         }
     }
@@ -179,6 +185,28 @@ public enum WorkerEvent: Sendable, Equatable {
         }
     }
 
+    public struct Resumed: Sendable, Equatable, Codable {
+        public var job: String
+        public var step: Int
+        public var total: Int
+
+        public init(job: String, step: Int, total: Int) {
+            self.job = job
+            self.step = step
+            self.total = total
+        }
+    }
+
+    public struct CheckpointRejected: Sendable, Equatable, Codable {
+        public var job: String
+        public var reason: String
+
+        public init(job: String, reason: String) {
+            self.job = job
+            self.reason = reason
+        }
+    }
+
     /// A worker error code, as on the wire.
     public struct ErrorCode: RawRepresentable, Sendable, Hashable, Codable, CustomStringConvertible {
         public let rawValue: String
@@ -217,6 +245,8 @@ extension WorkerEvent: Codable {
         case "progress": self = .progress(try Progress(from: decoder))
         case "result": self = .result(try Result(from: decoder))
         case "error": self = .error(try Failure(from: decoder))
+        case "resumed": self = .resumed(try Resumed(from: decoder))
+        case "checkpoint_rejected": self = .checkpointRejected(try CheckpointRejected(from: decoder))
         case "pong": self = .pong
         default: self = .unknown(event)
         }
@@ -236,6 +266,12 @@ extension WorkerEvent: Codable {
             try value.encode(to: encoder)
         case .error(let value):
             try container.encode("error", forKey: .event)
+            try value.encode(to: encoder)
+        case .resumed(let value):
+            try container.encode("resumed", forKey: .event)
+            try value.encode(to: encoder)
+        case .checkpointRejected(let value):
+            try container.encode("checkpoint_rejected", forKey: .event)
             try value.encode(to: encoder)
         case .pong:
             try container.encode("pong", forKey: .event)

@@ -23,6 +23,8 @@ public enum WorkerRequest: Sendable, Equatable {
         public var memorySaving: Bool?
         /// 2 or 4: multiply the frame rate by motion-compensated interpolation before encoding.
         public var interpolate: Int?
+        /// Save a resumable checkpoint every N denoising steps into `outDir`.
+        public var checkpointEvery: Int?
         /// Extra fields copied into `job.json`.
         public var metadata: [String: JSONValue]?
         /// Test-only fault injection; the worker honours it only with REEL_ENGINE_ALLOW_FAULTS=1.
@@ -31,10 +33,11 @@ public enum WorkerRequest: Sendable, Equatable {
         public init(
             job: String, prompt: String, negativePrompt: String, width: Int, height: Int, frames: Int, steps: Int,
             guidance: Double, guidance2: Double? = nil, seed: UInt64, pngFrames: Bool, outDir: String,
-            fps: Int? = nil, memorySaving: Bool? = nil, interpolate: Int? = nil, metadata: [String: JSONValue]? = nil,
-            debug: [String: JSONValue]? = nil
+            fps: Int? = nil, memorySaving: Bool? = nil, interpolate: Int? = nil, checkpointEvery: Int? = nil,
+            metadata: [String: JSONValue]? = nil, debug: [String: JSONValue]? = nil
         ) {
             self.interpolate = interpolate
+            self.checkpointEvery = checkpointEvery
             self.job = job
             self.prompt = prompt
             self.negativePrompt = negativePrompt
@@ -60,6 +63,7 @@ public enum WorkerRequest: Sendable, Equatable {
             case pngFrames = "png_frames"
             case outDir = "out_dir"
             case memorySaving = "memory_saving"
+            case checkpointEvery = "checkpoint_every"
         }
     }
 }

@@ -11,7 +11,8 @@ import Testing
             .init(
                 job: "j-1", prompt: "一只狐狸\n在雪地里", negativePrompt: "blurry", width: 256, height: 128, frames: 17,
                 steps: 4, guidance: 5.0, guidance2: 3.0, seed: UInt64(Int64.max), pngFrames: true, outDir: "/tmp/out/j-1",
-                fps: 24, memorySaving: true, metadata: ["style": .string("cinematic"), "row": .number(2)],
+                fps: 24, memorySaving: true, interpolate: 2, checkpointEvery: 5,
+                metadata: ["style": .string("cinematic"), "row": .number(2)],
                 debug: ["step_delay": .number(0.5)])),
         .generate(
             .init(
@@ -40,6 +41,8 @@ import Testing
                 peakMemoryBytes: 1 << 30)),
         .error(.init(job: "j-1", code: .outOfMemory, message: "CUDA out of memory")),
         .error(.init(job: nil, code: .badRequest, message: "not JSON")),
+        .resumed(.init(job: "j-1", step: 3, total: 8)),
+        .checkpointRejected(.init(job: "j-1", reason: "the checkpoint is truncated")),
         .pong,
     ]
 
