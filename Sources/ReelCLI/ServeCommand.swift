@@ -39,6 +39,56 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Most pixels per frame (width × height).") var maxPixels = GenerationLimits.standard.maxPixelsPerFrame
     @Option(help: "Most denoising steps per job.") var maxSteps = GenerationLimits.standard.maxSteps
     @Option(help: "Most characters in a prompt.") var maxPromptCharacters = GenerationLimits.standard.maxPromptCharacters
+    @Option(help: "Largest batch body (CSV or JSON) in bytes.") var maxBatchBytes = 16 << 20
+    @Option(help: "Most rows in one batch.") var maxBatchRows = 10_000
+    @Option(
+        help: ArgumentHelp(
+            "A file of API keys, one per line (blank lines and # comments ignored); with keys (here or in "
+                + "$REEL_API_KEYS, comma-separated) every route but /healthz needs 'Authorization: Bearer KEY'.",
+            valueName: "file"))
+    var apiKeyFile: String?
+    @Option(help: "Most jobs one API key may have queued at once (0: no limit).") var maxQueuedPerKey = 0
+    @Option(help: "Most requests one API key may make per minute (0: no limit).") var rateLimit = 0
+
+    func validate() throws {
+        for (name, value) in [("--max-queued-per-key", maxQueuedPerKey), ("--rate-limit", rateLimit)] where value < 0 {
+            throw ValidationError("\(name) must be 0 (no limit) or more, not \(value)")
+        }
+        for (name, value) in [("--max-batch-bytes", maxBatchBytes), ("--max-batch-rows", maxBatchRows),
+                              ("--max-body-bytes", maxBodyBytes)] where value < 1 {
+            throw ValidationError("\(name) must be at least 1, not \(value)")
+        }
+        let keys = try apiKeys()
+        if keys.isEmpty && !ReelServerConfiguration.isLoopback(host) {
+            throw ValidationError(
+                "refusing to listen on \(host) without API keys: anyone who reaches that address could run jobs on "
+                    + "these GPUs and read every video. Give keys with --api-key-file FILE or REEL_API_KEYS, or "
+                    + "listen on 127.0.0.1.")
+        }
+    }
+
+    /// The keys from `--api-key-file` and `$REEL_API_KEYS` together, kept as digests only.
+    func apiKeys() throws -> APIKeys {
+        var texts: [String] = []
+        if let apiKeyFile {
+            let text: String
+            do {
+                text = try String(contentsOfFile: apiKeyFile, encoding: .utf8)
+            } catch {
+                throw ValidationError("cannot read the API key file \(apiKeyFile): \(error.localizedDescription)")
+            }
+            texts = APIKeys.parse(file: text)
+            guard !texts.isEmpty else { throw ValidationError("the API key file \(apiKeyFile) holds no keys") }
+        }
+        if let value = ProcessInfo.processInfo.environment["REEL_API_KEYS"] {
+            texts += APIKeys.parse(environment: value)
+        }
+        do {
+            return try APIKeys(keys: texts)
+        } catch {
+            throw ValidationError("API keys: \(error.message)")
+        }
+    }
 
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
@@ -76,14 +126,24 @@ struct ServeCommand: AsyncParsableCommand {
         let limits = GenerationLimits(
             maxFrames: maxFrames, maxPixelsPerFrame: maxPixels, maxSteps: maxSteps,
             maxPromptCharacters: maxPromptCharacters)
-        let service = try JobService(store: store, scheduler: scheduler, limits: limits, styles: styles)
+        let service = try JobService(
+            store: store, scheduler: scheduler, limits: limits, styles: styles,
+            maxQueuedPerOwner: maxQueuedPerKey > 0 ? maxQueuedPerKey : nil)
+        let keys = try apiKeys()
         let server = ReelServerApplication(
-            configuration: ReelServerConfiguration(host: host, port: port, maxBodyBytes: maxBodyBytes),
+            configuration: ReelServerConfiguration(
+                host: host, port: port, maxBodyBytes: maxBodyBytes, maxBatchBytes: maxBatchBytes,
+                apiKeys: keys.isEmpty ? nil : keys, rateLimitPerMinute: rateLimit > 0 ? rateLimit : nil,
+                maxBatchRows: maxBatchRows),
             service: service, metrics: metrics, logger: logger)
 
         printFlushed("reel serving \(modelInfo.name) (\(modelInfo.architecture.rawValue)) at http://\(host):\(port)")
         printFlushed("slots: " + slots.map { "\($0.id) → \($0.device)" }.joined(separator: ", "))
         printFlushed("data: \(dataDirectory)")
+        printFlushed(
+            keys.isEmpty
+                ? "api keys: none (open to this machine only)"
+                : "api keys: \(keys.keys.count) (ids " + keys.keys.map(\.id).joined(separator: ", ") + ")")
         // The API stops first on shutdown; the scheduler then gives running jobs their grace.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

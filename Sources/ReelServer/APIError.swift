@@ -5,15 +5,19 @@ import ReelCore
 struct APIError: Error, HTTPResponseError {
     var status: HTTPResponse.Status
     var error: ReelError
+    /// Headers the answer carries besides its body: `WWW-Authenticate` on a 401, `Retry-After` on a 429.
+    var headers: HTTPFields = [:]
 
     init(_ error: ReelError) {
         self.status = error.httpStatus
         self.error = error
+        if status == .tooManyRequests { headers[.retryAfter] = String(JobService.queueFullRetryAfterSeconds) }
     }
 
-    init(status: HTTPResponse.Status, _ error: ReelError) {
+    init(status: HTTPResponse.Status, _ error: ReelError, headers: HTTPFields = [:]) {
         self.status = status
         self.error = error
+        self.headers = headers
     }
 
     struct Body: Encodable {
@@ -39,7 +43,9 @@ struct APIError: Error, HTTPResponseError {
     }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        try APIJSON.response(
+        var response = try APIJSON.response(
             Body(error: .init(code: error.code.rawValue, message: error.message, field: error.field)), status: status)
+        for field in headers { response.headers.append(field) }
+        return response
     }
 }

@@ -22,9 +22,11 @@ public struct BatchManifest: Sendable, Codable, Equatable {
     public var source: String
     public var accepted: [Accepted]
     public var rejected: [Rejected]
+    /// The tenant (an API key's id) that submitted the batch; nil on a server without keys.
+    public var owner: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, source, accepted, rejected
+        case id, source, accepted, rejected, owner
         case createdAt = "created_at"
     }
 

@@ -97,25 +97,29 @@ public struct BatchService: Sendable {
     /// Queues the valid rows in one transaction (all of them, or none when `atomic` and any row is bad).
     func submit(_ rows: [CheckedRow], source: String, atomic: Bool) async throws -> (BatchManifest, queued: Bool) {
         let id = BatchManifest.makeID()
+        let owner = Caller.current.owner
         var accepted: [BatchManifest.Accepted] = []
         var rejected: [BatchManifest.Rejected] = []
         var newJobs: [NewJob] = []
         for row in rows {
             switch row.result {
             case .success(let spec):
-                let job = NewJob(spec: spec, priority: row.priority, batchID: id)
+                let job = NewJob(spec: spec, priority: row.priority, batchID: id, owner: owner)
                 newJobs.append(job)
                 accepted.append(.init(row: row.row, job: job.id))
             case .failure(let error):
                 rejected.append(.init(row: row.row, column: error.field, message: error.message))
             }
         }
-        var manifest = BatchManifest(id: id, createdAt: Date(), source: source, accepted: accepted, rejected: rejected)
+        var manifest = BatchManifest(
+            id: id, createdAt: Date(), source: source, accepted: accepted, rejected: rejected, owner: owner)
         if atomic && !rejected.isEmpty {
             manifest.accepted = []
             return (manifest, false)
         }
-        let queued = try await jobs.store.enqueueAll(newJobs, now: Date())
+        let queued = try await jobs.withQueueRoom(for: newJobs.count) {
+            try await jobs.store.enqueueAll(newJobs, now: Date())
+        }
         try manifests.save(manifest)
         for job in queued {
             jobs.scheduler.bus.publish(ServerEvent(kind: "queued", job: job.id, state: .queued, at: job.createdAt))
@@ -124,13 +128,14 @@ public struct BatchService: Sendable {
         return (manifest, true)
     }
 
-    /// A batch's manifest and its jobs as they are now.
+    /// A batch's manifest and its jobs as they are now, if the current caller may see it.
     func status(id: String) async throws -> (BatchManifest, [String: Job]) {
-        guard let manifest = manifests.load(id) else {
+        let caller = Caller.current
+        guard let manifest = manifests.load(id), caller.owner == nil || manifest.owner == caller.owner else {
             throw ReelError(.notFound, "no batch \(id)")
         }
         var byID: [String: Job] = [:]
-        for job in try await jobs.store.jobs(batchID: id) { byID[job.id] = job }
+        for job in try await jobs.store.jobs(batchID: id) where caller.canSee(job) { byID[job.id] = job }
         return (manifest, byID)
     }
 }

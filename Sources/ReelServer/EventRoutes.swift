@@ -2,8 +2,11 @@ import HTTPTypes
 import Hummingbird
 import ReelCore
 import ReelScheduler
+import ReelStore
+import Synchronization
 
-/// `GET /v1/events`: every job's events as they happen, as Server-Sent Events; `?job=ID` for one job's.
+/// `GET /v1/events`: every job's events as they happen, as Server-Sent Events; `?job=ID` for one job's. A tenant
+/// sees only its own jobs' events.
 struct EventRoutes {
     let service: JobService
     let configuration: ReelServerConfiguration
@@ -15,14 +18,41 @@ struct EventRoutes {
                 throw ReelError.invalid(String(name), "unknown query parameter '\(name)'; only job is understood")
             }
             let jobID = query["job"].flatMap { $0.isEmpty ? nil : String($0) }
+            // Another tenant's job is a 404, as everywhere.
             if let jobID { _ = try await service.job(id: jobID) }
             // Subscribed before the response leaves, so no event published after this request is missed.
-            let stream = EventStream(
+            var visible = EventStream(
                 events: service.scheduler.bus.subscribe(), jobID: jobID, heartbeat: configuration.heartbeatInterval)
+            if let owner = Caller.current.owner, jobID == nil {
+                visible.isVisible = OwnerFilter(owner: owner, store: service.store).admits
+            }
+            let stream = visible
             var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
             if let buffering = HTTPField.Name("X-Accel-Buffering") { headers[buffering] = "no" }
             return Response(
                 status: .ok, headers: headers, body: ResponseBody { writer in try await stream.write(to: &writer) })
         }
+    }
+}
+
+/// Tells whether an event is about one owner's job, asking the store once per job (a job's owner never changes).
+private final class OwnerFilter: Sendable {
+    let owner: String
+    let store: any JobStore
+    private let known = Mutex<[String: Bool]>([:])
+
+    init(owner: String, store: any JobStore) {
+        self.owner = owner
+        self.store = store
+    }
+
+    @Sendable func admits(_ event: ServerEvent) async -> Bool {
+        if let answer = known.withLock({ $0[event.job] }) { return answer }
+        let answer = (try? await store.job(id: event.job))?.owner == owner
+        known.withLock { known in
+            if known.count >= 10_000 { known.removeAll() }
+            known[event.job] = answer
+        }
+        return answer
     }
 }

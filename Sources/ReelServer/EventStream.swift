@@ -11,6 +11,8 @@ struct EventStream: Sendable {
     /// Only this job's events, when set.
     let jobID: String?
     let heartbeat: Duration
+    /// Whether the client may see an event: a tenant sees only its own jobs' events.
+    var isVisible: @Sendable (ServerEvent) async -> Bool = { _ in true }
 
     private enum Item: Sendable {
         case event(ServerEvent)
@@ -24,7 +26,7 @@ struct EventStream: Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for await event in events where jobID == nil || event.job == jobID {
-                        continuation.yield(.event(event))
+                        if await isVisible(event) { continuation.yield(.event(event)) }
                     }
                     continuation.finish()
                 }

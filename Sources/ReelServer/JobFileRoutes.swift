@@ -7,7 +7,7 @@ import ReelStore
 /// a succeeded job's files, streamed from disk.
 ///
 /// Paths come only from the job's stored outputs; the URL contributes a job id (a store key) and a frame number
-/// (parsed as a positive integer and formatted again), never a piece of a path.
+/// (parsed as a positive integer and formatted again), never a piece of a path. A job of another tenant is a 404.
 struct JobFileRoutes {
     let service: JobService
     let fileIO = FileIO()
@@ -17,13 +17,14 @@ struct JobFileRoutes {
             let job = try await service.job(id: context.parameters.require("id"))
             let outputs = try succeededOutputs(job, what: "video")
             return try await file(
-                outputs.video, contentType: "video/mp4", filename: "\(job.id).mp4", context: context)
+                outputs.video, of: outputs, contentType: "video/mp4", filename: "\(job.id).mp4", context: context)
         }
         router.get("/v1/jobs/:id/metadata") { _, context in
             let job = try await service.job(id: context.parameters.require("id"))
             let outputs = try succeededOutputs(job, what: "metadata")
             return try await file(
-                outputs.metadata, contentType: "application/json", filename: "\(job.id).json", context: context)
+                outputs.metadata, of: outputs, contentType: "application/json", filename: "\(job.id).json",
+                context: context)
         }
         router.get("/v1/jobs/:id/frames/{frame}.png") { _, context in
             let job = try await service.job(id: context.parameters.require("id"))
@@ -40,8 +41,8 @@ struct JobFileRoutes {
             }
             let name = Self.padded(number)
             return try await file(
-                directory + "/" + name + ".png", contentType: "image/png", filename: "\(job.id)-\(name).png",
-                context: context)
+                directory + "/" + name + ".png", of: outputs, contentType: "image/png",
+                filename: "\(job.id)-\(name).png", context: context)
         }
     }
 
@@ -67,20 +68,12 @@ struct JobFileRoutes {
         return outputs
     }
 
-    private func file(_ path: String, contentType: String, filename: String, context: BasicRequestContext)
-        async throws -> Response
-    {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
-            throw ReelError(.notFound, "the file \(filename) is no longer on the server")
-        }
-        let body = try await fileIO.loadFile(path: path, context: context)
-        var headers: HTTPFields = [
-            .contentType: contentType,
-            .contentDisposition: "attachment; filename=\"\(filename)\"",
-            .xContentTypeOptions: "nosniff",
-        ]
-        if let length = body.contentLength { headers[.contentLength] = String(length) }
-        return Response(status: .ok, headers: headers, body: body)
+    /// One of the job's files; see `JobFileResponse` for why a link or a path outside its outputs is a 404.
+    private func file(
+        _ path: String, of outputs: JobOutputs, contentType: String, filename: String, context: BasicRequestContext
+    ) async throws -> Response {
+        try await JobFileResponse.make(
+            path: path, directory: outputs.directory, contentType: contentType, filename: filename, fileIO: fileIO,
+            context: context)
     }
 }

@@ -4,6 +4,7 @@ import ReelCore
 import ReelStore
 
 /// `POST /v1/jobs`, `GET /v1/jobs`, `GET /v1/jobs/{id}`, `DELETE /v1/jobs/{id}` and `GET /v1/jobs/{id}/events`.
+/// Each sees only the caller's jobs (`Caller`, through `JobService`).
 struct JobRoutes {
     let service: JobService
     let configuration: ReelServerConfiguration
@@ -87,13 +88,9 @@ struct JobRoutes {
             limit = parsed
         }
         let before = query["before"].flatMap { $0.isEmpty ? nil : String($0) }
-        let jobs: [Job]
-        do {
-            // One more than asked for tells whether there is a next page.
-            jobs = try await service.store.jobs(state: state, limit: limit + 1, before: before)
-        } catch let error as JobStoreError where error.code == .notFound {
-            throw ReelError.invalid("before", error.message)
-        }
+        // One more than asked for tells whether there is a next page; only the caller's jobs are listed.
+        let jobs = try await service.jobs(
+            JobQuery(state: state, after: before, limit: limit + 1), cursorField: "before")
         let page = Array(jobs.prefix(limit))
         let next = jobs.count > limit ? page.last?.id : nil
         return try APIJSON.response(JobPage(data: page.map(JobResource.init), next: next))

@@ -2,9 +2,13 @@ import Foundation
 import ReelCore
 import ReelScheduler
 import ReelStore
+import Synchronization
 
 /// The application layer between HTTP and the store: validates submissions, enqueues and cancels jobs, and tells
 /// the scheduler and event subscribers about it. Knows nothing of HTTP; its errors are `ReelError`s.
+///
+/// Every lookup, listing, submission and deletion is scoped to `Caller.current`: a tenant sees and touches only its
+/// own jobs, and another tenant's job is as absent as one that never existed.
 public final class JobService: Sendable {
     public let store: any JobStore
     public let scheduler: Scheduler
@@ -13,38 +17,57 @@ public final class JobService: Sendable {
     public let limits: GenerationLimits
     /// The prompt styles jobs may name.
     public let styles: StyleLibrary
+    /// The most jobs one tenant may have queued at once; nil for no limit. Callers without a tenant have none.
+    public let maxQueuedPerOwner: Int?
+    /// Jobs being enqueued right now, by owner: counted against the limit until they are in the store.
+    private let reservations = Mutex<[String: Int]>([:])
+
+    /// The `Retry-After` of a submission refused because its tenant's queue is full: the queue drains at the
+    /// speed of generation, which the server cannot promise, so this is a polite interval rather than a forecast.
+    public static let queueFullRetryAfterSeconds = 30
 
     public init(
         store: any JobStore, scheduler: Scheduler, model: ModelInfo, limits: GenerationLimits = .standard,
-        styles: StyleLibrary = .builtIn
+        styles: StyleLibrary = .builtIn, maxQueuedPerOwner: Int? = nil
     ) {
         self.store = store
         self.scheduler = scheduler
         self.model = model
         self.limits = limits
         self.styles = styles
+        self.maxQueuedPerOwner = maxQueuedPerOwner
     }
 
     /// A service for the scheduler's model (`scheduler.configuration.model`), resolved once here.
     public convenience init(
-        store: any JobStore, scheduler: Scheduler, limits: GenerationLimits = .standard, styles: StyleLibrary = .builtIn
+        store: any JobStore, scheduler: Scheduler, limits: GenerationLimits = .standard,
+        styles: StyleLibrary = .builtIn, maxQueuedPerOwner: Int? = nil
     ) throws(ReelError) {
         let model = try ModelCatalog.resolve(scheduler.configuration.model)
-        self.init(store: store, scheduler: scheduler, model: model, limits: limits, styles: styles)
+        self.init(
+            store: store, scheduler: scheduler, model: model, limits: limits, styles: styles,
+            maxQueuedPerOwner: maxQueuedPerOwner)
     }
 
-    /// Validates and enqueues a job. With an idempotency key already used for the same body, returns that job
-    /// with `created == false`; for a different body, throws a `conflict`.
+    /// Validates and enqueues a job for the current caller. With an idempotency key already used for the same
+    /// body, returns that job with `created == false`; for a different body, throws a `conflict`. Throws
+    /// `tooManyQueued` when the caller's queue is full.
     public func submit(body: JobSubmission, idempotencyKey: String?) async throws -> (job: Job, created: Bool) {
         let spec = try resolve(body)
+        let owner = Caller.current.owner
+        let scopedKey = idempotencyKey.map { Self.scoped($0, owner) }
         let new = NewJob(
-            spec: spec, priority: body.priority ?? 0, idempotencyKey: idempotencyKey,
-            requestDigest: idempotencyKey == nil ? nil : body.digest)
+            spec: spec, priority: body.priority ?? 0, idempotencyKey: scopedKey,
+            requestDigest: idempotencyKey == nil ? nil : body.digest, owner: owner)
         let result: (job: Job, created: Bool)
         do {
-            result = try await store.enqueue(new, now: Date())
+            result = try await withQueueRoom(for: 1) { try await store.enqueue(new, now: Date()) }
         } catch let error as JobStoreError where error.code == .idempotencyConflict {
-            throw ReelError(.conflict, field: "Idempotency-Key", error.message)
+            var message = error.message
+            if let scopedKey, let idempotencyKey {
+                message = message.replacingOccurrences(of: "\"\(scopedKey)\"", with: "\"\(idempotencyKey)\"")
+            }
+            throw ReelError(.conflict, field: "Idempotency-Key", message)
         }
         if result.created {
             scheduler.jobsEnqueued()
@@ -56,12 +79,44 @@ public final class JobService: Sendable {
         return result
     }
 
+    /// An idempotency key as stored: a tenant's keys live in the tenant's own namespace, so one tenant's key can
+    /// neither return nor block another's job.
+    static func scoped(_ key: String, _ owner: String?) -> String {
+        owner.map { "\($0):\(key)" } ?? key
+    }
+
+    /// Runs `enqueue` when the caller's queue has room for `count` more jobs; throws `tooManyQueued` otherwise.
+    ///
+    /// Jobs being enqueued concurrently are reserved first and counted with the queued ones, so racing requests
+    /// cannot together pass the limit (at worst a request racing near the limit is refused a little early).
+    func withQueueRoom<T>(for count: Int, _ enqueue: () async throws -> T) async throws -> T {
+        guard let limit = maxQueuedPerOwner, let owner = Caller.current.owner else { return try await enqueue() }
+        let inFlight = reservations.withLock { reservations in
+            reservations[owner, default: 0] += count
+            return reservations[owner]!
+        }
+        defer {
+            reservations.withLock { reservations in
+                reservations[owner]! -= count
+                if reservations[owner] == 0 { reservations[owner] = nil }
+            }
+        }
+        let queued = try await store.counts(owner: owner)[.queued] ?? 0
+        guard queued + inFlight <= limit else {
+            throw ReelError(
+                .tooManyQueued,
+                "this key has \(queued) jobs queued and may have \(limit); "
+                    + (count > limit ? "split the batch into parts of at most \(limit)" : "submit more as they start"))
+        }
+        return try await enqueue()
+    }
+
     /// Cancels a job: a queued one at once, a running one at its worker's next step. A finished job is returned
     /// unchanged. Throws `notFound` for an unknown id.
     public func cancel(id: String) async throws -> Job {
-        let before = try await store.job(id: id)
-        guard let job = try await store.cancel(id: id, now: Date()) else { throw ReelError.noJob(id) }
-        if job.state == .cancelled && before?.state != .cancelled {
+        let before = try await job(id: id)
+        guard let job = try await store.cancel(id: before.id, now: Date()) else { throw ReelError.noJob(id) }
+        if job.state == .cancelled && before.state != .cancelled {
             scheduler.bus.publish(
                 ServerEvent(
                     kind: JobEvent.Kind.cancelled.rawValue, job: job.id, state: .cancelled,
@@ -73,10 +128,52 @@ public final class JobService: Sendable {
         return job
     }
 
-    /// The job with this id; throws `notFound` when there is none.
+    /// What `delete(id:)` did with a job.
+    public enum Deletion: Sendable {
+        /// The job was finished (or queued, and is now cancelled): it, its events and its files are gone.
+        case deleted(Job)
+        /// The job was running: it stops at its worker's next step and stays listed, as cancelled, until deleted
+        /// again.
+        case cancelling(Job)
+    }
+
+    /// Deletes a job for good: cancels it first when it is queued (and then deletes it) or running (and leaves it
+    /// to stop); a finished job's row, events and output files are removed. Throws `notFound` for an unknown id.
+    public func delete(id: String) async throws -> Deletion {
+        var job = try await job(id: id)
+        if !job.state.isTerminal {
+            job = try await cancel(id: job.id)
+            guard job.state.isTerminal else { return .cancelling(job) }
+        }
+        switch try await store.delete(id: job.id) {
+        case .deleted(let deleted):
+            // The outputs directory is the scheduler's, named by the job id the store gave: no request text in it.
+            try? FileManager.default.removeItem(atPath: scheduler.configuration.outputDirectory(jobID: deleted.id))
+            return .deleted(deleted)
+        case .notFinished(let job):
+            // A retry requeued it between the two steps; it is cancelled at its next step like a running one.
+            return .cancelling(try await cancel(id: job.id))
+        case .notFound:
+            throw ReelError.noJob(id)
+        }
+    }
+
+    /// The job with this id, if the current caller may see it; throws `notFound` otherwise.
     public func job(id: String) async throws -> Job {
-        guard let job = try await store.job(id: id) else { throw ReelError.noJob(id) }
+        guard let job = try await store.job(id: id), Caller.current.canSee(job) else { throw ReelError.noJob(id) }
         return job
+    }
+
+    /// A page of the current caller's jobs (every job for an unrestricted caller). An `after` cursor that the
+    /// caller cannot see is refused as `invalid_value` on `field`.
+    public func jobs(_ query: JobQuery, cursorField: String) async throws -> [Job] {
+        var query = query
+        query.owner = Caller.current.owner
+        do {
+            return try await store.jobs(matching: query)
+        } catch let error as JobStoreError where error.code == .notFound {
+            throw ReelError.invalid(cursorField, error.message)
+        }
     }
 
     /// Validation alone: the spec a submission would run with, or the error that names what is wrong.
@@ -97,7 +194,28 @@ public final class JobService: Sendable {
                 "priority must be between \(JobSubmission.priorityRange.lowerBound) and "
                     + "\(JobSubmission.priorityRange.upperBound), not \(priority)")
         }
+        try checkMagnitudes(row.request)
         return try Validation.resolve(row.request, model: model, limits: limits, styles: styles)
+    }
+
+    /// Refuses values so large that turning them into frames or pixels would overflow, before validation does the
+    /// arithmetic: a duration longer than the frame limit at 1 fps, or a side longer than the pixel limit.
+    private func checkMagnitudes(_ request: GenerationRequest) throws(ReelError) {
+        if let seconds = request.seconds, seconds.isFinite, seconds > Double(limits.maxFrames) {
+            throw .invalid(
+                "seconds", "\(seconds) seconds exceeds the limit of \(limits.maxFrames) frames at any frame rate")
+        }
+        guard let size = request.size else { return }
+        let sides = size.lowercased().split(separator: "x", omittingEmptySubsequences: false)
+        guard sides.count == 2 else { return }
+        for side in sides {
+            let digits = side.trimmingCharacters(in: .whitespaces)
+            guard !digits.isEmpty, digits.allSatisfy(\.isNumber) else { continue }
+            if digits.count > 12 || (Int(digits) ?? .max) > limits.maxPixelsPerFrame {
+                throw .invalid(
+                    "size", "size \(size.prefix(40)) exceeds the limit of \(limits.maxPixelsPerFrame) pixels per frame")
+            }
+        }
     }
 }
 

@@ -10,6 +10,14 @@ extension ReelError.Code {
     public static let methodNotAllowed = ReelError.Code("method_not_allowed")
     /// Something failed inside the server; the message does not say what, the log does.
     public static let internalError = ReelError.Code("internal_error")
+    /// The request has no `Authorization: Bearer` key, and the server requires one.
+    public static let missingAPIKey = ReelError.Code("missing_api_key")
+    /// The request's key is not one of the server's.
+    public static let invalidAPIKey = ReelError.Code("invalid_api_key")
+    /// The key has made more requests in the last minute than the server allows.
+    public static let rateLimitExceeded = ReelError.Code("rate_limit_exceeded")
+    /// The key has as many jobs queued as the server allows; more are accepted as those start.
+    public static let tooManyQueued = ReelError.Code("too_many_queued")
 }
 
 extension ReelError {
@@ -20,6 +28,8 @@ extension ReelError {
         case .notFound: .notFound
         case .conflict: .conflict
         case .payloadTooLarge: .contentTooLarge
+        case .missingAPIKey, .invalidAPIKey: .unauthorized
+        case .rateLimitExceeded, .tooManyQueued: .tooManyRequests
         case .methodNotAllowed: .methodNotAllowed
         case .engineUnavailable: .serviceUnavailable
         default: .internalServerError

@@ -37,17 +37,25 @@ public struct ReelServerApplication: Service {
         try await application.run()
     }
 
-    /// Every route of the API, behind the middleware that gives every error the API's JSON shape.
+    /// Every route of the API, behind the middleware that gives every error the API's JSON shape (OpenAI's on
+    /// `/v1/videos`), and, when the configuration has keys, requires one and limits its requests.
     public static func makeRouter(
         service: JobService, metrics: ReelMetricsRegistry,
         configuration: ReelServerConfiguration = ReelServerConfiguration()
     ) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorMiddleware<BasicRequestContext>())
+        router.add(middleware: OpenAIErrorMiddleware<BasicRequestContext>())
+        let rateLimiter = configuration.rateLimitPerMinute.map { RateLimiter(perMinute: $0) }
+        router.add(middleware: AuthMiddleware<BasicRequestContext>(keys: configuration.apiKeys, rateLimiter: rateLimiter))
         JobRoutes(service: service, configuration: configuration).register(on: router)
         JobFileRoutes(service: service).register(on: router)
+        OpenAIVideoRoutes(service: service, configuration: configuration).register(on: router)
         StyleRoutes(styles: service.styles).register(on: router)
-        BatchRoutes(batches: BatchService(jobs: service), maxBodyBytes: configuration.maxBatchBytes).register(on: router)
+        BatchRoutes(
+            batches: BatchService(jobs: service, maxRows: configuration.maxBatchRows),
+            maxBodyBytes: configuration.maxBatchBytes
+        ).register(on: router)
         EventRoutes(service: service, configuration: configuration).register(on: router)
         SystemRoutes(service: service, metrics: metrics).register(on: router)
         return router

@@ -13,11 +13,18 @@ public struct ReelServerConfiguration: Sendable {
     public var maxPageSize: Int
     /// The longest `Idempotency-Key` accepted.
     public var maxIdempotencyKeyLength: Int
+    /// The keys that may use the API; nil or empty for a server open to whoever reaches it (loopback only).
+    public var apiKeys: APIKeys?
+    /// Requests per key per minute; nil for no limit.
+    public var rateLimitPerMinute: Int?
+    /// The most rows one batch may have.
+    public var maxBatchRows: Int
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 1 << 20, maxBatchBytes: Int = 16 << 20,
         heartbeatInterval: Duration = .seconds(15), defaultPageSize: Int = 50, maxPageSize: Int = 500,
-        maxIdempotencyKeyLength: Int = 255
+        maxIdempotencyKeyLength: Int = 255, apiKeys: APIKeys? = nil, rateLimitPerMinute: Int? = nil,
+        maxBatchRows: Int = 10_000
     ) {
         self.host = host
         self.port = port
@@ -27,5 +34,17 @@ public struct ReelServerConfiguration: Sendable {
         self.defaultPageSize = defaultPageSize
         self.maxPageSize = maxPageSize
         self.maxIdempotencyKeyLength = maxIdempotencyKeyLength
+        self.apiKeys = apiKeys
+        self.rateLimitPerMinute = rateLimitPerMinute
+        self.maxBatchRows = maxBatchRows
+    }
+
+    /// Whether `host` is a loopback address (127.0.0.0/8, ::1 or localhost), reachable only from this machine.
+    public static func isLoopback(_ host: String) -> Bool {
+        let host = host.lowercased()
+        if host == "localhost" || host == "::1" || host == "[::1]" { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127"
+            && octets.allSatisfy { octet in UInt8(octet).map { String($0) == octet } ?? false }
     }
 }

@@ -26,7 +26,7 @@ extension Job {
         self.init(
             id: new.id, spec: new.spec, priority: new.priority, createdAt: now.storedPrecision,
             idempotencyKey: new.idempotencyKey,
-            batchID: new.batchID)
+            batchID: new.batchID, owner: new.owner)
     }
 
     /// Whether `lease` is the one that may finish this job's current attempt.

@@ -74,13 +74,15 @@ public struct Job: Sendable, Equatable, Codable, Identifiable {
     public var batchID: String?
     /// The slot that last ran the job (for example `node-a/cuda:0`).
     public var slot: String?
+    /// The tenant the job belongs to (an API key's id), or nil when the server had no keys when it was made.
+    public var owner: String?
 
     public init(
         id: String, state: JobState = .queued, spec: GenerationSpec, priority: Int = 0, attempts: Int = 0,
         leaseOwner: String? = nil, leaseExpiresAt: Date? = nil, createdAt: Date, startedAt: Date? = nil,
         finishedAt: Date? = nil, errorCode: String? = nil, errorMessage: String? = nil, progress: JobProgress? = nil,
         outputs: JobOutputs? = nil, cancelRequested: Bool = false, memorySaving: Bool = false,
-        idempotencyKey: String? = nil, batchID: String? = nil, slot: String? = nil
+        idempotencyKey: String? = nil, batchID: String? = nil, slot: String? = nil, owner: String? = nil
     ) {
         self.id = id
         self.state = state
@@ -101,6 +103,7 @@ public struct Job: Sendable, Equatable, Codable, Identifiable {
         self.idempotencyKey = idempotencyKey
         self.batchID = batchID
         self.slot = slot
+        self.owner = owner
     }
 }
 
@@ -113,10 +116,12 @@ public struct NewJob: Sendable, Equatable {
     /// A digest of the request body, to tell a retry of the same request from a different one under the same key.
     public var requestDigest: String?
     public var batchID: String?
+    /// The tenant (an API key's id) the job belongs to; nil on a server without keys.
+    public var owner: String?
 
     public init(
         id: String = NewJob.makeID(), spec: GenerationSpec, priority: Int = 0, idempotencyKey: String? = nil,
-        requestDigest: String? = nil, batchID: String? = nil
+        requestDigest: String? = nil, batchID: String? = nil, owner: String? = nil
     ) {
         self.id = id
         self.spec = spec
@@ -124,6 +129,7 @@ public struct NewJob: Sendable, Equatable {
         self.idempotencyKey = idempotencyKey
         self.requestDigest = requestDigest
         self.batchID = batchID
+        self.owner = owner
     }
 
     /// A job id: sortable by creation time (and by order of creation within this process), unguessable.

@@ -27,6 +27,8 @@ struct JobRecord: Equatable {
     var requestDigest: String?
     var batchID: String?
     var slot: String?
+    /// Added by migration v2; NULL for jobs made before it, or on a server without API keys.
+    var owner: String?
 }
 
 extension JobRecord {
@@ -37,7 +39,7 @@ extension JobRecord {
             startedAt: job.startedAt, finishedAt: job.finishedAt, errorCode: job.errorCode,
             errorMessage: job.errorMessage, progress: job.progress, outputs: job.outputs,
             cancelRequested: job.cancelRequested, memorySaving: job.memorySaving, idempotencyKey: job.idempotencyKey,
-            requestDigest: requestDigest, batchID: job.batchID, slot: job.slot)
+            requestDigest: requestDigest, batchID: job.batchID, slot: job.slot, owner: job.owner)
     }
 
     var job: Job {
@@ -46,7 +48,7 @@ extension JobRecord {
             leaseExpiresAt: leaseExpiresAt, createdAt: createdAt, startedAt: startedAt, finishedAt: finishedAt,
             errorCode: errorCode, errorMessage: errorMessage, progress: progress, outputs: outputs,
             cancelRequested: cancelRequested, memorySaving: memorySaving, idempotencyKey: idempotencyKey,
-            batchID: batchID, slot: slot)
+            batchID: batchID, slot: slot, owner: owner)
     }
 }
 
@@ -66,7 +68,7 @@ extension JobRecord: Codable {
         case idempotencyKey = "idempotency_key"
         case requestDigest = "request_digest"
         case batchID = "batch_id"
-        case slot
+        case slot, owner
     }
 }
 
@@ -94,6 +96,7 @@ extension JobRecord: FetchableRecord, PersistableRecord {
         static let requestDigest = Column(CodingKeys.requestDigest)
         static let batchID = Column(CodingKeys.batchID)
         static let slot = Column(CodingKeys.slot)
+        static let owner = Column(CodingKeys.owner)
     }
 
     static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy {
@@ -136,6 +139,13 @@ extension DerivableRequest<JobRecord> {
     /// Oldest first, then by id.
     func oldestFirst() -> Self {
         order(JobRecord.Columns.createdAt, JobRecord.Columns.id)
+    }
+
+    /// Jobs listed after `cursor` in oldest-first order.
+    func listedOldestFirst(after cursor: JobRecord) -> Self {
+        let createdAt = JobRecord.Columns.createdAt
+        let seconds = cursor.createdAt.databaseSeconds
+        return filter(createdAt > seconds || (createdAt == seconds && JobRecord.Columns.id > cursor.id))
     }
 
     /// Jobs listed after `cursor` in newest-first order.

@@ -28,6 +28,16 @@ public protocol JobStore: Sendable {
     /// Jobs of one batch, oldest first.
     func jobs(batchID: String) async throws -> [Job]
 
+    /// One page of jobs as `query` asks: of one state and one owner when set, in its order, after its cursor.
+    /// Throws `JobStoreError.notFound` when `after` names no job, or a job of another owner than the query's.
+    func jobs(matching query: JobQuery) async throws -> [Job]
+
+    /// How many jobs of one owner are in each state; every state is a key, with 0 when it has none.
+    func counts(owner: String) async throws -> [JobState: Int]
+
+    /// Removes a finished (terminal) job and its event log for good; a job still queued or running stays.
+    func delete(id: String) async throws -> JobDeletion
+
     /// How many jobs are in each state; every state is a key, with 0 when it has none.
     func counts() async throws -> [JobState: Int]
 
@@ -77,6 +87,48 @@ public protocol JobStore: Sendable {
 
     /// Appends to a job's event log. Throws `JobStoreError.notFound` for an unknown job.
     func appendEvent(jobID: String, kind: String, message: String?, now: Date) async throws
+}
+
+/// What a listing asks for: which jobs, in which order, from where.
+public struct JobQuery: Sendable, Equatable {
+    public enum Order: Sendable, Equatable {
+        /// Creation time, then id, descending: the order of `jobs(state:limit:before:)`.
+        case newestFirst
+        /// Creation time, then id, ascending.
+        case oldestFirst
+    }
+
+    public var state: JobState?
+    /// Only this tenant's jobs, when set.
+    public var owner: String?
+    public var order: Order
+    /// The id of the last job of the previous page (keyset paging, as `jobs(state:limit:before:)`).
+    public var after: String?
+    public var limit: Int
+
+    public init(
+        state: JobState? = nil, owner: String? = nil, order: Order = .newestFirst, after: String? = nil, limit: Int
+    ) {
+        self.state = state
+        self.owner = owner
+        self.order = order
+        self.after = after
+        self.limit = limit
+    }
+
+    /// Whether `job` passes the query's filters (its cursor aside).
+    func admits(_ job: Job) -> Bool {
+        (state == nil || job.state == state) && (owner == nil || job.owner == owner)
+    }
+}
+
+/// What `delete(id:)` did.
+public enum JobDeletion: Sendable, Equatable {
+    /// The job, as it was, and its event log are gone.
+    case deleted(Job)
+    /// The job is still queued or running and was left alone; cancel it first.
+    case notFinished(Job)
+    case notFound
 }
 
 public struct JobStoreError: Error, Sendable, Equatable, CustomStringConvertible {

@@ -96,6 +96,46 @@ public final class MemoryJobStore: JobStore {
         }
     }
 
+    public func jobs(matching query: JobQuery) throws -> [Job] {
+        try storage.withLock { storage in
+            var candidates = storage.jobs.values.filter(query.admits)
+            if let after = query.after {
+                guard let cursor = storage.jobs[after], query.owner == nil || cursor.owner == query.owner else {
+                    throw JobStoreError.unknownCursor(after)
+                }
+                candidates = candidates.filter {
+                    query.order == .newestFirst ? Job.listsBefore(cursor, $0) : Job.listsBefore($0, cursor)
+                }
+            }
+            let sorted = candidates.sorted {
+                query.order == .newestFirst ? Job.listsBefore($0, $1) : Job.listsBefore($1, $0)
+            }
+            return Array(sorted.prefix(max(query.limit, 0)))
+        }
+    }
+
+    public func counts(owner: String) -> [JobState: Int] {
+        storage.withLock { storage in
+            var counts = Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0, 0) })
+            for job in storage.jobs.values where job.owner == owner { counts[job.state, default: 0] += 1 }
+            return counts
+        }
+    }
+
+    public func delete(id: String) -> JobDeletion {
+        storage.withLock { storage in
+            guard let job = storage.jobs[id] else { return .notFound }
+            guard job.state.isTerminal else { return .notFinished(job) }
+            storage.jobs[id] = nil
+            storage.events[id] = nil
+            storage.requestDigests[id] = nil
+            if let key = job.idempotencyKey, storage.jobIDsByIdempotencyKey[key] == id {
+                storage.jobIDsByIdempotencyKey[key] = nil
+            }
+            return .deleted(job)
+        }
+    }
+
     public func counts() -> [JobState: Int] {
         storage.withLock { storage in
             var counts = Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0, 0) })

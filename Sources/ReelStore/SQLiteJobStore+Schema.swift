@@ -45,6 +45,13 @@ extension SQLiteJobStore {
                 t.column("message", .text)
             }
         }
+        // v2: jobs belong to a tenant (an API key's id); NULL for every job made before, or without keys.
+        migrator.registerMigration("v2") { db in
+            try db.alter(table: "job") { t in t.add(column: "owner", .text) }
+            // A tenant's listing, newest or oldest first, with keyset paging; and its queued count.
+            try db.create(index: "job_owner_created", on: "job", columns: ["owner", "created_at", "id"])
+            try db.create(index: "job_owner_state", on: "job", columns: ["owner", "state"])
+        }
         return migrator
     }
 }

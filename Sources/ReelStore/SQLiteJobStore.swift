@@ -71,19 +71,61 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    public func jobs(matching query: JobQuery) async throws -> [Job] {
+        guard query.limit > 0 else { return [] }
+        return try await dbPool.read { db in
+            var request = JobRecord.all()
+            if let state = query.state { request = request.filter(JobRecord.Columns.state == state) }
+            if let owner = query.owner { request = request.filter(JobRecord.Columns.owner == owner) }
+            if let after = query.after {
+                // Another owner's job is no cursor: its existence is not this owner's to learn.
+                guard let cursor = try JobRecord.fetchOne(db, key: after),
+                    query.owner == nil || cursor.owner == query.owner
+                else { throw JobStoreError.unknownCursor(after) }
+                request =
+                    query.order == .newestFirst
+                    ? request.listed(after: cursor) : request.listedOldestFirst(after: cursor)
+            }
+            request = query.order == .newestFirst ? request.newestFirst() : request.oldestFirst()
+            return try request.limit(query.limit).fetchAll(db).map(\.job)
+        }
+    }
+
+    public func counts(owner: String) async throws -> [JobState: Int] {
+        try await dbPool.read { db in
+            try Self.counts(
+                Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM job WHERE owner = ? GROUP BY state",
+                    arguments: [owner]))
+        }
+    }
+
+    public func delete(id: String) async throws -> JobDeletion {
+        try await dbPool.write { db in
+            guard let record = try JobRecord.fetchOne(db, key: id) else { return .notFound }
+            guard record.state.isTerminal else { return .notFinished(record.job) }
+            try JobEventRecord.filter(JobEventRecord.Columns.jobID == id).deleteAll(db)
+            try JobRecord.deleteOne(db, key: id)
+            return .deleted(record.job)
+        }
+    }
+
     public func counts() async throws -> [JobState: Int] {
         try await dbPool.read { db in
-            var counts = Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0, 0) })
-            let rows = try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM job GROUP BY state")
-            for row in rows {
-                let name: String = row["state"]
-                guard let state = JobState(rawValue: name) else {
-                    throw JobStoreError(.corrupt, "table job holds an unknown state \"\(name)\"")
-                }
-                counts[state] = row["n"]
-            }
-            return counts
+            try Self.counts(Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM job GROUP BY state"))
         }
+    }
+
+    /// Counts by state from rows of `state` and `n`, with every state a key.
+    private static func counts(_ rows: [Row]) throws -> [JobState: Int] {
+        var counts = Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0, 0) })
+        for row in rows {
+            let name: String = row["state"]
+            guard let state = JobState(rawValue: name) else {
+                throw JobStoreError(.corrupt, "table job holds an unknown state \"\(name)\"")
+            }
+            counts[state] = row["n"]
+        }
+        return counts
     }
 
     public func claim(owner: String, slot: String, leaseExpiresAt: Date, now: Date) async throws -> (

@@ -74,8 +74,10 @@ import Testing
                             + "typeof(created_at) AS type, created_at FROM job")
                 )
             }
-            #expect(applied == ["v1"])
+            #expect(applied == ["v1", "v2"])
             let byName = Dictionary(uniqueKeysWithValues: indexes.map { ($0.name, $0) })
+            #expect(byName["job_owner_created"]?.columns == ["owner", "created_at", "id"])
+            #expect(byName["job_owner_state"]?.columns == ["owner", "state"])
             #expect(byName["job_claim"]?.columns == ["state", "priority", "created_at", "id"])
             #expect(claimSQL?.contains("priority DESC") == true)
             #expect(byName["job_idempotency_key"]?.isUnique == true)

@@ -1,0 +1,145 @@
+import Foundation
+import ReelCore
+
+/// The body of `POST /v1/videos` turned into a `JobSubmission`: OpenAI's fields (`prompt`, `model`, `seconds`,
+/// `size`) plus Reel's own as extra fields (the SDKs send them with `extra_body`), as multipart/form-data (what the
+/// SDKs send), JSON, or a URL-encoded form.
+///
+/// - `model`: the server's model name, or an OpenAI name (`sora-2`, `sora-2-pro`, dated versions: any `sora-…`),
+///   which means "this server's model": a client written for OpenAI runs unchanged, and the video's `model` then
+///   says what really made it.
+/// - `seconds`: a string, as OpenAI's API has it ("4"), or a number; any duration the server's limits allow,
+///   rounded to the nearest 4n+1 frames.
+/// - `size`: `WIDTHxHEIGHT` (or a Reel preset name) valid for the server's model; OpenAI's sizes such as 1280x720 are
+///   not changed silently into valid ones: the error names `size` and the nearest valid size.
+/// - `input_reference` (image-to-video) is refused: Reel generates from text only.
+enum VideoSubmission {
+    private enum Kind {
+        case text, integer, number, flag, seconds
+    }
+
+    private static let kinds: [String: Kind] = [
+        "prompt": .text, "model": .text, "seconds": .seconds, "size": .text, "input_reference": .text,
+        "negative_prompt": .text, "style": .text, "frames": .integer, "fps": .integer, "steps": .integer,
+        "guidance": .number, "seed": .integer, "interpolate": .integer, "png_frames": .flag, "priority": .integer,
+    ]
+
+    /// The field names `POST /v1/videos` understands, in the order an error lists them.
+    static let knownFields: [String] =
+        ["prompt", "model", "seconds", "size"]
+        + SpecFields.known.filter { !["prompt", "model", "seconds", "size"].contains($0) }
+
+    /// Whether `name` is one of OpenAI's video model names, all of which run as the server's model.
+    static func isOpenAIModel(_ name: String) -> Bool {
+        name.hasPrefix("sora-")
+    }
+
+    static func submission(json body: some Collection<UInt8>, serverModel: String) throws(ReelError) -> JobSubmission {
+        let decoded: JSONInput
+        do {
+            decoded = try JSONDecoder().decode(JSONInput.self, from: Data(body))
+        } catch {
+            throw ReelError(.invalidJSON, "the body is not valid JSON; send an object such as {\"prompt\": \"…\"}")
+        }
+        guard case .object(var fields) = decoded else {
+            throw ReelError(.invalidJSON, "the body is \(decoded.typeName), not a JSON object")
+        }
+        if case .string(let text)? = fields["seconds"] { fields["seconds"] = try parse(text, as: .seconds, "seconds") }
+        return try submission(fields: fields, serverModel: serverModel)
+    }
+
+    static func submission(form parts: [Multipart.Part], serverModel: String) throws(ReelError) -> JobSubmission {
+        var pairs: [(String, String)] = []
+        for part in parts {
+            guard part.filename == nil else {
+                throw .invalid(
+                    part.name,
+                    "\(part.name) is a file upload; Reel generates videos from text, so send text fields only")
+            }
+            guard let text = part.text else { throw .invalid(part.name, "\(part.name) is not UTF-8 text") }
+            pairs.append((part.name, text))
+        }
+        return try submission(pairs: pairs, serverModel: serverModel)
+    }
+
+    /// An `application/x-www-form-urlencoded` body, as `curl -d` sends.
+    static func submission(urlencoded body: String, serverModel: String) throws(ReelError) -> JobSubmission {
+        var pairs: [(String, String)] = []
+        for item in body.split(separator: "&") where !item.isEmpty {
+            let pair = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ text: Substring) -> String? {
+                text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+            }
+            guard let name = decode(pair[0]), let value = pair.count == 2 ? decode(pair[1]) : "" else {
+                throw .invalid("body", "the form body is not valid URL encoding")
+            }
+            pairs.append((name, value))
+        }
+        return try submission(pairs: pairs, serverModel: serverModel)
+    }
+
+    /// Form fields, all text, read by each field's kind; an empty value is left out.
+    private static func submission(pairs: [(String, String)], serverModel: String) throws(ReelError) -> JobSubmission {
+        var fields: [String: JSONInput] = [:]
+        for (name, text) in pairs {
+            guard fields[name] == nil else { throw .invalid(name, "\(name) is given more than once") }
+            guard let kind = kinds[name] else { throw unknown(name) }
+            fields[name] = text.isEmpty ? .null : try parse(text, as: kind, name)
+        }
+        return try submission(fields: fields, serverModel: serverModel)
+    }
+
+    private static func parse(_ text: String, as kind: Kind, _ name: String) throws(ReelError) -> JSONInput {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        switch kind {
+        case .text:
+            return .string(text)
+        case .integer:
+            guard let value = Int64(trimmed) else {
+                throw .invalid(name, "\(name) must be a whole number, not '\(trimmed.prefix(40))'")
+            }
+            return .integer(value)
+        case .number, .seconds:
+            guard let value = Double(trimmed), value.isFinite else {
+                throw .invalid(name, "\(name) must be a finite number, not '\(trimmed.prefix(40))'")
+            }
+            return .number(value)
+        case .flag:
+            switch trimmed.lowercased() {
+            case "true", "1": return .bool(true)
+            case "false", "0": return .bool(false)
+            default: throw .invalid(name, "\(name) must be true or false, not '\(trimmed.prefix(40))'")
+            }
+        }
+    }
+
+    private static func unknown(_ name: String) -> ReelError {
+        .invalid(
+            name, "unknown field '\(name.prefix(60))'; the known fields are \(knownFields.joined(separator: ", "))")
+    }
+
+    private static func submission(fields: [String: JSONInput], serverModel: String) throws(ReelError) -> JobSubmission
+    {
+        var fields = fields
+        for name in fields.keys.sorted() where kinds[name] == nil { throw unknown(name) }
+        if let reference = fields["input_reference"], reference != .null {
+            throw .invalid(
+                "input_reference", "input_reference is not supported: Reel generates videos from the prompt alone")
+        }
+        fields["input_reference"] = nil
+        if case .string(let model)? = fields["model"] {
+            if isOpenAIModel(model) || model == serverModel {
+                fields["model"] = nil
+            } else {
+                throw .invalid(
+                    "model",
+                    "this server runs the model '\(serverModel)', not '\(model.prefix(80))'; give that name, an OpenAI "
+                        + "name such as sora-2 (which runs as \(serverModel)), or leave model out")
+            }
+        }
+        guard fields["prompt"].map({ $0 != .null }) ?? false else {
+            throw .invalid("prompt", "prompt is required: describe the video to generate")
+        }
+        return try JobSubmission(fields: fields)
+    }
+}
