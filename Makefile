@@ -7,7 +7,7 @@ VPY := $(VENV)/bin/python
 REEL := .build/debug/reel
 export REEL_PYTHON := $(CURDIR)/$(VPY)
 
-.PHONY: demo test venv build swift-test engine-test clean
+.PHONY: demo test venv build swift-test engine-test web-test clean
 
 $(VENV)/.installed: engine/pyproject.toml
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,14 @@ engine-test: venv
 swift-test: venv build
 	OMP_NUM_THREADS=1 $(SWIFT) test --no-parallel
 
-test: engine-test swift-test
+# The web page in a real headless Chromium (Debian's package, installed when missing) against a real `reel serve`;
+# screenshots land in test-artifacts/web/. First checks that the embedded copy of web/ is up to date.
+web-test: venv build
+	$(PYTHON) scripts/embed-web.py --check
+	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-wqy-microhei)
+	$(PYTHON) tests/web/test_web.py --reel $(REEL) --python $(VPY)
+
+test: engine-test swift-test web-test
 
 clean:
 	rm -rf .build out

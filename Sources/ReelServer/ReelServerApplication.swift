@@ -58,6 +58,7 @@ public struct ReelServerApplication: Service {
         ).register(on: router)
         EventRoutes(service: service, configuration: configuration).register(on: router)
         SystemRoutes(service: service, metrics: metrics).register(on: router)
+        WebRoutes().register(on: router)
         return router
     }
 }
