@@ -1,6 +1,7 @@
-"""One generate job from request to files: denoise and decode (pipeline.py), optionally interpolate frames
-(interpolation.py), write the MP4/PNGs (media.py) and job.json (metadata.py), and turn the outcome into the job's
-final event (`result` or `error`)."""
+"""One generate job from request to files: resume from a checkpoint in the job directory or reject it
+(checkpoint.py), denoise and decode (pipeline.py), optionally interpolate frames (interpolation.py), write the
+MP4/PNGs (media.py) and job.json (metadata.py), remove the checkpoint, and turn the outcome into the job's final
+event (`result` or `error`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from . import interpolation, media, metadata, protocol
-from .pipeline import Cancelled, free_memory, generate, peak_memory_bytes, reset_peak_memory
+from . import checkpoint, interpolation, media, metadata, protocol
+from .pipeline import Cancelled, free_memory, generate, latent_shape, peak_memory_bytes, reset_peak_memory
 
 log = logging.getLogger("reel_engine.jobs")
 
@@ -71,6 +72,16 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None) -> di
         interpolation.check_available()  # fail before the expensive part, not after it
     os.makedirs(req.out_dir, exist_ok=True)
     reset_peak_memory(model.device)
+    ckpt = checkpoint.open_for_job(
+        req.out_dir, checkpoint.request_identity(model, req), latent_shape(model, req.width, req.height, req.frames),
+        req.checkpoint_every, rejected=lambda reason: emit(protocol.checkpoint_rejected_event(req.job, reason)))
+    ckpt.on_resumed = lambda step, total: emit(protocol.resumed_event(req.job, step, total))
+    resumed_from_step = ckpt.resume.step if ckpt.resume is not None else None
+
+    def crash(what: str) -> None:
+        ckpt.flush()  # a checkpoint write in flight completes first, so crash tests know what is on disk
+        log.warning("job %s: %s, exiting with status %d", req.job, what, CRASH_EXIT_STATUS)
+        os._exit(CRASH_EXIT_STATUS)
 
     def progress(stage: str, step: int, total: int) -> None:
         job.stage = stage
@@ -82,13 +93,10 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None) -> di
         if debug is None:
             return
         if stage == debug.crash_in and step == 0:
-            log.warning("job %s: debug.crash_in=%s, exiting with status %d", req.job, stage, CRASH_EXIT_STATUS)
-            os._exit(CRASH_EXIT_STATUS)
+            crash(f"debug.crash_in={stage}")
         if stage == "denoising":
             if debug.crash_at_step == step:
-                log.warning("job %s: debug.crash_at_step=%d, exiting with status %d", req.job, step,
-                            CRASH_EXIT_STATUS)
-                os._exit(CRASH_EXIT_STATUS)
+                crash(f"debug.crash_at_step={step}")
             if debug.oom_at_step == step and not req.memory_saving:
                 raise MemoryError(f"simulated out of memory at denoising step {step} (debug.oom_at_step)")
             if debug.step_delay:
@@ -108,7 +116,12 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None) -> di
         memory_saving=req.memory_saving,
         progress=progress,
         cancelled=job.cancel.is_set,
+        checkpoint=ckpt,
     )
+    if ckpt.saves or ckpt.failures:
+        log.info("job %s: %d checkpoint(s) saved (%d failed): %.1f ms per save on the loop, %.1f ms writing",
+                 req.job, ckpt.saves, ckpt.failures, 1000 * ckpt.snapshot_seconds / max(1, ckpt.saves + ckpt.failures),
+                 1000 * ckpt.write_seconds / max(1, ckpt.saves))
     seconds = dict(generation.seconds)
     frames = generation.video
     del generation
@@ -137,8 +150,10 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None) -> di
     peak = peak_memory_bytes(model.device)
     n, height, width, _ = frames.shape
     record = metadata.job_record(req, model, fps=fps, frame_count=n, seconds=seconds, peak_memory_bytes=peak,
-                                 source_fps=source_fps, source_frames=source_frames, interpolation_method=method)
+                                 source_fps=source_fps, source_frames=source_frames, interpolation_method=method,
+                                 resumed_from_step=resumed_from_step)
     metadata_path = metadata.write_job_json(record, req.out_dir)
+    ckpt.discard()  # the outputs exist: a retry of this job has nothing left to resume
     progress("encoding", 1, 1)
     outputs = {
         "dir": req.out_dir,

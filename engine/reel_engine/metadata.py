@@ -25,7 +25,7 @@ def software_versions() -> dict:
 
 def job_record(request, model, fps: int, frame_count: int, seconds: dict, peak_memory_bytes: int,
                source_fps: int | None = None, source_frames: int | None = None,
-               interpolation_method: str | None = None) -> dict:
+               interpolation_method: str | None = None, resumed_from_step: int | None = None) -> dict:
     """The contents of job.json for a finished generate request on a loaded model. `frames` and `fps` are the
     delivered video's; `source_frames` and `source_fps` the generated ones (the same unless interpolated)."""
     record = {
@@ -58,6 +58,8 @@ def job_record(request, model, fps: int, frame_count: int, seconds: dict, peak_m
         "device": str(model.device),
         "dtype": model.dtype_name,
         "memory_saving": bool(request.memory_saving or model.memory_saving),
+        "checkpoint_every": request.checkpoint_every,
+        "resumed_from_step": resumed_from_step,
         "seconds": seconds,
         "peak_memory_bytes": peak_memory_bytes,
         "versions": software_versions(),

@@ -4,8 +4,9 @@ This mirrors diffusers 0.42.1 `WanPipeline.__call__` step for step (prompt encod
 `encode_prompt`, `prepare_latents`, the scheduler's `set_timesteps`/`step`, TI2V's per-token timesteps, A14B's
 boundary switch between `transformer` and `transformer_2`, classifier-free guidance, the Wan latent
 de-normalisation and `VideoProcessor.postprocess_video`). Reel owns the loop only to get what `__call__` cannot
-give: cancellation at step boundaries, progress events and per-stage timing. tests/test_pipeline.py checks that the
-frames equal WanPipeline's own output.
+give: cancellation at step boundaries, progress events, per-stage timing and checkpoints (checkpoint.py: save the
+loop's state every N steps, resume from it). tests/test_pipeline.py checks that the frames equal WanPipeline's own
+output; tests/test_checkpoint.py that a resumed run's frames equal an uninterrupted run's.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .checkpoint import Checkpointer, restore_scheduler
 from .models import LoadedModel
 
 MAX_SEQUENCE_LENGTH = 512  # WanPipeline.__call__'s default
@@ -93,6 +95,14 @@ def _noop_progress(stage: str, step: int, total: int) -> None:
     pass
 
 
+def latent_shape(model: LoadedModel, width: int, height: int, frames: int) -> tuple[int, ...]:
+    """The shape of the latents `prepare_latents` makes for one video of this size."""
+    pipe = model.pipe
+    transformer = pipe.transformer if pipe.transformer is not None else pipe.transformer_2
+    return (1, int(transformer.config.in_channels), (frames - 1) // int(pipe.vae_scale_factor_temporal) + 1,
+            height // int(pipe.vae_scale_factor_spatial), width // int(pipe.vae_scale_factor_spatial))
+
+
 @torch.no_grad()
 def generate(
     model: LoadedModel,
@@ -110,8 +120,13 @@ def generate(
     progress: Progress = _noop_progress,
     cancelled: Callable[[], bool] = lambda: False,
     output: str = "uint8",
+    checkpoint: Checkpointer | None = None,
 ) -> Generation:
-    """Runs text encoding, denoising and VAE decoding for one video; raises Cancelled when `cancelled()`."""
+    """Runs text encoding, denoising and VAE decoding for one video; raises Cancelled when `cancelled()`.
+
+    With `checkpoint`, the loop's state is saved every `checkpoint.every` steps, and when `checkpoint.resume` holds
+    a verified checkpoint denoising continues after its step with its latents and scheduler state (the prompts are
+    encoded again: embeddings are not saved)."""
     pipe = model.pipe
     device = pipe._execution_device
     seconds: dict[str, float] = {}
@@ -149,13 +164,21 @@ def generate(
         scheduler.set_timesteps(steps, device=device)
         timesteps = scheduler.timesteps
 
-        # 3. Initial noise from a CPU generator: the same seed gives the same noise on every device.
-        generator = torch.Generator(device="cpu").manual_seed(seed)
-        latents = pipe.prepare_latents(
-            1, transformer.config.in_channels, height, width, frames, torch.float32, device, generator
-        )
-        mask = torch.ones(latents.shape, dtype=torch.float32, device=device)
+        # 3. Initial noise from a CPU generator: the same seed gives the same noise on every device. The loop draws
+        # no random numbers after this, so a resumed job needs only the latents and the scheduler state.
+        resume = checkpoint.resume if checkpoint is not None else None
         scheduler.set_begin_index(0)
+        if resume is None:
+            generator = torch.Generator(device="cpu").manual_seed(seed)
+            latents = pipe.prepare_latents(
+                1, transformer.config.in_channels, height, width, frames, torch.float32, device, generator
+            )
+            first_step = 0
+        else:
+            latents = resume.latents.to(device)
+            restore_scheduler(scheduler, resume.scheduler_state, device)
+            first_step = resume.step
+        mask = torch.ones(latents.shape, dtype=torch.float32, device=device)
 
         boundary_ratio = pipe.config.boundary_ratio
         boundary_timestep = None
@@ -167,10 +190,18 @@ def generate(
 
         # 4. Denoising.
         reporter = _StepReporter(device, len(timesteps), progress)
+        if resume is not None:
+            if resume.expert != _expert(timesteps[first_step - 1], boundary_timestep):
+                raise RuntimeError(f"checkpoint expert {resume.expert} does not match step {first_step}")
+            if checkpoint.on_resumed is not None:
+                checkpoint.on_resumed(first_step, len(timesteps))
         for i, t in enumerate(timesteps):
+            if i < first_step:
+                continue
             if cancelled():
                 raise Cancelled("denoising", i + 1, len(timesteps))
-            if boundary_timestep is None or t >= boundary_timestep:
+            expert = _expert(t, boundary_timestep)
+            if expert == "transformer":
                 current_model, current_guidance = pipe.transformer, guidance  # Wan2.2 high-noise expert / TI2V
             else:
                 current_model, current_guidance = pipe.transformer_2, guidance_2  # Wan2.2 low-noise expert
@@ -205,7 +236,11 @@ def generate(
                 noise_pred = noise_uncond + current_guidance * (noise_pred - noise_uncond)
 
             latents = scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+            if checkpoint is not None and checkpoint.due(i + 1, len(timesteps)):
+                checkpoint.save(i + 1, len(timesteps), latents, scheduler, expert)
             reporter.finished(i + 1)
+        if checkpoint is not None:
+            checkpoint.flush()  # the last checkpoint is on disk before the job goes on
         seconds["denoising"] = time.perf_counter() - t0
         del prompt_embeds, negative_prompt_embeds, mask
         if memory_saving:
@@ -239,6 +274,8 @@ def generate(
         failed = False
         return Generation(video=video, seconds=seconds)
     finally:
+        if checkpoint is not None:
+            checkpoint.flush()  # no write outlives the call, whatever ended it
         if failed:
             # A decode that failed half-way leaves its per-layer feature cache on the VAE; drop it now rather
             # than at the start of the next decode.
@@ -247,6 +284,12 @@ def generate(
             pipe.vae.disable_tiling()
         if memory_saving:
             free_memory(device)
+
+
+def _expert(t: torch.Tensor, boundary_timestep: float | None) -> str:
+    """Which transformer denoises timestep t: `transformer` (TI2V's only one, A14B's high-noise expert) or
+    `transformer_2` (A14B's low-noise expert, below the boundary)."""
+    return "transformer" if boundary_timestep is None or t >= boundary_timestep else "transformer_2"
 
 
 def _module_device(module: torch.nn.Module) -> torch.device:

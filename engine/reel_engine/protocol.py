@@ -68,6 +68,7 @@ class GenerateRequest:
     metadata: dict | None = None
     memory_saving: bool = False
     interpolate: int = 1
+    checkpoint_every: int | None = None  # None: no checkpoints (absent, null or 0 in the request)
     debug: DebugHooks | None = None
 
 
@@ -160,6 +161,7 @@ def _parse_generate(obj: dict, limits: Limits, job: str | None) -> GenerateReque
         interpolate = 1
     elif interpolate not in INTERPOLATE_FACTORS:
         raise RequestError(f"interpolate: must be 1, 2 or 4, got {interpolate}", job)
+    checkpoint_every = f.integer("checkpoint_every", required=False, minimum=0, maximum=MAX_STEPS) or None
     debug = None
     if obj.get("debug") is not None:
         if not limits.allow_faults:
@@ -182,6 +184,7 @@ def _parse_generate(obj: dict, limits: Limits, job: str | None) -> GenerateReque
         metadata=metadata,
         memory_saving=memory_saving,
         interpolate=interpolate,
+        checkpoint_every=checkpoint_every,
         debug=debug,
     )
 
@@ -309,6 +312,14 @@ def progress_event(job: str, stage: str, step: int, total: int) -> dict:
 def result_event(job: str, outputs: dict, seconds: dict, peak_memory_bytes: int) -> dict:
     return {"event": "result", "job": job, "outputs": outputs, "seconds": seconds,
             "peak_memory_bytes": peak_memory_bytes}
+
+
+def resumed_event(job: str, step: int, total: int) -> dict:
+    return {"event": "resumed", "job": job, "step": step, "total": total}
+
+
+def checkpoint_rejected_event(job: str, reason: str) -> dict:
+    return {"event": "checkpoint_rejected", "job": job, "reason": reason}
 
 
 def error_event(job: str | None, code: str, message: str) -> dict:

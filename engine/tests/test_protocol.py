@@ -60,6 +60,22 @@ def test_bad_interpolate_is_named(value, fragment):
     assert error.message == fragment and error.job == "j-1"
 
 
+@pytest.mark.parametrize("value, expected", [(..., None), (None, None), (0, None), (1, 1), (5, 5), (5.0, 5)])
+def test_checkpoint_every(value, expected):
+    assert parse_request(json.dumps(generate(checkpoint_every=value)), TI2V).checkpoint_every == expected
+
+
+@pytest.mark.parametrize("value, fragment", [
+    (-1, "checkpoint_every: -1 is below the minimum 0"),
+    (1.5, "checkpoint_every: expected an integer, got a number"),
+    ("2", "checkpoint_every: expected an integer, got a string"),
+    (True, "checkpoint_every: expected an integer, got a boolean"),
+])
+def test_bad_checkpoint_every_is_named(value, fragment):
+    error = reject(generate(checkpoint_every=value))
+    assert error.message == fragment and error.job == "j-1"
+
+
 def test_other_request_types():
     assert isinstance(parse_request('{"type":"ping"}', TI2V), protocol.PingRequest)
     assert isinstance(parse_request('{"type":"shutdown"}', TI2V), protocol.ShutdownRequest)
@@ -146,3 +162,9 @@ def test_events_are_single_json_lines():
     assert json.loads(protocol.encode_event(protocol.ready_event(device="cpu")))["protocol"] == 1
     with pytest.raises(ValueError):
         protocol.encode_event({"event": "progress", "value": float("nan")})
+
+
+def test_checkpoint_events():
+    assert protocol.resumed_event("j-1", 38, 40) == {"event": "resumed", "job": "j-1", "step": 38, "total": 40}
+    assert protocol.checkpoint_rejected_event("j-1", "corrupt: SHA-256 checksum mismatch") == {
+        "event": "checkpoint_rejected", "job": "j-1", "reason": "corrupt: SHA-256 checksum mismatch"}

@@ -1,0 +1,320 @@
+"""Checkpoints: a job stopped mid-denoising and run again resumes from its checkpoint and produces exactly the frames of
+an uninterrupted run (TI2V-5B and the two-expert T2V-A14B); corrupt or mismatched checkpoints are rejected."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from conftest import generate_request
+from PIL import Image
+
+from reel_engine import checkpoint, jobs, pipeline
+from reel_engine.protocol import DebugHooks, GenerateRequest
+
+SIZE = dict(width=64, height=64, frames=5)
+
+
+def request(out_dir, **overrides) -> GenerateRequest:
+    fields = dict(job="k-1", prompt="a red fox in snow", negative_prompt="blurry", guidance=5.0, seed=3, steps=4,
+                  out_dir=str(out_dir), png_frames=True, **SIZE)
+    fields.update(overrides)
+    return GenerateRequest(**fields)
+
+
+def run(model, req):
+    events = []
+    final = jobs.run_job(model, jobs.Job(req), events.append)
+    return final, events
+
+
+def interrupted(model, req, at_step):
+    """Runs `req` until the simulated failure at denoising step `at_step` (after that step's checkpoint)."""
+    final, events = run(model, GenerateRequest(**{**req.__dict__, "debug": DebugHooks(oom_at_step=at_step)}))
+    assert final["event"] == "error" and final["code"] == "out_of_memory", final
+    return events
+
+
+def png_frames(out_dir) -> np.ndarray:
+    folder = os.path.join(out_dir, "frames")
+    return np.stack([np.asarray(Image.open(os.path.join(folder, n))) for n in sorted(os.listdir(folder))])
+
+
+def header(out_dir) -> dict:
+    with open(os.path.join(out_dir, checkpoint.CHECKPOINT_NAME), "rb") as f:
+        return checkpoint.decode_checkpoint(f.read())[0]
+
+
+def job_json(out_dir) -> dict:
+    with open(os.path.join(out_dir, "job.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def denoising_steps(events):
+    return [e["step"] for e in events if e["event"] == "progress" and e["stage"] == "denoising"]
+
+
+class ForwardCounter:
+    def __init__(self, *modules):
+        self.counts = [0] * len(modules)
+        self.handles = [m.register_forward_hook(self._hook(i)) for i, m in enumerate(modules)]
+
+    def _hook(self, i):
+        def hook(module, args, output):
+            self.counts[i] += 1
+        return hook
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+
+
+@pytest.fixture(scope="module")
+def reference_ti2v(tiny_ti2v, tmp_path_factory):
+    """An uninterrupted 4-step run without checkpoints."""
+    out = tmp_path_factory.mktemp("ref") / "ti2v"
+    final, _ = run(tiny_ti2v, request(out))
+    assert final["event"] == "result", final
+    return png_frames(out)
+
+
+@pytest.fixture(scope="module")
+def reference_a14b(tiny_a14b, tmp_path_factory):
+    """An uninterrupted 6-step A14B run: timesteps 999 983 960 923 | 857 707, so steps 1-4 use the high-noise
+    expert and steps 5-6 the low-noise one (boundary 875)."""
+    out = tmp_path_factory.mktemp("ref") / "a14b"
+    final, _ = run(tiny_a14b, request(out, steps=6, guidance_2=3.0))
+    assert final["event"] == "result", final
+    return png_frames(out)
+
+
+@pytest.fixture(scope="module")
+def ti2v_checkpoint_bytes(tiny_ti2v, tmp_path_factory):
+    """The checkpoint a TI2V job left after step 2 of 4."""
+    out = tmp_path_factory.mktemp("ckpt") / "ti2v"
+    interrupted(tiny_ti2v, request(out, checkpoint_every=1), at_step=2)
+    with open(out / checkpoint.CHECKPOINT_NAME, "rb") as f:
+        return f.read()
+
+
+def test_uninterrupted_run_with_checkpoints_equals_one_without_and_leaves_none(tiny_ti2v, reference_ti2v, tmp_path):
+    final, events = run(tiny_ti2v, request(tmp_path, checkpoint_every=1))
+    assert final["event"] == "result", final
+    assert np.array_equal(png_frames(tmp_path), reference_ti2v)
+    assert sorted(os.listdir(tmp_path)) == ["frames", "job.json", "video.mp4"]
+    assert not [e for e in events if e["event"] != "progress"]
+    record = job_json(tmp_path)
+    assert record["checkpoint_every"] == 1 and record["resumed_from_step"] is None
+
+
+def test_ti2v_job_stopped_mid_denoising_resumes_to_identical_frames(tiny_ti2v, reference_ti2v, tmp_path):
+    events = interrupted(tiny_ti2v, request(tmp_path, checkpoint_every=1), at_step=2)
+    assert denoising_steps(events) == [1, 2]
+    assert os.listdir(tmp_path) == [checkpoint.CHECKPOINT_NAME]
+    saved = header(tmp_path)
+    assert (saved["step"], saved["total"], saved["expert"]) == (2, 4, "transformer")
+    assert saved["identity"]["seed"] == 3 and saved["identity"]["architecture"] == "ti2v-5b"
+    assert "a red fox" not in json.dumps(saved)  # the prompt is only hashed
+
+    final, events = run(tiny_ti2v, request(tmp_path, checkpoint_every=1))
+    assert final["event"] == "result", final
+    kinds = [(e["event"], e.get("stage"), e.get("step")) for e in events]
+    assert kinds[:5] == [("progress", "text_encoding", 0), ("progress", "text_encoding", 1), ("resumed", None, 2),
+                         ("progress", "denoising", 3), ("progress", "denoising", 4)]
+    assert events[2] == {"event": "resumed", "job": "k-1", "step": 2, "total": 4}
+    assert np.array_equal(png_frames(tmp_path), reference_ti2v)
+    assert sorted(os.listdir(tmp_path)) == ["frames", "job.json", "video.mp4"]
+    record = job_json(tmp_path)
+    assert record["resumed_from_step"] == 2 and record["checkpoint_every"] == 1
+
+
+@pytest.mark.parametrize("at_step, expert, forward_counts", [
+    (2, "transformer", [4, 4]),  # the switch to the low-noise expert comes after the checkpoint
+    (5, "transformer_2", [0, 2]),  # the switch came before it: the resumed run uses only the low-noise expert
+])
+def test_a14b_job_resumes_to_identical_frames_across_the_expert_switch(tiny_a14b, reference_a14b, tmp_path, at_step,
+                                                                       expert, forward_counts):
+    req = request(tmp_path, steps=6, guidance_2=3.0, checkpoint_every=1)
+    interrupted(tiny_a14b, req, at_step)
+    saved = header(tmp_path)
+    assert (saved["step"], saved["expert"]) == (at_step, expert)
+    assert (saved["identity"]["guidance"], saved["identity"]["guidance_2"]) == (5.0, 3.0)
+    counter = ForwardCounter(tiny_a14b.pipe.transformer, tiny_a14b.pipe.transformer_2)
+    try:
+        final, events = run(tiny_a14b, req)
+    finally:
+        counter.remove()
+    assert final["event"] == "result", final
+    assert counter.counts == forward_counts  # a conditional and an unconditional pass per resumed step
+    assert [e for e in events if e["event"] == "resumed"][0]["step"] == at_step
+    assert denoising_steps(events) == list(range(at_step + 1, 7))
+    assert np.array_equal(png_frames(tmp_path), reference_a14b)
+    assert job_json(tmp_path)["resumed_from_step"] == at_step
+
+
+def test_checkpoint_every_n_steps_resumes_from_the_last_multiple(tiny_ti2v, reference_ti2v, tmp_path):
+    interrupted(tiny_ti2v, request(tmp_path, checkpoint_every=2), at_step=3)
+    assert header(tmp_path)["step"] == 2
+    # The retry may omit checkpoint_every: an existing checkpoint is resumed all the same.
+    final, events = run(tiny_ti2v, request(tmp_path))
+    assert final["event"] == "result", final
+    assert denoising_steps(events) == [3, 4]
+    assert np.array_equal(png_frames(tmp_path), reference_ti2v)
+    assert job_json(tmp_path)["checkpoint_every"] is None
+    assert not os.path.exists(tmp_path / checkpoint.CHECKPOINT_NAME)
+
+
+def test_due_every_n_steps_never_after_the_last():
+    def due(every, total):
+        c = checkpoint.Checkpointer("/tmp", {}, every)
+        return [s for s in range(1, total + 1) if c.due(s, total)]
+
+    assert due(1, 4) == [1, 2, 3]
+    assert due(2, 4) == [2]
+    assert due(2, 5) == [2, 4]
+    assert due(3, 3) == []
+    assert due(0, 4) == []
+
+
+def _truncate(data):
+    return data[: len(data) // 2]
+
+
+def _flip(offset):
+    def flip(data):
+        i = offset if offset >= 0 else len(data) + offset
+        return data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1:]
+    return flip
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    (_truncate, "corrupt: truncated"),
+    (lambda data: data[:-1], "corrupt: truncated"),
+    (lambda data: b"", "corrupt: truncated"),
+    (_flip(-100), "corrupt: SHA-256 checksum mismatch"),  # in the tensors
+    (_flip(40), "corrupt: SHA-256 checksum mismatch"),  # in the JSON header
+    (_flip(-1), "corrupt: SHA-256 checksum mismatch"),  # in the checksum itself
+    (_flip(0), "corrupt: not a Reel checkpoint"),
+])
+def test_corrupt_checkpoint_is_rejected_and_the_job_starts_over(tiny_ti2v, reference_ti2v, ti2v_checkpoint_bytes,
+                                                                tmp_path, damage, fragment):
+    (tmp_path / checkpoint.CHECKPOINT_NAME).write_bytes(damage(ti2v_checkpoint_bytes))
+    final, events = run(tiny_ti2v, request(tmp_path, checkpoint_every=1))
+    assert final["event"] == "result", final
+    assert events[0]["event"] == "checkpoint_rejected" and events[0]["job"] == "k-1"
+    assert events[0]["reason"].startswith(fragment), events[0]
+    assert events[1]["stage"] == "text_encoding"  # reported before any work
+    assert not [e for e in events if e["event"] == "resumed"]
+    assert denoising_steps(events) == [1, 2, 3, 4]
+    assert np.array_equal(png_frames(tmp_path), reference_ti2v)
+    assert job_json(tmp_path)["resumed_from_step"] is None
+    assert sorted(os.listdir(tmp_path)) == ["frames", "job.json", "video.mp4"]
+
+
+@pytest.mark.parametrize("other, fragment", [
+    (dict(seed=4), "seed is 4 in the checkpoint, 3 in the request"),
+    (dict(prompt="a blue fox in snow"), "prompt or negative prompt differs"),
+    (dict(negative_prompt=""), "prompt or negative prompt differs"),
+    (dict(steps=5), "steps is 5 in the checkpoint, 4 in the request"),
+    (dict(width=96), "width is 96 in the checkpoint, 64 in the request"),
+    (dict(guidance=4.0), "guidance is 4.0 in the checkpoint, 5.0 in the request"),
+])
+def test_mismatched_checkpoint_is_rejected_and_the_job_starts_over(tiny_ti2v, reference_ti2v, tmp_path, other,
+                                                                   fragment):
+    interrupted(tiny_ti2v, request(tmp_path, checkpoint_every=1, **other), at_step=1)
+    assert os.path.exists(tmp_path / checkpoint.CHECKPOINT_NAME)
+    final, events = run(tiny_ti2v, request(tmp_path, checkpoint_every=1))
+    assert final["event"] == "result", final
+    assert events[0]["event"] == "checkpoint_rejected"
+    assert events[0]["reason"] == "does not match the request: " + fragment
+    assert denoising_steps(events) == [1, 2, 3, 4]
+    assert np.array_equal(png_frames(tmp_path), reference_ti2v)
+
+
+def test_checkpoint_of_the_other_architecture_is_rejected(tiny_a14b, ti2v_checkpoint_bytes, tmp_path):
+    (tmp_path / checkpoint.CHECKPOINT_NAME).write_bytes(ti2v_checkpoint_bytes)
+    final, events = run(tiny_a14b, request(tmp_path, steps=2))
+    assert final["event"] == "result", final
+    reason = events[0]["reason"]
+    assert 'architecture is "ti2v-5b" in the checkpoint, "t2v-a14b" in the request' in reason
+    assert 'model is "tiny" in the checkpoint, "tiny:t2v-a14b" in the request' in reason
+
+
+def test_scheduler_state_round_trip_restores_every_attribute(tiny_ti2v):
+    scheduler = type(tiny_ti2v.pipe.scheduler).from_config(tiny_ti2v.pipe.scheduler.config)
+    scheduler.set_timesteps(4)
+    scheduler.set_begin_index(0)
+    sample = torch.randn(1, 2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    for t in scheduler.timesteps[:2]:
+        sample = scheduler.step(torch.randn_like(sample), t, sample, return_dict=False)[0]
+    data = checkpoint.encode_checkpoint({"x": 1}, {"scheduler": checkpoint.scheduler_state(scheduler)})
+    _, body = checkpoint.decode_checkpoint(data)
+    import io
+
+    state = torch.load(io.BytesIO(body), weights_only=True)["scheduler"]
+    fresh = type(scheduler).from_config(scheduler.config)
+    fresh.set_timesteps(4)
+    checkpoint.restore_scheduler(fresh, state, torch.device("cpu"))
+    assert set(vars(fresh)) == set(vars(scheduler))
+    for name, value in vars(scheduler).items():
+        if name == "_internal_dict":
+            continue
+        got = getattr(fresh, name)
+        if isinstance(value, list):
+            assert len(got) == len(value) and all(torch.equal(a, b) for a, b in zip(got, value)), name
+        elif isinstance(value, torch.Tensor):
+            assert torch.equal(got, value) and got.dtype == value.dtype, name
+        else:
+            assert got == value, name
+    assert fresh.step_index == 2 and fresh.lower_order_nums == 2 and fresh.this_order == 2
+
+
+def test_the_scheduler_history_matters(tiny_ti2v, tmp_path):
+    """Resuming with the latents alone (no multistep history) gives other frames: exact equality above is a real
+    test of the restored scheduler state, not of images too coarse to notice."""
+    req = request(tmp_path, checkpoint_every=1)
+    interrupted(tiny_ti2v, req, at_step=2)
+    identity = checkpoint.request_identity(tiny_ti2v, req)
+    shape = pipeline.latent_shape(tiny_ti2v, req.width, req.height, req.frames)
+
+    def resume(drop_history):
+        ckpt = checkpoint.open_for_job(str(tmp_path), identity, shape, None)
+        assert ckpt.resume is not None
+        if drop_history:
+            state = ckpt.resume.scheduler_state
+            state.update(model_outputs=[None, None], timestep_list=[None, None], lower_order_nums=0, last_sample=None)
+        return pipeline.generate(tiny_ti2v, prompt=req.prompt, negative_prompt=req.negative_prompt, width=64,
+                                 height=64, frames=5, steps=4, guidance=5.0, seed=3, output="float",
+                                 checkpoint=ckpt).video
+
+    uninterrupted = pipeline.generate(tiny_ti2v, prompt=req.prompt, negative_prompt=req.negative_prompt, width=64,
+                                      height=64, frames=5, steps=4, guidance=5.0, seed=3, output="float").video
+    assert np.array_equal(resume(False), uninterrupted)
+    assert not np.array_equal(resume(True), uninterrupted)
+
+
+def test_worker_killed_mid_denoising_resumes_in_a_new_worker(start_worker, tmp_path):
+    """The real thing: the worker process dies (crash hook, exit 70) after step 2; a new worker resumes the job and
+    its frames equal those of an uninterrupted job on that worker."""
+    out = str(tmp_path / "x-1")
+    req = generate_request("x-1", out, width=64, height=64, frames=5, steps=4, png_frames=True, checkpoint_every=1)
+    w = start_worker("--device", "cpu", "--model", "tiny")
+    assert w.next_event()["event"] == "ready", w.log()
+    w.send({**req, "debug": {"crash_at_step": 2}})
+    assert w.wait_exit() == 70
+    assert os.listdir(out) == [checkpoint.CHECKPOINT_NAME]
+
+    w = start_worker("--device", "cpu", "--model", "tiny")
+    assert w.next_event()["event"] == "ready", w.log()
+    w.send(req)
+    final, seen = w.wait_final("x-1")
+    assert final["event"] == "result", final
+    resumed = [e for e in seen if e["event"] == "resumed"]
+    assert resumed == [{"event": "resumed", "job": "x-1", "step": 2, "total": 4}]
+    assert denoising_steps(seen) == [3, 4]
+    w.send({**req, "job": "x-2", "out_dir": str(tmp_path / "x-2")})
+    final, seen = w.wait_final("x-2")
+    assert final["event"] == "result" and not [e for e in seen if e["event"] == "resumed"]
+    assert np.array_equal(png_frames(out), png_frames(tmp_path / "x-2"))
+    assert sorted(os.listdir(out)) == ["frames", "job.json", "video.mp4"]
