@@ -174,6 +174,7 @@ final class SlotRunner: Sendable {
             }
             if try await store.job(id: job.id)?.cancelRequested == true {
                 if try await store.finishCancelled(inFlight.lease, now: now) {
+                    discardCheckpoint(of: job)
                     publish("cancelled", job, state: .cancelled)
                     metrics.jobFinished(state: "cancelled")
                 }
@@ -203,6 +204,7 @@ final class SlotRunner: Sendable {
             }
         case .fail(let finalMessage):
             if try await store.fail(lease, code: code, message: finalMessage, retry: false, memorySaving: false, now: now) {
+                discardCheckpoint(of: job)
                 publish("failed", job, state: .failed, errorCode: code, message: finalMessage)
                 metrics.jobFinished(state: "failed")
             }
@@ -380,6 +382,11 @@ final class SlotRunner: Sendable {
     /// The name of the engine's checkpoint file in a job's directory.
     static let checkpointFile = "checkpoint.pt"
 
+    /// A job that ended for good will not resume: its checkpoint only takes space.
+    private func discardCheckpoint(of job: Job) {
+        try? FileManager.default.removeItem(atPath: configuration.outputDirectory(jobID: job.id) + "/" + Self.checkpointFile)
+    }
+
     /// Removes everything in a job's directory but `kept`.
     static func clearOutputs(_ directory: String, keeping kept: String) {
         let fileManager = FileManager.default
@@ -478,6 +485,7 @@ final class SlotRunner: Sendable {
         do {
             if failure.code == .cancelled {
                 if try await store.finishCancelled(lease, now: Date()) {
+                    discardCheckpoint(of: job)
                     publish("cancelled", job, state: .cancelled, attempt: lease.attempt)
                     metrics.jobFinished(state: "cancelled")
                 }

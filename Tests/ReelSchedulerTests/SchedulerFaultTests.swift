@@ -43,6 +43,35 @@ import Testing
         await harness.stop()
     }
 
+    @Test func aKilledJobResumesFromItsCheckpointWithIdenticalFrames() async throws {
+        let harness = try SchedulerHarness(slots: 1, checkpointEvery: 1)
+        // The prompt's fault marker changes the prompt, so both jobs carry it: only the kill differs.
+        let reference = try await harness.submit("a paper boat on a pond [slow]", priority: 1, steps: 6, pngFrames: true)
+        let referenceDone = try await harness.waitForTerminal(reference.id)
+        #expect(referenceDone.state == .succeeded && referenceDone.attempts == 1)
+
+        let job = try await harness.submit("a paper boat on a pond [slow]", steps: 6, pngFrames: true)
+        let pid = try await harness.workerPID(running: job.id, atStep: 3)
+        kill(-pid, SIGKILL)
+        let done = try await harness.waitForTerminal(job.id)
+        #expect(done.state == .succeeded && done.attempts == 2)
+        let events = try await harness.store.events(jobID: job.id)
+        #expect(events.contains { $0.kind == "resumed" }, "\(events.map(\.kind))")
+
+        let frames = { (job: Job) throws -> [Data] in
+            let directory = try #require(job.outputs?.framesDirectory)
+            return try FileManager.default.contentsOfDirectory(atPath: directory).sorted().map {
+                try Data(contentsOf: URL(fileURLWithPath: directory + "/" + $0))
+            }
+        }
+        let resumedFrames = try frames(done)
+        #expect(resumedFrames.count == 5)
+        #expect(resumedFrames == (try frames(referenceDone)), "the resumed video equals the uninterrupted one")
+        let directory = harness.scheduler.configuration.outputDirectory(jobID: job.id)
+        #expect(!FileManager.default.fileExists(atPath: directory + "/checkpoint.pt"), "removed after success")
+        await harness.stop()
+    }
+
     @Test func outOfMemoryIsRetriedOnceWithTheMemorySavingSettings() async throws {
         let harness = try SchedulerHarness(slots: 1)
         let job = try await harness.submit("a huge panorama [oom]")

@@ -23,7 +23,8 @@ final class SchedulerHarness: Sendable {
 
     init(
         slots: Int = 1, store: (any JobStore)? = nil, maxAttempts: Int = 3, stallTimeout: Duration = .seconds(60),
-        grace: Duration = .seconds(30), model: String = "tiny", leaseDuration: Duration = .seconds(30)
+        grace: Duration = .seconds(30), model: String = "tiny", leaseDuration: Duration = .seconds(30),
+        checkpointEvery: Int? = nil
     ) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("reel-sched-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -39,7 +40,7 @@ final class SchedulerHarness: Sendable {
             node: "test", slots: slotList, engine: TestSupport.engine, model: model, dataDirectory: directory.path,
             maxAttempts: maxAttempts, stallTimeout: stallTimeout, leaseDuration: leaseDuration, grace: grace,
             backoff: Backoff(base: .milliseconds(100), ceiling: .seconds(1)),
-            workerEnvironment: ["REEL_ENGINE_ALLOW_FAULTS": "1"])
+            workerEnvironment: ["REEL_ENGINE_ALLOW_FAULTS": "1"], checkpointEvery: checkpointEvery)
         scheduler = Scheduler(
             configuration: configuration, store: store, bus: EventBus(), metrics: SchedulerMetrics(factory: NOOPMetricsHandler.instance),
             logger: TestSupport.logger, jobDebug: PromptFaults.debugFields)
@@ -47,15 +48,16 @@ final class SchedulerHarness: Sendable {
         task = Task { try await scheduler.run() }
     }
 
-    static func spec(_ prompt: String, seed: UInt64 = 1, steps: Int = 2) -> GenerationSpec {
+    static func spec(_ prompt: String, seed: UInt64 = 1, steps: Int = 2, pngFrames: Bool = false) -> GenerationSpec {
         GenerationSpec(
             prompt: prompt, negativePrompt: "", width: 32, height: 32, frames: 5, fps: 24, steps: steps, guidance: 5.0,
-            guidance2: nil, seed: seed, pngFrames: false, model: "tiny")
+            guidance2: nil, seed: seed, pngFrames: pngFrames, model: "tiny")
     }
 
     @discardableResult
-    func submit(_ prompt: String, priority: Int = 0, steps: Int = 2) async throws -> Job {
-        let (job, _) = try await store.enqueue(NewJob(spec: Self.spec(prompt, steps: steps), priority: priority), now: Date())
+    func submit(_ prompt: String, priority: Int = 0, steps: Int = 2, pngFrames: Bool = false) async throws -> Job {
+        let spec = Self.spec(prompt, steps: steps, pngFrames: pngFrames)
+        let (job, _) = try await store.enqueue(NewJob(spec: spec, priority: priority), now: Date())
         scheduler.jobsEnqueued()
         return job
     }
