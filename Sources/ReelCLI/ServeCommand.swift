@@ -32,6 +32,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "On SIGTERM, seconds running jobs may go on before they are stopped and left queued.")
     var grace: Double = 30
     @Option(help: "Seconds a claim holds without renewal.") var leaseSeconds: Double = 60
+    @Option(help: "Save a checkpoint every N denoising steps, so a retried job resumes where it stopped (0: never).")
+    var checkpointEvery = 5
     @Option(help: "Largest request body in bytes.") var maxBodyBytes = 1 << 20
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
     @OptionGroup var styleFile: StyleFileOption
@@ -117,7 +119,7 @@ struct ServeCommand: AsyncParsableCommand {
             model: engineOptions.modelArgument, dataDirectory: dataDirectory, maxAttempts: maxAttempts,
             stallTimeout: .seconds(stallTimeout), startupTimeout: .seconds(startupTimeout),
             leaseDuration: .seconds(leaseSeconds), grace: .seconds(grace),
-            workerEnvironment: testFaults ? ["REEL_ENGINE_ALLOW_FAULTS": "1"] : [:])
+            workerEnvironment: testFaults ? ["REEL_ENGINE_ALLOW_FAULTS": "1"] : [:], checkpointEvery: checkpointEvery)
         let metrics = ReelMetricsRegistry()
         let scheduler = Scheduler(
             configuration: configuration, store: store, bus: EventBus(), metrics: metrics.schedulerMetrics,

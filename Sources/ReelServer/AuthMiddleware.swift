@@ -12,12 +12,22 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let rateLimiter: RateLimiter?
 
     /// Paths open without a key: a liveness probe must not need a secret.
-    static var openPaths: Set<String> { ["/healthz"] }
+    static var openPaths: Set<String> { ["/healthz", "/"] }
+
+    /// The web page's static files hold no secret; the page asks for a key and sends it with every API call.
+    static func isOpen(_ path: String) -> Bool {
+        if openPaths.contains(path) { return true }
+        // Exactly one plain file name under /web/: no further segment, no escape, no dot-dot.
+        guard path.hasPrefix("/web/") else { return false }
+        let name = path.dropFirst("/web/".count)
+        return !name.isEmpty && !name.contains("/") && !name.contains("%") && !name.contains("..")
+            && !name.contains("\\")
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
-        guard let keys, !keys.isEmpty, !Self.openPaths.contains(request.uri.path) else {
+        guard let keys, !keys.isEmpty, !Self.isOpen(request.uri.path) else {
             return try await next(request, context)
         }
         guard let header = request.headers[.authorization], !header.isEmpty else {

@@ -176,6 +176,20 @@ import Testing
         }
     }
 
+    @Test func theWebPageLoadsWithoutAKeyButItsAPICallsNeedOne() async throws {
+        try await TestSupport.withTemporaryDirectory { directory in
+            let server = try KeyedServer(dataDirectory: directory)
+            try await server.test { client in
+                #expect(try await client.execute(uri: "/", method: .get).status == .ok)
+                #expect(try await client.execute(uri: "/web/app.js", method: .get).status == .ok)
+                for uri in ["/web/../v1/jobs", "/web/%2e%2e/v1/jobs", "/web/x/../../v1/jobs", "/v1/jobs"] {
+                    let response = try await client.execute(uri: uri, method: .get)
+                    #expect(response.status == .unauthorized, "\(uri)")
+                }
+            }
+        }
+    }
+
     @Test func withoutKeysEverythingIsOpenAndUnowned() async throws {
         try await TestSupport.withTemporaryDirectory { directory in
             let server = try KeyedServer(dataDirectory: directory, keys: nil)
