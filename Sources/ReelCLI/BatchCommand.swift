@@ -156,7 +156,8 @@ struct BatchCommand: AsyncParsableCommand {
             let scheduler = Scheduler(
                 configuration: SchedulerConfiguration(
                     node: "local", slots: slots, engine: EngineLocation.locate(), model: engine.modelArgument,
-                    dataDirectory: engine.resolvedDataDir, outputRoot: outDir),
+                    dataDirectory: engine.resolvedDataDir, workerEnvironment: try engine.workerEnvironment(),
+                    outputRoot: outDir),
                 store: store, bus: EventBus(), metrics: SchedulerMetrics(factory: NOOPMetricsHandler.instance),
                 logger: logger)
             let running = Task { try await scheduler.run() }

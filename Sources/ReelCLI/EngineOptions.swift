@@ -21,6 +21,19 @@ struct EngineOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Show the engine's log.")
     var verbose = false
 
+    @Option(help: "Interpolate frames with this RIFE checkpoint (Practical-RIFE flownet.pkl) instead of minterpolate.")
+    var rife: String?
+
+    /// The environment that tells workers about options they read from it.
+    func workerEnvironment() throws -> [String: String] {
+        guard let rife else { return [:] }
+        let path = absolutePath(rife)
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ValidationError("--rife: no file at \(path); point it at a RIFE flownet.pkl")
+        }
+        return ["REEL_RIFE_CHECKPOINT": path]
+    }
+
     var resolvedDevice: String {
         guard device == "auto" else { return device }
         return FileManager.default.fileExists(atPath: "/dev/nvidia0") ? "cuda:0" : "cpu"
@@ -34,10 +47,10 @@ struct EngineOptions: ParsableArguments {
         return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".local/share/reel").path
     }
 
-    func launch() -> WorkerLaunch {
+    func launch() throws -> WorkerLaunch {
         WorkerLaunch(
             engine: EngineLocation.locate(), device: resolvedDevice, model: modelArgument,
-            dataDirectory: resolvedDataDir, memorySaving: memorySaving)
+            dataDirectory: resolvedDataDir, memorySaving: memorySaving, environment: try workerEnvironment())
     }
 
     /// A model directory is passed to the worker as an absolute path.

@@ -10,7 +10,7 @@ struct LocalRunner {
     func run<R: Sendable>(
         _ body: (WorkerConnection, inout AsyncStream<WorkerEvent>.Iterator) async throws -> R
     ) async throws -> R {
-        let launch = engine.launch()
+        let launch = try engine.launch()
         let verbose = engine.verbose
         printError("starting the \(launch.model) worker on \(launch.device) …")
         var forward: (@Sendable (String) -> Void)? = nil

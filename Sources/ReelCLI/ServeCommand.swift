@@ -34,6 +34,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds a claim holds without renewal.") var leaseSeconds: Double = 60
     @Option(help: "Save a checkpoint every N denoising steps, so a retried job resumes where it stopped (0: never).")
     var checkpointEvery = 5
+    @Option(help: "Interpolate frames with this RIFE checkpoint (Practical-RIFE flownet.pkl) instead of minterpolate.")
+    var rife: String?
     @Option(help: "Largest request body in bytes.") var maxBodyBytes = 1 << 20
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
     @OptionGroup var styleFile: StyleFileOption
@@ -101,7 +103,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "reel")
 
-        let engineOptions = try EngineOptions.parse(["--model", model] + (dataDir.map { ["--data-dir", $0] } ?? []))
+        let engineOptions = try EngineOptions.parse(
+            ["--model", model] + (dataDir.map { ["--data-dir", $0] } ?? []) + (rife.map { ["--rife", $0] } ?? []))
         let modelInfo = try engineOptions.resolveModel()
         let dataDirectory = engineOptions.resolvedDataDir
         let slots: [Slot]
@@ -119,7 +122,9 @@ struct ServeCommand: AsyncParsableCommand {
             model: engineOptions.modelArgument, dataDirectory: dataDirectory, maxAttempts: maxAttempts,
             stallTimeout: .seconds(stallTimeout), startupTimeout: .seconds(startupTimeout),
             leaseDuration: .seconds(leaseSeconds), grace: .seconds(grace),
-            workerEnvironment: testFaults ? ["REEL_ENGINE_ALLOW_FAULTS": "1"] : [:], checkpointEvery: checkpointEvery)
+            workerEnvironment: (testFaults ? ["REEL_ENGINE_ALLOW_FAULTS": "1"] : [:])
+                .merging(try engineOptions.workerEnvironment()) { _, new in new },
+            checkpointEvery: checkpointEvery)
         let metrics = ReelMetricsRegistry()
         let scheduler = Scheduler(
             configuration: configuration, store: store, bus: EventBus(), metrics: metrics.schedulerMetrics,

@@ -83,6 +83,8 @@ import Testing
             #expect(model.status != 0 && model.stderr.contains("Wan-AI/Wan2.2"), "\(model.stderr)")
             let style = try reel(["generate", "--prompt", "x", "--style", "cinematc", "--out", "o"], in: directory)
             #expect(style.status != 0 && style.stderr.contains("cinematic"), "closest names: \(style.stderr)")
+            let rife = try reel(["generate", "--prompt", "x", "--rife", "/no/flownet.pkl", "--out", "o"], in: directory)
+            #expect(rife.status != 0 && rife.stderr.contains("--rife"), "\(rife.stderr)")
             let interpolate = try reel(["generate", "--prompt", "x", "--interpolate", "3", "--out", "o"], in: directory)
             #expect(interpolate.status != 0 && interpolate.stderr.contains("interpolate"), "\(interpolate.stderr)")
             #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("o").path))
