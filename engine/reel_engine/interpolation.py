@@ -11,9 +11,10 @@ instants anyway; substituting the RGB source avoids the RGB→YUV→RGB rounding
 the source's first and last. minterpolate only emits the frames of an interval once it has seen the frame after
 it, so the last source frame is pushed twice; the output is then taken by timestamp, exactly (n-1)*k+1 frames.
 
-RIFE (Practical-RIFE's IFNet, `flownet.pkl` v4.x) is not implemented: see engine/README.md. Setting
-REEL_RIFE_CHECKPOINT makes interpolating jobs fail at once with InterpolationUnavailable rather than silently use
-another method.
+RIFE: when REEL_RIFE_CHECKPOINT names a Practical-RIFE v4.25 `flownet.pkl` (rife.py), the in-between frames come
+from that IFNet instead, on the worker's device, with the source frames kept exactly at every k-th position, and
+job.json's `interpolation_method` is "rife:<file name> (v4.25)". check_available loads the checkpoint (strictly), so
+a missing or wrong file fails the job with InterpolationUnavailable before generating rather than after.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ WORK_FORMAT = "yuv444p"
 
 
 class InterpolationUnavailable(Exception):
-    """The configured interpolation method cannot be used (today: a RIFE checkpoint was configured)."""
+    """The configured interpolation method cannot be used (a missing or unloadable RIFE checkpoint)."""
 
 
 def output_frame_count(frames: int, factor: int) -> int:
@@ -51,29 +52,56 @@ def has_minterpolate() -> bool:
 
 
 def check_available() -> None:
-    """Raises InterpolationUnavailable when the environment asks for a method this engine cannot run."""
+    """Raises InterpolationUnavailable when the environment asks for a method this engine cannot run: a
+    REEL_RIFE_CHECKPOINT that is not a file or not a loadable Practical-RIFE IFNet state dict."""
     checkpoint = os.environ.get(RIFE_ENV)
     if not checkpoint:
         return
     if not os.path.isfile(checkpoint):
         raise InterpolationUnavailable(f"{RIFE_ENV}={checkpoint} is not a file; unset it to use FFmpeg's "
                                        "minterpolate")
-    raise InterpolationUnavailable(
-        f"RIFE checkpoint support needs an IFNet implementation (Practical-RIFE v4.x flownet.pkl), which this "
-        f"engine does not have yet (see engine/README.md); unset {RIFE_ENV}={checkpoint} to use FFmpeg's "
-        "minterpolate")
+    from . import rife
+
+    try:
+        rife.cached(checkpoint, _device(None))
+    except rife.CheckpointError as e:
+        raise InterpolationUnavailable(
+            f"RIFE checkpoint support needs a Practical-RIFE v{rife.VERSION} IFNet state dict "
+            f"(train_log/flownet.pkl) in {RIFE_ENV}; {e}") from None
+
+
+def rife_method_name(checkpoint: str) -> str:
+    from . import rife
+
+    return f"rife:{os.path.basename(checkpoint)} (v{rife.VERSION})"
+
+
+def _device(device):
+    """The device RIFE runs on: `device` if given, else the worker's GPU when this process uses CUDA (a CUDA
+    worker has selected its GPU with torch.cuda.set_device), else the CPU."""
+    import torch
+
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def method_name() -> str:
+    checkpoint = os.environ.get(RIFE_ENV)
+    if checkpoint:
+        return rife_method_name(checkpoint)
     return MINTERPOLATE_METHOD if has_minterpolate() else BLEND_METHOD
 
 
 def interpolate(frames: np.ndarray, fps: int, factor: int,
-                cancelled: Callable[[], bool] = lambda: False) -> tuple[np.ndarray, str | None]:
+                cancelled: Callable[[], bool] = lambda: False, device=None) -> tuple[np.ndarray, str | None]:
     """uint8 RGB frames (n, height, width, 3) at `fps` → ((n-1)*factor+1 frames at fps*factor, method name).
 
-    Factor 1 returns the frames unchanged and method None. Raises InterpolationUnavailable (see check_available)
-    and pipeline.Cancelled("interpolating") when `cancelled()` turns true (checked once per frame)."""
+    Factor 1 returns the frames unchanged and method None. With REEL_RIFE_CHECKPOINT set, RIFE runs on `device`
+    (default: see _device). Raises InterpolationUnavailable (see check_available) and
+    pipeline.Cancelled("interpolating") when `cancelled()` turns true (checked once per frame or interval)."""
     if factor not in FACTORS:
         raise ValueError(f"interpolation factor must be one of {FACTORS}, got {factor}")
     if factor == 1:
@@ -81,6 +109,18 @@ def interpolate(frames: np.ndarray, fps: int, factor: int,
     check_available()
     if len(frames) < 2:
         return frames, method_name()
+    checkpoint = os.environ.get(RIFE_ENV)
+    if checkpoint:
+        from . import rife
+
+        dev = _device(device)
+        try:
+            net = rife.cached(checkpoint, dev)
+        except rife.CheckpointError as e:
+            raise InterpolationUnavailable(str(e)) from None
+        log.info("interpolating %d frames x%d with RIFE v%s (%s) on %s", len(frames), factor, rife.VERSION,
+                 checkpoint, dev)
+        return rife.interpolate(net, frames, factor, dev, lambda: _check(cancelled)), rife_method_name(checkpoint)
     if has_minterpolate():
         return _minterpolate(frames, fps, factor, cancelled), MINTERPOLATE_METHOD
     log.warning("this FFmpeg build has no minterpolate filter; interpolating by blending neighbouring frames")
