@@ -131,7 +131,9 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None) -> di
     if req.interpolate > 1:
         progress("interpolating", 0, 1)
         t0 = time.perf_counter()
-        frames, method = interpolation.interpolate(frames, source_fps, req.interpolate, job.cancel.is_set)
+        frames, method = interpolation.interpolate(
+            frames, source_fps, req.interpolate, job.cancel.is_set, device=model.device
+        )
         seconds["interpolating"] = time.perf_counter() - t0
         progress("interpolating", 1, 1)
     fps = source_fps * req.interpolate
