@@ -54,6 +54,29 @@ import Testing
         }
     }
 
+    @Test func rifeInterpolatesWithTheGivenCheckpoint() throws {
+        try TestSupport.withTemporaryDirectorySync { directory in
+            // No RIFE weights can be downloaded here: a random IFNet of the supported layout stands in for them.
+            let checkpoint = directory.appendingPathComponent("flownet.pkl").path
+            _ = try TestSupport.runCapturing(TestSupport.engine.python, [
+                "-c",
+                "import sys, torch; sys.path.insert(0, sys.argv[2]); from reel_engine.rife import IFNet; "
+                    + "torch.manual_seed(0); net = IFNet(); "
+                    + "torch.save({'module.' + k: v for k, v in net.state_dict().items()}, sys.argv[1])",
+                checkpoint, TestSupport.engine.packageDirectory ?? "engine",
+            ])
+            let run = try reel(
+                ["generate", "--prompt", "a kite", "--size", "64x64", "--frames", "9", "--steps", "2",
+                 "--interpolate", "2", "--rife", checkpoint, "--device", "cpu", "--out", "rife"], in: directory)
+            #expect(run.status == 0, "\(run.stderr)")
+            let probe = try TestSupport.probeVideo(directory.appendingPathComponent("rife/video.mp4").path)
+            #expect(probe.frames == 17 && probe.fps == 48)
+            let metadata = try JSONSerialization.jsonObject(
+                with: Data(contentsOf: directory.appendingPathComponent("rife/job.json"))) as? [String: Any]
+            #expect((metadata?["interpolation_method"] as? String)?.hasPrefix("rife:flownet.pkl") == true)
+        }
+    }
+
     @Test func stylesAreListedAndPreviewed() throws {
         try TestSupport.withTemporaryDirectorySync { directory in
             let list = try reel(["styles"], in: directory)
