@@ -11,6 +11,17 @@ public enum Validation {
     ) throws(ReelError) -> GenerationSpec {
         let userPrompt = (request.prompt ?? "").trimmingWhitespace
         guard !userPrompt.isEmpty else { throw .invalid("prompt", "the prompt is empty; describe the video to generate") }
+        // The limits bound what the user wrote; a style adds a fixed template around it.
+        guard userPrompt.count <= limits.maxPromptCharacters else {
+            throw .invalid(
+                "prompt", "the prompt has \(userPrompt.count) characters; the limit is \(limits.maxPromptCharacters)")
+        }
+        let userNegative = request.negativePrompt ?? ""
+        guard userNegative.count <= limits.maxPromptCharacters else {
+            throw .invalid(
+                "negative_prompt",
+                "the negative prompt has \(userNegative.count) characters; the limit is \(limits.maxPromptCharacters)")
+        }
         var prompt = userPrompt
         var styleName: String?
         var negativeFromStyle: String?
@@ -19,15 +30,7 @@ public enum Validation {
             (prompt, negativeFromStyle) = style.apply(prompt: userPrompt, negativePrompt: request.negativePrompt ?? "")
             styleName = style.name
         }
-        guard prompt.count <= limits.maxPromptCharacters else {
-            throw .invalid("prompt", "the prompt has \(prompt.count) characters; the limit is \(limits.maxPromptCharacters)")
-        }
         let negative = negativeFromStyle ?? request.negativePrompt ?? ""
-        guard negative.count <= limits.maxPromptCharacters else {
-            throw .invalid(
-                "negative_prompt",
-                "the negative prompt has \(negative.count) characters; the limit is \(limits.maxPromptCharacters)")
-        }
 
         var width = model.defaults.width
         var height = model.defaults.height

@@ -65,6 +65,18 @@ import Testing
         #expect(seed?.field == "seed")
     }
 
+    @Test func thePromptLimitBoundsWhatTheUserWroteNotTheStyle() throws {
+        let limits = GenerationLimits(maxPromptCharacters: 20)
+        let atLimit = GenerationRequest(prompt: String(repeating: "a", count: 20), style: "cinematic")
+        let spec = try Validation.resolve(atLimit, model: ti2v, limits: limits, randomSeed: { 1 })
+        #expect(spec.prompt.count > 20 && spec.userPrompt?.count == 20)
+        let over = GenerationRequest(prompt: String(repeating: "a", count: 21), style: "cinematic")
+        let error = #expect(throws: ReelError.self) {
+            try Validation.resolve(over, model: ti2v, limits: limits, randomSeed: { 1 })
+        }
+        #expect(error?.field == "prompt" && error?.message.contains("21 characters") == true)
+    }
+
     @Test func chinesePromptsAreKept() throws {
         let spec = try resolve(GenerationRequest(prompt: "  一只红色的狐狸在雪地里奔跑  "))
         #expect(spec.prompt == "一只红色的狐狸在雪地里奔跑")
