@@ -5,6 +5,7 @@ import ReelClient
 import Metrics
 import ReelCore
 import ReelScheduler
+import ReelServer
 import ReelStore
 import ReelWorker
 import ReelWorkerProtocol
@@ -112,9 +113,7 @@ struct BatchCommand: AsyncParsableCommand {
                 }
             } catch {
                 printError("row \(row.number), column \(error.field ?? "?"): \(error.message)")
-                rejected[row.number] = [
-                    String(row.number), "", "rejected", "", "", "", "", "", "", "\(error.field ?? ""): \(error.message)",
-                ]
+                rejected[row.number] = BatchReport.rejectedLine(row: row.number, column: error.field, message: error.message)
             }
         }
         return (valid, rejected)
@@ -166,24 +165,13 @@ struct BatchCommand: AsyncParsableCommand {
             _ = try? await running.value
             for item in planned {
                 guard let job = finished[item.directory] else { continue }
-                let seconds = job.outputs?.secondsPerStage ?? [:]
-                func stage(_ name: String) -> String { seconds[name].map(format) ?? "" }
-                report[item.row] = [
-                    String(item.row), job.id, job.state.rawValue, String(job.spec.seed), job.outputs?.video ?? "",
-                    stage("text_encoding"), stage("denoising"), stage("vae_decode"), stage("encoding"),
-                    job.state == .succeeded ? "" : (job.errorMessage ?? ""),
-                ]
+                report[item.row] = BatchReport.line(row: item.row, jobID: job.id, job: job)
                 if job.state != .succeeded { printError("row \(item.row) \(job.state.rawValue): \(job.errorMessage ?? "")") }
             }
         }
 
-        var csv = CSVWriter.line([
-            "row", "job_id", "state", "seed", "output", "text_encoding_s", "denoising_s", "vae_decode_s", "encoding_s",
-            "error",
-        ])
-        for row in report.keys.sorted() { csv += CSVWriter.line(report[row]!) }
         let reportPath = outDir + "/report.csv"
-        try csv.write(toFile: reportPath, atomically: true, encoding: .utf8)
+        try BatchReport.csv(lines: report).write(toFile: reportPath, atomically: true, encoding: .utf8)
         let succeeded = report.values.filter { $0[2] == "succeeded" }.count
         print("\(succeeded) of \(table.rows.count) videos in \(outDir); report: \(reportPath)")
         if succeeded < table.rows.count { throw ExitCode(1) }
@@ -241,8 +229,6 @@ struct BatchCommand: AsyncParsableCommand {
         let filled = total > 0 ? done * width / total : width
         return String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
     }
-
-    private func format(_ value: Double) -> String { String(format: "%.3f", value) }
 
     // MARK: - On a server
 

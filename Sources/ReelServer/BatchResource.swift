@@ -84,33 +84,41 @@ struct BatchResource: Encodable {
     }
 }
 
-/// `report.csv`: one line per row of the batch, accepted or rejected, in row order.
-enum BatchReport {
-    static let header = [
+/// `report.csv`: one line per row of the batch, accepted or rejected, in row order. The CLI writes the same lines
+/// for batches it runs locally.
+public enum BatchReport {
+    public static let header = [
         "row", "job_id", "state", "seed", "output", "text_encoding_s", "denoising_s", "vae_decode_s", "encoding_s",
         "error",
     ]
 
+    /// The line of a row that became a job; `job` is nil when the store no longer has it.
+    public static func line(row: Int, jobID: String, job: Job?) -> [String] {
+        let seconds = job?.outputs?.secondsPerStage ?? [:]
+        func stage(_ name: String) -> String { seconds[name].map { String(format: "%.3f", $0) } ?? "" }
+        return [
+            String(row), jobID, job?.state.rawValue ?? "missing", job.map { String($0.spec.seed) } ?? "",
+            job?.outputs?.video ?? "", stage("text_encoding"), stage("denoising"), stage("vae_decode"),
+            stage("encoding"), job?.state == .failed ? (job?.errorMessage ?? "") : "",
+        ]
+    }
+
+    /// The line of a row that was rejected before it became a job.
+    public static func rejectedLine(row: Int, column: String?, message: String) -> [String] {
+        [String(row), "", "rejected", "", "", "", "", "", "", (column.map { "\($0): " } ?? "") + message]
+    }
+
+    /// The whole report, lines in row order.
+    public static func csv(lines: [Int: [String]]) -> String {
+        ([CSVWriter.line(header)] + lines.keys.sorted().map { CSVWriter.line(lines[$0]!) }).joined()
+    }
+
     static func csv(_ manifest: BatchManifest, jobs: [String: Job]) -> String {
-        var lines: [(Int, [String])] = []
-        for entry in manifest.accepted {
-            let job = jobs[entry.job]
-            let seconds = job?.outputs?.secondsPerStage ?? [:]
-            func stage(_ name: String) -> String { seconds[name].map { String(format: "%.3f", $0) } ?? "" }
-            lines.append(
-                (entry.row, [
-                    String(entry.row), entry.job, job?.state.rawValue ?? "missing", job.map { String($0.spec.seed) } ?? "",
-                    job?.outputs?.video ?? "", stage("text_encoding"), stage("denoising"), stage("vae_decode"),
-                    stage("encoding"), job?.state == .failed ? (job?.errorMessage ?? "") : "",
-                ]))
-        }
+        var lines: [Int: [String]] = [:]
+        for entry in manifest.accepted { lines[entry.row] = line(row: entry.row, jobID: entry.job, job: jobs[entry.job]) }
         for entry in manifest.rejected {
-            lines.append(
-                (entry.row, [
-                    String(entry.row), "", "rejected", "", "", "", "", "", "",
-                    (entry.column.map { "\($0): " } ?? "") + entry.message,
-                ]))
+            lines[entry.row] = rejectedLine(row: entry.row, column: entry.column, message: entry.message)
         }
-        return ([CSVWriter.line(header)] + lines.sorted { $0.0 < $1.0 }.map { CSVWriter.line($0.1) }).joined()
+        return csv(lines: lines)
     }
 }
