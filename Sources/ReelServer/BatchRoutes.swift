@@ -29,20 +29,13 @@ struct BatchRoutes {
     }
 
     private func submit(_ request: Request) async throws -> Response {
-        let tooLarge = APIError(
-            ReelError(.payloadTooLarge, "the batch is larger than \(maxBodyBytes) bytes; split it into several"))
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodyBytes { throw tooLarge }
         let atomicText = request.uri.queryParameters["atomic"].map(String.init)
         guard atomicText == nil || atomicText == "true" || atomicText == "false" else {
             throw ReelError.invalid("atomic", "atomic must be true or false")
         }
         var request = request
-        let body: ByteBuffer
-        do {
-            body = try await request.collectBody(upTo: maxBodyBytes)
-        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
-            throw tooLarge
-        }
+        let body = try await request.collectBody(
+            limit: maxBodyBytes, tooLarge: "the batch is larger than \(maxBodyBytes) bytes; split it into several")
         let contentType = (request.headers[.contentType] ?? "").lowercased()
         let rows: [BatchService.CheckedRow]
         let source: String

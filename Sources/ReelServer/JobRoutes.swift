@@ -26,17 +26,11 @@ struct JobRoutes {
     }
 
     private func submit(_ request: Request) async throws -> Response {
-        let key = try idempotencyKey(request)
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxBodyBytes {
-            throw tooLarge
-        }
+        let key = try request.idempotencyKey(maxLength: configuration.maxIdempotencyKeyLength)
         var request = request
-        let body: ByteBuffer
-        do {
-            body = try await request.collectBody(upTo: configuration.maxBodyBytes)
-        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
-            throw tooLarge
-        }
+        let body = try await request.collectBody(
+            limit: configuration.maxBodyBytes,
+            tooLarge: "the request body is larger than \(configuration.maxBodyBytes) bytes; a job spec is far smaller")
         let submission = try JobSubmission(json: body.readableBytesView)
         let (job, created) = try await service.submit(body: submission, idempotencyKey: key)
         var response = try APIJSON.response(JobResource(job), status: created ? .created : .ok)
@@ -44,25 +38,7 @@ struct JobRoutes {
         return response
     }
 
-    private var tooLarge: APIError {
-        APIError(
-            ReelError(
-                .payloadTooLarge,
-                "the request body is larger than \(configuration.maxBodyBytes) bytes; a job spec is far smaller"))
-    }
 
-    private func idempotencyKey(_ request: Request) throws(ReelError) -> String? {
-        guard let name = HTTPField.Name("Idempotency-Key"), let key = request.headers[name], !key.isEmpty else {
-            return nil
-        }
-        guard key.count <= configuration.maxIdempotencyKeyLength else {
-            throw ReelError(
-                .invalidValue, field: "Idempotency-Key",
-                "the Idempotency-Key has \(key.count) characters; the limit is \(configuration.maxIdempotencyKeyLength)"
-            )
-        }
-        return key
-    }
 
     private func list(_ request: Request) async throws -> Response {
         let query = request.uri.queryParameters

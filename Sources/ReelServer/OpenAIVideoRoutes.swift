@@ -37,21 +37,11 @@ struct OpenAIVideoRoutes {
     }
 
     private func create(_ request: Request) async throws -> Response {
-        let tooLarge = APIError(
-            ReelError(
-                .payloadTooLarge,
-                "the request body is larger than \(configuration.maxBodyBytes) bytes; a video request is far smaller"))
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxBodyBytes {
-            throw tooLarge
-        }
-        let key = try idempotencyKey(request)
+        let key = try request.idempotencyKey(maxLength: configuration.maxIdempotencyKeyLength)
         var request = request
-        let body: ByteBuffer
-        do {
-            body = try await request.collectBody(upTo: configuration.maxBodyBytes)
-        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
-            throw tooLarge
-        }
+        let body = try await request.collectBody(
+            limit: configuration.maxBodyBytes,
+            tooLarge: "the request body is larger than \(configuration.maxBodyBytes) bytes; a video request is far smaller")
         let contentType = request.headers[.contentType] ?? ""
         let model = service.model.name
         let submission: JobSubmission
@@ -74,18 +64,6 @@ struct OpenAIVideoRoutes {
         return try APIJSON.response(VideoResource(job))
     }
 
-    private func idempotencyKey(_ request: Request) throws(ReelError) -> String? {
-        guard let name = HTTPField.Name("Idempotency-Key"), let key = request.headers[name], !key.isEmpty else {
-            return nil
-        }
-        guard key.count <= configuration.maxIdempotencyKeyLength else {
-            throw ReelError(
-                .invalidValue, field: "Idempotency-Key",
-                "the Idempotency-Key has \(key.count) characters; the limit is \(configuration.maxIdempotencyKeyLength)"
-            )
-        }
-        return key
-    }
 
     private func list(_ request: Request) async throws -> Response {
         let query = request.uri.queryParameters

@@ -1,0 +1,28 @@
+import HTTPTypes
+import Hummingbird
+import ReelCore
+
+extension Request {
+    /// The whole body, refused with a 413 that says `tooLarge` as soon as it is declared, or grows, larger than
+    /// `limit` bytes, so an oversized body is never read to its end.
+    mutating func collectBody(limit: Int, tooLarge message: String) async throws -> ByteBuffer {
+        let tooLarge = APIError(ReelError(.payloadTooLarge, message))
+        if let length = headers[.contentLength].flatMap(Int.init), length > limit { throw tooLarge }
+        do {
+            return try await collectBody(upTo: limit)
+        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+            throw tooLarge
+        }
+    }
+
+    /// The `Idempotency-Key` header, when there is one, no longer than `maxLength`.
+    func idempotencyKey(maxLength: Int) throws(ReelError) -> String? {
+        guard let name = HTTPField.Name("Idempotency-Key"), let key = headers[name], !key.isEmpty else { return nil }
+        guard key.count <= maxLength else {
+            throw ReelError(
+                .invalidValue, field: "Idempotency-Key",
+                "the Idempotency-Key has \(key.count) characters; the limit is \(maxLength)")
+        }
+        return key
+    }
+}
