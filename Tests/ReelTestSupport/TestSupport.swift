@@ -111,16 +111,23 @@ extension TestSupport {
     public static func runReel(_ arguments: [String], in directory: URL, environment extra: [String: String] = [:])
         throws -> Run
     {
-        let process = Process()
-        process.executableURL = reelExecutable
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
         var environment = ProcessInfo.processInfo.environment
         environment["REEL_DATA_DIR"] = dataDirectory
         environment["REEL_PYTHON"] = engine.python
         environment["REEL_ENGINE"] = engine.packageDirectory
         for (key, value) in extra { environment[key] = value }
-        process.environment = environment
+        return try run(reelExecutable.path, arguments, in: directory, environment: environment)
+    }
+
+    /// Runs a program to completion, capturing both streams whatever its exit status.
+    public static func run(
+        _ program: String, _ arguments: [String], in directory: URL? = nil, environment: [String: String]? = nil
+    ) throws -> Run {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = arguments
+        if let directory { process.currentDirectoryURL = directory }
+        if let environment { process.environment = environment }
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
