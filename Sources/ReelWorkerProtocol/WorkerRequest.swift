@@ -1,6 +1,9 @@
 /// A request from Reel to an engine worker: one JSON object on one line of the worker's stdin.
 public enum WorkerRequest: Sendable, Equatable {
     case generate(Generate)
+    /// Encode this prompt now, on the text encoder's device, and keep the embedding for a `generate` that follows
+    /// with the same prompts. Sent by `split` slots while the other device still denoises the previous job. No reply.
+    case prepare(Prepare)
     case cancel(job: String)
     case ping
     case shutdown
@@ -68,6 +71,24 @@ public enum WorkerRequest: Sendable, Equatable {
     }
 }
 
+extension WorkerRequest {
+    /// The prompts of a job that is likely to come next.
+    public struct Prepare: Sendable, Equatable, Codable {
+        public var prompt: String
+        public var negativePrompt: String
+
+        public init(prompt: String, negativePrompt: String) {
+            self.prompt = prompt
+            self.negativePrompt = negativePrompt
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case prompt
+            case negativePrompt = "negative_prompt"
+        }
+    }
+}
+
 extension WorkerRequest: Codable {
     private enum TypeKey: String, CodingKey { case type, job }
 
@@ -76,6 +97,7 @@ extension WorkerRequest: Codable {
         let type = try container.decode(String.self, forKey: .type)
         switch type {
         case "generate": self = .generate(try Generate(from: decoder))
+        case "prepare": self = .prepare(try Prepare(from: decoder))
         case "cancel": self = .cancel(job: try container.decode(String.self, forKey: .job))
         case "ping": self = .ping
         case "shutdown": self = .shutdown
@@ -91,6 +113,9 @@ extension WorkerRequest: Codable {
         case .generate(let generate):
             try container.encode("generate", forKey: .type)
             try generate.encode(to: encoder)
+        case .prepare(let prepare):
+            try container.encode("prepare", forKey: .type)
+            try prepare.encode(to: encoder)
         case .cancel(let job):
             try container.encode("cancel", forKey: .type)
             try container.encode(job, forKey: .job)

@@ -18,6 +18,7 @@ import Testing
             .init(
                 job: "j-2", prompt: "p", negativePrompt: "", width: 32, height: 32, frames: 1, steps: 1, guidance: 1,
                 seed: 0, pngFrames: false, outDir: "/o")),
+        .prepare(.init(prompt: "一只狐狸\n在雪地里", negativePrompt: "blurry")),
         .cancel(job: "j-1"),
         .ping,
         .shutdown,
@@ -66,6 +67,11 @@ import Testing
                     "\"memory_saving\""] {
             #expect(line.contains(key), "\(key) in \(line)")
         }
+    }
+
+    @Test func prepareIsTheDocumentedLine() throws {
+        let line = try codec.encodeLine(.prepare(.init(prompt: "a fox", negativePrompt: "blurry")))
+        #expect(String(decoding: line, as: UTF8.self) == #"{"negative_prompt":"blurry","prompt":"a fox","type":"prepare"}"# + "\n")
     }
 
     @Test func decodesWhatTheEngineWrites() throws {
