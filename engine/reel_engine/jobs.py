@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from . import checkpoint, interpolation, media, metadata, protocol
+from . import checkpoint, distributed, interpolation, media, metadata, protocol
 from .pipeline import Cancelled, free_memory, generate, latent_shape, peak_memory_bytes, reset_peak_memory
 
 log = logging.getLogger("reel_engine.jobs")
@@ -30,11 +30,13 @@ class Job:
         self.stage = "setup"
 
 
-def run_job(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None = None) -> dict:
-    """Runs `job` on `model`, emitting progress events; returns the final event (never raises)."""
+def run_job(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None = None,
+            gpu_done: Callable[[], None] = lambda: None) -> dict:
+    """Runs `job` on `model`, emitting progress events; returns the final event (never raises). `gpu_done` is
+    called once the job no longer needs the device (before its files are encoded), so the next job may start."""
     req = job.request
     try:
-        return _run(model, job, emit, hang)
+        return _run(model, job, emit, hang, gpu_done)
     except Cancelled as e:
         log.info("job %s: %s", req.job, e)
         event = protocol.error_event(req.job, "cancelled", f"job {req.job} was cancelled ({e})")
@@ -64,8 +66,8 @@ def _is_out_of_memory(e: BaseException) -> bool:
     return isinstance(e, torch.cuda.OutOfMemoryError)
 
 
-def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None) -> dict:
-    req = job.request
+def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None, gpu_done: Callable[[], None]) -> dict:
+    req = distributed.request_for_rank(job.request)  # parallel groups: rank > 0 never touches the job's directory
     debug = req.debug
     started = time.perf_counter()
     if req.interpolate > 1:
@@ -123,8 +125,13 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None) -> di
                  req.job, ckpt.saves, ckpt.failures, 1000 * ckpt.snapshot_seconds / max(1, ckpt.saves + ckpt.failures),
                  1000 * ckpt.write_seconds / max(1, ckpt.saves))
     seconds = dict(generation.seconds)
+    text_cache = generation.text_cache
     frames = generation.video
     del generation
+    # Parallel groups: the ranks compare their frames; rank > 0 stops here and writes nothing (distributed.py).
+    follower = distributed.after_frames(req, frames, req.fps or model.fps, seconds)
+    if follower is not None:
+        return follower
     source_fps = req.fps or model.fps
     source_frames = int(frames.shape[0])
     method = None
@@ -137,7 +144,11 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None) -> di
         seconds["interpolating"] = time.perf_counter() - t0
         progress("interpolating", 1, 1)
     fps = source_fps * req.interpolate
+    peak = peak_memory_bytes(model.device)  # before the next job can use the device
 
+    # The device is free from here on: the worker may start the next job's denoising while this one encodes.
+    # It is freed before the event that says so goes out, so a client that answers the event is never "busy".
+    gpu_done()
     progress("encoding", 0, 1)
     t0 = time.perf_counter()
     if debug is not None and debug.encode_delay:
@@ -149,11 +160,10 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None) -> di
     seconds["encoding"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - started
     seconds = {k: round(v, 4) for k, v in seconds.items()}
-    peak = peak_memory_bytes(model.device)
     n, height, width, _ = frames.shape
     record = metadata.job_record(req, model, fps=fps, frame_count=n, seconds=seconds, peak_memory_bytes=peak,
                                  source_fps=source_fps, source_frames=source_frames, interpolation_method=method,
-                                 resumed_from_step=resumed_from_step)
+                                 resumed_from_step=resumed_from_step, text_cache=text_cache)
     metadata_path = metadata.write_job_json(record, req.out_dir)
     ckpt.discard()  # the outputs exist: a retry of this job has nothing left to resume
     progress("encoding", 1, 1)

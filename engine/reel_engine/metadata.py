@@ -25,7 +25,8 @@ def software_versions() -> dict:
 
 def job_record(request, model, fps: int, frame_count: int, seconds: dict, peak_memory_bytes: int,
                source_fps: int | None = None, source_frames: int | None = None,
-               interpolation_method: str | None = None, resumed_from_step: int | None = None) -> dict:
+               interpolation_method: str | None = None, resumed_from_step: int | None = None,
+               text_cache: dict | None = None) -> dict:
     """The contents of job.json for a finished generate request on a loaded model. `frames` and `fps` are the
     delivered video's; `source_frames` and `source_fps` the generated ones (the same unless interpolated)."""
     record = {
@@ -60,12 +61,31 @@ def job_record(request, model, fps: int, frame_count: int, seconds: dict, peak_m
         "memory_saving": bool(request.memory_saving or model.memory_saving),
         "checkpoint_every": request.checkpoint_every,
         "resumed_from_step": resumed_from_step,
+        # Whether each text's embedding was reused (hit) or encoded for this job (miss).
+        "text_embeddings": text_cache,
+        # How the worker ran the model: exact speed-ups (attention kernel, compilation), where each component
+        # lived, and approximate ones (none unless asked for).
+        "execution": execution_record(model),
         "seconds": seconds,
         "peak_memory_bytes": peak_memory_bytes,
         "versions": software_versions(),
         "metadata": request.metadata if request.metadata is not None else {},
     })
     return record
+
+
+def execution_record(model) -> dict:
+    plan = getattr(model, "memory_plan", None)
+    text = getattr(model, "text", None)
+    speed = dict(getattr(model, "speed", None) or {})
+    return {
+        "attention_backend": speed.get("attention_backend", "default"),
+        "compiled": bool(speed.get("compiled", False)),
+        "placement": plan.to_json() if plan is not None else None,
+        "text_encoder": getattr(text, "placement", None),
+        "text_device": str(getattr(model, "text_device", None) or model.device),
+        "approximate": speed.get("approximate"),
+    }
 
 
 def write_job_json(record: dict, out_dir: str) -> str:

@@ -20,7 +20,7 @@ import shutil
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -85,6 +85,10 @@ class LoadedModel:
     created: bool = False  # a tiny model that this load had to create
     memory_saving: bool = False
     load_seconds: float = 0.0
+    text: object = None  # textcache.TextEmbeddings
+    text_device: torch.device | None = None  # where the text encoder computes, when not on `device`
+    memory_plan: object = None  # placement.MemoryPlan
+    speed: dict = field(default_factory=dict)  # attention kernel, compilation, warm-up (speed.py)
 
     @property
     def fps(self) -> int:
@@ -388,10 +392,20 @@ def default_data_dir() -> str:
 
 
 def load_model(name: str, device: str | torch.device = "cpu", data_dir: str | None = None,
-               memory_saving: bool = False) -> LoadedModel:
-    """Loads `name` (tiny, tiny:ARCH, random:ARCH or a directory path) ready to generate on `device`."""
+               memory_saving: bool = False, text_device: str | torch.device | None = None,
+               memory_budget_gib: float | None = None) -> LoadedModel:
+    """Loads `name` (tiny, tiny:ARCH, random:ARCH or a directory path) ready to generate on `device`.
+
+    `text_device` puts the text encoder on a device of its own (the split layout). `memory_budget_gib` caps the
+    process's memory on a CUDA device and picks the fastest placement that fits it (placement.py)."""
     t0 = time.perf_counter()
     device = device if isinstance(device, torch.device) else resolve_device(device)
+    if text_device is not None and not isinstance(text_device, torch.device):
+        text_device = resolve_device(text_device)
+    if text_device is not None and text_device == device:
+        text_device = None
+    if memory_budget_gib is not None and memory_budget_gib <= 0:
+        raise ModelError(f"--memory-budget must be a positive number of GiB, not {memory_budget_gib}")
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     data_dir = data_dir or default_data_dir()
     created = False
@@ -419,18 +433,72 @@ def load_model(name: str, device: str | torch.device = "cpu", data_dir: str | No
         pipe = _load_dir(path, dtype, device_map)
         random_weights, defaults = False, DEFAULTS[architecture]
 
-    if memory_saving:
-        pipe.vae.enable_tiling()
-    if memory_saving and device.type == "cuda":
-        pipe.enable_model_cpu_offload(device=device)
-    elif device.type == "cpu":
-        pipe.to(device)
+    model = LoadedModel(name=name, architecture=architecture, pipe=pipe, device=device, dtype=dtype,
+                        random_weights=random_weights, defaults=defaults, path=path, created=created,
+                        memory_saving=memory_saving, text_device=text_device)
+    _place(model, memory_budget_gib)
     pipe.set_progress_bar_config(disable=True)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return LoadedModel(name=name, architecture=architecture, pipe=pipe, device=device, dtype=dtype,
-                       random_weights=random_weights, defaults=defaults, path=path, created=created,
-                       memory_saving=memory_saving, load_seconds=time.perf_counter() - t0)
+    model.load_seconds = time.perf_counter() - t0
+    return model
+
+
+def _place(model: LoadedModel, memory_budget_gib: float | None) -> None:
+    """Puts each component where the memory plan says, caps the process's GPU memory at the budget, and sets up
+    the text embedding cache."""
+    from dataclasses import replace
+
+    from . import placement
+    from .textcache import TextEmbeddings
+
+    pipe, device, text_device = model.pipe, model.device, model.text_device
+    sizes = placement.component_sizes(pipe)
+    if text_device is not None:
+        sizes = replace(sizes, text_encoder=0)  # it lives elsewhere
+    d = model.defaults
+    shape = placement.JobShape(d.width, d.height, d.frames, model.spatial_stride, model.temporal_stride)
+    budget = None
+    if memory_budget_gib is not None:
+        budget = int(memory_budget_gib * placement.GIB)
+        if device.type == "cuda":
+            total = torch.cuda.get_device_properties(device).total_memory
+            if budget > total:
+                raise ModelError(f"--memory-budget {memory_budget_gib:g} GiB is more than {device}'s "
+                                 f"{total / placement.GIB:.1f} GiB")
+    try:
+        plan = placement.plan_memory(sizes, shape, budget if device.type == "cuda" else None,
+                                     memory_saving=model.memory_saving)
+    except placement.BudgetTooSmall as e:
+        raise ModelError(str(e)) from None
+    model.memory_plan = plan
+    if plan.vae_tiling:
+        pipe.vae.enable_tiling()
+    text_placement = "resident"
+    if device.type == "cuda" and plan.model_offload:
+        if getattr(pipe, "hf_device_map", None) is not None:
+            pipe.reset_device_map()  # offload hooks and a device map exclude each other
+        pipe.enable_model_cpu_offload(device=device)
+        text_placement = "model_offload"
+    else:
+        if device.type == "cpu":
+            pipe.to(device)
+        if text_device is not None:
+            pipe.text_encoder.to(text_device)
+            text_placement = "device"
+        elif device.type == "cuda" and plan.text_placement == "offload":
+            pipe.text_encoder.to("cpu")
+            text_placement = "offload"
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        if budget is not None:
+            total = torch.cuda.get_device_properties(device).total_memory
+            torch.cuda.set_per_process_memory_fraction(min(1.0, budget / total), device)
+    transformer = pipe.transformer if pipe.transformer is not None else pipe.transformer_2
+    model.text = TextEmbeddings(pipe, device, transformer.dtype, placement=text_placement,
+                                encode_device=text_device or device)
+    log.info("placement: %s, text encoder %s%s", plan.tier, text_placement,
+             f" on {text_device}" if text_device is not None else "")
 
 
 def _load_dir(path: str, dtype: torch.dtype, device_map: str | None = None):

@@ -23,8 +23,6 @@ import torch
 from .checkpoint import Checkpointer, restore_scheduler
 from .models import LoadedModel
 
-MAX_SEQUENCE_LENGTH = 512  # WanPipeline.__call__'s default
-
 Progress = Callable[[str, int, int], None]
 
 
@@ -44,6 +42,7 @@ class Generation:
 
     video: np.ndarray
     seconds: dict
+    text_cache: dict | None = None  # per text: "hit" (embedding reused) or "miss" (encoded for this job)
 
 
 def to_uint8(video: np.ndarray) -> np.ndarray:
@@ -128,30 +127,27 @@ def generate(
     a verified checkpoint denoising continues after its step with its latents and scheduler state (the prompts are
     encoded again: embeddings are not saved)."""
     pipe = model.pipe
-    device = pipe._execution_device
+    device = model.device
     seconds: dict[str, float] = {}
     use_tiling = memory_saving and not pipe.vae.use_tiling
     if use_tiling:
         pipe.vae.enable_tiling()
     failed = True
     try:
-        # 1. Text encoding, with the pipeline's own method (prompt cleaning, padding to 512, trimming).
+        # 1. Text encoding with the pipeline's own per-text method (prompt cleaning, padding to 512, trimming),
+        # through the model's embedding cache: a text seen before (the shared negative prompt, a retried job, a
+        # prompt a `prepare` request encoded ahead) is not encoded again.
         progress("text_encoding", 0, 1)
         t0 = time.perf_counter()
         do_cfg = guidance > 1.0
-        prompt_embeds, negative_prompt_embeds = pipe.encode_prompt(
-            prompt=prompt,
-            negative_prompt=negative_prompt,
-            do_classifier_free_guidance=do_cfg,
-            num_videos_per_prompt=1,
-            max_sequence_length=MAX_SEQUENCE_LENGTH,
-            device=device,
-        )
         transformer = pipe.transformer if pipe.transformer is not None else pipe.transformer_2
         transformer_dtype = transformer.dtype
-        prompt_embeds = prompt_embeds.to(transformer_dtype)
-        if negative_prompt_embeds is not None:
-            negative_prompt_embeds = negative_prompt_embeds.to(transformer_dtype)
+        prompt_embeds, cached = model.text.get(prompt)
+        text_cache = {"prompt": "hit" if cached else "miss"}
+        negative_prompt_embeds = None
+        if do_cfg:
+            negative_prompt_embeds, cached = model.text.get(negative_prompt or "")
+            text_cache["negative_prompt"] = "hit" if cached else "miss"
         _sync(device)
         seconds["text_encoding"] = time.perf_counter() - t0
         progress("text_encoding", 1, 1)
@@ -272,7 +268,7 @@ def generate(
         seconds["vae_decode"] = time.perf_counter() - t0
         progress("vae_decode", 1, 1)
         failed = False
-        return Generation(video=video, seconds=seconds)
+        return Generation(video=video, seconds=seconds, text_cache=text_cache)
     finally:
         if checkpoint is not None:
             checkpoint.flush()  # no write outlives the call, whatever ended it

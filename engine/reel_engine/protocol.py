@@ -87,7 +87,15 @@ class ShutdownRequest:
     pass
 
 
-Request = GenerateRequest | CancelRequest | PingRequest | ShutdownRequest
+@dataclass(frozen=True)
+class PrepareRequest:
+    """Encode these texts now, so a later generate that uses them skips text encoding. No reply."""
+
+    prompt: str
+    negative_prompt: str | None = None
+
+
+Request = GenerateRequest | CancelRequest | PingRequest | ShutdownRequest | PrepareRequest
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -119,9 +127,15 @@ def parse_request(line: str | bytes, limits: Limits) -> Request:
         return PingRequest()
     if kind == "shutdown":
         return ShutdownRequest()
+    if kind == "prepare":
+        f = _Fields(obj, job)
+        prompt = f.string("prompt")
+        if not prompt.strip():
+            raise RequestError("prompt: must not be empty", job)
+        return PrepareRequest(prompt=prompt, negative_prompt=f.string("negative_prompt", required=False))
     raise RequestError(
         f"type: unknown request type {json.dumps(kind, ensure_ascii=False)} "
-        "(expected generate, cancel, ping or shutdown)",
+        "(expected generate, prepare, cancel, ping or shutdown)",
         job,
     )
 

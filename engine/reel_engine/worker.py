@@ -63,8 +63,9 @@ class Worker:
         self.writer = writer
         self.limits = protocol.Limits(model.spatial_stride, model.temporal_stride, allow_faults)
         self._lock = threading.Lock()
-        self._job = None
-        self._thread: threading.Thread | None = None
+        self._job = None  # the job using the device, at most one
+        self._encoding: dict = {}  # jobs whose device work is done, writing their files
+        self._threads: dict[str, threading.Thread] = {}
 
     def serve(self, stdin) -> None:
         """Serves until shutdown or EOF, then cancels any running job."""
@@ -87,15 +88,28 @@ class Worker:
             self.writer.emit(protocol.pong_event())
         elif isinstance(request, protocol.CancelRequest):
             with self._lock:
+                job = self._encoding.get(request.job)
                 if self._job is not None and self._job.request.job == request.job:
+                    job = self._job
+                if job is not None:
                     log.info("cancelling job %s", request.job)
-                    self._job.cancel.set()
+                    job.cancel.set()
         elif isinstance(request, protocol.ShutdownRequest):
             log.info("shutdown requested")
             return False
+        elif isinstance(request, protocol.PrepareRequest):
+            self.prepare(request)
         else:
             self.start(request)
         return True
+
+    def prepare(self, request) -> None:
+        """Encodes the texts of a job that will come, on a thread of its own (the text encoder's device may be
+        idle while this one denoises)."""
+        texts = [request.prompt] + ([request.negative_prompt] if request.negative_prompt is not None else [])
+        texts = [t for t in texts if t not in self.model.text]
+        if texts:
+            threading.Thread(target=self.model.text.prepare, args=(texts,), name="prepare", daemon=True).start()
 
     def start(self, request: protocol.GenerateRequest) -> None:
         from .jobs import Job
@@ -105,20 +119,35 @@ class Worker:
                 self.writer.emit(protocol.error_event(
                     request.job, "bad_request", f"worker busy: job {self._job.request.job} is running"))
                 return
+            if request.job in self._encoding:
+                self.writer.emit(protocol.error_event(
+                    request.job, "bad_request", f"worker busy: job {request.job} is still being encoded"))
+                return
             job = Job(request)
             self._job = job
-            self._thread = threading.Thread(target=self._run, args=(job,), name=f"job-{request.job}", daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._run, args=(job,), name=f"job-{request.job}", daemon=True)
+            self._threads[request.job] = thread
+            thread.start()
+
+    def _gpu_done(self, job) -> None:
+        """The job's device work is over and only its MP4/PNG encoding remains: the device takes the next job."""
+        with self._lock:
+            if self._job is job:
+                self._job = None
+                self._encoding[job.request.job] = job
 
     def _run(self, job) -> None:
         from .jobs import run_job
 
-        final = run_job(self.model, job, self.writer.emit, hang=self._hang)
-        # The job slot is freed and the final event written under one lock: a client that sends its next
+        final = run_job(self.model, job, self.writer.emit, hang=self._hang, gpu_done=lambda: self._gpu_done(job))
+        # The job is forgotten and its final event written under one lock: a client that sends its next
         # generate as soon as it reads the result is never told "busy", and never sees the next job's events
         # before this result.
         with self._lock:
-            self._job = None
+            if self._job is job:
+                self._job = None
+            self._encoding.pop(job.request.job, None)
+            self._threads.pop(job.request.job, None)
             self.writer.emit(final)
 
     def _hang(self, last_event: dict) -> None:
@@ -128,11 +157,12 @@ class Worker:
 
     def stop(self, timeout: float = STOP_JOIN_SECONDS) -> None:
         with self._lock:
-            job, thread = self._job, self._thread
-            if job is not None:
+            jobs = ([self._job] if self._job is not None else []) + list(self._encoding.values())
+            threads = list(self._threads.values())
+            for job in jobs:
                 log.info("stopping: cancelling job %s", job.request.job)
                 job.cancel.set()
-        if job is not None and thread is not None:
+        for thread in threads:
             thread.join(timeout)
 
 
@@ -145,6 +175,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                                           "else ~/.local/share/reel)")
     parser.add_argument("--memory-saving", action="store_true",
                         help="VAE tiling always, model CPU offload on CUDA")
+    parser.add_argument("--text-device", default=None,
+                        help="run the text encoder on this device instead of --device (the split layout)")
+    parser.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
+                        help="cap this worker's GPU memory at GIB and place components to fit")
+    parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
+                        help="regional torch.compile of the transformer blocks, warmed up before ready "
+                             "(auto: on CUDA only)")
     return parser.parse_args(argv)
 
 
@@ -159,6 +196,31 @@ def _configure_libraries() -> None:
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_warning()
     transformers.utils.logging.disable_progress_bar()
+
+
+def prepare_for_speed(model, compile_mode: str = "auto") -> None:
+    """On CUDA: picks the fastest attention kernel; compiles the transformer blocks and warms them up at the
+    model's default size (compile "on" does it on the CPU too). Records what it did in `model.speed`."""
+    import time
+
+    from . import speed
+
+    d = model.defaults
+    tokens = ((d.frames - 1) // model.temporal_stride + 1) * (d.height // model.spatial_stride) * (
+        d.width // model.spatial_stride)
+    if model.device.type == "cuda":
+        model.speed.update(speed.select_attention(model, tokens))
+    compile_on = compile_mode == "on" or (compile_mode == "auto" and model.device.type == "cuda")
+    model.speed["compiled"] = compile_on
+    if compile_on:
+        t0 = time.perf_counter()
+        speed.compile_transformers(model)
+        speed.warm_up(model, d.width, d.height, d.frames)
+        model.speed["warm_up_seconds"] = round(time.perf_counter() - t0, 2)
+        log.info("transformer blocks compiled and warmed up at %dx%dx%d in %.1fs", d.width, d.height, d.frames,
+                 model.speed["warm_up_seconds"])
+    # The negative prompt jobs share unless a style or the user sets one (empty) is encoded once, now.
+    model.text.prepare([""])
 
 
 def ready_fields(model) -> dict:
@@ -182,6 +244,9 @@ def ready_fields(model) -> dict:
         defaults=model.defaults.to_json(),
         memory_saving=model.memory_saving,
         model_path=model.path,
+        placement=model.memory_plan.to_json() | {"text_device": str(model.text_device or model.device),
+                                                 "text_encoder": model.text.placement},
+        speed=model.speed,
     )
 
 
@@ -197,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
         _configure_libraries()
         from .models import load_model
 
-        model = load_model(args.model, args.device, args.data_dir, memory_saving=args.memory_saving)
+        model = load_model(args.model, args.device, args.data_dir, memory_saving=args.memory_saving,
+                           text_device=args.text_device, memory_budget_gib=args.memory_budget)
+        prepare_for_speed(model, args.compile)
     except Exception as e:  # any load failure is reported as one event, then exit 3
         code, message = _load_error(e)
         log.error("loading %s failed: %s", args.model, message, exc_info=type(e).__name__ != "ModelError")

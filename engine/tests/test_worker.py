@@ -3,13 +3,14 @@
 import json
 import os
 import shutil
+import time
 
 import pytest
 from conftest import WorkerProcess, generate_request
 
 READY_FIELDS = {"event", "protocol", "device", "model", "architecture", "dtype", "free_memory_bytes",
                 "total_memory_bytes", "fps", "spatial_stride", "temporal_stride", "engine_version", "pid",
-                "random_weights", "load_seconds", "defaults", "memory_saving", "model_path"}
+                "random_weights", "load_seconds", "defaults", "memory_saving", "model_path", "placement", "speed"}
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,9 @@ def test_ready_event(worker):
     assert ready["protocol"] == 1 and ready["device"] == "cpu" and ready["model"] == "tiny"
     assert ready["architecture"] == "ti2v-5b" and ready["dtype"] == "float32" and ready["random_weights"] is True
     assert (ready["fps"], ready["spatial_stride"], ready["temporal_stride"]) == (24, 32, 4)
+    # No budget on the CPU: everything resident; no compilation on the CPU unless asked for.
+    assert ready["placement"]["tier"] == "resident" and ready["placement"]["text_encoder"] == "resident"
+    assert ready["speed"]["compiled"] is False
     assert ready["pid"] == worker.proc.pid and ready["engine_version"] == "0.1.0"
     assert 0 < ready["free_memory_bytes"] <= ready["total_memory_bytes"]
     assert ready["defaults"] == {"width": 256, "height": 256, "frames": 17, "steps": 4, "guidance": 5.0}
@@ -100,6 +104,65 @@ def test_cancel_during_a_job_then_the_next_job_runs(worker, tmp_path):
     worker.send(generate_request("c-2", str(tmp_path / "c-2")))
     final, _ = worker.wait_final("c-2")
     assert final["event"] == "result"
+
+
+def _job_json(out_dir) -> dict:
+    with open(os.path.join(out_dir, "job.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def test_next_job_denoises_while_the_previous_one_encodes(worker, tmp_path):
+    # o-1's encoding is held for 3 s; once o-1 reports the encoding stage the device is free, so o-2 is accepted
+    # and denoises while o-1 is still writing its files.
+    worker.send(generate_request("o-1", str(tmp_path / "o-1"), debug={"encode_delay": 3.0}))
+    worker.wait_for(lambda e: e.get("job") == "o-1" and e.get("stage") == "encoding")
+    worker.send(generate_request("o-2", str(tmp_path / "o-2")))
+    denoising, before = worker.wait_for(lambda e: e.get("job") == "o-2" and e.get("stage") == "denoising")
+    assert not any(e.get("job") == "o-1" and e["event"] in ("result", "error") for e in before), before
+    first, seen = worker.wait_for(lambda e: e["event"] in ("result", "error"))
+    second, _ = worker.wait_for(lambda e: e["event"] in ("result", "error"))
+    finals = {first["job"]: first, second["job"]: second}
+    assert set(finals) == {"o-1", "o-2"} and all(f["event"] == "result" for f in finals.values()), finals
+    for job in ("o-1", "o-2"):
+        assert os.path.isfile(finals[job]["outputs"]["video"]) and _job_json(tmp_path / job)["job"] == job
+
+
+def test_a_job_still_encoding_cannot_be_started_twice(worker, tmp_path):
+    worker.send(generate_request("d-1", str(tmp_path / "d-1"), debug={"encode_delay": 2.0}))
+    worker.wait_for(lambda e: e.get("job") == "d-1" and e.get("stage") == "encoding")
+    worker.send(generate_request("d-1", str(tmp_path / "d-1")))
+    busy, _ = worker.wait_for(lambda e: e["event"] == "error")
+    assert busy["job"] == "d-1" and "still being encoded" in busy["message"]
+    final, _ = worker.wait_final("d-1")
+    assert final["event"] == "result"
+
+
+def test_text_embeddings_are_reused_and_prepared_ahead(worker, tmp_path):
+    # The first job with a new prompt encodes it; the negative prompt "blurry" was encoded by an earlier test.
+    worker.send(generate_request("t-1", str(tmp_path / "t-1"), prompt="a lighthouse at dusk"))
+    assert worker.wait_final("t-1")[0]["event"] == "result"
+    assert _job_json(tmp_path / "t-1")["text_embeddings"] == {"prompt": "miss", "negative_prompt": "hit"}
+    # The same prompt again: nothing to encode.
+    worker.send(generate_request("t-2", str(tmp_path / "t-2"), prompt="a lighthouse at dusk", seed=8))
+    assert worker.wait_final("t-2")[0]["event"] == "result"
+    assert _job_json(tmp_path / "t-2")["text_embeddings"] == {"prompt": "hit", "negative_prompt": "hit"}
+    # A prompt announced with `prepare` is encoded before its job arrives.
+    worker.send({"type": "prepare", "prompt": "a paper boat on a river", "negative_prompt": "grainy"})
+    worker.send({"type": "ping"})
+    assert worker.wait_for(lambda e: e["event"] == "pong")[0] == {"event": "pong"}
+    time.sleep(1.0)
+    worker.send(generate_request("t-3", str(tmp_path / "t-3"), prompt="a paper boat on a river",
+                                 negative_prompt="grainy"))
+    assert worker.wait_final("t-3")[0]["event"] == "result"
+    record = _job_json(tmp_path / "t-3")
+    assert record["text_embeddings"] == {"prompt": "hit", "negative_prompt": "hit"}
+    assert record["execution"]["compiled"] is False and record["execution"]["placement"]["tier"] == "resident"
+
+
+def test_a_bad_prepare_is_refused_by_field(worker):
+    worker.send({"type": "prepare", "prompt": "  "})
+    event = worker.next_event()
+    assert event["event"] == "error" and event["code"] == "bad_request" and "prompt" in event["message"]
 
 
 def test_stdout_holds_only_json_event_lines(worker):

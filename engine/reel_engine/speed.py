@@ -1,0 +1,135 @@
+"""Making a loaded model fast before the worker says `ready`, without changing its math.
+
+- Attention: the scaled-dot-product kernel is chosen by timing each one the GPU offers (cuDNN, flash, memory
+  efficient) on the model's own attention shape at its default video size, and the winner is made PyTorch's first
+  choice for the worker's life; the others stay as fallbacks for shapes it refuses. On an H200 cuDNN's kernel is
+  about 1.7x FlashAttention-2's at Wan's shapes (../shared/PERF.md), which PyTorch does not pick by default.
+- Regional compilation: each transformer's repeated block is compiled with torch.compile (diffusers'
+  `compile_repeated_blocks`), then warmed up with forwards of the default video size, so the first job does not pay
+  for compilation. Other sizes compile once more when they first appear.
+
+Both are exact in the sense of ../shared/PERF.md: the same function, up to floating-point reordering.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+
+log = logging.getLogger("reel_engine.speed")
+
+_ATTENTION_CANDIDATES = ("cudnn", "flash", "efficient")
+_KEEP_ALIVE: list = []  # the sdpa_kernel context entered for the worker's life
+
+
+def _backend(name: str):
+    from torch.nn.attention import SDPBackend
+
+    return {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
+            "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}[name]
+
+
+def time_attention(device: torch.device, heads: int, head_dim: int, tokens: int, dtype=torch.bfloat16,
+                   repeats: int = 3) -> dict[str, float]:
+    """Seconds per self-attention call of each kernel that runs this shape; kernels that refuse it are left out."""
+    from torch.nn.attention import sdpa_kernel
+
+    q, k, v = (torch.randn(1, heads, tokens, head_dim, device=device, dtype=dtype) for _ in range(3))
+    timings = {}
+    for name in _ATTENTION_CANDIDATES:
+        try:
+            with sdpa_kernel([_backend(name)]):
+                for _ in range(2):
+                    torch.nn.functional.scaled_dot_product_attention(q, k, v)
+                torch.cuda.synchronize(device)
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                samples = []
+                for _ in range(repeats):
+                    start.record()
+                    torch.nn.functional.scaled_dot_product_attention(q, k, v)
+                    end.record()
+                    end.synchronize()
+                    samples.append(start.elapsed_time(end) / 1000)
+            timings[name] = sorted(samples)[len(samples) // 2]
+        except RuntimeError as e:  # the kernel does not support this GPU, dtype or shape
+            log.info("attention kernel %s is unavailable here: %s", name, str(e).splitlines()[0][:200])
+    del q, k, v
+    torch.cuda.empty_cache()
+    return timings
+
+
+def choose_attention(timings: dict[str, float]) -> list[str]:
+    """The kernels in the order PyTorch should try them: fastest first, math last."""
+    return sorted(timings, key=timings.get) + ["math"]
+
+
+def use_attention_order(order: list[str]) -> None:
+    """Makes `order` PyTorch's SDPA priority for the whole process, every thread included."""
+    from torch.nn.attention import sdpa_kernel
+
+    backends = [_backend(name) for name in order]
+    try:
+        context = sdpa_kernel(backends, set_priority=True)
+    except TypeError:  # a torch without priorities: allow only these kernels
+        context = sdpa_kernel(backends)
+    context.__enter__()
+    _KEEP_ALIVE.append(context)
+
+
+def select_attention(model, tokens: int) -> dict:
+    """Times the kernels on `model`'s shape and installs the fastest; returns what the ready event reports."""
+    transformer = model.pipe.transformer or model.pipe.transformer_2
+    heads = int(transformer.config.num_attention_heads)
+    head_dim = int(transformer.config.attention_head_dim)
+    timings = time_attention(model.device, heads, head_dim, min(tokens, 32_768))
+    if not timings:
+        return {"attention_backend": "default", "attention_seconds": {}}
+    order = choose_attention(timings)
+    use_attention_order(order)
+    log.info("attention kernel: %s (%s)", order[0],
+             ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in sorted(timings.items(), key=lambda kv: kv[1])))
+    return {"attention_backend": order[0], "attention_seconds": {k: round(v, 5) for k, v in timings.items()}}
+
+
+def compile_transformers(model) -> None:
+    """Regional compilation of every transformer (compiled lazily, on the first forward)."""
+    for transformer in _transformers(model):
+        transformer.compile_repeated_blocks(fullgraph=True)
+
+
+@torch.no_grad()
+def warm_up(model, width: int, height: int, frames: int, passes: int = 2) -> float:
+    """Runs `passes` transformer forwards of each expert at this video size (compiling them), on random inputs of
+    the loop's shapes and dtypes; returns the seconds it took."""
+    t0 = time.perf_counter()
+    pipe = model.pipe
+    device = model.device
+    for transformer in _transformers(model):
+        config = transformer.config
+        latent_frames = (frames - 1) // int(pipe.vae_scale_factor_temporal) + 1
+        h, w = height // int(pipe.vae_scale_factor_spatial), width // int(pipe.vae_scale_factor_spatial)
+        hidden = torch.randn(1, int(config.in_channels), latent_frames, h, w, device=device, dtype=transformer.dtype)
+        text = torch.randn(1, 512, int(config.text_dim), device=device, dtype=transformer.dtype)
+        # The timestep built exactly as the loop builds it (dtype included), so the compiled graph's guards hold.
+        scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
+        scheduler.set_timesteps(2, device=device)
+        t = scheduler.timesteps[0]
+        if pipe.config.expand_timesteps:
+            _, p_h, p_w = config.patch_size
+            mask = torch.ones(hidden.shape, dtype=torch.float32, device=device)
+            timestep = (mask[0][0][:, ::p_h, ::p_w] * t).flatten().unsqueeze(0)
+        else:
+            timestep = t.expand(1)
+        for _ in range(passes):
+            transformer(hidden_states=hidden, timestep=timestep, encoder_hidden_states=text, return_dict=False)
+        del hidden, text
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+    return time.perf_counter() - t0
+
+
+def _transformers(model):
+    return [t for t in (model.pipe.transformer, model.pipe.transformer_2) if t is not None]

@@ -1,0 +1,58 @@
+"""Exact speed-ups: cached text embeddings and regional compilation give the frames the plain path gives."""
+
+import numpy as np
+import pytest
+import torch
+
+from reel_engine import models, speed
+from reel_engine.pipeline import generate
+
+SIZE = dict(width=128, height=128, frames=9, steps=2, guidance=5.0, seed=3)
+
+
+def test_a_cached_embedding_is_exactly_the_pipelines_own(tiny_ti2v):
+    text = "a heron standing in a misty marsh"
+    with torch.no_grad():  # as WanPipeline.__call__ runs it
+        expected, _ = tiny_ti2v.pipe.encode_prompt(prompt=text, do_classifier_free_guidance=False,
+                                                   max_sequence_length=512, device=tiny_ti2v.device)
+    first, cached_first = tiny_ti2v.text.get(text)
+    again, cached_again = tiny_ti2v.text.get(text)
+    assert (cached_first, cached_again) == (False, True)
+    assert again is first and torch.equal(first, expected.to(first.dtype))
+
+
+def test_concurrent_requests_for_one_text_encode_it_once(tiny_ti2v):
+    import threading
+
+    text = "two cranes over a frozen lake"
+    misses_before = tiny_ti2v.text.misses
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(tiny_ti2v.text.get(text))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert tiny_ti2v.text.misses == misses_before + 1
+    assert sum(1 for _, cached in results if not cached) == 1
+    assert all(torch.equal(r[0], results[0][0]) for r in results)
+
+
+def test_the_fastest_attention_kernel_comes_first_and_math_last():
+    assert speed.choose_attention({"flash": 0.030, "cudnn": 0.018, "efficient": 0.061}) == [
+        "cudnn", "flash", "efficient", "math"]
+    assert speed.choose_attention({"efficient": 0.05}) == ["efficient", "math"]
+
+
+def test_compiled_transformer_blocks_give_the_eager_frames(data_dir):
+    eager = models.load_model("tiny", "cpu", data_dir)
+    compiled = models.load_model("tiny", "cpu", data_dir)
+    speed.compile_transformers(compiled)
+    seconds = speed.warm_up(compiled, SIZE["width"], SIZE["height"], SIZE["frames"], passes=1)
+    assert seconds > 0
+    blocks = compiled.pipe.transformer.blocks
+    assert all(getattr(b, "_compiled_call_impl", None) is not None for b in blocks)
+    a = generate(eager, prompt="a red fox", negative_prompt="", output="float", **SIZE).video
+    b = generate(compiled, prompt="a red fox", negative_prompt="", output="float", **SIZE).video
+    assert a.shape == b.shape == (9, 128, 128, 3)
+    # The same function up to floating-point reordering: float32 frames agree to well under one 8-bit level.
+    assert float(np.abs(a - b).max()) < 1e-3
