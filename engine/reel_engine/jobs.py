@@ -70,6 +70,7 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None, gpu_d
     req = distributed.request_for_rank(job.request)  # parallel groups: rank > 0 never touches the job's directory
     debug = req.debug
     started = time.perf_counter()
+    timeline = {"started": time.time()}  # wall-clock instants, for measuring device idle time between jobs
     if req.interpolate > 1:
         interpolation.check_available()  # fail before the expensive part, not after it
     os.makedirs(req.out_dir, exist_ok=True)
@@ -148,6 +149,7 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None, gpu_d
 
     # The device is free from here on: the worker may start the next job's denoising while this one encodes.
     # It is freed before the event that says so goes out, so a client that answers the event is never "busy".
+    timeline["device_done"] = time.time()
     gpu_done()
     progress("encoding", 0, 1)
     t0 = time.perf_counter()
@@ -160,10 +162,12 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None, gpu_d
     seconds["encoding"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - started
     seconds = {k: round(v, 4) for k, v in seconds.items()}
+    timeline["files_written"] = time.time()
     n, height, width, _ = frames.shape
     record = metadata.job_record(req, model, fps=fps, frame_count=n, seconds=seconds, peak_memory_bytes=peak,
                                  source_fps=source_fps, source_frames=source_frames, interpolation_method=method,
                                  resumed_from_step=resumed_from_step, text_cache=text_cache)
+    record["timeline"] = {k: round(v, 3) for k, v in timeline.items()}
     metadata_path = metadata.write_job_json(record, req.out_dir)
     ckpt.discard()  # the outputs exist: a retry of this job has nothing left to resume
     progress("encoding", 1, 1)
