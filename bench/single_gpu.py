@@ -1,0 +1,371 @@
+"""Reel against the plain diffusers loop on one CUDA GPU: same jobs, same seeds, same weights, one after the other.
+
+    python bench/single_gpu.py --steps 50 --videos 2 --out bench-out [--parts ceilings,baseline,reel,budget]
+
+Parts (each writes PART.json into --out; `report` turns them into a Markdown section):
+- ceilings: bf16 GEMM and attention throughput measured now, on this GPU, and the FLOP floor of one TI2V-5B
+  forward at the job size computed from them (the formula of ../shared/PERF.md).
+- baseline: what a diffusers user writes. `WanPipeline` loaded once (here the full-size TI2V-5B with Reel's seeded
+  random weights, bf16, built by reel_engine.models.build_pipeline because no real weights can be downloaded),
+  called per prompt with a CPU generator seeded per job, then the frames written as H.264 with PyAV at Reel's
+  settings (libx264, crf 18, preset medium, yuv420p). Nothing else: no compilation, the default attention kernel,
+  the negative prompt encoded again for every video, encoding on the loop's thread.
+- reel: `reel serve` with one worker on the GPU, the same jobs submitted at once through the REST API, waited for
+  through it; per-stage seconds and the timeline come from each job's job.json.
+- budget: the same through `reel serve --memory-budget GIB`.
+
+The math is the same in both: the same weights, dtypes (bf16 everywhere, the VAE included), scheduler, seeds and
+number of forwards; Reel's speed-ups are exact ones (kernel choice, compilation, caching, overlap).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "engine"))
+
+WIDTH, HEIGHT, FRAMES, FPS = 1280, 704, 121, 24
+GUIDANCE = 5.0
+NEGATIVE = "blurry, low quality, distorted"
+PROMPTS = [
+    "A red fox trotting through fresh snow at dawn, soft golden light",
+    "A paper boat drifting down a rain-soaked city street, reflections of neon signs",
+    "An old lighthouse on a cliff during a storm, waves crashing below",
+    "A hummingbird hovering over a bright orange flower, slow motion",
+]
+# TI2V-5B: width 3072, FFN 14336, 30 layers, 512 text tokens (../shared/PERF.md).
+D, F, LAYERS, TEXT_TOKENS = 3072, 14336, 30, 512
+
+
+def jobs(n: int) -> list[dict]:
+    return [{"prompt": PROMPTS[i % len(PROMPTS)], "seed": 1000 + i} for i in range(n)]
+
+
+def tokens() -> int:
+    return ((FRAMES - 1) // 4 + 1) * (HEIGHT // 32) * (WIDTH // 32)
+
+
+def forward_flops(length: int) -> tuple[float, float]:
+    """(linear, attention) FLOPs of one TI2V-5B forward over `length` video tokens."""
+    linear = LAYERS * (2 * length * (4 * D * D + 2 * D * D + 2 * D * F) + 2 * TEXT_TOKENS * 2 * D * D)
+    attention = LAYERS * (4 * length * length * D + 4 * length * TEXT_TOKENS * D)
+    return linear, attention
+
+
+def environment() -> dict:
+    import torch
+
+    info = {"date": time.strftime("%Y-%m-%d"), "python": platform.python_version(), "torch": torch.__version__,
+            "cuda": torch.version.cuda}
+    for name in ("diffusers", "transformers", "av"):
+        try:
+            info[name] = __import__(name).__version__
+        except ImportError:
+            info[name] = None
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        info["gpu"] = props.name
+        info["gpu_memory_gib"] = round(props.total_memory / (1 << 30), 1)
+    return info
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ceilings
+
+
+def cuda_time(fn, repeats: int = 5) -> float:
+    import torch
+
+    for _ in range(2):
+        fn()
+    torch.cuda.synchronize()
+    samples = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        samples.append(start.elapsed_time(end) / 1000)
+    return sorted(samples)[len(samples) // 2]
+
+
+def part_ceilings(args) -> dict:
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    n = 8192
+    a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    gemm = 2 * n**3 / cuda_time(lambda: a @ b)
+    del a, b
+    length = tokens()
+    q, k, v = (torch.randn(1, 24, length, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    attention = {}
+    for name, backend in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION),
+                          ("efficient", SDPBackend.EFFICIENT_ATTENTION)):
+        try:
+            with sdpa_kernel([backend]):
+                seconds = cuda_time(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v))
+            attention[name] = 4 * length * length * 128 * 24 / seconds
+        except RuntimeError as e:
+            attention[name] = None
+            print(f"attention {name}: unavailable ({str(e).splitlines()[0][:120]})", file=sys.stderr)
+    best = max(x for x in attention.values() if x)
+    linear, attn = forward_flops(length)
+    floor = linear / gemm + attn / best
+    return {"gemm_tflops": gemm / 1e12, "attention_tflops": {k: (x / 1e12 if x else None) for k, x in attention.items()},
+            "tokens": length, "linear_pflop": linear / 1e15, "attention_pflop": attn / 1e15,
+            "floor_seconds_per_forward": floor}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# baseline
+
+
+def write_mp4(frames, path: str, fps: int) -> None:
+    from fractions import Fraction
+
+    import av
+
+    with av.open(path, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps, 1))
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.options = {"crf": "18", "preset": "medium"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def part_baseline(args) -> dict:
+    import numpy as np
+    import torch
+
+    from reel_engine import models
+
+    t0 = time.perf_counter()
+    pipe = models.build_pipeline(models.TI2V, tiny=False, device=torch.device("cuda"), dtype=torch.bfloat16)
+    pipe.set_progress_bar_config(disable=True)
+    torch.cuda.synchronize()
+    load = time.perf_counter() - t0
+    out = os.path.join(args.out, "baseline-videos")
+    os.makedirs(out, exist_ok=True)
+    torch.cuda.reset_peak_memory_stats()
+    per_video = []
+    started = time.perf_counter()
+    for i, job in enumerate(jobs(args.videos)):
+        v0 = time.perf_counter()
+        frames = pipe(prompt=job["prompt"], negative_prompt=NEGATIVE, height=HEIGHT, width=WIDTH, num_frames=FRAMES,
+                      num_inference_steps=args.steps, guidance_scale=GUIDANCE, output_type="np",
+                      generator=torch.Generator("cpu").manual_seed(job["seed"])).frames[0]
+        frames = (np.clip(frames, 0, 1) * 255).round().astype(np.uint8)
+        v1 = time.perf_counter()
+        write_mp4(frames, os.path.join(out, f"video-{i}.mp4"), FPS)
+        v2 = time.perf_counter()
+        per_video.append({"generate": v1 - v0, "encode": v2 - v1, "total": v2 - v0})
+        print(f"baseline video {i}: {v2 - v0:.1f} s (generate {v1 - v0:.1f}, encode {v2 - v1:.1f})", file=sys.stderr)
+    wall = time.perf_counter() - started
+    return {"load_seconds": load, "wall_seconds": wall, "videos": args.videos, "steps": args.steps,
+            "videos_per_hour": 3600 * args.videos / wall, "per_video": per_video,
+            "peak_memory_gib": torch.cuda.max_memory_allocated() / (1 << 30),
+            # The GPU waits while the loop encodes the MP4 on the CPU.
+            "gpu_idle_between_jobs_seconds": sum(v["encode"] for v in per_video[:-1]) / max(1, len(per_video) - 1)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# reel serve
+
+
+def http(method: str, url: str, body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"{}")
+
+
+def part_reel(args, budget_gib: float | None = None) -> dict:
+    port = 8700 + (1 if budget_gib else 0)
+    base = f"http://127.0.0.1:{port}"
+    data_dir = os.path.join(args.out, f"reel-data{'-budget' if budget_gib else ''}")
+    command = [args.reel, "serve", "--model", args.model, "--devices", args.devices, "--port", str(port),
+               "--data-dir", data_dir, "--startup-timeout", "1200", "--stall-timeout", "900"]
+    if budget_gib:
+        command += ["--memory-budget", str(budget_gib)]
+    log = open(os.path.join(args.out, f"reel{'-budget' if budget_gib else ''}-serve.log"), "w")
+    t0 = time.perf_counter()
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        ready_at = None
+        while time.perf_counter() - t0 < 1200:
+            if server.poll() is not None:
+                raise RuntimeError(f"reel serve exited with {server.returncode}; see its log")
+            try:
+                with urllib.request.urlopen(base + "/readyz", timeout=5) as response:
+                    if response.status == 200:
+                        ready_at = time.perf_counter()
+                        break
+            except Exception:
+                pass
+            time.sleep(1)
+        if ready_at is None:
+            raise RuntimeError("reel serve never became ready")
+        workers = http("GET", base + "/v1/workers")
+        started = time.perf_counter()
+        ids = []
+        for job in jobs(args.videos):
+            spec = {"prompt": job["prompt"], "negative_prompt": NEGATIVE, "size": f"{WIDTH}x{HEIGHT}",
+                    "frames": FRAMES, "steps": args.steps, "guidance": GUIDANCE, "seed": job["seed"]}
+            ids.append(http("POST", base + "/v1/jobs", spec)["id"])
+        finished = {}
+        while len(finished) < len(ids):
+            for job_id in ids:
+                if job_id in finished:
+                    continue
+                job = http("GET", f"{base}/v1/jobs/{job_id}")
+                if job["state"] in ("succeeded", "failed", "cancelled"):
+                    finished[job_id] = (time.perf_counter(), job)
+            time.sleep(0.5)
+        wall = max(t for t, _ in finished.values()) - started
+        records = []
+        for job_id in ids:
+            _, job = finished[job_id]
+            if job["state"] != "succeeded":
+                raise RuntimeError(f"job {job_id} {job['state']}: {job.get('error')}")
+            with urllib.request.urlopen(f"{base}/v1/jobs/{job_id}/metadata", timeout=30) as response:
+                records.append(json.loads(response.read()))
+        records.sort(key=lambda r: r["timeline"]["started"])
+        idle = [b["timeline"]["started"] - a["timeline"]["device_done"] for a, b in zip(records, records[1:])]
+        return {"startup_seconds": ready_at - t0, "wall_seconds": wall, "videos": args.videos, "steps": args.steps,
+                "videos_per_hour": 3600 * args.videos / wall, "budget_gib": budget_gib,
+                "per_video": [r["seconds"] for r in records], "execution": records[0]["execution"],
+                "text_embeddings": [r["text_embeddings"] for r in records],
+                "peak_memory_gib": max(r["peak_memory_bytes"] for r in records) / (1 << 30),
+                "gpu_idle_between_jobs_seconds": sum(idle) / len(idle) if idle else None, "workers": workers}
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# report
+
+
+def report(out: str) -> str:
+    def load(name):
+        path = os.path.join(out, f"{name}.json")
+        return json.load(open(path)) if os.path.exists(path) else None
+
+    env, ceilings, baseline, reel, budget = (load(n) for n in ("environment", "ceilings", "baseline", "reel",
+                                                                "budget"))
+    lines = [f"## Reel against a plain diffusers loop on one GPU ({env['date']})", "",
+             f"`bench/single_gpu.py`: {env.get('gpu')} ({env.get('gpu_memory_gib')} GiB), torch {env['torch']} "
+             f"(CUDA {env['cuda']}), diffusers {env['diffusers']}, transformers {env['transformers']}, PyAV "
+             f"{env['av']}. `random:ti2v-5b` (full-size random weights, bf16), {WIDTH}x{HEIGHT}, {FRAMES} frames, "
+             f"CFG {GUIDANCE}, the same prompts and seeds in both.", ""]
+    rows = [("plain diffusers loop", baseline), ("reel serve", reel), ("reel serve, 24 GiB budget", budget)]
+    lines += ["| run | steps | videos | videos/hour | s/video | s per forward | GPU idle between jobs | peak memory |",
+              "|---|---|---|---|---|---|---|---|"]
+    for name, run in rows:
+        if run is None:
+            continue
+        per_forward = None
+        if run is baseline:
+            per_forward = None
+        else:
+            den = [v["denoising"] for v in run["per_video"]]
+            per_forward = sum(den) / len(den) / (2 * run["steps"])
+        idle = run.get("gpu_idle_between_jobs_seconds")
+        lines.append(f"| {name} | {run['steps']} | {run['videos']} | {run['videos_per_hour']:.1f} | "
+                     f"{run['wall_seconds'] / run['videos']:.1f} | "
+                     f"{'' if per_forward is None else f'{per_forward:.3f} s'} | "
+                     f"{'' if idle is None else f'{idle:.2f} s'} | {run['peak_memory_gib']:.1f} GiB |")
+    lines.append("")
+    if baseline and reel:
+        lines.append(f"Reel / plain loop, videos per hour: **{reel['videos_per_hour'] / baseline['videos_per_hour']:.2f}x**.")
+    if budget and reel:
+        lines.append(f"Under a {budget['budget_gib']:g} GiB budget: {budget['videos_per_hour'] / reel['videos_per_hour']:.2f}x "
+                     f"the unconstrained Reel's videos per hour ({budget['execution']['placement']['tier']}).")
+    if ceilings:
+        lines += ["", f"Ceilings measured in this run: bf16 GEMM {ceilings['gemm_tflops']:.0f} TFLOP/s; attention "
+                  + ", ".join(f"{k} {v:.0f}" for k, v in ceilings['attention_tflops'].items() if v)
+                  + f" TFLOP/s at {ceilings['tokens']} tokens. Floor of one forward: "
+                  f"{ceilings['floor_seconds_per_forward']:.3f} s."]
+        if reel:
+            den = [v["denoising"] for v in reel["per_video"]]
+            per_forward = sum(den) / len(den) / (2 * reel["steps"])
+            lines.append(f"Reel's denoising per forward (scheduler step included): {per_forward:.3f} s = "
+                         f"{per_forward / ceilings['floor_seconds_per_forward']:.2f}x the floor.")
+    for name, run in rows[1:]:
+        if run:
+            stages = {k: sum(v.get(k, 0) for v in run["per_video"]) / len(run["per_video"])
+                      for k in ("text_encoding", "denoising", "vae_decode", "encoding", "total")}
+            lines.append(f"{name}, seconds per stage (mean): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
+                         + f"; execution: {json.dumps(run['execution'])}; startup to ready {run['startup_seconds']:.0f} s.")
+    if baseline:
+        g = [v["generate"] for v in baseline["per_video"]]
+        e = [v["encode"] for v in baseline["per_video"]]
+        lines.append(f"plain loop, seconds per video (mean): pipeline call {sum(g) / len(g):.2f}, MP4 encode "
+                     f"{sum(e) / len(e):.2f}; load {baseline['load_seconds']:.0f} s.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    global WIDTH, HEIGHT, FRAMES
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--videos", type=int, default=2)
+    parser.add_argument("--parts", default="ceilings,baseline,reel,budget")
+    parser.add_argument("--budget-gib", type=float, default=24)
+    parser.add_argument("--reel", default=os.environ.get("REEL", "reel"), help="the reel binary")
+    parser.add_argument("--out", default="bench-out")
+    parser.add_argument("--model", default="random:ti2v-5b", help="for `reel`; tiny with --devices cpu and "
+                        "--size 256x256 --frames 17 checks the harness on a machine without a GPU")
+    parser.add_argument("--devices", default="cuda:0")
+    parser.add_argument("--size", default=f"{WIDTH}x{HEIGHT}")
+    parser.add_argument("--frames", type=int, default=FRAMES)
+    parser.add_argument("--report", action="store_true", help="only print the Markdown of the results in --out")
+    args = parser.parse_args()
+    WIDTH, HEIGHT = (int(x) for x in args.size.split("x"))
+    FRAMES = args.frames
+    if args.report:
+        print(report(args.out))
+        return 0
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "environment.json"), "w") as f:
+        json.dump(environment(), f, indent=1)
+    for part in args.parts.split(","):
+        t0 = time.perf_counter()
+        if part == "ceilings":
+            result = part_ceilings(args)
+        elif part == "baseline":
+            result = part_baseline(args)
+        elif part == "reel":
+            result = part_reel(args)
+        elif part == "budget":
+            result = part_reel(args, budget_gib=args.budget_gib)
+        else:
+            raise SystemExit(f"unknown part {part!r}")
+        with open(os.path.join(args.out, f"{part}.json"), "w") as f:
+            json.dump(result, f, indent=1)
+        print(f"{part}: done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    print(report(args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
