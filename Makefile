@@ -7,7 +7,7 @@ VPY := $(VENV)/bin/python
 REEL := .build/debug/reel
 export REEL_PYTHON := $(CURDIR)/$(VPY)
 
-.PHONY: demo test venv build swift-test engine-test web-test clean
+.PHONY: demo test venv build swift-test engine-test web-test clean bundle
 
 $(VENV)/.installed: engine/pyproject.toml
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ web-test: venv build
 	$(PYTHON) tests/web/test_web.py --reel $(REEL) --python $(VPY)
 
 test: engine-test swift-test web-test
+
+# dist/: a stripped static `reel`, the engine and the wheels a CUDA host with PyTorch may lack, for installing on a
+# GPU server without internet (dist/install.sh). Checks that dist/ stays under 60 MiB.
+bundle:
+	scripts/make-bundle.sh
 
 clean:
 	rm -rf .build out
