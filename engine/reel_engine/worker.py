@@ -182,6 +182,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
                         help="regional torch.compile of the transformer blocks, warmed up before ready "
                              "(auto: on CUDA only)")
+    group = parser.add_argument_group("parallel groups (distributed.py): one job over several workers")
+    group.add_argument("--rank", type=int, default=None, help="this worker's rank in its group")
+    group.add_argument("--world-size", type=int, default=None, help="how many workers the group has")
+    group.add_argument("--dist-init", default=None, metavar="URL",
+                       help="the group's torch.distributed rendezvous: file:///PATH or tcp://127.0.0.1:PORT")
     return parser.parse_args(argv)
 
 
@@ -262,15 +267,22 @@ def main(argv: list[str] | None = None) -> int:
         _configure_libraries()
         from .models import load_model
 
+        group = None
+        if args.world_size is not None or args.rank is not None or args.dist_init is not None:
+            from . import distributed  # every rank joins before loading, so a missing rank fails fast
+
+            group = distributed.join(args.rank, args.world_size, args.dist_init, args.device)
         model = load_model(args.model, args.device, args.data_dir, memory_saving=args.memory_saving,
                            text_device=args.text_device, memory_budget_gib=args.memory_budget)
         prepare_for_speed(model, args.compile)
+        if group is not None:
+            distributed.attach(model, group)
     except Exception as e:  # any load failure is reported as one event, then exit 3
         code, message = _load_error(e)
         log.error("loading %s failed: %s", args.model, message, exc_info=type(e).__name__ != "ModelError")
         writer.emit(protocol.error_event(None, code, message))
         return LOAD_FAILED_EXIT_STATUS
-    writer.emit(protocol.ready_event(**ready_fields(model)))
+    writer.emit(protocol.ready_event(**ready_fields(model), **(group.ready_fields() if group is not None else {})))
     log.info("ready: %s (%s, %s) in %.2fs", model.name, model.architecture, model.dtype_name, model.load_seconds)
     try:
         Worker(model, writer, allow_faults=allow_faults).serve(sys.stdin.buffer)
