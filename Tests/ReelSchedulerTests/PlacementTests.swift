@@ -1,0 +1,163 @@
+import ReelCore
+import Testing
+
+@testable import ReelScheduler
+
+/// `--placement` parsing, the slots each placement makes, and the `auto` policy as a pure function.
+@Suite struct PlacementTests {
+    static let gib: Int64 = 1 << 30
+    /// TI2V-5B in bf16: 24 heads, UMT5-XXL ≈ 10.6 GiB, transformer + VAE + working room ≈ 22.6 GiB.
+    static let ti2v = ModelFootprint.of(ModelCatalogStub.model(.ti2v5B))
+    /// T2V-A14B: 40 heads, two 14B experts ≈ 65 GiB with working room.
+    static let a14b = ModelFootprint.of(ModelCatalogStub.model(.t2vA14B))
+
+    @Test func parsesEveryPlacementAndNamesTheFlagWhenItCannot() throws {
+        #expect(try Placement.parse("replica") == .replica)
+        #expect(try Placement.parse("split") == .split)
+        #expect(try Placement.parse("auto") == .auto)
+        #expect(try Placement.parse("parallel:4") == .parallel(4))
+        for bad in ["parallel", "parallel:1", "parallel:x", "sideways"] {
+            #expect(throws: PlacementError.self) { try Placement.parse(bad) }
+            do {
+                _ = try Placement.parse(bad)
+            } catch {
+                #expect(error.description.hasPrefix("--placement: '\(bad)'"), "\(error)")
+            }
+        }
+    }
+
+    @Test func replicaMakesOneSlotPerDevice() throws {
+        let plan = try PlacementPlanner.plan(
+            .replica, devices: ["cpu", "cpu"], model: Self.ti2v, deviceMemoryBytes: nil, queueDepth: 0)
+        #expect(plan.slots == [Slot(id: "cpu-1", device: "cpu"), Slot(id: "cpu-2", device: "cpu")])
+    }
+
+    @Test func splitPairsDevicesTextEncoderFirst() throws {
+        let plan = try PlacementPlanner.plan(
+            .split, devices: ["cuda:0", "cuda:1", "cuda:2"], model: Self.ti2v, deviceMemoryBytes: 16 * Self.gib,
+            queueDepth: 0)
+        #expect(plan.slots == [
+            Slot(id: "split-1", device: "cuda:1", textDevice: "cuda:0"), Slot(id: "cuda:2", device: "cuda:2"),
+        ])
+        #expect(plan.notes.contains { $0.contains("cuda:2 is left over") })
+        #expect(plan.lines.contains("  split-1: split: text encoder on cuda:0, transformer and VAE on cuda:1"))
+        #expect(throws: PlacementError.self) {
+            try PlacementPlanner.plan(.split, devices: ["cuda:0"], model: Self.ti2v, deviceMemoryBytes: nil, queueDepth: 0)
+        }
+    }
+
+    @Test func parallelGroupsConsecutiveDevicesAndChecksTheHeads() throws {
+        let plan = try PlacementPlanner.plan(
+            .parallel(2), devices: ["cuda:0", "cuda:1", "cuda:2", "cuda:3"], model: Self.ti2v,
+            deviceMemoryBytes: 140 * Self.gib, queueDepth: 0)
+        #expect(plan.slots.map(\.id) == ["group-1", "group-2"])
+        #expect(plan.slots[1].rankDevices == ["cuda:2", "cuda:3"] && plan.slots[1].device == "cuda:2")
+
+        do {
+            _ = try PlacementPlanner.plan(
+                .parallel(5), devices: ["cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:4"], model: Self.ti2v,
+                deviceMemoryBytes: nil, queueDepth: 0)
+            Issue.record("parallel:5 with 24 heads was accepted")
+        } catch {
+            #expect(
+                error.description == "--placement parallel:5: 5 does not divide the model's 24 attention heads; "
+                    + "valid group sizes are 2, 3, 4, 6, 8")
+        }
+        let tiny = ModelFootprint.of(ModelCatalogStub.model(.ti2v5B, name: "tiny"))
+        #expect(tiny.attentionHeads == 2)
+        #expect(throws: PlacementError.self) {
+            try PlacementPlanner.plan(.parallel(3), devices: ["cpu", "cpu", "cpu"], model: tiny, deviceMemoryBytes: nil, queueDepth: 0)
+        }
+        #expect(throws: PlacementError.self) {
+            try PlacementPlanner.plan(.parallel(2), devices: ["cpu"], model: tiny, deviceMemoryBytes: nil, queueDepth: 0)
+        }
+        let cpu = try PlacementPlanner.plan(.parallel(2), devices: ["cpu", "cpu"], model: tiny, deviceMemoryBytes: nil, queueDepth: 0)
+        #expect(cpu.notes.contains { $0.contains("each rank computes the whole job") }, "CPU groups say they are not sharded")
+    }
+
+    struct AutoCase: Sendable, CustomTestStringConvertible {
+        var name: String
+        var gpus: Int
+        var memoryGiB: Int64?
+        var model: ModelFootprint
+        var queue: Int
+        var expected: Placement
+        var memorySaving = false
+        var testDescription: String { name }
+    }
+
+    static let autoCases: [AutoCase] = [
+        AutoCase(name: "CPU only", gpus: 0, memoryGiB: nil, model: ti2v, queue: 5, expected: .replica),
+        AutoCase(name: "memory unknown", gpus: 4, memoryGiB: nil, model: ti2v, queue: 0, expected: .replica),
+        AutoCase(name: "one big GPU", gpus: 1, memoryGiB: 80, model: ti2v, queue: 0, expected: .replica),
+        AutoCase(name: "8 H200, empty queue: one group of 8", gpus: 8, memoryGiB: 141, model: ti2v, queue: 0,
+                 expected: .parallel(8)),
+        AutoCase(name: "8 H200, 1 waiting: one group of 8", gpus: 8, memoryGiB: 141, model: ti2v, queue: 1,
+                 expected: .parallel(8)),
+        AutoCase(name: "8 H200, 2 waiting: groups of 4", gpus: 8, memoryGiB: 141, model: ti2v, queue: 2,
+                 expected: .parallel(4)),
+        AutoCase(name: "8 H200, 3 waiting: groups of 2", gpus: 8, memoryGiB: 141, model: ti2v, queue: 3,
+                 expected: .parallel(2)),
+        AutoCase(name: "8 H200, 4 waiting: groups of 2", gpus: 8, memoryGiB: 141, model: ti2v, queue: 4,
+                 expected: .parallel(2)),
+        AutoCase(name: "8 H200, 5 waiting: replicas (4 groups would leave one waiting)", gpus: 8, memoryGiB: 141,
+                 model: ti2v, queue: 5, expected: .replica),
+        AutoCase(name: "8 H200, 8 waiting: replicas", gpus: 8, memoryGiB: 141, model: ti2v, queue: 8,
+                 expected: .replica),
+        AutoCase(name: "8 H200, 50 waiting: replicas", gpus: 8, memoryGiB: 141, model: ti2v, queue: 50,
+                 expected: .replica),
+        AutoCase(name: "3 GPUs, A14B's 40 heads: groups of 2", gpus: 3, memoryGiB: 141, model: a14b, queue: 0,
+                 expected: .parallel(2)),
+        AutoCase(name: "2 × 24 GiB, TI2V-5B: split", gpus: 2, memoryGiB: 24, model: ti2v, queue: 0, expected: .split),
+        AutoCase(name: "1 × 24 GiB, TI2V-5B: offload", gpus: 1, memoryGiB: 24, model: ti2v, queue: 0,
+                 expected: .replica, memorySaving: true),
+        AutoCase(name: "4 × 48 GiB, A14B: offload", gpus: 4, memoryGiB: 48, model: a14b, queue: 0,
+                 expected: .replica, memorySaving: true),
+        AutoCase(name: "2 × 72 GiB, A14B: split", gpus: 2, memoryGiB: 72, model: a14b, queue: 0, expected: .split),
+        AutoCase(name: "2 × 80 GiB, A14B fits: one group of 2", gpus: 2, memoryGiB: 80, model: a14b, queue: 0,
+                 expected: .parallel(2)),
+    ]
+
+    @Test(arguments: autoCases)
+    func autoPolicy(_ c: AutoCase) {
+        let decision = AutoPlacement.choose(
+            AutoPlacement.Inputs(gpus: c.gpus, deviceMemoryBytes: c.memoryGiB.map { $0 * Self.gib }, model: c.model,
+                                 queueDepth: c.queue))
+        #expect(decision.placement == c.expected, "\(decision.reason)")
+        #expect(decision.memorySaving == c.memorySaving)
+        #expect(decision.reason.hasPrefix("auto: "))
+    }
+
+    @Test func autoPlanPrintsWhatItChoseAndWhy() throws {
+        let plan = try PlacementPlanner.plan(
+            .auto, devices: ["cuda:0", "cuda:1", "cuda:2", "cuda:3"], model: Self.ti2v,
+            deviceMemoryBytes: 141 * Self.gib, queueDepth: 1)
+        #expect(plan.chosen == .parallel(4))
+        #expect(plan.lines.first == "placement: parallel:4 (auto)")
+        #expect(plan.slots == [Slot(id: "group-1", device: "cuda:0", rankDevices: ["cuda:0", "cuda:1", "cuda:2", "cuda:3"])])
+        #expect(plan.notes.first?.contains("1 job(s) waiting for 4 GPUs") == true)
+    }
+
+    @Test func theMemoryBudgetCapsWhatAutoSeesAndTheGPUsAreAsked() throws {
+        let model = ModelCatalogStub.model(.ti2v5B)
+        let roomy = try PlacementPlanner.resolve(
+            placement: "auto", devices: "cuda:0,cuda:1", model: model, modelPath: nil, memoryBudgetGiB: nil,
+            queueDepth: 5, gpuMemoryBytes: { 80 * Self.gib })
+        #expect(roomy.chosen == .replica)
+        let capped = try PlacementPlanner.resolve(
+            placement: "auto", devices: "cuda:0,cuda:1", model: model, modelPath: nil, memoryBudgetGiB: 24,
+            queueDepth: 5, gpuMemoryBytes: { 80 * Self.gib })
+        #expect(capped.chosen == .split)
+        let cpu = try PlacementPlanner.resolve(
+            placement: "auto", devices: "cpu", model: model, modelPath: nil, memoryBudgetGiB: 24, queueDepth: 0,
+            gpuMemoryBytes: { Issue.record("asked the GPUs of a CPU node"); return nil })
+        #expect(cpu.slots == [Slot(id: "cpu", device: "cpu")])
+    }
+}
+
+enum ModelCatalogStub {
+    static func model(_ architecture: Architecture, name: String? = nil) -> ModelInfo {
+        // The built-in models, as the catalog resolves them.
+        try! ModelCatalog.resolve(name ?? "random:\(architecture.rawValue)")
+    }
+}
