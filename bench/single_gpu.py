@@ -129,6 +129,39 @@ def part_ceilings(args) -> dict:
             "floor_seconds_per_forward": floor}
 
 
+def part_forward(args) -> dict:
+    """Seconds per TI2V-5B transformer forward at the job size, one change at a time: eager with PyTorch's default
+    attention kernel (what the plain loop runs), eager with the kernel Reel picks, and compiled with it."""
+    import torch
+
+    from reel_engine import models, speed
+
+    model = models.load_model("random:ti2v-5b", "cuda:0")
+    transformer = model.pipe.transformer
+    latent_frames = (FRAMES - 1) // 4 + 1
+    hidden = torch.randn(1, 48, latent_frames, HEIGHT // 16, WIDTH // 16, device="cuda", dtype=torch.bfloat16)
+    text = torch.randn(1, 512, 4096, device="cuda", dtype=torch.bfloat16)
+    timestep = torch.full((1, tokens()), 999.0, device="cuda")
+
+    def forward():
+        with torch.no_grad():
+            transformer(hidden_states=hidden, timestep=timestep, encoder_hidden_states=text, return_dict=False)
+
+    result = {"eager_default_attention": cuda_time(forward, repeats=3)}
+    chosen = speed.select_attention(model, tokens())
+    result["attention_backend"] = chosen["attention_backend"]
+    result["eager_chosen_attention"] = cuda_time(forward, repeats=3)
+    t0 = time.perf_counter()
+    speed.compile_transformers(model)
+    forward()
+    result["compile_seconds"] = time.perf_counter() - t0
+    result["compiled_chosen_attention"] = cuda_time(forward, repeats=3)
+    result["peak_memory_gib"] = torch.cuda.max_memory_allocated() / (1 << 30)
+    del model, transformer, hidden, text
+    torch.cuda.empty_cache()
+    return result
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # baseline
 
@@ -218,6 +251,12 @@ def part_reel(args, budget_gib: float | None = None) -> dict:
                         break
             except Exception:
                 pass
+            try:  # a worker that failed to start will not become ready: stop waiting
+                for worker in http("GET", base + "/v1/workers").get("data", []):
+                    if worker.get("last_error"):
+                        raise RuntimeError(f"worker {worker.get('slot')}: {worker['last_error']}")
+            except (OSError, ValueError):
+                pass
             time.sleep(1)
         if ready_at is None:
             raise RuntimeError("reel serve never became ready")
@@ -243,8 +282,8 @@ def part_reel(args, budget_gib: float | None = None) -> dict:
             _, job = finished[job_id]
             if job["state"] != "succeeded":
                 raise RuntimeError(f"job {job_id} {job['state']}: {job.get('error')}")
-            with urllib.request.urlopen(f"{base}/v1/jobs/{job_id}/metadata", timeout=30) as response:
-                records.append(json.loads(response.read()))
+            with open(job["outputs"]["metadata"], encoding="utf-8") as f:  # job.json, on this same machine
+                records.append(json.load(f))
         records.sort(key=lambda r: r["timeline"]["started"])
         idle = [b["timeline"]["started"] - a["timeline"]["device_done"] for a, b in zip(records, records[1:])]
         return {"startup_seconds": ready_at - t0, "wall_seconds": wall, "videos": args.videos, "steps": args.steps,
@@ -270,8 +309,8 @@ def report(out: str) -> str:
         path = os.path.join(out, f"{name}.json")
         return json.load(open(path)) if os.path.exists(path) else None
 
-    env, ceilings, baseline, reel, budget = (load(n) for n in ("environment", "ceilings", "baseline", "reel",
-                                                                "budget"))
+    env, ceilings, forward, baseline, reel, budget = (
+        load(n) for n in ("environment", "ceilings", "forward", "baseline", "reel", "budget"))
     lines = [f"## Reel against a plain diffusers loop on one GPU ({env['date']})", "",
              f"`bench/single_gpu.py`: {env.get('gpu')} ({env.get('gpu_memory_gib')} GiB), torch {env['torch']} "
              f"(CUDA {env['cuda']}), diffusers {env['diffusers']}, transformers {env['transformers']}, PyAV "
@@ -310,6 +349,16 @@ def report(out: str) -> str:
             per_forward = sum(den) / len(den) / (2 * reel["steps"])
             lines.append(f"Reel's denoising per forward (scheduler step included): {per_forward:.3f} s = "
                          f"{per_forward / ceilings['floor_seconds_per_forward']:.2f}x the floor.")
+    if forward and ceilings:
+        floor = ceilings["floor_seconds_per_forward"]
+        lines += ["", "One transformer forward at the job size (CUDA events, median of 3):", "",
+                  "| forward | seconds | x floor |", "|---|---|---|"]
+        for key, label in (("eager_default_attention", "eager, PyTorch's default attention kernel"),
+                           ("eager_chosen_attention", f"eager, {forward['attention_backend']} attention (Reel's pick)"),
+                           ("compiled_chosen_attention", f"regional compile + {forward['attention_backend']}")):
+            lines.append(f"| {label} | {forward[key]:.3f} | {forward[key] / floor:.2f} |")
+        lines.append(f"| floor (GEMM and attention ceilings of this run) | {floor:.3f} | 1.00 |")
+        lines.append("")
     for name, run in rows[1:]:
         if run:
             stages = {k: sum(v.get(k, 0) for v in run["per_video"]) / len(run["per_video"])
@@ -329,7 +378,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--videos", type=int, default=2)
-    parser.add_argument("--parts", default="ceilings,baseline,reel,budget")
+    parser.add_argument("--parts", default="ceilings,forward,baseline,reel,budget")
     parser.add_argument("--budget-gib", type=float, default=24)
     parser.add_argument("--reel", default=os.environ.get("REEL", "reel"), help="the reel binary")
     parser.add_argument("--out", default="bench-out")
@@ -352,6 +401,8 @@ def main() -> int:
         t0 = time.perf_counter()
         if part == "ceilings":
             result = part_ceilings(args)
+        elif part == "forward":
+            result = part_forward(args)
         elif part == "baseline":
             result = part_baseline(args)
         elif part == "reel":

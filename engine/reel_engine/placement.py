@@ -11,7 +11,7 @@ and the budget, so its choices are tested without a GPU (tests/test_placement.py
 
 The activation estimates are linear fits of peaks measured on an H200 with full-size random weights in bf16
 (bench/RESULTS.md): a TI2V-5B transformer forward at 27,280 tokens peaked 8.7 GB above its weights; an untiled
-Wan2.2 VAE decode of 121 frames at 1280x704 peaked at 21 GB; a tiled one stays near its tile's footprint. They are
+Wan2.2 VAE decode of 121 frames at 1280x704 peaked at 21 GB; a tiled one stays near its tiles' share of that. They are
 deliberately generous: a plan that does not fit would fail the job, one that fits loosely costs a little speed.
 """
 
@@ -24,9 +24,10 @@ GIB = 1 << 30
 # Bytes of activations per video token per unit of model width, at the forward's peak (8.7e9 / (27280 * 3072)),
 # rounded up by a fifth.
 FORWARD_BYTES_PER_TOKEN_WIDTH = 125.0
-# Bytes per output pixel of one frame at the VAE decode's peak, untiled (21e9 / (1280 * 704 * 121)), and tiled.
+# Bytes per output pixel of one frame at the VAE decode's peak, untiled (21e9 / (1280 * 704 * 121)), and tiled in
+# 512-pixel tiles (models.py): a tile holds at most (512 * 512) / (1280 * 704) = 29% of a 720p frame's area.
 VAE_BYTES_PER_PIXEL = 200.0
-VAE_TILED_BYTES_PER_PIXEL = 12.0
+VAE_TILED_BYTES_PER_PIXEL = 60.0
 # The text encoder's activations for 512 tokens, and the allocator's slack, per tier.
 TEXT_ACTIVATION_BYTES = 1 * GIB
 SLACK_BYTES = int(1.5 * GIB)

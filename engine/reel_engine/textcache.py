@@ -99,12 +99,29 @@ class TextEmbeddings:
         with self._lock:
             return text in self._entries
 
-    def _encode(self, text: str) -> torch.Tensor:
+    def offload_to_host(self) -> None:
+        """For the `offload` placement: the encoder's weights live in pinned host memory. Encoding copies them to
+        the device (fast, from pinned memory) and then simply drops the device copies: nothing is copied back."""
         encoder = self.pipe.text_encoder
+        encoder.to("cpu")
+        pin = torch.cuda.is_available()
+        self._host = {}
+        for name, tensor in list(encoder.named_parameters()) + list(encoder.named_buffers()):
+            if pin:
+                tensor.data = tensor.data.pin_memory()
+            self._host[name] = tensor.data
+
+    def _swap(self, to_device: bool) -> None:
+        encoder = self.pipe.text_encoder
+        for name, tensor in list(encoder.named_parameters()) + list(encoder.named_buffers()):
+            host = self._host[name]
+            tensor.data = host.to(self.target_device, non_blocking=True) if to_device else host
+
+    def _encode(self, text: str) -> torch.Tensor:
         with self._encoder_lock, torch.no_grad():
             t0 = time.perf_counter()
             if self.placement == "offload":
-                encoder.to(self.target_device)
+                self._swap(to_device=True)
                 device = self.target_device
             else:
                 device = self.encode_device
@@ -116,6 +133,6 @@ class TextEmbeddings:
                     torch.cuda.current_stream(self.target_device).synchronize()
             finally:
                 if self.placement == "offload":
-                    encoder.to("cpu")
+                    self._swap(to_device=False)
             self.encode_seconds += time.perf_counter() - t0
         return embedding

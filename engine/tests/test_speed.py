@@ -56,3 +56,15 @@ def test_compiled_transformer_blocks_give_the_eager_frames(data_dir):
     assert a.shape == b.shape == (9, 128, 128, 3)
     # The same function up to floating-point reordering: float32 frames agree to well under one 8-bit level.
     assert float(np.abs(a - b).max()) < 1e-3
+
+
+def test_an_offloaded_encoder_gives_the_same_embedding(data_dir):
+    from reel_engine.textcache import TextEmbeddings
+
+    model = models.load_model("tiny", "cpu", data_dir)
+    text = "a kite above a windy beach"
+    resident, _ = model.text.get(text)
+    offloaded = TextEmbeddings(model.pipe, model.device, resident.dtype, placement="offload")
+    offloaded.offload_to_host()
+    embedding, cached = offloaded.get(text)
+    assert not cached and torch.equal(embedding, resident)
