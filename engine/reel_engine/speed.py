@@ -133,3 +133,36 @@ def warm_up(model, width: int, height: int, frames: int, passes: int = 2) -> flo
 
 def _transformers(model):
     return [t for t in (model.pipe.transformer, model.pipe.transformer_2) if t is not None]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Approximate speed-ups: off unless asked for, and recorded in every job.json they touch.
+
+APPROXIMATE = {"first-block-cache": 0.05}  # name -> default threshold
+
+
+def parse_approximate(spec: str) -> tuple[str, float]:
+    """`first-block-cache` or `first-block-cache:0.08` -> (name, threshold); ValueError naming what is wrong."""
+    name, _, value = spec.partition(":")
+    if name not in APPROXIMATE:
+        raise ValueError(f"--approximate {spec!r}: unknown; the approximate speed-ups are {', '.join(APPROXIMATE)}")
+    try:
+        threshold = float(value) if value else APPROXIMATE[name]
+    except ValueError:
+        raise ValueError(f"--approximate {spec!r}: {value!r} is not a number") from None
+    if not 0 < threshold < 1:
+        raise ValueError(f"--approximate {spec!r}: the threshold must be between 0 and 1, got {threshold}")
+    return name, threshold
+
+
+def apply_approximate(model, spec: str) -> dict:
+    """Enables diffusers' First Block Cache on every transformer: a step whose first block's output barely changed
+    since the last computed step reuses that step's residual instead of running the other blocks. It changes the
+    output; how much depends on the threshold."""
+    from diffusers.hooks import FirstBlockCacheConfig
+
+    name, threshold = parse_approximate(spec)
+    for transformer in _transformers(model):
+        transformer.enable_cache(FirstBlockCacheConfig(threshold=threshold))
+    log.warning("approximate speed-up on: %s (threshold %g); videos differ from exact runs", name, threshold)
+    return {"name": name, "threshold": threshold}

@@ -179,6 +179,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="run the text encoder on this device instead of --device (the split layout)")
     parser.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
                         help="cap this worker's GPU memory at GIB and place components to fit")
+    parser.add_argument("--approximate", default=None, metavar="NAME[:THRESHOLD]",
+                        help="an approximate speed-up that changes the output (off by default): first-block-cache")
     parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
                         help="regional torch.compile of the transformer blocks, warmed up before ready "
                              "(auto: on CUDA only)")
@@ -203,7 +205,7 @@ def _configure_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def prepare_for_speed(model, compile_mode: str = "auto") -> None:
+def prepare_for_speed(model, compile_mode: str = "auto", approximate: str | None = None) -> None:
     """On CUDA: picks the fastest attention kernel; compiles the transformer blocks and warms them up at the
     model's default size (compile "on" does it on the CPU too). Records what it did in `model.speed`."""
     import time
@@ -216,6 +218,9 @@ def prepare_for_speed(model, compile_mode: str = "auto") -> None:
     if model.device.type == "cuda":
         model.speed.update(speed.select_attention(model, tokens))
     compile_on = compile_mode == "on" or (compile_mode == "auto" and model.device.type == "cuda")
+    if approximate:
+        model.speed["approximate"] = speed.apply_approximate(model, approximate)
+        compile_on = False  # the cache's hooks decide per step which blocks run: not one graph to compile
     model.speed["compiled"] = compile_on
     if compile_on:
         t0 = time.perf_counter()
@@ -274,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             group = distributed.join(args.rank, args.world_size, args.dist_init, args.device)
         model = load_model(args.model, args.device, args.data_dir, memory_saving=args.memory_saving,
                            text_device=args.text_device, memory_budget_gib=args.memory_budget)
-        prepare_for_speed(model, args.compile)
+        prepare_for_speed(model, args.compile, args.approximate)
         if group is not None:
             distributed.attach(model, group)
     except Exception as e:  # any load failure is reported as one event, then exit 3

@@ -68,3 +68,35 @@ def test_an_offloaded_encoder_gives_the_same_embedding(data_dir):
     offloaded.offload_to_host()
     embedding, cached = offloaded.get(text)
     assert not cached and torch.equal(embedding, resident)
+
+
+def test_approximate_speed_ups_are_named_and_bounded():
+    assert speed.parse_approximate("first-block-cache") == ("first-block-cache", 0.05)
+    assert speed.parse_approximate("first-block-cache:0.1") == ("first-block-cache", 0.1)
+    for bad, fragment in (("teacache", "unknown"), ("first-block-cache:x", "not a number"),
+                          ("first-block-cache:2", "between 0 and 1")):
+        with pytest.raises(ValueError, match=fragment):
+            speed.parse_approximate(bad)
+
+
+def test_first_block_cache_is_opt_in_and_recorded_in_ready_and_job_json(start_worker, tmp_path):
+    import json
+
+    from conftest import generate_request
+
+    w = start_worker("--device", "cpu", "--model", "tiny", "--approximate", "first-block-cache:0.5")
+    ready = w.next_event()
+    assert ready["event"] == "ready", w.log()
+    assert ready["speed"]["approximate"] == {"name": "first-block-cache", "threshold": 0.5}
+    w.send(generate_request("a-1", str(tmp_path / "a-1"), steps=6))
+    final, _ = w.wait_final("a-1")
+    assert final["event"] == "result", final
+    with open(tmp_path / "a-1" / "job.json", encoding="utf-8") as f:
+        assert json.load(f)["execution"]["approximate"] == {"name": "first-block-cache", "threshold": 0.5}
+
+
+def test_an_unknown_approximate_speed_up_fails_the_start_by_name(start_worker):
+    w = start_worker("--device", "cpu", "--model", "tiny", "--approximate", "teacache")
+    event = w.next_event()
+    assert event["event"] == "error" and "teacache" in event["message"] and "first-block-cache" in event["message"]
+    assert w.wait_exit() == 3

@@ -157,6 +157,7 @@ def test_text_embeddings_are_reused_and_prepared_ahead(worker, tmp_path):
     record = _job_json(tmp_path / "t-3")
     assert record["text_embeddings"] == {"prompt": "hit", "negative_prompt": "hit"}
     assert record["execution"]["compiled"] is False and record["execution"]["placement"]["tier"] == "resident"
+    assert record["execution"]["approximate"] is None  # exact by default
 
 
 def test_a_bad_prepare_is_refused_by_field(worker):
