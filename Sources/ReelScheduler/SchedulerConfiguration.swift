@@ -26,16 +26,24 @@ public struct SchedulerConfiguration: Sendable {
     public var workerEnvironment: [String: String]
     /// Where job directories go; `<dataDirectory>/outputs` when nil.
     public var outputRoot: String?
-    /// Workers save a resumable checkpoint every this many denoising steps; nil or 0 for none.
+    /// Workers save a resumable checkpoint every this many denoising steps; nil or 0 for none. Parallel groups
+    /// never do.
     public var checkpointEvery: Int?
+    /// Every worker caps its device memory at this many GiB (`--memory-budget`).
+    public var memoryBudgetGiB: Double?
+    /// Every worker loads with the memory-saving settings (the `auto` placement's choice for a model that fits no
+    /// single device).
+    public var memorySaving: Bool
 
     public init(
         node: String, slots: [Slot], engine: EngineLocation, model: String, dataDirectory: String,
         maxAttempts: Int = 3, stallTimeout: Duration = .seconds(300), startupTimeout: Duration = .seconds(1800),
         leaseDuration: Duration = .seconds(60), grace: Duration = .seconds(30), unhealthyAfter: Int = 3,
         backoff: Backoff = Backoff(), workerEnvironment: [String: String] = [:], outputRoot: String? = nil,
-        checkpointEvery: Int? = 5
+        checkpointEvery: Int? = 5, memoryBudgetGiB: Double? = nil, memorySaving: Bool = false
     ) {
+        self.memoryBudgetGiB = memoryBudgetGiB
+        self.memorySaving = memorySaving
         self.outputRoot = outputRoot
         self.checkpointEvery = checkpointEvery
         self.node = node

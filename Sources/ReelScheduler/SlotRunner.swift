@@ -6,10 +6,15 @@ import ReelWorker
 import ReelWorkerProtocol
 import Synchronization
 
-/// Keeps one warm worker on one slot and feeds it jobs from the store, one at a time.
+/// Keeps one warm worker (or one parallel group of workers) on one slot and feeds it jobs from the store, one at a
+/// time.
 ///
 /// The worker is restarted with backoff whenever it exits; the job it was running is requeued or failed by the
-/// retry policy. A worker that sends nothing for the stall timeout is killed with its process group.
+/// retry policy. A worker that sends nothing for the stall timeout is killed with its process group. A parallel
+/// group is one slot: every rank gets the same requests, rank 0's events drive the job, and when any rank exits
+/// or stalls every rank is killed and the group restarts as a whole. A split slot, while a job runs, sends the
+/// next queued job's prompt to the worker with `prepare`, so its text encoder works while the other device
+/// denoises.
 final class SlotRunner: Sendable {
     let slot: Slot
     let configuration: SchedulerConfiguration
@@ -24,7 +29,7 @@ final class SlotRunner: Sendable {
 
     /// The worker connection and job of the moment, for cancel requests from the API.
     private struct Current {
-        var connection: WorkerConnection?
+        var group: WorkerGroup?
         var jobID: String?
     }
     private let current = Mutex(Current())
@@ -52,9 +57,9 @@ final class SlotRunner: Sendable {
 
     /// Asks the worker to stop `jobID` at its next step, if this slot runs it. True when it does.
     func requestCancel(jobID: String) -> Bool {
-        let connection = current.withLock { $0.jobID == jobID ? $0.connection : nil }
-        guard let connection else { return false }
-        try? connection.send(.cancel(job: jobID))
+        let group = current.withLock { $0.jobID == jobID ? $0.group : nil }
+        guard let group else { return false }
+        try? group.send(.cancel(job: jobID))
         return true
     }
 
@@ -82,6 +87,8 @@ final class SlotRunner: Sendable {
         case stalled(Duration)
         case shutdown
         case leaseLost
+        /// Another rank of the slot's parallel group exited or stalled.
+        case rankDied(String)
     }
 
     func run() async {
@@ -90,27 +97,27 @@ final class SlotRunner: Sendable {
         while !shutdown.stopping && !Task.isCancelled {
             board.update(slot.id) {
                 $0.state = startFailures >= configuration.unhealthyAfter ? .unhealthy : .starting
-                $0.pid = nil
+                $0.setPIDs(nil)
                 $0.job = nil
             }
-            let launch = WorkerLaunch(
-                engine: configuration.engine, device: slot.device, model: configuration.model,
-                dataDirectory: configuration.dataDirectory, environment: configuration.workerEnvironment)
+            let (launches, rendezvous) = makeLaunches()
             var outcome = WorkerOutcome.neverReady("the worker could not be started")
             var exit: WorkerExit?
             let slotLogger = logger
             do {
-                let (result, workerExit) = try await WorkerProcess.run(
-                    launch, logger: logger, grace: .seconds(5),
-                    stderrHandler: { line in slotLogger.debug("engine: \(line)") }
-                ) { connection in
-                    await self.serve(connection)
+                let (result, exits) = try await WorkerGroup.run(
+                    launches, logger: logger, grace: .seconds(5),
+                    stderrHandler: { rank, line in slotLogger.debug("engine\(rank > 0 ? " rank \(rank)" : ""): \(line)") }
+                ) { group in
+                    await self.serve(group)
                 }
                 outcome = result
-                exit = workerExit
+                exit = exits.first
             } catch {
                 outcome = .neverReady("could not start \(configuration.engine.python): \(error)")
             }
+            if let rendezvous { try? FileManager.default.removeItem(atPath: rendezvous) }
+            let groupFailure = current.withLock { $0.group?.failure }
             current.withLock { $0 = Current() }
 
             switch outcome {
@@ -124,7 +131,8 @@ final class SlotRunner: Sendable {
             case .died(let inFlight):
                 startFailures = 0
                 crashes += 1
-                let description = describe(exit: exit, killedBecause: inFlight?.killedBecause)
+                let description = describe(
+                    exit: exit, killedBecause: inFlight?.killedBecause ?? groupFailure.map { .rankDied($0) })
                 logger.warning("worker died: \(description)")
                 board.update(slot.id) { $0.lastError = description }
                 if let inFlight { await recover(inFlight, description: description) }
@@ -147,12 +155,35 @@ final class SlotRunner: Sendable {
         }
     }
 
+    /// The worker(s) to start for this slot, and the rendezvous file of a parallel group (removed after it stops).
+    private func makeLaunches() -> ([WorkerLaunch], String?) {
+        let base = WorkerLaunch(
+            engine: configuration.engine, device: slot.device, model: configuration.model,
+            dataDirectory: configuration.dataDirectory, memorySaving: configuration.memorySaving,
+            textDevice: slot.textDevice, memoryBudgetGiB: configuration.memoryBudgetGiB,
+            environment: configuration.workerEnvironment)
+        guard let devices = slot.rankDevices, devices.count > 1 else { return ([base], nil) }
+        // A fresh file per start: torch.distributed's file rendezvous must not find an earlier group's file.
+        let directory = configuration.dataDirectory + "/run"
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = directory + "/\(slot.id)-\(UUID().uuidString.prefix(8)).rendezvous"
+        let launches = devices.enumerated().map { rank, device in
+            var launch = base
+            launch.device = device
+            launch.textDevice = nil
+            launch.group = .init(rank: rank, worldSize: devices.count, initMethod: "file://" + path)
+            return launch
+        }
+        return (launches, path)
+    }
+
     private func describe(exit: WorkerExit?, killedBecause: KillReason?) -> String {
         var text: String
         switch killedBecause {
         case .stalled(let timeout): text = "stalled: no progress for \(timeout), killed"
         case .shutdown: text = "stopped for shutdown"
         case .leaseLost: text = "killed after losing its lease"
+        case .rankDied(let reason): text = "\(reason); every rank of the group was stopped"
         case nil: text = "the worker \(exit.map(\.description) ?? "exited")"
         }
         if killedBecause == nil, let last = exit?.stderrTail.last(where: { !$0.isEmpty }) {
@@ -223,11 +254,18 @@ final class SlotRunner: Sendable {
 
     // MARK: - Serving jobs on a ready worker
 
-    private func serve(_ connection: WorkerConnection) async -> WorkerOutcome {
+    private func serve(_ group: WorkerGroup) async -> WorkerOutcome {
+        let connection = group.primary
         var events = connection.events.makeAsyncIterator()
+        current.withLock { $0.group = group }
+        let followers = Task { await group.followRanks(logger: logger) }
+        defer {
+            group.close()  // from here on ranks exit because the slot lets them go
+            _ = followers
+        }
         board.update(slot.id) {
             $0.state = .starting
-            $0.pid = connection.pid
+            $0.setPIDs(group.pids)
         }
         // The model may take long to load, but not forever, and a shutdown must not wait for it.
         let startup = Task {
@@ -235,7 +273,7 @@ final class SlotRunner: Sendable {
             while ContinuousClock.now < deadline && !shutdown.stopping {
                 try await Task.sleep(for: .milliseconds(100))
             }
-            connection.killGroup()
+            group.killAll()
         }
         defer { startup.cancel() }
         let ready: WorkerEvent.Ready
@@ -243,20 +281,27 @@ final class SlotRunner: Sendable {
             ready = try await connection.awaitReady(&events)
         } catch {
             if shutdown.stopping { return .stopped }
-            return .neverReady(error.description)
+            return .neverReady(group.failure ?? error.description)
+        }
+        // A group is ready when every rank is.
+        while !group.followersReady {
+            if let failure = group.failure { return .neverReady(failure) }
+            if shutdown.stopping { return .stopped }
+            try? await Task.sleep(for: .milliseconds(50))
         }
         startup.cancel()
-        current.withLock { $0.connection = connection }
         board.update(slot.id) {
             $0.state = .ready
             $0.freeMemoryBytes = ready.freeMemoryBytes
             $0.totalMemoryBytes = ready.totalMemoryBytes
             $0.lastError = nil
         }
-        logger.info("worker \(connection.pid) ready: \(ready.model) on \(ready.device) (\(ready.dtype))")
+        let pids = group.pids.map(String.init).joined(separator: ", ")
+        logger.info("worker \(pids) ready: \(ready.model), \(slot.summary) (\(ready.dtype))")
 
         while true {
             if shutdown.stopping { return .stopped }
+            if group.failure != nil { return .died(nil) }
             let claimed: (job: Job, lease: Lease)?
             do {
                 let now = Date()
@@ -272,9 +317,10 @@ final class SlotRunner: Sendable {
                 await doorbell.wait(upTo: .milliseconds(500), stop: { self.shutdown.stopping })
                 continue
             }
-            if let inFlight = await runJob(job, lease: lease, connection: connection, events: &events) {
+            if let inFlight = await runJob(job, lease: lease, group: group, events: &events) {
                 return .died(inFlight)
             }
+            if group.size > 1, await !waitForFollowers(of: job, group: group) { return .died(nil) }
             board.update(slot.id) {
                 $0.state = .ready
                 $0.job = nil
@@ -287,12 +333,14 @@ final class SlotRunner: Sendable {
 
     /// Runs one claimed job. Returns nil when the worker is still usable, or what was in flight when it died.
     private func runJob(
-        _ job: Job, lease: Lease, connection: WorkerConnection, events: inout AsyncStream<WorkerEvent>.Iterator
+        _ job: Job, lease: Lease, group: WorkerGroup, events: inout AsyncStream<WorkerEvent>.Iterator
     ) async -> InFlight? {
         let outDir = configuration.outputDirectory(jobID: job.id)
         // One set of outputs per job: whatever an earlier attempt left is removed first, except its checkpoint,
-        // which the worker checks against the job and resumes from.
-        Self.clearOutputs(outDir, keeping: Self.checkpointFile)
+        // which the worker checks against the job and resumes from. Parallel groups neither save nor resume
+        // checkpoints (their ranks must start every job at the same step), so theirs go too.
+        let checkpoints = group.size == 1 && (configuration.checkpointEvery ?? 0) > 0
+        Self.clearOutputs(outDir, keeping: group.size == 1 ? Self.checkpointFile : nil)
         try? FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
 
         current.withLock { $0.jobID = job.id }
@@ -312,20 +360,20 @@ final class SlotRunner: Sendable {
             height: job.spec.height, frames: job.spec.frames, steps: job.spec.steps, guidance: job.spec.guidance,
             guidance2: job.spec.guidance2, seed: job.spec.seed, pngFrames: job.spec.pngFrames, outDir: outDir,
             fps: job.spec.fps, memorySaving: job.memorySaving ? true : nil, interpolate: job.spec.interpolate,
-            checkpointEvery: (configuration.checkpointEvery ?? 0) > 0 ? configuration.checkpointEvery : nil,
+            checkpointEvery: checkpoints ? configuration.checkpointEvery : nil,
             metadata: ["job_id": .string(job.id), "attempt": .number(Double(lease.attempt))])
         if let style = job.spec.style { request.metadata?["style"] = .string(style) }
         if let userPrompt = job.spec.userPrompt { request.metadata?["user_prompt"] = .string(userPrompt) }
         if let seconds = job.spec.requestedSeconds { request.metadata?["requested_seconds"] = .number(seconds) }
         request.debug = jobDebug?(job)
         do {
-            try connection.send(.generate(request))
+            try group.send(.generate(request))
         } catch {
             return InFlight(job: job, lease: lease, killedBecause: nil, progress: nil)
         }
 
         let watch = JobWatch()
-        let watchdog = Task { await self.watch(job: job, lease: lease, connection: connection, state: watch) }
+        let watchdog = Task { await self.watch(job: job, lease: lease, group: group, state: watch) }
         defer { watchdog.cancel() }
 
         var lastRenewal = ContinuousClock.now
@@ -354,7 +402,7 @@ final class SlotRunner: Sendable {
                 publish("progress", job, state: .running, progress: jobProgress, attempt: lease.attempt)
                 if ContinuousClock.now - lastRenewal >= .milliseconds(500) {
                     lastRenewal = ContinuousClock.now
-                    await renew(lease, progress: jobProgress, watch: watch, connection: connection)
+                    await renew(lease, progress: jobProgress, watch: watch, group: group)
                 }
             case .result(let result) where result.job == job.id:
                 await finish(job, lease: lease, result: result)
@@ -376,7 +424,39 @@ final class SlotRunner: Sendable {
                 continue
             }
         }
-        return InFlight(job: job, lease: lease, killedBecause: watch.killReason, progress: watch.lastProgress)
+        if group.size > 1 { group.killAll() }  // rank 0 is gone: the others cannot finish the job alone
+        return InFlight(
+            job: job, lease: lease, killedBecause: watch.killReason ?? group.failure.map { .rankDied($0) },
+            progress: watch.lastProgress)
+    }
+
+    /// After rank 0's final event, waits for every other rank's: the group takes the next job together. A rank that
+    /// does not finish within the stall timeout breaks the group, which then restarts.
+    private func waitForFollowers(of job: Job, group: WorkerGroup) async -> Bool {
+        defer { group.forget(job.id) }
+        let deadline = ContinuousClock.now + configuration.stallTimeout
+        while !group.followersFinished(job.id) {
+            if group.failure != nil { return false }
+            if ContinuousClock.now > deadline {
+                group.fail("a rank did not finish job \(job.id) within \(configuration.stallTimeout) of rank 0")
+                return false
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return true
+    }
+
+    /// `split` slots: tells the worker the prompt of the job most likely to come next (highest priority, then
+    /// oldest, among the oldest queued), so its text encoder prepares it while this job denoises. The job is not
+    /// claimed; another slot may take it, and the embedding then just goes unused.
+    private func prepareNext(group: WorkerGroup, after prepared: String?) async -> String? {
+        guard let queued = try? await store.jobs(matching: JobQuery(state: .queued, order: .oldestFirst, limit: 32)),
+            let top = queued.map(\.priority).max(), let next = queued.first(where: { $0.priority == top }),
+            next.id != prepared
+        else { return prepared }
+        try? group.send(.prepare(.init(prompt: next.spec.prompt, negativePrompt: next.spec.negativePrompt)))
+        logger.debug("sent prepare for job \(next.id)")
+        return next.id
     }
 
     /// The name of the engine's checkpoint file in a job's directory.
@@ -388,7 +468,7 @@ final class SlotRunner: Sendable {
     }
 
     /// Removes everything in a job's directory but `kept`.
-    static func clearOutputs(_ directory: String, keeping kept: String) {
+    static func clearOutputs(_ directory: String, keeping kept: String?) {
         let fileManager = FileManager.default
         guard let entries = try? fileManager.contentsOfDirectory(atPath: directory) else { return }
         for entry in entries where entry != kept {
@@ -396,7 +476,7 @@ final class SlotRunner: Sendable {
         }
     }
 
-    private func renew(_ lease: Lease, progress: JobProgress?, watch: JobWatch, connection: WorkerConnection) async {
+    private func renew(_ lease: Lease, progress: JobProgress?, watch: JobWatch, group: WorkerGroup) async {
         let now = Date()
         do {
             let held = try await store.renew(
@@ -405,7 +485,7 @@ final class SlotRunner: Sendable {
                 // Someone else owns the job now (its lease expired, or it was cancelled): stop working on it.
                 logger.warning("lost the lease of job \(lease.jobID); stopping the worker")
                 watch.kill(.leaseLost)
-                connection.killGroup()
+                group.killAll()
             }
         } catch {
             logger.error("renewing the lease of \(lease.jobID) failed: \(error)")
@@ -414,10 +494,12 @@ final class SlotRunner: Sendable {
 
     /// Runs beside a job: kills a stalled worker, stops the job when the shutdown grace ends, renews the lease
     /// while the worker is alive, and forwards cancel requests made on other nodes.
-    private func watch(job: Job, lease: Lease, connection: WorkerConnection, state: JobWatch) async {
+    private func watch(job: Job, lease: Lease, group: WorkerGroup, state: JobWatch) async {
         var lastRenewal = ContinuousClock.now
         var lastCancelCheck = ContinuousClock.now
         var cancelSent = false
+        var lastPrepare = ContinuousClock.now - .seconds(1)
+        var prepared: String?
         while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(100))
             if Task.isCancelled { return }
@@ -425,25 +507,29 @@ final class SlotRunner: Sendable {
             if now - state.lastEvent > configuration.stallTimeout {
                 logger.warning("job \(job.id): no progress for \(configuration.stallTimeout); killing the worker")
                 state.kill(.stalled(configuration.stallTimeout))
-                connection.killGroup()
+                group.killAll()
                 return
             }
             if shutdown.graceExpired {
                 logger.warning("job \(job.id): shutdown grace is over; stopping it and leaving it queued")
                 state.kill(.shutdown)
-                connection.killGroup()
+                group.killAll()
                 return
             }
             if now - lastRenewal >= configuration.leaseDuration / 3 {
                 lastRenewal = now
-                await renew(lease, progress: state.lastProgress, watch: state, connection: connection)
+                await renew(lease, progress: state.lastProgress, watch: state, group: group)
             }
             if !cancelSent && now - lastCancelCheck >= .seconds(1) {
                 lastCancelCheck = now
                 if (try? await store.job(id: job.id))?.cancelRequested == true {
                     cancelSent = true
-                    try? connection.send(.cancel(job: job.id))
+                    try? group.send(.cancel(job: job.id))
                 }
+            }
+            if slot.textDevice != nil && now - lastPrepare >= .seconds(1) {
+                lastPrepare = now
+                prepared = await prepareNext(group: group, after: prepared)
             }
         }
     }

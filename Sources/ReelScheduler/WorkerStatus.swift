@@ -18,9 +18,26 @@ public struct WorkerStatus: Sendable, Equatable, Codable {
         case stopped
     }
 
+    /// One worker process of a parallel group.
+    public struct Rank: Sendable, Equatable, Codable {
+        public var rank: Int
+        public var device: String
+        public var pid: Int32?
+    }
+
     public var slot: String
     public var node: String
+    /// Where the transformer runs (rank 0's device in a parallel group).
     public var device: String
+    /// `replica`, `split` or `parallel:K`.
+    public var placement: String
+    /// `split`: the text encoder's device.
+    public var textDevice: String?
+    /// `parallel:K`: each rank's device and process, rank 0 first.
+    public var ranks: [Rank]?
+    /// `parallel:K`: whether the ranks share the job out (GPU groups) or each compute all of it (CPU groups, which
+    /// only check each other).
+    public var sharded: Bool?
     public var state: State
     public var pid: Int32?
     public var job: String?
@@ -38,13 +55,28 @@ public struct WorkerStatus: Sendable, Equatable, Codable {
         self.slot = slot.id
         self.node = node
         self.device = slot.device
+        self.placement = slot.worldSize > 1 ? "parallel:\(slot.worldSize)" : slot.placement
+        self.textDevice = slot.textDevice
+        if let devices = slot.rankDevices, devices.count > 1 {
+            ranks = devices.enumerated().map { Rank(rank: $0, device: $1, pid: nil) }
+            sharded = !devices.allSatisfy { $0 == "cpu" }
+        }
         self.state = .starting
         self.restarts = 0
         self.since = Date()
     }
 
+    /// Records each rank's process (nil: none running).
+    mutating func setPIDs(_ pids: [Int32]?) {
+        pid = pids?.first
+        guard var ranks else { return }
+        for index in ranks.indices { ranks[index].pid = pids.flatMap { index < $0.count ? $0[index] : nil } }
+        self.ranks = ranks
+    }
+
     enum CodingKeys: String, CodingKey {
-        case slot, node, device, state, pid, job, step, stage, restarts, since
+        case slot, node, device, placement, ranks, sharded, state, pid, job, step, stage, restarts, since
+        case textDevice = "text_device"
         case totalSteps = "total_steps"
         case stepsPerSecond = "steps_per_second"
         case freeMemoryBytes = "free_memory_bytes"

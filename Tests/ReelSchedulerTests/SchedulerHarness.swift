@@ -24,7 +24,7 @@ final class SchedulerHarness: Sendable {
     init(
         slots: Int = 1, store: (any JobStore)? = nil, maxAttempts: Int = 3, stallTimeout: Duration = .seconds(60),
         grace: Duration = .seconds(30), model: String = "tiny", leaseDuration: Duration = .seconds(30),
-        checkpointEvery: Int? = nil
+        checkpointEvery: Int? = nil, slotList: [Slot]? = nil
     ) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("reel-sched-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -34,8 +34,8 @@ final class SchedulerHarness: Sendable {
             withDestinationPath: TestSupport.dataDirectory + "/models")
         let store = try store ?? SQLiteJobStore(path: directory.appendingPathComponent("jobs.sqlite").path)
         self.store = store
-        let slotList = slots == 1 ? [Slot(id: "cpu", device: "cpu")]
-            : (1...slots).map { Slot(id: "cpu-\($0)", device: "cpu") }
+        let slotList = slotList ?? (slots == 1 ? [Slot(id: "cpu", device: "cpu")]
+            : (1...slots).map { Slot(id: "cpu-\($0)", device: "cpu") })
         let configuration = SchedulerConfiguration(
             node: "test", slots: slotList, engine: TestSupport.engine, model: model, dataDirectory: directory.path,
             maxAttempts: maxAttempts, stallTimeout: stallTimeout, leaseDuration: leaseDuration, grace: grace,

@@ -1,0 +1,92 @@
+import Foundation
+import ReelStore
+import ReelTestSupport
+import Testing
+
+@testable import ReelScheduler
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Every placement with real tiny-model CPU workers: replicas side by side, a split slot preparing the next
+/// prompt, and a parallel group of two ranks joined with torch.distributed (gloo).
+@Suite(.serialized) struct PlacementSchedulerTests {
+    @Test func replicasRunTwoJobsAtOnce() async throws {
+        let harness = try SchedulerHarness(slots: 2)
+        let first = try await harness.submit("a slow river [slow]", steps: 4)
+        let second = try await harness.submit("a slow cloud [slow]", steps: 4)
+        // Both jobs are denoising at the same moment, on different slots.
+        let deadline = ContinuousClock.now + .seconds(120)
+        var together = false
+        while ContinuousClock.now < deadline && !together {
+            let busy = harness.scheduler.workers.filter { $0.state == .busy && $0.stage == "denoising" }
+            together = Set(busy.compactMap(\.job)) == [first.id, second.id]
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(together, "the two replicas ran the two jobs at the same time")
+        let done = [try await harness.waitForTerminal(first.id), try await harness.waitForTerminal(second.id)]
+        #expect(done.allSatisfy { $0.state == .succeeded })
+        #expect(Set(done.compactMap(\.slot)) == ["cpu-1", "cpu-2"])
+        #expect(harness.scheduler.workers.allSatisfy { $0.placement == "replica" })
+        await harness.stop()
+    }
+
+    @Test func aSplitSlotEncodesTheNextPromptWhileAJobDenoises() async throws {
+        let slot = Slot(id: "split-1", device: "cpu", textDevice: "cpu")
+        let harness = try SchedulerHarness(slotList: [slot])
+        let first = try await harness.submit("a lighthouse at dusk [slow]", steps: 4)
+        let second = try await harness.submit("a harbour at dawn")
+        let status = try #require(harness.scheduler.workers.first)
+        #expect(status.placement == "split" && status.textDevice == "cpu" && status.device == "cpu")
+
+        let embeddings = { (job: Job) throws -> [String: String] in
+            let data = try Data(contentsOf: URL(fileURLWithPath: try #require(job.outputs?.metadata)))
+            let record = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+            return try #require(record["text_embeddings"] as? [String: String])
+        }
+        let firstDone = try await harness.waitForTerminal(first.id)
+        let secondDone = try await harness.waitForTerminal(second.id)
+        #expect(firstDone.state == .succeeded && secondDone.state == .succeeded)
+        #expect(try embeddings(firstDone)["prompt"] == "miss", "nothing ran before the first job to prepare it")
+        #expect(
+            try embeddings(secondDone)["prompt"] == "hit",
+            "the second prompt was encoded while the first job denoised, from a prepare request")
+        await harness.stop()
+    }
+
+    @Test func aParallelGroupRunsAJobAndRestartsWholeWhenARankDies() async throws {
+        let slot = Slot(id: "group-1", device: "cpu", rankDevices: ["cpu", "cpu"])
+        let harness = try SchedulerHarness(slotList: [slot])
+        try await harness.waitUntilReady()
+        let started = try #require(harness.scheduler.workers.first)
+        #expect(started.placement == "parallel:2" && started.sharded == false)
+        let firstPIDs = (started.ranks ?? []).compactMap(\.pid)
+        #expect(firstPIDs.count == 2 && firstPIDs[0] == started.pid && firstPIDs[0] != firstPIDs[1])
+
+        // One job through the group: rank 0 writes the files, nobody else writes into the job's directory.
+        let plain = try await harness.submit("a quiet square")
+        let plainDone = try await harness.waitForTerminal(plain.id)
+        #expect(plainDone.state == .succeeded && plainDone.attempts == 1)
+        let directory = harness.scheduler.configuration.outputDirectory(jobID: plain.id)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).sorted() == ["job.json", "video.mp4"])
+
+        // Rank 1 dies in the middle of a job: every rank is stopped, the group restarts and the job runs again.
+        let job = try await harness.submit("a crowded square [slow]", steps: 4)
+        _ = try await harness.workerPID(running: job.id, atStep: 1)
+        kill(-firstPIDs[1], SIGKILL)
+        let done = try await harness.waitForTerminal(job.id)
+        #expect(done.state == .succeeded && done.attempts == 2)
+        let events = try await harness.store.events(jobID: job.id)
+        #expect(
+            events.contains { $0.kind == "requeued" && ($0.message ?? "").contains("rank 1") },
+            "\(events.map { "\($0.kind): \($0.message ?? "")" })")
+        #expect(kill(firstPIDs[0], 0) != 0, "rank 0 of the broken group was stopped too")
+        let after = try #require(harness.scheduler.workers.first)
+        #expect(after.restarts >= 1)
+        let newPIDs = after.ranks?.compactMap(\.pid) ?? []
+        #expect(newPIDs.count == 2 && Set(newPIDs).isDisjoint(with: firstPIDs), "both ranks are new processes")
+        #expect(harness.videos(of: done) == ["video.mp4"])
+        await harness.stop()
+    }
+}
