@@ -83,10 +83,10 @@ def environment() -> dict:
 # ceilings
 
 
-def cuda_time(fn, repeats: int = 5) -> float:
+def cuda_time(fn, repeats: int = 5, warmup: int = 2) -> float:
     import torch
 
-    for _ in range(2):
+    for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
     samples = []
@@ -157,7 +157,20 @@ def part_forward(args) -> dict:
     result["compile_seconds"] = time.perf_counter() - t0
     result["compiled_chosen_attention"] = cuda_time(forward, repeats=3)
     result["peak_memory_gib"] = torch.cuda.max_memory_allocated() / (1 << 30)
-    del model, transformer, hidden, text
+    del hidden, text
+    # The VAE decode of one video, with cuDNN's default convolution algorithms and with the ones it times.
+    vae = model.pipe.vae
+    z = torch.randn(1, 48, latent_frames, HEIGHT // 16, WIDTH // 16, device="cuda", dtype=vae.dtype)
+
+    def decode():
+        with torch.no_grad():
+            vae.decode(z, return_dict=False)
+
+    torch.backends.cudnn.benchmark = False
+    result["vae_decode_default"] = cuda_time(decode, repeats=1, warmup=1)
+    speed.warm_up_vae(model, WIDTH, HEIGHT, FRAMES)
+    result["vae_decode_benchmarked"] = cuda_time(decode, repeats=1, warmup=0)
+    del model, transformer, vae, z
     torch.cuda.empty_cache()
     return result
 
@@ -358,6 +371,9 @@ def report(out: str) -> str:
                            ("compiled_chosen_attention", f"regional compile + {forward['attention_backend']}")):
             lines.append(f"| {label} | {forward[key]:.3f} | {forward[key] / floor:.2f} |")
         lines.append(f"| floor (GEMM and attention ceilings of this run) | {floor:.3f} | 1.00 |")
+        lines.append("")
+        lines.append(f"VAE decode of one video: {forward['vae_decode_default']:.2f} s with cuDNN's default convolution "
+                     f"algorithms, {forward['vae_decode_benchmarked']:.2f} s with the ones `cudnn.benchmark` picks.")
         lines.append("")
     for name, run in rows[1:]:
         if run:

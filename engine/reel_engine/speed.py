@@ -166,3 +166,22 @@ def apply_approximate(model, spec: str) -> dict:
         transformer.enable_cache(FirstBlockCacheConfig(threshold=threshold))
     log.warning("approximate speed-up on: %s (threshold %g); videos differ from exact runs", name, threshold)
     return {"name": name, "threshold": threshold}
+
+
+@torch.no_grad()
+def warm_up_vae(model, width: int, height: int, frames: int) -> float:
+    """On CUDA, lets cuDNN time its convolution algorithms (`cudnn.benchmark`) and keeps the fastest for each of
+    the VAE decoder's shapes, by decoding random latents of this video size once; returns the seconds it took.
+    Another algorithm is the same convolution summed in another order: exact in the sense of ../shared/PERF.md."""
+    pipe, device = model.pipe, model.device
+    torch.backends.cudnn.benchmark = True
+    t0 = time.perf_counter()
+    vae = pipe.vae
+    latent_frames = (frames - 1) // int(pipe.vae_scale_factor_temporal) + 1
+    z = torch.randn(1, int(vae.config.z_dim), latent_frames, height // int(pipe.vae_scale_factor_spatial),
+                    width // int(pipe.vae_scale_factor_spatial), device=device, dtype=vae.dtype)
+    vae.decode(z, return_dict=False)
+    del z
+    torch.cuda.synchronize(device)
+    torch.cuda.empty_cache()
+    return time.perf_counter() - t0

@@ -217,6 +217,8 @@ def prepare_for_speed(model, compile_mode: str = "auto", approximate: str | None
         d.width // model.spatial_stride)
     if model.device.type == "cuda":
         model.speed.update(speed.select_attention(model, tokens))
+        if not (model.memory_plan is not None and model.memory_plan.model_offload):
+            model.speed["vae_warm_up_seconds"] = round(speed.warm_up_vae(model, d.width, d.height, d.frames), 2)
     compile_on = compile_mode == "on" or (compile_mode == "auto" and model.device.type == "cuda")
     if approximate:
         model.speed["approximate"] = speed.apply_approximate(model, approximate)
@@ -276,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.world_size is not None or args.rank is not None or args.dist_init is not None:
             from . import distributed  # every rank joins before loading, so a missing rank fails fast
 
-            group = distributed.join(args.rank, args.world_size, args.dist_init, args.device)
+            group = distributed.join(args.rank, args.world_size, args.dist_init, args.device, args.model)
         model = load_model(args.model, args.device, args.data_dir, memory_saving=args.memory_saving,
                            text_device=args.text_device, memory_budget_gib=args.memory_budget)
         prepare_for_speed(model, args.compile, args.approximate)
