@@ -47,6 +47,7 @@ class Group:
     scratch: str
     sharded: bool = False
     method: str = "none"  # "ulysses" or "ring" once the transformer is sharded
+    staggered: bool = False  # rank 0 loads first (a tiny model is created by its first load)
 
     @property
     def writes_outputs(self) -> bool:
@@ -76,8 +77,11 @@ def check_arguments(rank: int | None, world_size: int | None, init_method: str |
         raise GroupError(f"--rank must be between 0 and {world_size - 1}, not {rank}")
 
 
-def join(rank: int, world_size: int, init_method: str, device: str) -> Group:
-    """Joins the process group (blocking until every rank has) and proves it works with one all-reduce."""
+def join(rank: int, world_size: int, init_method: str, device: str, model: str = "") -> Group:
+    """Joins the process group (blocking until every rank has) and proves it works with one all-reduce.
+
+    A tiny model is created in the data directory by its first load, so for those rank 0 loads first: the other
+    ranks wait here until it has (`attach` releases them). Real models load on every rank at once."""
     global _current
     import torch
     import torch.distributed as dist
@@ -100,8 +104,11 @@ def join(rank: int, world_size: int, init_method: str, device: str) -> Group:
     if int(check.item()) != expected:
         raise GroupError(f"the group's first all-reduce gave {int(check.item())}, expected {expected}")
     scratch = tempfile.mkdtemp(prefix=f"reel-rank{rank}-")
-    _current = Group(rank=rank, world_size=world_size, backend=backend, device=device, scratch=scratch)
+    _current = Group(rank=rank, world_size=world_size, backend=backend, device=device, scratch=scratch,
+                     staggered=model.startswith("tiny"))
     log.info("rank %d of %d joined the group", rank, world_size)
+    if _current.staggered and rank > 0:
+        dist.barrier()  # until rank 0 has loaded (and so created) the model
     return _current
 
 
@@ -124,6 +131,10 @@ def check_heads(heads: int, world_size: int) -> None:
 
 def attach(model, group: Group) -> None:
     """Checks the model against the group and, on CUDA, shards its transformer(s)."""
+    if group.staggered and group.rank == 0:
+        import torch.distributed as dist
+
+        dist.barrier()  # the other ranks may load now
     check_heads(attention_heads(model), group.world_size)
     if model.device.type == "cuda":
         _shard(model, group)

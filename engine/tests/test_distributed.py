@@ -13,14 +13,12 @@ from reel_engine import distributed
 
 
 def start_group(start_worker, tmp_path, world_size=2, model="tiny"):
-    # The ranks start at once; the tiny model is created beforehand (by the tiny_ti2v fixture) so that they do not
-    # race to create it.
     rendezvous = f"file://{tmp_path}/rendezvous"
     return [start_worker("--device", "cpu", "--model", model, "--rank", str(rank), "--world-size", str(world_size),
                          "--dist-init", rendezvous) for rank in range(world_size)]
 
 
-def test_a_group_of_two_runs_one_job_and_only_rank_0_writes(tiny_ti2v, start_worker, tmp_path):
+def test_a_group_of_two_runs_one_job_and_only_rank_0_writes(start_worker, tmp_path):
     ranks = start_group(start_worker, tmp_path)
     for rank, worker in enumerate(ranks):
         ready = worker.next_event()
@@ -41,7 +39,7 @@ def test_a_group_of_two_runs_one_job_and_only_rank_0_writes(tiny_ti2v, start_wor
     assert "2 ranks agree on the job and its frames" in ranks[0].log()
 
 
-def test_ranks_given_different_jobs_fail_the_job_and_keep_serving(tiny_ti2v, start_worker, tmp_path):
+def test_ranks_given_different_jobs_fail_the_job_and_keep_serving(start_worker, tmp_path):
     ranks = start_group(start_worker, tmp_path)
     for worker in ranks:
         assert worker.next_event()["event"] == "ready"
@@ -58,7 +56,7 @@ def test_ranks_given_different_jobs_fail_the_job_and_keep_serving(tiny_ti2v, sta
     assert [w.wait_final("job-3")[0]["event"] for w in ranks] == ["result", "result"]
 
 
-def test_a_rank_whose_group_never_forms_fails_to_start(tiny_ti2v, start_worker, tmp_path, monkeypatch):
+def test_a_rank_whose_group_never_forms_fails_to_start(start_worker, tmp_path, monkeypatch):
     monkeypatch.setenv("REEL_DIST_TIMEOUT_SECONDS", "2")
     lonely = start_worker("--device", "cpu", "--model", "tiny", "--rank", "0", "--world-size", "2",
                           "--dist-init", f"file://{tmp_path}/nobody-else")
