@@ -31,6 +31,9 @@ struct BatchCommand: AsyncParsableCommand {
     @Option(help: "Without --server: the local slots, as for `reel serve` (auto, cpu, cpu,cpu, cuda:0,cuda:1, …).")
     var devices: String?
 
+    @Option(help: "Without --server: how the slots use the devices, as for `reel serve` (replica, split, parallel:K, auto).")
+    var placement = "replica"
+
     @Option(help: "An API key for --server (default $REEL_API_KEY).")
     var apiKey: String?
 
@@ -139,13 +142,18 @@ struct BatchCommand: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
 
         if !planned.isEmpty {
-            let slots: [Slot]
+            let plan: PlacementPlan
             do {
-                slots = try SlotPlan.parse(devices ?? (engine.device == "auto" ? "auto" : engine.resolvedDevice))
+                plan = try PlacementPlanner.resolve(
+                    placement: placement, devices: devices ?? (engine.device == "auto" ? "auto" : engine.resolvedDevice),
+                    model: model, modelPath: engine.modelArgument, memoryBudgetGiB: engine.memoryBudget,
+                    queueDepth: planned.count)
             } catch {
                 throw ValidationError("\(error)")
             }
+            let slots = plan.slots
             printError("running on " + slots.map(\.device).joined(separator: ", "))
+            if plan.chosen != .replica || !plan.notes.isEmpty { plan.lines.forEach(printError) }
             // The job id is the row's folder name, so each job writes straight into out/<row>-<slug>/.
             let store = MemoryJobStore()
             let jobs = try await store.enqueueAll(
@@ -156,7 +164,8 @@ struct BatchCommand: AsyncParsableCommand {
                 configuration: SchedulerConfiguration(
                     node: "local", slots: slots, engine: EngineLocation.locate(), model: engine.modelArgument,
                     dataDirectory: engine.resolvedDataDir, workerEnvironment: try engine.workerEnvironment(),
-                    outputRoot: outDir),
+                    outputRoot: outDir, memoryBudgetGiB: engine.memoryBudget,
+                    memorySaving: engine.memorySaving || plan.memorySaving),
                 store: store, bus: EventBus(), metrics: SchedulerMetrics(factory: NOOPMetricsHandler.instance),
                 logger: logger)
             let running = Task { try await scheduler.run() }

@@ -18,11 +18,21 @@ struct EngineOptions: ParsableArguments {
     @Flag(help: "Load with VAE tiling and model offload, for small GPUs.")
     var memorySaving = false
 
+    @Option(help: ArgumentHelp("Cap each worker's GPU memory at this many GiB; the engine places components to fit.",
+                               valueName: "GiB"))
+    var memoryBudget: Double?
+
     @Flag(name: .shortAndLong, help: "Show the engine's log.")
     var verbose = false
 
     @Option(help: "Interpolate frames with this RIFE checkpoint (Practical-RIFE flownet.pkl) instead of minterpolate.")
     var rife: String?
+
+    func validate() throws {
+        if let memoryBudget, !(memoryBudget > 0) {
+            throw ValidationError("--memory-budget must be a positive number of GiB, not \(memoryBudget)")
+        }
+    }
 
     /// The environment that tells workers about options they read from it.
     func workerEnvironment() throws -> [String: String] {
@@ -50,7 +60,8 @@ struct EngineOptions: ParsableArguments {
     func launch() throws -> WorkerLaunch {
         WorkerLaunch(
             engine: EngineLocation.locate(), device: resolvedDevice, model: modelArgument,
-            dataDirectory: resolvedDataDir, memorySaving: memorySaving, environment: try workerEnvironment())
+            dataDirectory: resolvedDataDir, memorySaving: memorySaving, memoryBudgetGiB: memoryBudget,
+            environment: try workerEnvironment())
     }
 
     /// A model directory is passed to the worker as an absolute path.

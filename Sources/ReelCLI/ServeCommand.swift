@@ -23,6 +23,13 @@ struct ServeCommand: AsyncParsableCommand {
     var model = "tiny"
     @Option(help: "auto (every CUDA GPU, else one CPU slot), cpu, cpu,cpu, or cuda:0,cuda:1,…")
     var devices = "auto"
+    @Option(
+        help: ArgumentHelp(
+            "How slots use the devices: replica (one worker per device), split (text encoder on one GPU, transformer "
+                + "and VAE on the next), parallel:K (K GPUs run each job), or auto (chosen from memory and the queue)."))
+    var placement = "replica"
+    @Option(help: ArgumentHelp("Cap each worker's GPU memory at this many GiB.", valueName: "GiB"))
+    var memoryBudget: Double?
     @Option(help: "This node's name; it owns the leases of the jobs it runs (default: the host name).")
     var node: String?
     @Option(help: "Attempts after which a job fails for good.") var maxAttempts = 3
@@ -61,6 +68,9 @@ struct ServeCommand: AsyncParsableCommand {
         for (name, value) in [("--max-batch-bytes", maxBatchBytes), ("--max-batch-rows", maxBatchRows),
                               ("--max-body-bytes", maxBodyBytes)] where value < 1 {
             throw ValidationError("\(name) must be at least 1, not \(value)")
+        }
+        if let memoryBudget, !(memoryBudget > 0) {
+            throw ValidationError("--memory-budget must be a positive number of GiB, not \(memoryBudget)")
         }
         let keys = try apiKeys()
         if keys.isEmpty && !ReelServerConfiguration.isLoopback(host) {
@@ -104,17 +114,21 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "reel")
 
         let engineOptions = try EngineOptions.parse(
-            ["--model", model] + (dataDir.map { ["--data-dir", $0] } ?? []) + (rife.map { ["--rife", $0] } ?? []))
+            ["--model", model] + (dataDir.map { ["--data-dir", $0] } ?? []) + (rife.map { ["--rife", $0] } ?? [])
+                + (memoryBudget.map { ["--memory-budget", String($0)] } ?? []))
         let modelInfo = try engineOptions.resolveModel()
         let dataDirectory = engineOptions.resolvedDataDir
-        let slots: [Slot]
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        let store = try SQLiteJobStore(path: dataDirectory + "/reel.sqlite")
+        let plan: PlacementPlan
         do {
-            slots = try SlotPlan.parse(devices)
+            plan = try PlacementPlanner.resolve(
+                placement: placement, devices: devices, model: modelInfo, modelPath: engineOptions.modelArgument,
+                memoryBudgetGiB: memoryBudget, queueDepth: try await store.counts()[.queued] ?? 0)
         } catch {
             throw ValidationError("\(error)")
         }
-        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
-        let store = try SQLiteJobStore(path: dataDirectory + "/reel.sqlite")
+        let slots = plan.slots
 
         let testFaults = ProcessInfo.processInfo.environment["REEL_TEST_FAULTS"] == "1"
         let configuration = SchedulerConfiguration(
@@ -124,7 +138,7 @@ struct ServeCommand: AsyncParsableCommand {
             leaseDuration: .seconds(leaseSeconds), grace: .seconds(grace),
             workerEnvironment: (testFaults ? ["REEL_ENGINE_ALLOW_FAULTS": "1"] : [:])
                 .merging(try engineOptions.workerEnvironment()) { _, new in new },
-            checkpointEvery: checkpointEvery)
+            checkpointEvery: checkpointEvery, memoryBudgetGiB: memoryBudget, memorySaving: plan.memorySaving)
         let metrics = ReelMetricsRegistry()
         let scheduler = Scheduler(
             configuration: configuration, store: store, bus: EventBus(), metrics: metrics.schedulerMetrics,
@@ -146,6 +160,7 @@ struct ServeCommand: AsyncParsableCommand {
 
         printFlushed("reel serving \(modelInfo.name) (\(modelInfo.architecture.rawValue)) at http://\(host):\(port)")
         printFlushed("slots: " + slots.map { "\($0.id) → \($0.device)" }.joined(separator: ", "))
+        plan.lines.forEach(printFlushed)
         printFlushed("data: \(dataDirectory)")
         printFlushed(
             keys.isEmpty
