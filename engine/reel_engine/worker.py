@@ -281,9 +281,9 @@ def main(argv: list[str] | None = None) -> int:
             group = distributed.join(args.rank, args.world_size, args.dist_init, args.device, args.model)
         model = load_model(args.model, args.device, args.data_dir, memory_saving=args.memory_saving,
                            text_device=args.text_device, memory_budget_gib=args.memory_budget)
-        prepare_for_speed(model, args.compile, args.approximate)
-        if group is not None:
+        if group is not None:  # before compilation: the compiled blocks must see the sharded attention
             distributed.attach(model, group)
+        prepare_for_speed(model, args.compile, args.approximate)
     except Exception as e:  # any load failure is reported as one event, then exit 3
         code, message = _load_error(e)
         log.error("loading %s failed: %s", args.model, message, exc_info=type(e).__name__ != "ModelError")
