@@ -295,7 +295,8 @@ def part_reel(args, budget_gib: float | None = None) -> dict:
             _, job = finished[job_id]
             if job["state"] != "succeeded":
                 raise RuntimeError(f"job {job_id} {job['state']}: {job.get('error')}")
-            with open(job["outputs"]["metadata"], encoding="utf-8") as f:  # job.json, on this same machine
+            # job.json in the job's directory under the server's data directory, on this same machine.
+            with open(os.path.join(data_dir, "outputs", job_id, "job.json"), encoding="utf-8") as f:
                 records.append(json.load(f))
         records.sort(key=lambda r: r["timeline"]["started"])
         idle = [b["timeline"]["started"] - a["timeline"]["device_done"] for a, b in zip(records, records[1:])]
@@ -380,7 +381,7 @@ def report(out: str) -> str:
             stages = {k: sum(v.get(k, 0) for v in run["per_video"]) / len(run["per_video"])
                       for k in ("text_encoding", "denoising", "vae_decode", "encoding", "total")}
             lines.append(f"{name}, seconds per stage (mean): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
-                         + f"; execution: {json.dumps(run['execution'])}; startup to ready {run['startup_seconds']:.0f} s.")
+                         + f"; execution: {json.dumps(run['execution'])}" + (f"; startup to ready {run['startup_seconds']:.0f} s." if run.get("startup_seconds") else "."))
     if baseline:
         g = [v["generate"] for v in baseline["per_video"]]
         e = [v["encode"] for v in baseline["per_video"]]

@@ -17,11 +17,16 @@ STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
 rm -rf "$DIST" && mkdir -p "$DIST"
 
-echo "== reel: static release build"
-swift build -c release --static-swift-stdlib --scratch-path .build-release --product reel
-cp "$(swift build -c release --static-swift-stdlib --scratch-path .build-release --show-bin-path)/reel" "$STAGE/reel"
+if [ -n "${BUNDLE_REEL:-}" ]; then
+    echo "== reel: $BUNDLE_REEL (BUNDLE_REEL)"
+    cp "$BUNDLE_REEL" "$STAGE/reel"
+else
+    echo "== reel: static release build"
+    swift build -c release --static-swift-stdlib --scratch-path .build-release --product reel
+    cp "$(swift build -c release --static-swift-stdlib --scratch-path .build-release --show-bin-path)/reel" "$STAGE/reel"
+fi
 strip "$STAGE/reel"
-xz -9e -T1 -c "$STAGE/reel" > "$DIST/reel.xz"
+xz -9e -T2 -c "$STAGE/reel" > "$DIST/reel.xz"
 # GRDB links the system SQLite dynamically; a GPU host's minimal image may lack it, so a copy comes along.
 sqlite=$(ldd "$STAGE/reel" | awk '/libsqlite3/ {print $3}')
 if [ -n "$sqlite" ]; then xz -9e -c "$sqlite" > "$DIST/libsqlite3.so.0.xz"; fi
@@ -37,7 +42,7 @@ for wheel in "$STAGE"/wheels/*.whl; do
     mkdir -p "$STAGE/unpacked/$name"
     python3 -m zipfile -e "$wheel" "$STAGE/unpacked/$name"
 done
-tar -C "$STAGE/unpacked" -cf - . | xz -9e -T1 > "$DIST/wheels.tar.xz"
+tar -C "$STAGE/unpacked" -cf - . | xz -9e -T2 > "$DIST/wheels.tar.xz"
 
 echo "== engine"
 tar -C . --exclude '__pycache__' --exclude '*.egg-info' -cf - engine/pyproject.toml engine/reel_engine engine/README.md \
