@@ -31,6 +31,8 @@ final class SlotRunner: Sendable {
     private struct Current {
         var group: WorkerGroup?
         var jobID: String?
+        /// The job whose frames are decoded and whose files the worker is still writing, while `jobID` denoises.
+        var encodingJobID: String?
     }
     private let current = Mutex(Current())
 
@@ -57,7 +59,7 @@ final class SlotRunner: Sendable {
 
     /// Asks the worker to stop `jobID` at its next step, if this slot runs it. True when it does.
     func requestCancel(jobID: String) -> Bool {
-        let group = current.withLock { $0.jobID == jobID ? $0.group : nil }
+        let group = current.withLock { $0.jobID == jobID || $0.encodingJobID == jobID ? $0.group : nil }
         guard let group else { return false }
         try? group.send(.cancel(job: jobID))
         return true
@@ -71,8 +73,8 @@ final class SlotRunner: Sendable {
         case stopped
         /// It never became ready.
         case neverReady(String)
-        /// It died, possibly in the middle of a job.
-        case died(InFlight?)
+        /// It died, possibly in the middle of a job, or of two: one denoising, the one before it still encoding.
+        case died([InFlight])
     }
 
     /// The job a worker was running when it died, and why it was killed when Reel killed it.
@@ -132,10 +134,11 @@ final class SlotRunner: Sendable {
                 startFailures = 0
                 crashes += 1
                 let description = describe(
-                    exit: exit, killedBecause: inFlight?.killedBecause ?? groupFailure.map { .rankDied($0) })
+                    exit: exit,
+                    killedBecause: inFlight.lazy.compactMap(\.killedBecause).first ?? groupFailure.map { .rankDied($0) })
                 logger.warning("worker died: \(description)")
                 board.update(slot.id) { $0.lastError = description }
-                if let inFlight { await recover(inFlight, description: description) }
+                for job in inFlight { await recover(job, description: description) }
             }
             if shutdown.stopping { break }
             metrics.workerRestart(slot: slot.id)
@@ -299,9 +302,17 @@ final class SlotRunner: Sendable {
         let pids = group.pids.map(String.init).joined(separator: ", ")
         logger.info("worker \(pids) ready: \(ready.model), \(slot.summary) (\(ready.dtype))")
 
+        // The job whose device work is done and whose files the worker is still writing, if any (single workers
+        // only: a parallel group's ranks take each job together).
+        var encoding: RunningJob?
         while true {
-            if shutdown.stopping { return .stopped }
-            if group.failure != nil { return .died(nil) }
+            if shutdown.stopping {
+                if let tail = encoding, let dead = await drain(tail, group: group, events: &events) {
+                    return .died([dead])
+                }
+                return .stopped
+            }
+            if group.failure != nil { return .died(encoding.map { [$0.inFlight(group: group)] } ?? []) }
             let claimed: (job: Job, lease: Lease)?
             do {
                 let now = Date()
@@ -314,27 +325,57 @@ final class SlotRunner: Sendable {
                 continue
             }
             guard let (job, lease) = claimed else {
+                // Nothing to overlap with: follow the job still encoding to its end.
+                if let tail = encoding {
+                    encoding = nil
+                    if let dead = await drain(tail, group: group, events: &events) { return .died([dead]) }
+                    resetBoard()
+                    continue
+                }
                 await doorbell.wait(upTo: .milliseconds(500), stop: { self.shutdown.stopping })
                 continue
             }
-            if let inFlight = await runJob(job, lease: lease, group: group, events: &events) {
+            switch await runJob(job, lease: lease, group: group, events: &events, encoding: &encoding) {
+            case .died(let inFlight):
                 return .died(inFlight)
+            case .encoding(let running):
+                encoding = running  // the device is free: claim the next job while this one's files are written
+                continue
+            case .finished:
+                break
             }
-            if group.size > 1, await !waitForFollowers(of: job, group: group) { return .died(nil) }
-            board.update(slot.id) {
-                $0.state = .ready
-                $0.job = nil
-                $0.stage = nil
-                $0.step = nil
-                $0.totalSteps = nil
-            }
+            if group.size > 1, await !waitForFollowers(of: job, group: group) { return .died([]) }
+            resetBoard()
         }
     }
 
-    /// Runs one claimed job. Returns nil when the worker is still usable, or what was in flight when it died.
+    private func resetBoard() {
+        board.update(slot.id) {
+            $0.state = .ready
+            $0.job = nil
+            $0.stage = nil
+            $0.step = nil
+            $0.totalSteps = nil
+        }
+    }
+
+    /// How one claimed job's run ended for the slot.
+    enum JobRun {
+        /// Its result or error came; the worker takes the next job.
+        case finished
+        /// Its frames are decoded and the worker is writing its files: the device takes the next job meanwhile.
+        case encoding(RunningJob)
+        /// The worker died with these jobs in flight.
+        case died([InFlight])
+    }
+
+    /// Runs one claimed job, while following the job before it (`encoding`) to its end if that one is still
+    /// writing its files. Returns `.encoding` as soon as this job's device work is done, when the worker is a single
+    /// process and no other job is still encoding, so the slot can claim the next job.
     private func runJob(
-        _ job: Job, lease: Lease, group: WorkerGroup, events: inout AsyncStream<WorkerEvent>.Iterator
-    ) async -> InFlight? {
+        _ job: Job, lease: Lease, group: WorkerGroup, events: inout AsyncStream<WorkerEvent>.Iterator,
+        encoding: inout RunningJob?
+    ) async -> JobRun {
         let outDir = configuration.outputDirectory(jobID: job.id)
         // One set of outputs per job: whatever an earlier attempt left is removed first, except its checkpoint,
         // which the worker checks against the job and resumes from. Parallel groups neither save nor resume
@@ -366,68 +407,129 @@ final class SlotRunner: Sendable {
         if let userPrompt = job.spec.userPrompt { request.metadata?["user_prompt"] = .string(userPrompt) }
         if let seconds = job.spec.requestedSeconds { request.metadata?["requested_seconds"] = .number(seconds) }
         request.debug = jobDebug?(job)
+        let running = RunningJob(job: job, lease: lease)
         do {
             try group.send(.generate(request))
         } catch {
-            return InFlight(job: job, lease: lease, killedBecause: nil, progress: nil)
+            return .died([running.inFlight(group: group)] + (encoding.map { [$0.inFlight(group: group)] } ?? []))
         }
+        let watch = running.watch
+        running.watchdog = Task { await self.watch(job: job, lease: lease, group: group, state: watch) }
 
-        let watch = JobWatch()
-        let watchdog = Task { await self.watch(job: job, lease: lease, group: group, state: watch) }
-        defer { watchdog.cancel() }
-
-        var lastRenewal = ContinuousClock.now
-        var denoiseStart: ContinuousClock.Instant?
         while let event = await events.next() {
-            watch.touch()
-            switch event {
-            case .progress(let progress) where progress.job == job.id:
-                let jobProgress = JobProgress(stage: progress.stage.rawValue, step: progress.step, total: progress.total)
-                watch.progress(jobProgress)
-                var rate: Double?
-                if progress.stage == .denoising {
-                    if progress.step <= 1 || denoiseStart == nil { denoiseStart = ContinuousClock.now }
-                    if let start = denoiseStart, progress.step > 1 {
-                        let elapsed = (ContinuousClock.now - start).seconds
-                        if elapsed > 0 { rate = Double(progress.step - 1) / elapsed }
-                    }
+            if let tail = encoding, event.jobID == tail.job.id {
+                tail.watch.touch()
+                if await follow(event, of: tail, group: group, onBoard: false) == .finished {
+                    tail.watchdog?.cancel()
+                    encoding = nil
+                    current.withLock { $0.encodingJobID = nil }
                 }
-                if let rate { metrics.stepsPerSecond(slot: slot.id, rate) }
+                continue
+            }
+            guard event.jobID == job.id || event.isWorkerError else { continue }
+            running.watch.touch()
+            switch await follow(event, of: running, group: group, onBoard: true) {
+            case .finished:
+                running.watchdog?.cancel()
+                return .finished
+            case .deviceDone where group.size == 1 && encoding == nil:
+                current.withLock { $0.encodingJobID = job.id }
+                return .encoding(running)
+            case .deviceDone, .continuing:
+                continue
+            }
+        }
+        running.watchdog?.cancel()
+        encoding?.watchdog?.cancel()
+        if group.size > 1 { group.killAll() }  // rank 0 is gone: the others cannot finish the job alone
+        return .died([running.inFlight(group: group)] + (encoding.map { [$0.inFlight(group: group)] } ?? []))
+    }
+
+    /// Follows a job that is only writing its files to its result or error. Nil when it ended; what was in flight
+    /// when the worker died otherwise.
+    private func drain(
+        _ tail: RunningJob, group: WorkerGroup, events: inout AsyncStream<WorkerEvent>.Iterator
+    ) async -> InFlight? {
+        current.withLock {
+            $0.jobID = tail.job.id
+            $0.encodingJobID = nil
+        }
+        defer { current.withLock { $0.jobID = nil } }
+        while let event = await events.next() {
+            guard event.jobID == tail.job.id || event.isWorkerError else { continue }
+            tail.watch.touch()
+            if await follow(event, of: tail, group: group, onBoard: true) == .finished {
+                tail.watchdog?.cancel()
+                return nil
+            }
+        }
+        tail.watchdog?.cancel()
+        return tail.inFlight(group: group)
+    }
+
+    enum Followed: Equatable {
+        case continuing
+        /// The job reported its `encoding` stage: its device work is over.
+        case deviceDone
+        /// Its result or error was recorded.
+        case finished
+    }
+
+    /// Records one event of `running`'s job: progress (and the lease renewal it carries), resume notices, and the
+    /// final result or error. `onBoard`: the job is the one `/v1/workers` shows for this slot.
+    private func follow(_ event: WorkerEvent, of running: RunningJob, group: WorkerGroup, onBoard: Bool) async
+        -> Followed
+    {
+        let job = running.job
+        let lease = running.lease
+        switch event {
+        case .progress(let progress):
+            let jobProgress = JobProgress(stage: progress.stage.rawValue, step: progress.step, total: progress.total)
+            running.watch.progress(jobProgress)
+            var rate: Double?
+            if progress.stage == .denoising {
+                if progress.step <= 1 || running.denoiseStart == nil { running.denoiseStart = ContinuousClock.now }
+                if let start = running.denoiseStart, progress.step > 1 {
+                    let elapsed = (ContinuousClock.now - start).seconds
+                    if elapsed > 0 { rate = Double(progress.step - 1) / elapsed }
+                }
+            }
+            if let rate { metrics.stepsPerSecond(slot: slot.id, rate) }
+            if onBoard {
                 board.update(slot.id) {
                     $0.stage = progress.stage.rawValue
                     $0.step = progress.step
                     $0.totalSteps = progress.total
                     if let rate { $0.stepsPerSecond = rate }
                 }
-                publish("progress", job, state: .running, progress: jobProgress, attempt: lease.attempt)
-                if ContinuousClock.now - lastRenewal >= .milliseconds(500) {
-                    lastRenewal = ContinuousClock.now
-                    await renew(lease, progress: jobProgress, watch: watch, group: group)
-                }
-            case .result(let result) where result.job == job.id:
-                await finish(job, lease: lease, result: result)
-                return nil
-            case .error(let failure) where failure.job == job.id || failure.job == nil:
-                await handle(failure, job: job, lease: lease)
-                return nil
-            case .resumed(let resumed) where resumed.job == job.id:
-                let message = "resumed from the checkpoint at step \(resumed.step) of \(resumed.total)"
-                logger.info("job \(job.id): \(message)")
-                try? await store.appendEvent(jobID: job.id, kind: "resumed", message: message, now: Date())
-                publish("resumed", job, state: .running, message: message, attempt: lease.attempt)
-            case .checkpointRejected(let rejected) where rejected.job == job.id:
-                let message = "checkpoint ignored, starting over: \(rejected.reason)"
-                logger.warning("job \(job.id): \(message)")
-                try? await store.appendEvent(jobID: job.id, kind: "checkpoint_rejected", message: message, now: Date())
-                publish("checkpoint_rejected", job, state: .running, message: message, attempt: lease.attempt)
-            default:
-                continue
             }
+            publish("progress", job, state: .running, progress: jobProgress, attempt: lease.attempt)
+            if ContinuousClock.now - running.lastRenewal >= .milliseconds(500) {
+                running.lastRenewal = ContinuousClock.now
+                await renew(lease, progress: jobProgress, watch: running.watch, group: group)
+            }
+            return progress.stage == .encoding && progress.step == 0 ? .deviceDone : .continuing
+        case .result(let result):
+            await finish(job, lease: lease, result: result)
+            return .finished
+        case .error(let failure):
+            await handle(failure, job: job, lease: lease)
+            return .finished
+        case .resumed(let resumed):
+            let message = "resumed from the checkpoint at step \(resumed.step) of \(resumed.total)"
+            logger.info("job \(job.id): \(message)")
+            try? await store.appendEvent(jobID: job.id, kind: "resumed", message: message, now: Date())
+            publish("resumed", job, state: .running, message: message, attempt: lease.attempt)
+            return .continuing
+        case .checkpointRejected(let rejected):
+            let message = "checkpoint ignored, starting over: \(rejected.reason)"
+            logger.warning("job \(job.id): \(message)")
+            try? await store.appendEvent(jobID: job.id, kind: "checkpoint_rejected", message: message, now: Date())
+            publish("checkpoint_rejected", job, state: .running, message: message, attempt: lease.attempt)
+            return .continuing
+        default:
+            return .continuing
         }
-        if group.size > 1 { group.killAll() }  // rank 0 is gone: the others cannot finish the job alone
-        return InFlight(
-            job: job, lease: lease, killedBecause: watch.killReason ?? group.failure.map { .rankDied($0) },
-            progress: watch.lastProgress)
     }
 
     /// After rank 0's final event, waits for every other rank's: the group takes the next job together. A rank that
@@ -609,5 +711,47 @@ extension Duration {
     var seconds: Double {
         let (seconds, attoseconds) = components
         return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}
+
+/// A claimed job the slot's worker is running: what the event loop and its watchdog share.
+final class RunningJob {
+    let job: Job
+    let lease: Lease
+    let watch = JobWatch()
+    var watchdog: Task<Void, Never>?
+    var lastRenewal = ContinuousClock.now
+    var denoiseStart: ContinuousClock.Instant?
+
+    init(job: Job, lease: Lease) {
+        self.job = job
+        self.lease = lease
+    }
+
+    /// What the slot knows of the job if its worker dies now.
+    func inFlight(group: WorkerGroup) -> SlotRunner.InFlight {
+        SlotRunner.InFlight(
+            job: job, lease: lease, killedBecause: watch.killReason ?? group.failure.map { .rankDied($0) },
+            progress: watch.lastProgress)
+    }
+}
+
+extension WorkerEvent {
+    /// The job an event is about; nil for events about the worker itself.
+    fileprivate var jobID: String? {
+        switch self {
+        case .progress(let progress): progress.job
+        case .result(let result): result.job
+        case .error(let failure): failure.job
+        case .resumed(let resumed): resumed.job
+        case .checkpointRejected(let rejected): rejected.job
+        default: nil
+        }
+    }
+
+    /// An error about the worker rather than one job (it ends whatever job is running).
+    fileprivate var isWorkerError: Bool {
+        if case .error(let failure) = self { return failure.job == nil }
+        return false
     }
 }

@@ -25,6 +25,38 @@ import Testing
         await harness.stop()
     }
 
+    @Test func theNextJobDenoisesWhileTheLastOneIsEncoded() async throws {
+        let harness = try SchedulerHarness(slots: 1)
+        try await harness.waitUntilReady()
+        // The first job's encoding is held for 2 s; the second is queued before it gets there.
+        let first = try await harness.submit("a lantern on a jetty [slow-encoding]", priority: 1)
+        let second = try await harness.submit("a kite over dunes")
+        let firstDone = try await harness.waitForTerminal(first.id)
+        let secondDone = try await harness.waitForTerminal(second.id)
+        #expect(firstDone.state == .succeeded && secondDone.state == .succeeded)
+        #expect(secondDone.startedAt! < firstDone.finishedAt!, "the second job started while the first was encoding")
+        #expect(harness.videos(of: firstDone) == ["video.mp4"] && harness.videos(of: secondDone) == ["video.mp4"])
+        #expect(try TestSupport.probeVideo(firstDone.outputs!.video).frames == 5)
+        #expect(try TestSupport.probeVideo(secondDone.outputs!.video).frames == 5)
+        await harness.stop()
+    }
+
+    @Test func killingTheWorkerWithOneJobEncodingAndOneDenoisingRequeuesBoth() async throws {
+        let harness = try SchedulerHarness(slots: 1)
+        try await harness.waitUntilReady()
+        let first = try await harness.submit("a lantern on a jetty [slow-encoding]", priority: 1)
+        let second = try await harness.submit("a slow kite over dunes [slow]", steps: 4)
+        let pid = try await harness.workerPID(running: second.id, atStep: 1)
+        let firstNow = try await harness.store.job(id: first.id)
+        #expect(firstNow?.state == .running, "the first job was still encoding when the second denoised")
+        kill(-pid, SIGKILL)
+        let firstDone = try await harness.waitForTerminal(first.id)
+        let secondDone = try await harness.waitForTerminal(second.id)
+        #expect(firstDone.state == .succeeded && firstDone.attempts == 2)
+        #expect(secondDone.state == .succeeded && secondDone.attempts == 2)
+        await harness.stop()
+    }
+
     @Test(arguments: [("denoising", 1), ("denoising", 2), ("encoding", 0)])
     func aKilledWorkerCostsARestartNotTheJob(stage: String, step: Int) async throws {
         let harness = try SchedulerHarness(slots: 1)
