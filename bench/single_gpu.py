@@ -241,7 +241,8 @@ def http(method: str, url: str, body: dict | None = None) -> dict:
         return json.loads(response.read() or b"{}")
 
 
-def part_reel(args, budget_gib: float | None = None) -> dict:
+def part_reel(args, budget_gib: float | None = None, videos: int | None = None) -> dict:
+    videos = videos or args.videos
     port = 8700 + (1 if budget_gib else 0)
     base = f"http://127.0.0.1:{port}"
     data_dir = os.path.join(args.out, f"reel-data{'-budget' if budget_gib else ''}")
@@ -276,7 +277,7 @@ def part_reel(args, budget_gib: float | None = None) -> dict:
         workers = http("GET", base + "/v1/workers")
         started = time.perf_counter()
         ids = []
-        for job in jobs(args.videos):
+        for job in jobs(videos):
             spec = {"prompt": job["prompt"], "negative_prompt": NEGATIVE, "size": f"{WIDTH}x{HEIGHT}",
                     "frames": FRAMES, "steps": args.steps, "guidance": GUIDANCE, "seed": job["seed"]}
             ids.append(http("POST", base + "/v1/jobs", spec)["id"])
@@ -300,8 +301,8 @@ def part_reel(args, budget_gib: float | None = None) -> dict:
                 records.append(json.load(f))
         records.sort(key=lambda r: r["timeline"]["started"])
         idle = [b["timeline"]["started"] - a["timeline"]["device_done"] for a, b in zip(records, records[1:])]
-        return {"startup_seconds": ready_at - t0, "wall_seconds": wall, "videos": args.videos, "steps": args.steps,
-                "videos_per_hour": 3600 * args.videos / wall, "budget_gib": budget_gib,
+        return {"startup_seconds": ready_at - t0, "wall_seconds": wall, "videos": videos, "steps": args.steps,
+                "videos_per_hour": 3600 * videos / wall, "budget_gib": budget_gib,
                 "per_video": [r["seconds"] for r in records], "execution": records[0]["execution"],
                 "text_embeddings": [r["text_embeddings"] for r in records],
                 "peak_memory_gib": max(r["peak_memory_bytes"] for r in records) / (1 << 30),
@@ -330,7 +331,8 @@ def report(out: str) -> str:
              f"(CUDA {env['cuda']}), diffusers {env['diffusers']}, transformers {env['transformers']}, PyAV "
              f"{env['av']}. `random:ti2v-5b` (full-size random weights, bf16), {WIDTH}x{HEIGHT}, {FRAMES} frames, "
              f"CFG {GUIDANCE}, the same prompts and seeds in both.", ""]
-    rows = [("plain diffusers loop", baseline), ("reel serve", reel), ("reel serve, 24 GiB budget", budget)]
+    budget_label = f"reel serve --memory-budget {budget['budget_gib']:g}" if budget else ""
+    rows = [("plain diffusers loop", baseline), ("reel serve", reel), (budget_label, budget)]
     lines += ["| run | steps | videos | videos/hour | s/video | s per forward | GPU idle between jobs | peak memory |",
               "|---|---|---|---|---|---|---|---|"]
     for name, run in rows:
@@ -397,6 +399,7 @@ def main() -> int:
     parser.add_argument("--videos", type=int, default=2)
     parser.add_argument("--parts", default="ceilings,forward,baseline,reel,budget")
     parser.add_argument("--budget-gib", type=float, default=24)
+    parser.add_argument("--budget-videos", type=int, default=None, help="videos of the budget part (default --videos)")
     parser.add_argument("--reel", default=os.environ.get("REEL", "reel"), help="the reel binary")
     parser.add_argument("--out", default="bench-out")
     parser.add_argument("--model", default="random:ti2v-5b", help="for `reel`; tiny with --devices cpu and "
@@ -425,7 +428,7 @@ def main() -> int:
         elif part == "reel":
             result = part_reel(args)
         elif part == "budget":
-            result = part_reel(args, budget_gib=args.budget_gib)
+            result = part_reel(args, budget_gib=args.budget_gib, videos=args.budget_videos)
         else:
             raise SystemExit(f"unknown part {part!r}")
         with open(os.path.join(args.out, f"{part}.json"), "w") as f:
