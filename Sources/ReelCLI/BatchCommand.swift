@@ -165,7 +165,7 @@ struct BatchCommand: AsyncParsableCommand {
                     node: "local", slots: slots, engine: EngineLocation.locate(), model: engine.modelArgument,
                     dataDirectory: engine.resolvedDataDir, workerEnvironment: try engine.workerEnvironment(),
                     outputRoot: outDir, memoryBudgetGiB: engine.memoryBudget,
-                    memorySaving: engine.memorySaving || plan.memorySaving),
+                    memorySaving: engine.memorySaving || plan.memorySaving, placementNotes: plan.notes),
                 store: store, bus: EventBus(), metrics: SchedulerMetrics(factory: NOOPMetricsHandler.instance),
                 logger: logger)
             let running = Task { try await scheduler.run() }

@@ -138,7 +138,8 @@ struct ServeCommand: AsyncParsableCommand {
             leaseDuration: .seconds(leaseSeconds), grace: .seconds(grace),
             workerEnvironment: (testFaults ? ["REEL_ENGINE_ALLOW_FAULTS": "1"] : [:])
                 .merging(try engineOptions.workerEnvironment()) { _, new in new },
-            checkpointEvery: checkpointEvery, memoryBudgetGiB: memoryBudget, memorySaving: plan.memorySaving)
+            checkpointEvery: checkpointEvery, memoryBudgetGiB: memoryBudget, memorySaving: plan.memorySaving,
+            placementNotes: plan.notes)
         let metrics = ReelMetricsRegistry()
         let scheduler = Scheduler(
             configuration: configuration, store: store, bus: EventBus(), metrics: metrics.schedulerMetrics,

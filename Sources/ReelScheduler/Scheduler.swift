@@ -24,7 +24,8 @@ public final class Scheduler: Service, Sendable {
         self.store = store
         self.bus = bus
         self.logger = logger
-        let board = StatusBoard(slots: configuration.slots, node: configuration.node)
+        let board = StatusBoard(
+            slots: configuration.slots, node: configuration.node, placementNotes: configuration.placementNotes)
         self.board = board
         let doorbell = doorbell
         let shutdown = shutdown

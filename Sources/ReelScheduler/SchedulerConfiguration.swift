@@ -34,14 +34,18 @@ public struct SchedulerConfiguration: Sendable {
     /// Every worker loads with the memory-saving settings (the `auto` placement's choice for a model that fits no
     /// single device).
     public var memorySaving: Bool
+    /// What the placement plan says beyond the slots (why `auto` chose it, devices left over), for `/v1/workers`.
+    public var placementNotes: [String]
 
     public init(
         node: String, slots: [Slot], engine: EngineLocation, model: String, dataDirectory: String,
         maxAttempts: Int = 3, stallTimeout: Duration = .seconds(300), startupTimeout: Duration = .seconds(1800),
         leaseDuration: Duration = .seconds(60), grace: Duration = .seconds(30), unhealthyAfter: Int = 3,
         backoff: Backoff = Backoff(), workerEnvironment: [String: String] = [:], outputRoot: String? = nil,
-        checkpointEvery: Int? = 5, memoryBudgetGiB: Double? = nil, memorySaving: Bool = false
+        checkpointEvery: Int? = 5, memoryBudgetGiB: Double? = nil, memorySaving: Bool = false,
+        placementNotes: [String] = []
     ) {
+        self.placementNotes = placementNotes
         self.memoryBudgetGiB = memoryBudgetGiB
         self.memorySaving = memorySaving
         self.outputRoot = outputRoot

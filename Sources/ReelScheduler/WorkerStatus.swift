@@ -38,6 +38,8 @@ public struct WorkerStatus: Sendable, Equatable, Codable {
     /// `parallel:K`: whether the ranks share the job out (GPU groups) or each compute all of it (CPU groups, which
     /// only check each other).
     public var sharded: Bool?
+    /// The node's placement plan notes: why `auto` chose this layout, devices left over, CPU groups not sharded.
+    public var placementNotes: [String]?
     public var state: State
     public var pid: Int32?
     public var job: String?
@@ -77,6 +79,7 @@ public struct WorkerStatus: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case slot, node, device, placement, ranks, sharded, state, pid, job, step, stage, restarts, since
         case textDevice = "text_device"
+        case placementNotes = "placement_notes"
         case totalSteps = "total_steps"
         case stepsPerSecond = "steps_per_second"
         case freeMemoryBytes = "free_memory_bytes"
@@ -90,9 +93,13 @@ final class StatusBoard: Sendable {
     private let statuses: Mutex<[String: WorkerStatus]>
     private let order: [String]
 
-    init(slots: [Slot], node: String) {
+    init(slots: [Slot], node: String, placementNotes: [String] = []) {
         var initial: [String: WorkerStatus] = [:]
-        for slot in slots { initial[slot.id] = WorkerStatus(slot: slot, node: node) }
+        for slot in slots {
+            var status = WorkerStatus(slot: slot, node: node)
+            status.placementNotes = placementNotes.isEmpty ? nil : placementNotes
+            initial[slot.id] = status
+        }
         statuses = Mutex(initial)
         order = slots.map(\.id)
     }

@@ -1,3 +1,4 @@
+import Foundation
 import ReelCore
 import Testing
 
@@ -152,6 +153,33 @@ import Testing
             placement: "auto", devices: "cpu", model: model, modelPath: nil, memoryBudgetGiB: 24, queueDepth: 0,
             gpuMemoryBytes: { Issue.record("asked the GPUs of a CPU node"); return nil })
         #expect(cpu.slots == [Slot(id: "cpu", device: "cpu")])
+    }
+}
+
+extension PlacementTests {
+    /// What `/v1/workers` shows of the plan: each slot's placement, devices and ranks, and the plan's notes.
+    @Test func workersShowThePlan() throws {
+        let plan = try PlacementPlanner.plan(
+            .auto, devices: ["cuda:0", "cuda:1", "cuda:2"], model: Self.a14b, deviceMemoryBytes: 141 * Self.gib,
+            queueDepth: 0)
+        let board = StatusBoard(slots: plan.slots, node: "gpu-box", placementNotes: plan.notes)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let json = try plan.slots.indices.map {
+            try #require(try JSONSerialization.jsonObject(with: encoder.encode(board.snapshot[$0])) as? [String: Any])
+        }
+        #expect(json[0]["placement"] as? String == "parallel:2" && json[0]["sharded"] as? Bool == true)
+        let ranks = try #require(json[0]["ranks"] as? [[String: Any]])
+        #expect(ranks.map { $0["device"] as? String } == ["cuda:0", "cuda:1"])
+        #expect(json[1]["placement"] as? String == "replica" && json[1]["device"] as? String == "cuda:2")
+        let notes = try #require(json[1]["placement_notes"] as? [String])
+        #expect(notes.contains { $0.hasPrefix("auto: ") } && notes.contains { $0.contains("left over") })
+
+        let split = try PlacementPlanner.plan(
+            .split, devices: ["cuda:0", "cuda:1"], model: Self.ti2v, deviceMemoryBytes: nil, queueDepth: 0)
+        let status = StatusBoard(slots: split.slots, node: "n").snapshot[0]
+        #expect(status.placement == "split" && status.textDevice == "cuda:0" && status.device == "cuda:1")
+        #expect(status.ranks == nil && status.placementNotes == nil)
     }
 }
 
