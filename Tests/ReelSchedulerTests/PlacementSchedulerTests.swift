@@ -89,4 +89,21 @@ import Testing
         #expect(harness.videos(of: done) == ["video.mp4"])
         await harness.stop()
     }
+
+    @Test func aStalledRankStopsTheWholeGroupAfterTheStallTimeout() async throws {
+        let slot = Slot(id: "group-1", device: "cpu", rankDevices: ["cpu", "cpu"])
+        let harness = try SchedulerHarness(stallTimeout: .seconds(4), slotList: [slot])
+        let job = try await harness.submit("a frozen square [slow]", steps: 3)
+        _ = try await harness.workerPID(running: job.id, atStep: 1)
+        let pids = (harness.scheduler.workers.first?.ranks ?? []).compactMap(\.pid)
+        try #require(pids.count == 2)
+        // Rank 1 stops answering; rank 0 finishes denoising and then waits for it in the frames check, silent.
+        kill(pids[1], SIGSTOP)
+        let done = try await harness.waitForTerminal(job.id)
+        #expect(done.state == .succeeded && done.attempts == 2)
+        #expect(kill(pids[1], 0) != 0 && kill(pids[0], 0) != 0, "both ranks of the stalled group were killed")
+        let events = try await harness.store.events(jobID: job.id)
+        #expect(events.contains { $0.kind == "requeued" && ($0.message ?? "").contains("stalled") })
+        await harness.stop()
+    }
 }
