@@ -7,7 +7,7 @@ VPY := $(VENV)/bin/python
 REEL := .build/debug/reel
 export REEL_PYTHON := $(CURDIR)/$(VPY)
 
-.PHONY: demo test venv build swift-test engine-test web-test clean bundle
+.PHONY: demo test venv build swift-test engine-test web-test clean bundle postgres-shell
 
 $(VENV)/.installed: engine/pyproject.toml
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,14 @@ engine-test: venv
 
 # Suites run one after another: several start real worker processes, and on a small machine parallel suites
 # would slow each other past the timeouts they test. One OpenMP thread per CPU worker for the same reason.
+# scripts/with-postgres.sh starts a throwaway PostgreSQL server on loopback (installing it when missing) for the
+# PostgreSQL store and cluster tests; REEL_REQUIRE_POSTGRES makes them fail, not skip, should it be missing.
 swift-test: venv build
-	OMP_NUM_THREADS=1 $(SWIFT) test --no-parallel
+	OMP_NUM_THREADS=1 REEL_REQUIRE_POSTGRES=1 scripts/with-postgres.sh $(SWIFT) test --no-parallel
+
+# A shell with a throwaway PostgreSQL server and REEL_TEST_POSTGRES_URL set, to run those tests by hand.
+postgres-shell:
+	scripts/with-postgres.sh $${SHELL:-bash}
 
 # The web page in a real headless Chromium (Debian's package, installed when missing) against a real `reel serve`;
 # screenshots land in test-artifacts/web/. First checks that the embedded copy of web/ is up to date.

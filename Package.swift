@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // Domain values: models, generation specs, validation, errors. No I/O beyond reading a model's configs.
@@ -42,10 +43,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Durable jobs with leases: the store protocol, SQLite (GRDB) and in-memory implementations.
+        // Durable jobs with leases: the store protocol, SQLite (GRDB), PostgreSQL and in-memory implementations.
         .target(
             name: "ReelStore",
-            dependencies: ["ReelCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "ReelCore", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Slots, workers and jobs: claims jobs under leases, supervises worker processes, publishes events.
@@ -95,14 +100,17 @@ let package = Package(
         // Helpers shared by the test targets: locating the engine, temporary directories, waiting on events.
         .target(
             name: "ReelTestSupport",
-            dependencies: ["ReelWorker", "ReelCore", "ReelClient"],
+            dependencies: [
+                "ReelWorker", "ReelCore", "ReelClient", .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
             path: "Tests/ReelTestSupport",
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "ReelCoreTests", dependencies: ["ReelCore"], swiftSettings: swiftSettings),
         .testTarget(name: "ReelWorkerProtocolTests", dependencies: ["ReelWorkerProtocol"], swiftSettings: swiftSettings),
         .testTarget(name: "ReelCSVTests", dependencies: ["ReelCSV"], swiftSettings: swiftSettings),
-        .testTarget(name: "ReelStoreTests", dependencies: ["ReelStore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ReelStoreTests", dependencies: ["ReelStore", "ReelTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ReelSchedulerTests",
             dependencies: ["ReelScheduler", "ReelStore", "ReelTestSupport"],

@@ -59,6 +59,7 @@ extension Job {
         leaseOwner = owner
         self.leaseExpiresAt = leaseExpiresAt.storedPrecision
         self.slot = slot
+        node = owner.split(separator: "/", maxSplits: 1).first.map(String.init) ?? owner
         startedAt = now.storedPrecision
         progress = nil
         return (

@@ -76,13 +76,17 @@ public struct Job: Sendable, Equatable, Codable, Identifiable {
     public var slot: String?
     /// The tenant the job belongs to (an API key's id), or nil when the server had no keys when it was made.
     public var owner: String?
+    /// The node that ran the latest attempt (its lease owner up to the first "/"): a succeeded job's files are on
+    /// that node's disk, unless the nodes share their output directory.
+    public var node: String?
 
     public init(
         id: String, state: JobState = .queued, spec: GenerationSpec, priority: Int = 0, attempts: Int = 0,
         leaseOwner: String? = nil, leaseExpiresAt: Date? = nil, createdAt: Date, startedAt: Date? = nil,
         finishedAt: Date? = nil, errorCode: String? = nil, errorMessage: String? = nil, progress: JobProgress? = nil,
         outputs: JobOutputs? = nil, cancelRequested: Bool = false, memorySaving: Bool = false,
-        idempotencyKey: String? = nil, batchID: String? = nil, slot: String? = nil, owner: String? = nil
+        idempotencyKey: String? = nil, batchID: String? = nil, slot: String? = nil, owner: String? = nil,
+        node: String? = nil
     ) {
         self.id = id
         self.state = state
@@ -104,6 +108,7 @@ public struct Job: Sendable, Equatable, Codable, Identifiable {
         self.batchID = batchID
         self.slot = slot
         self.owner = owner
+        self.node = node
     }
 }
 

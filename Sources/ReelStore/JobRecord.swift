@@ -29,6 +29,8 @@ struct JobRecord: Equatable {
     var slot: String?
     /// Added by migration v2; NULL for jobs made before it, or on a server without API keys.
     var owner: String?
+    /// Added by migration v3: the node of the latest attempt.
+    var node: String?
 }
 
 extension JobRecord {
@@ -39,7 +41,7 @@ extension JobRecord {
             startedAt: job.startedAt, finishedAt: job.finishedAt, errorCode: job.errorCode,
             errorMessage: job.errorMessage, progress: job.progress, outputs: job.outputs,
             cancelRequested: job.cancelRequested, memorySaving: job.memorySaving, idempotencyKey: job.idempotencyKey,
-            requestDigest: requestDigest, batchID: job.batchID, slot: job.slot, owner: job.owner)
+            requestDigest: requestDigest, batchID: job.batchID, slot: job.slot, owner: job.owner, node: job.node)
     }
 
     var job: Job {
@@ -48,7 +50,7 @@ extension JobRecord {
             leaseExpiresAt: leaseExpiresAt, createdAt: createdAt, startedAt: startedAt, finishedAt: finishedAt,
             errorCode: errorCode, errorMessage: errorMessage, progress: progress, outputs: outputs,
             cancelRequested: cancelRequested, memorySaving: memorySaving, idempotencyKey: idempotencyKey,
-            batchID: batchID, slot: slot, owner: owner)
+            batchID: batchID, slot: slot, owner: owner, node: node)
     }
 }
 
@@ -68,7 +70,7 @@ extension JobRecord: Codable {
         case idempotencyKey = "idempotency_key"
         case requestDigest = "request_digest"
         case batchID = "batch_id"
-        case slot, owner
+        case slot, owner, node
     }
 }
 
@@ -97,6 +99,7 @@ extension JobRecord: FetchableRecord, PersistableRecord {
         static let batchID = Column(CodingKeys.batchID)
         static let slot = Column(CodingKeys.slot)
         static let owner = Column(CodingKeys.owner)
+        static let node = Column(CodingKeys.node)
     }
 
     static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy {

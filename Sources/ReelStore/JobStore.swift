@@ -6,8 +6,14 @@ import Foundation
 /// job's current one (the job was requeued, cancelled or finished meanwhile): a late answer from a dead attempt
 /// changes nothing.
 ///
-/// Every date is the caller's (`now`), never the store's clock, so tests and replays are deterministic. Dates are kept
-/// as a Double of seconds since 1970: to well under a microsecond, in order.
+/// Time: the caller passes `now`, and the leases it asks for as dates (`leaseExpiresAt`, `until`). A store on one
+/// machine (SQLite, memory) keeps those dates as given, so tests and replays are deterministic. A store that several
+/// machines share cannot trust any one machine's clock: `PostgresJobStore` in its default `TimeSource.database`
+/// takes every date it writes from the database's clock, keeps only each lease's length (`leaseExpiresAt - now`),
+/// and judges expiry in `recoverExpired` by the database's clock, whatever `now` the caller passes; with
+/// `TimeSource.caller` it keeps the caller's dates like the others (the shared store tests use it). Either way a
+/// method's result carries the dates the store kept. Dates are kept as a Double of seconds since 1970: to well under a
+/// microsecond, in order.
 public protocol JobStore: Sendable {
     /// Adds a job. With an idempotency key already used by the same request digest, returns the existing job and
     /// `created == false`; with a different digest, throws `JobStoreError.idempotencyConflict`. An id already in

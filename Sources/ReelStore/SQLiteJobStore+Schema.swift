@@ -52,6 +52,10 @@ extension SQLiteJobStore {
             try db.create(index: "job_owner_created", on: "job", columns: ["owner", "created_at", "id"])
             try db.create(index: "job_owner_state", on: "job", columns: ["owner", "state"])
         }
+        // v3: the node that ran a job's latest attempt, to find its files when nodes do not share a disk.
+        migrator.registerMigration("v3") { db in
+            try db.alter(table: "job") { t in t.add(column: "node", .text) }
+        }
         return migrator
     }
 }

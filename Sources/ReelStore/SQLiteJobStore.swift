@@ -279,3 +279,38 @@ extension SQLiteJobStore {
         try record.insert(db)
     }
 }
+
+extension SQLiteJobStore: TransferableJobStore {
+    public func exportJobs(after: String?, limit: Int) async throws -> [StoredJob] {
+        try await dbPool.read { db in
+            var request = JobRecord.all()
+            if let after { request = request.filter(JobRecord.Columns.id > after) }
+            return try request.order(JobRecord.Columns.id).limit(limit).fetchAll(db).map { record in
+                let events = try JobEventRecord.filter(JobEventRecord.Columns.jobID == record.id)
+                    .order(JobEventRecord.Columns.sequence).fetchAll(db).map(\.event)
+                return StoredJob(job: record.job, requestDigest: record.requestDigest, events: events)
+            }
+        }
+    }
+
+    public func importJobs(_ jobs: [StoredJob]) async throws {
+        try await dbPool.write { db in
+            for stored in jobs {
+                guard try !JobRecord.exists(db, key: stored.job.id) else {
+                    throw JobStoreError.duplicateID(stored.job.id)
+                }
+                try JobRecord(stored.job, requestDigest: stored.requestDigest).insert(db)
+                for event in stored.events {
+                    var record = JobEventRecord(
+                        sequence: nil, jobID: event.jobID, at: event.at.storedPrecision, kind: event.kind,
+                        message: event.message)
+                    try record.insert(db)
+                }
+            }
+        }
+    }
+
+    public func jobCount() async throws -> Int {
+        try await dbPool.read { db in try JobRecord.fetchCount(db) }
+    }
+}

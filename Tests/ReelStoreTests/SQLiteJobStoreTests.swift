@@ -74,7 +74,7 @@ import Testing
                             + "typeof(created_at) AS type, created_at FROM job")
                 )
             }
-            #expect(applied == ["v1", "v2"])
+            #expect(applied == ["v1", "v2", "v3"])
             let byName = Dictionary(uniqueKeysWithValues: indexes.map { ($0.name, $0) })
             #expect(byName["job_owner_created"]?.columns == ["owner", "created_at", "id"])
             #expect(byName["job_owner_state"]?.columns == ["owner", "state"])

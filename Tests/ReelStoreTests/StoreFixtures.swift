@@ -1,18 +1,22 @@
 import Foundation
 import ReelCore
+import ReelTestSupport
 import Testing
 
 @testable import ReelStore
 
 /// The stores the shared suite runs against.
+///
+/// `postgres` keeps the caller's clock (`TimeSource.caller`), as the suite's fixed clock needs; PostgresStoreTests
+/// checks the database's clock, which `reel serve` uses, on its own.
 enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    case memory, sqlite
+    case memory, sqlite, postgres
 
     var testDescription: String { rawValue }
 }
 
-/// Runs `body` with a fresh, empty store of `kind`; a SQLite store lives in a temporary directory that is removed
-/// afterwards.
+/// Runs `body` with a fresh, empty store of `kind`; a SQLite store lives in a temporary directory, a PostgreSQL one
+/// in a new database on the test server (see `TestPostgres`), both removed afterwards.
 func withStore(_ kind: StoreKind, _ body: (any JobStore) async throws -> Void) async throws {
     switch kind {
     case .memory:
@@ -20,6 +24,17 @@ func withStore(_ kind: StoreKind, _ body: (any JobStore) async throws -> Void) a
     case .sqlite:
         try await withTemporaryDirectory { directory in
             try await body(SQLiteJobStore(path: directory.appendingPathComponent("jobs.sqlite").path))
+        }
+    case .postgres:
+        try await TestPostgres.withDatabase { url in
+            let store = try await PostgresJobStore(url: url, timeSource: .caller)
+            do {
+                try await body(store)
+                await store.close()
+            } catch {
+                await store.close()
+                throw error
+            }
         }
     }
 }

@@ -1,0 +1,196 @@
+import Foundation
+import ReelTestSupport
+import Synchronization
+import Testing
+
+@testable import ReelStore
+
+/// What only the PostgreSQL store promises: the database's clock, several nodes on one database, wake-ups through
+/// LISTEN/NOTIFY, and claims that a lost connection cannot leave half done. Against the real server of
+/// `$REEL_TEST_POSTGRES_URL`.
+@Suite struct PostgresStoreTests {
+    /// Two stores on one database, as two nodes would have.
+    func withTwoNodes(
+        timeSource: PostgresJobStore.TimeSource = .database,
+        _ body: (PostgresJobStore, PostgresJobStore, String) async throws -> Void
+    ) async throws {
+        try await TestPostgres.withDatabase { url in
+            let a = try await PostgresJobStore(url: url, timeSource: timeSource)
+            let b = try await PostgresJobStore(url: url, timeSource: timeSource)
+            defer { Task { await a.close(); await b.close() } }
+            try await body(a, b, url)
+        }
+    }
+
+    @Test func datesAndLeaseExpiryFollowTheDatabaseClockNotTheNodes() async throws {
+        try await withTwoNodes { a, b, _ in
+            // Node a's clock is a day behind; node b's a day ahead.
+            let behind = Date().addingTimeInterval(-86_400)
+            let ahead = Date().addingTimeInterval(86_400)
+            let job = try await a.enqueue(newJob("j1"), now: behind).job
+            #expect(abs(job.createdAt.timeIntervalSinceNow) < 5, "createdAt is the database's time, not node a's")
+
+            let (claimed, _) = try #require(
+                await a.claim(owner: slot0, slot: slot0, leaseExpiresAt: behind + 1.5, now: behind))
+            let expiry = try #require(claimed.leaseExpiresAt)
+            #expect(abs(expiry.timeIntervalSince(try #require(claimed.startedAt)) - 1.5) < 0.01)
+            #expect(abs(expiry.timeIntervalSinceNow - 1.5) < 5)
+
+            // Node b, whose clock is ahead, sees the lease as the database does: alive.
+            #expect(try await b.recoverExpired(now: ahead, maxAttempts: 3).isEmpty)
+            #expect(try await b.state("j1") == .running)
+            // Once 1.5 s have passed by the database's clock, it has expired, even for node a, whose clock is behind.
+            try await Task.sleep(for: .milliseconds(1700))
+            let recovered = try await a.recoverExpired(now: behind + 2, maxAttempts: 3)
+            #expect(recovered.map(\.id) == ["j1"])
+            #expect(try await b.state("j1") == .queued)
+            #expect(try await b.eventKinds("j1") == ["queued", "started", "requeued"])
+        }
+    }
+
+    @Test func aRenewedLeaseLastsByTheDatabaseClock() async throws {
+        try await withTwoNodes { a, b, _ in
+            try await a.add("j1")
+            let skewed = Date().addingTimeInterval(-3_600)
+            let (_, lease) = try #require(
+                await a.claim(owner: slot0, slot: slot0, leaseExpiresAt: skewed + 1, now: skewed))
+            #expect(try await a.renew(lease, until: skewed + 60, progress: nil, now: skewed))
+            try await Task.sleep(for: .milliseconds(1200))
+            // The first lease would have ended by now; the renewed one holds for a minute of database time.
+            #expect(try await b.recoverExpired(now: Date().addingTimeInterval(3_600), maxAttempts: 3).isEmpty)
+            let job = try #require(await b.job(id: "j1"))
+            #expect(abs(try #require(job.leaseExpiresAt).timeIntervalSinceNow - 58.8) < 5)
+        }
+    }
+
+    @Test func twoNodesClaimingAtOnceNeverShareAJob() async throws {
+        try await withTwoNodes { a, b, _ in
+            let ids = (0..<300).map { String(format: "job-%03d", $0) }
+            _ = try await a.enqueueAll(ids.map { newJob($0) }, now: Date())
+            let claimed = try await claimConcurrently([a, b], claimers: 12, at: Date())
+            #expect(claimed.count == 300)
+            #expect(Set(claimed) == Set(ids))
+            #expect(try await b.counts()[.running] == 300)
+            for id in ids.prefix(20) { #expect(try await a.eventKinds(id) == ["queued", "started"]) }
+        }
+    }
+
+    @Test func aConnectionDroppedDuringAClaimLeavesTheJobQueued() async throws {
+        try await TestPostgres.withDatabase { url in
+            let other = try await PostgresJobStore(url: url)
+            let admin = try #require(TestPostgres.url)
+            let sawLocked = Mutex<Bool?>(nil)
+            let claims = Atomic<Int>(0)
+            // Inside the claim, after its UPDATE and before its COMMIT: another node finds the job locked and
+            // passes over it; then the server drops this claim's connection.
+            let dropping = try await PostgresJobStore(
+                location: PostgresLocation(url: url), timeSource: .database, logger: nil,
+                beforeClaimCommit: { pid in
+                    guard claims.add(1, ordering: .relaxed).newValue == 1 else { return }
+                    let competing = try? await other.claim(
+                        owner: "node-b/cpu", slot: "cpu", leaseExpiresAt: Date() + 60, now: Date())
+                    sawLocked.withLock { $0 = competing == nil }
+                    try? await TestPostgres.admin(admin, "SELECT pg_terminate_backend(\(pid))")
+                })
+            try await other.add("j1", at: Date())
+
+            await #expect(throws: (any Error).self) {
+                try await dropping.claim(owner: "node-a/cpu", slot: "cpu", leaseExpiresAt: Date() + 60, now: Date())
+            }
+            #expect(sawLocked.withLock { $0 } == true, "SKIP LOCKED: the other node did not wait for the claim")
+            let job = try #require(await other.job(id: "j1"))
+            #expect(job.state == .queued && job.attempts == 0 && job.leaseOwner == nil && job.node == nil)
+            #expect(try await other.eventKinds("j1") == ["queued"])
+
+            // The job is there for the next claim, and the store whose connection dropped works on.
+            let (again, lease) = try #require(
+                await dropping.claim(owner: "node-a/cpu", slot: "cpu", leaseExpiresAt: Date() + 60, now: Date()))
+            #expect(again.id == "j1" && lease.attempt == 1 && again.node == "node-a")
+            await dropping.close()
+            await other.close()
+        }
+    }
+
+    @Test func queuingAJobWakesListenersOnEveryNode() async throws {
+        try await withTwoNodes { a, b, _ in
+            let wakes = Atomic<Int>(0)
+            let listener = Task { await b.watchQueuedJobs { wakes.add(1, ordering: .relaxed) } }
+            defer { listener.cancel() }
+            // One call once listening starts.
+            try await waitUntil("the listener starts") { wakes.load(ordering: .relaxed) == 1 }
+            try await a.add("j1", at: Date())
+            try await waitUntil("another node queues a job") { wakes.load(ordering: .relaxed) == 2 }
+            // A claim queues nothing; a failed attempt sent back to the queue does.
+            let (_, lease) = try #require(
+                await a.claim(owner: slot0, slot: slot0, leaseExpiresAt: Date() + 60, now: Date()))
+            #expect(try await a.fail(lease, code: "x", message: "y", retry: true, memorySaving: false, now: Date()))
+            try await waitUntil("a job goes back to the queue") { wakes.load(ordering: .relaxed) == 3 }
+        }
+    }
+
+    /// Polls `condition` every 20 ms for up to 5 s.
+    func waitUntil(_ what: String, _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !condition() {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("no wake-up within 5 s after \(what)")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    @Test func nodesSeeEachOthersHeartbeatsAgedByTheDatabase() async throws {
+        try await withTwoNodes { a, b, _ in
+            try await a.heartbeat(node: "node-a", url: "http://10.0.0.1:8188", workers: Data(#"[{"slot":"cpu"}]"#.utf8))
+            try await b.heartbeat(node: "node-b", url: "http://10.0.0.2:8188", workers: Data("[]".utf8))
+            try await Task.sleep(for: .milliseconds(300))
+            try await b.heartbeat(node: "node-b", url: "http://10.0.0.2:9000", workers: Data("[]".utf8))
+            let nodes = try await b.nodes()
+            #expect(nodes.map(\.name) == ["node-a", "node-b"])
+            #expect(nodes[0].url == "http://10.0.0.1:8188" && nodes[1].url == "http://10.0.0.2:9000")
+            #expect(String(decoding: nodes[0].workers, as: UTF8.self) == #"[{"slot":"cpu"}]"#)
+            #expect(nodes[0].secondsSinceHeartbeat >= 0.3 && nodes[0].secondsSinceHeartbeat < 5)
+            #expect(nodes[1].secondsSinceHeartbeat < nodes[0].secondsSinceHeartbeat)
+            try await a.removeNode("node-a")
+            #expect(try await b.nodes().map(\.name) == ["node-b"])
+        }
+    }
+
+    @Test func nodesStartingAtOnceMigrateOnceAndANewerSchemaIsRefused() async throws {
+        try await TestPostgres.withDatabase { url in
+            let stores = try await withThrowingTaskGroup(of: PostgresJobStore.self) { group in
+                for _ in 0..<4 { group.addTask { try await PostgresJobStore(url: url) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            try await stores[0].add("j1")
+            #expect(try await stores[3].job(id: "j1") != nil)
+            for store in stores { await store.close() }
+
+            try await TestPostgres.admin(url, "INSERT INTO reel_migration (id) VALUES ('v99')")
+            let error = await #expect(throws: (any Error).self) { try await PostgresJobStore(url: url) }
+            #expect("\(error!)".contains("v99") && "\(error!)".contains("newer"))
+        }
+    }
+
+    @Test func aBadURLOrAnUnreachableServerIsAClearError() async throws {
+        for (url, words) in [
+            ("mysql://u@h/db", "scheme"), ("postgres://h/db", "user"), ("postgres://u@h", "database name"),
+            ("postgres://u@h/db?sslmode=maybe", "sslmode"), ("postgres://u@h/db?foo=1", "foo"),
+        ] {
+            let error = #expect(throws: PostgresStoreError.self) { try PostgresLocation(url: url) }
+            #expect(error?.message.contains(words) == true, "\(url): \(error?.message ?? "")")
+        }
+        let location = try PostgresLocation(url: "postgres://me:s3cret@db.example:6543/reel?sslmode=require")
+        #expect(location.host == "db.example" && location.port == 6543 && location.database == "reel")
+        #expect(location.user == "me" && location.password == "s3cret" && location.tls == .require)
+        #expect(!location.redacted.contains("s3cret"))
+
+        _ = try TestPostgres.requireURL()
+        // Nothing listens on port 1 of loopback.
+        let error = await #expect(throws: PostgresStoreError.self) {
+            try await PostgresJobStore(url: "postgres://reel:pw@127.0.0.1:1/reel")
+        }
+        #expect(error?.message.contains("127.0.0.1:1") == true && error?.message.contains("pw") == false)
+    }
+}
