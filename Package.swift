@@ -129,6 +129,15 @@ let package = Package(
             dependencies: ["ReelWorker", "ReelWorkerProtocol", "ReelTestSupport"],
             swiftSettings: swiftSettings
         ),
+        // Several `reel serve` nodes on one PostgreSQL database.
+        .testTarget(
+            name: "ReelClusterTests",
+            dependencies: [
+                "ReelCLI", "ReelTestSupport", "ReelClient", "ReelWorkerProtocol", "ReelStore", "ReelCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "ReelCLITests",
             dependencies: ["ReelCLI", "ReelTestSupport", "ReelClient", "ReelWorkerProtocol"],

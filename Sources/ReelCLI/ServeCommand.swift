@@ -32,6 +32,18 @@ struct ServeCommand: AsyncParsableCommand {
     var memoryBudget: Double?
     @Option(help: "This node's name; it owns the leases of the jobs it runs (default: the host name).")
     var node: String?
+    @Option(
+        help: ArgumentHelp(
+            "Where jobs live: a SQLite file (default DATA_DIR/reel.sqlite), or postgres://USER@HOST:PORT/DATABASE, "
+                + "one queue that several nodes share.", valueName: "path-or-url"))
+    var database: String?
+    @Option(
+        help: ArgumentHelp(
+            "With a shared --database, the URL other nodes redirect clients to for this node's videos "
+                + "(default http://HOST:PORT).", valueName: "url"))
+    var advertiseURL: String?
+    @Option(help: "Where job outputs go (default DATA_DIR/outputs); on a disk every node mounts, any node serves any video.")
+    var outputDir: String?
     @Option(help: "Attempts after which a job fails for good.") var maxAttempts = 3
     @Option(help: "Seconds without progress after which a worker is killed and its job retried.")
     var stallTimeout: Double = 300
@@ -119,7 +131,7 @@ struct ServeCommand: AsyncParsableCommand {
         let modelInfo = try engineOptions.resolveModel()
         let dataDirectory = engineOptions.resolvedDataDir
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
-        let store = try SQLiteJobStore(path: dataDirectory + "/reel.sqlite")
+        let (store, clusterDirectory) = try await openStore(dataDirectory: dataDirectory, logger: logger)
         let plan: PlacementPlan
         do {
             plan = try PlacementPlanner.resolve(
@@ -131,7 +143,7 @@ struct ServeCommand: AsyncParsableCommand {
         let slots = plan.slots
 
         let testFaults = ProcessInfo.processInfo.environment["REEL_TEST_FAULTS"] == "1"
-        let configuration = SchedulerConfiguration(
+        var configuration = SchedulerConfiguration(
             node: node ?? ProcessInfo.processInfo.hostName, slots: slots, engine: EngineLocation.locate(),
             model: engineOptions.modelArgument, dataDirectory: dataDirectory, maxAttempts: maxAttempts,
             stallTimeout: .seconds(stallTimeout), startupTimeout: .seconds(startupTimeout),
@@ -140,6 +152,7 @@ struct ServeCommand: AsyncParsableCommand {
                 .merging(try engineOptions.workerEnvironment()) { _, new in new },
             checkpointEvery: checkpointEvery, memoryBudgetGiB: memoryBudget, memorySaving: plan.memorySaving,
             placementNotes: plan.notes)
+        configuration.outputRoot = outputDir
         let metrics = ReelMetricsRegistry()
         let scheduler = Scheduler(
             configuration: configuration, store: store, bus: EventBus(), metrics: metrics.schedulerMetrics,
@@ -170,7 +183,8 @@ struct ServeCommand: AsyncParsableCommand {
         // The API stops first on shutdown; the scheduler then gives running jobs their grace.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: scheduler), .init(service: server)],
+                services: [.init(service: scheduler), .init(service: server)]
+                    + clusterServices(directory: clusterDirectory, scheduler: scheduler, logger: logger),
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }

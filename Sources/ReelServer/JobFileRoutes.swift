@@ -8,25 +8,30 @@ import ReelStore
 ///
 /// Paths come only from the job's stored outputs; the URL contributes a job id (a store key) and a frame number
 /// (parsed as a positive integer and formatted again), never a piece of a path. A job of another tenant is a 404.
+///
+/// In a cluster, a job's files are on the disk of the node that made it (`job.node`). A node that does not find them
+/// under its own output directory (the nodes share none) answers 307 with the same path on the owning node's
+/// advertised URL, as the cluster directory lists it; the client repeats the request there, with its API key.
 struct JobFileRoutes {
     let service: JobService
     let fileIO = FileIO()
 
     func register(on router: Router<BasicRequestContext>) {
-        router.get("/v1/jobs/:id/video") { _, context in
+        router.get("/v1/jobs/:id/video") { request, context in
             let job = try await service.job(id: context.parameters.require("id"))
             let outputs = try succeededOutputs(job, what: "video")
             return try await file(
-                outputs.video, of: outputs, contentType: "video/mp4", filename: "\(job.id).mp4", context: context)
+                outputs.video, of: job, outputs, contentType: "video/mp4", filename: "\(job.id).mp4",
+                request: request, context: context)
         }
-        router.get("/v1/jobs/:id/metadata") { _, context in
+        router.get("/v1/jobs/:id/metadata") { request, context in
             let job = try await service.job(id: context.parameters.require("id"))
             let outputs = try succeededOutputs(job, what: "metadata")
             return try await file(
-                outputs.metadata, of: outputs, contentType: "application/json", filename: "\(job.id).json",
-                context: context)
+                outputs.metadata, of: job, outputs, contentType: "application/json", filename: "\(job.id).json",
+                request: request, context: context)
         }
-        router.get("/v1/jobs/:id/frames/{frame}.png") { _, context in
+        router.get("/v1/jobs/:id/frames/{frame}.png") { request, context in
             let job = try await service.job(id: context.parameters.require("id"))
             let outputs = try succeededOutputs(job, what: "frames")
             guard let directory = outputs.framesDirectory else {
@@ -41,8 +46,8 @@ struct JobFileRoutes {
             }
             let name = Self.padded(number)
             return try await file(
-                directory + "/" + name + ".png", of: outputs, contentType: "image/png",
-                filename: "\(job.id)-\(name).png", context: context)
+                directory + "/" + name + ".png", of: job, outputs, contentType: "image/png",
+                filename: "\(job.id)-\(name).png", request: request, context: context)
         }
     }
 
@@ -68,11 +73,28 @@ struct JobFileRoutes {
         return outputs
     }
 
-    /// One of the job's files; see `JobFileResponse` for why a link or a path outside its outputs is a 404.
+    /// One of the job's files; see `JobFileResponse` for why a link or a path outside its outputs is a 404. When the
+    /// file is not on this node's disk and another node made it, a redirect to that node.
     private func file(
-        _ path: String, of outputs: JobOutputs, contentType: String, filename: String, context: BasicRequestContext
+        _ path: String, of job: Job, _ outputs: JobOutputs, contentType: String, filename: String, request: Request,
+        context: BasicRequestContext
     ) async throws -> Response {
-        try await JobFileResponse.make(
+        let configuration = service.scheduler.configuration
+        if let owner = job.node, owner != configuration.node,
+            !JobFileResponse.isRegularFile(path, inside: configuration.outputRoot ?? configuration.dataDirectory + "/outputs"),
+            let directory = service.store as? any ClusterDirectory
+        {
+            guard let node = try await directory.nodes().first(where: { $0.name == owner }) else {
+                throw ReelError(
+                    .notFound,
+                    "job \(job.id)'s files are on node \(owner), which is not running; start it again, or give the "
+                        + "nodes one shared --output-dir")
+            }
+            let base = node.url.hasSuffix("/") ? String(node.url.dropLast()) : node.url
+            return Response(
+                status: .temporaryRedirect, headers: [.location: base + request.uri.description, .contentLength: "0"])
+        }
+        return try await JobFileResponse.make(
             path: path, directory: outputs.directory, contentType: contentType, filename: filename, fileIO: fileIO,
             context: context)
     }

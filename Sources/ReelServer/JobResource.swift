@@ -110,6 +110,8 @@ struct JobResource: Encodable {
     var error: Failure?
     var outputs: Outputs?
     var batchID: String?
+    /// The node that ran the latest attempt, where a succeeded job's files are (null until it first starts).
+    var node: String?
 
     enum CodingKeys: String, CodingKey {
         case id, object, state, progress, spec, priority, attempts, error, outputs
@@ -118,6 +120,7 @@ struct JobResource: Encodable {
         case startedAt = "started_at"
         case finishedAt = "finished_at"
         case batchID = "batch_id"
+        case node
     }
 
     init(_ job: Job) {
@@ -148,6 +151,7 @@ struct JobResource: Encodable {
                 secondsPerStage: outputs.secondsPerStage)
         }
         batchID = job.batchID
+        node = job.node
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -166,6 +170,7 @@ struct JobResource: Encodable {
         try container.encode(error, forKey: .error)
         try container.encode(outputs, forKey: .outputs)
         try container.encode(batchID, forKey: .batchID)
+        try container.encode(node, forKey: .node)
     }
 }
 

@@ -1,5 +1,7 @@
+import Foundation
 import Hummingbird
 import ReelScheduler
+import ReelStore
 
 /// `GET /healthz`, `GET /readyz`, `GET /v1/workers` and `GET /metrics`.
 struct SystemRoutes {
@@ -19,7 +21,7 @@ struct SystemRoutes {
                 ? try APIJSON.response(Status(status: "ready"))
                 : try APIJSON.response(Status(status: "not_ready"), status: .serviceUnavailable)
         }
-        router.get("/v1/workers") { _, _ in try APIJSON.response(DataList(data: service.scheduler.workers)) }
+        router.get("/v1/workers") { _, _ in try await workers() }
         router.get("/metrics") { _, _ in
             let text = try await metrics.render(store: service.store, scheduler: service.scheduler)
             let body = ByteBuffer(string: text)
@@ -31,5 +33,47 @@ struct SystemRoutes {
                 ],
                 body: ResponseBody(byteBuffer: body))
         }
+    }
+
+    /// Every slot of this node, live; with a shared store, every other node's slots as of its last heartbeat too.
+    /// Each slot says which node it is on (`node`, `node_url`) and whether that node's heartbeat is older than
+    /// `ClusterService.staleAfterSeconds` (`stale`: the node may be dead, and the slot's state is its last known).
+    private func workers() async throws -> Response {
+        guard let directory = service.store as? any ClusterDirectory else {
+            return try APIJSON.response(DataList(data: service.scheduler.workers))
+        }
+        let local = try slots(from: APIJSON.makeEncoder().encode(service.scheduler.workers))
+        let me = service.scheduler.configuration.node
+        let nodes = try await directory.nodes()
+        var all: [[String: Any]] = local.map { slot in
+            slot.merging(
+                ["stale": false, "node_url": nodes.first { $0.name == me }?.url ?? NSNull()]) { _, new in new }
+        }
+        for node in nodes where node.name != me {
+            let stale = node.secondsSinceHeartbeat > ClusterService.staleAfterSeconds
+            for slot in (try? slots(from: node.workers)) ?? [] {
+                all.append(
+                    slot.merging([
+                        "node": node.name, "node_url": node.url, "stale": stale,
+                        "heartbeat_age_seconds": (node.secondsSinceHeartbeat * 10).rounded() / 10,
+                    ]) { _, new in new })
+            }
+        }
+        // By node name; each node's slots in its own order.
+        let byNode = all.enumerated().sorted { a, b in
+            let (nameA, nameB) = (a.element["node"] as? String ?? "", b.element["node"] as? String ?? "")
+            return nameA != nameB ? nameA < nameB : a.offset < b.offset
+        }.map(\.element)
+        let body = ByteBuffer(
+            data: try JSONSerialization.data(
+                withJSONObject: ["data": byNode], options: [.withoutEscapingSlashes, .sortedKeys]))
+        return Response(
+            status: .ok,
+            headers: [.contentType: "application/json; charset=utf-8", .contentLength: String(body.readableBytes)],
+            body: ResponseBody(byteBuffer: body))
+    }
+
+    private func slots(from json: Data) throws -> [[String: Any]] {
+        try JSONSerialization.jsonObject(with: json) as? [[String: Any]] ?? []
     }
 }

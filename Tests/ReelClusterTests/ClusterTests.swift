@@ -1,0 +1,198 @@
+import AsyncHTTPClient
+import Foundation
+import ReelClient
+import ReelTestSupport
+import ReelWorkerProtocol
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Two real `reel serve` nodes with tiny CPU workers sharing one queue in a real PostgreSQL database (see
+/// `TestPostgres`), checked through their HTTP APIs and their output directories.
+@Suite(.serialized) struct ClusterTests {
+    static func spec(_ prompt: String, seed: Int, steps: Int = 2) -> [String: JSONValue] {
+        ["prompt": .string(prompt), "size": .string("32x32"), "frames": .number(5), "steps": .number(Double(steps)),
+         "seed": .number(Double(seed))]
+    }
+
+    /// Starts one node per name on the database at `url`, each with its own data directory.
+    func startNodes(_ names: [String], database url: String, in directory: URL, extra: [String] = [])
+        async throws -> [ServerProcess]
+    {
+        var nodes: [ServerProcess] = []
+        for name in names {
+            // ServerProcess picks a random port, which another process may hold; then it picks again.
+            for attempt in 1...3 {
+                let node = try ServerProcess(
+                    devices: "cpu", dataDirectory: directory.appendingPathComponent(name),
+                    extraArguments: ["--node", name, "--database", url] + extra)
+                do {
+                    try await node.waitUntilReady()
+                    nodes.append(node)
+                    break
+                } catch where attempt < 3 && node.log.contains("Address already in use") {
+                    node.stop()
+                }
+            }
+        }
+        return nodes
+    }
+
+    struct Job: Decodable {
+        var id: String
+        var state: String
+        var attempts: Int
+        var node: String?
+    }
+
+    struct Event: Decodable { var kind: String; var message: String? }
+    struct Events: Decodable { var data: [Event] }
+
+    func job(_ id: String, on node: ServerProcess) async throws -> Job {
+        try JSONDecoder().decode(Job.self, from: try await node.client.send(.GET, "/v1/jobs/\(id)"))
+    }
+
+    func eventKinds(_ id: String, on node: ServerProcess) async throws -> [String] {
+        try JSONDecoder().decode(Events.self, from: try await node.client.send(.GET, "/v1/jobs/\(id)/events")).data
+            .map(\.kind)
+    }
+
+    /// Waits until every job has ended, asking `node`.
+    func waitForEnd(_ ids: [String], on node: ServerProcess, timeout: Duration) async throws -> [String: Job] {
+        let deadline = ContinuousClock.now + timeout
+        var done: [String: Job] = [:]
+        while ContinuousClock.now < deadline {
+            for id in ids where done[id] == nil {
+                let job = try await job(id, on: node)
+                if ["succeeded", "failed", "cancelled"].contains(job.state) { done[id] = job }
+            }
+            if done.count == ids.count { return done }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        throw ServerProcessError("jobs did not end in time: \(ids.filter { done[$0] == nil })")
+    }
+
+    func videos(of id: String, on node: ServerProcess) -> [String] {
+        let directory = node.dataDirectory.appendingPathComponent("outputs/\(id)").path
+        return ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".mp4") }
+    }
+
+    @Test func aHundredJobsOnTwoNodesRunExactlyOnceAndEveryNodeServesEveryVideo() async throws {
+        try await TestPostgres.withDatabase { url in
+            try await TestSupport.withTemporaryDirectory { directory in
+                let nodes = try await startNodes(["node-a", "node-b"], database: url, in: directory)
+                defer { nodes.forEach { $0.stop() } }
+                let (a, b) = (nodes[0], nodes[1])
+
+                // Half the jobs are submitted to each node; either may run any of them.
+                let started = ContinuousClock.now
+                var ids: [String] = []
+                for index in 0..<100 {
+                    let node = nodes[index % 2]
+                    ids.append(try await node.client.submit(Self.spec("a lantern \(index)", seed: index)).0.id)
+                }
+                let finished = try await waitForEnd(ids, on: b, timeout: .seconds(240))
+                print("100 jobs on two nodes took \(ContinuousClock.now - started)")
+
+                var ranOn: [String: Int] = [:]
+                for id in ids {
+                    let job = try #require(finished[id])
+                    #expect(job.state == "succeeded" && job.attempts == 1, "\(id): \(job)")
+                    let kinds = try await eventKinds(id, on: a)
+                    #expect(kinds == ["queued", "started", "succeeded"], "\(id) ran more than once: \(kinds)")
+                    // One video, in the output directory of the node the job says ran it, and none on the other.
+                    let owner = try #require(job.node)
+                    ranOn[owner, default: 0] += 1
+                    let (mine, other) = owner == "node-a" ? (a, b) : (b, a)
+                    #expect(videos(of: id, on: mine) == ["video.mp4"] && videos(of: id, on: other).isEmpty)
+                }
+                #expect(Set(ranOn.keys) == ["node-a", "node-b"], "both nodes took jobs: \(ranOn)")
+                #expect(ranOn.values.allSatisfy { $0 >= 10 }, "the work was shared: \(ranOn)")
+
+                // /v1/workers on either node lists both nodes' slots, neither stale.
+                for node in nodes {
+                    guard case .object(let body) = try await node.client.workers(), case .array(let slots)? = body["data"]
+                    else { Issue.record("no data in /v1/workers"); continue }
+                    let seen = slots.compactMap { slot -> String? in
+                        guard case .object(let fields) = slot, case .string(let name)? = fields["node"],
+                            case .bool(false)? = fields["stale"]
+                        else { return nil }
+                        return name
+                    }
+                    #expect(seen.sorted() == ["node-a", "node-b"])
+                }
+
+                // A video node b made, asked of node a: a redirect to node b, which serves it.
+                let fromB = try #require(ids.first { finished[$0]?.node == "node-b" })
+                let http = HTTPClient(configuration: .init(redirectConfiguration: .disallow))
+                let response = try? await http.execute(
+                    HTTPClientRequest(url: "http://127.0.0.1:\(a.port)/v1/jobs/\(fromB)/video"), timeout: .seconds(30))
+                try await http.shutdown()
+                #expect(response?.status.code == 307)
+                #expect(response?.headers["Location"].first == "http://127.0.0.1:\(b.port)/v1/jobs/\(fromB)/video")
+                let video = directory.appendingPathComponent("redirected.mp4").path
+                try await a.client.downloadVideo(fromB, to: video)
+                let local = b.dataDirectory.appendingPathComponent("outputs/\(fromB)/video.mp4")
+                #expect(try Data(contentsOf: URL(fileURLWithPath: video)) == Data(contentsOf: local))
+            }
+        }
+    }
+
+    @Test func jobsOfANodeKilledMidRunFinishOnTheOtherOnceTheirLeasesExpire() async throws {
+        try await TestPostgres.withDatabase { url in
+            try await TestSupport.withTemporaryDirectory { directory in
+                // Short leases so that the test waits seconds, not a minute.
+                let nodes = try await startNodes(
+                    ["node-a", "node-b"], database: url, in: directory, extra: ["--lease-seconds", "3"])
+                defer { nodes.forEach { $0.stop() } }
+                let (a, b) = (nodes[0], nodes[1])
+                var ids: [String] = []
+                for index in 0..<6 {
+                    ids.append(try await a.client.submit(Self.spec("a slow tide [slow]", seed: index, steps: 6)).0.id)
+                }
+                // Wait until node a is running one of them, then kill -9 it.
+                var victim: String?
+                let deadline = ContinuousClock.now + .seconds(60)
+                while victim == nil, ContinuousClock.now < deadline {
+                    for id in ids {
+                        let job = try await job(id, on: b)
+                        if job.state == "running" && job.node == "node-a" { victim = id }
+                    }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                let killed = try #require(victim, "node a never ran a job")
+                a.signal(SIGKILL)
+                let killedAt = ContinuousClock.now
+                _ = try await a.waitForExit()
+
+                let finished = try await waitForEnd(ids, on: b, timeout: .seconds(120))
+                for id in ids {
+                    #expect(finished[id]?.state == "succeeded", "\(id): \(String(describing: finished[id]))")
+                }
+                let job = try #require(finished[killed])
+                #expect(job.node == "node-b" && job.attempts == 2)
+                #expect(videos(of: killed, on: b) == ["video.mp4"])
+                let events = try JSONDecoder().decode(
+                    Events.self, from: try await b.client.send(.GET, "/v1/jobs/\(killed)/events")
+                ).data
+                #expect(events.map(\.kind) == ["queued", "started", "requeued", "started", "succeeded"])
+                #expect(events[2].message?.contains("lease of node-a/cpu expired") == true, "\(events[2])")
+
+                // Node a's slots are still listed, as stale, once its heartbeat is old.
+                let staleBy = killedAt + .seconds(11)
+                if ContinuousClock.now < staleBy { try await Task.sleep(until: staleBy) }
+                guard case .object(let body) = try await b.client.workers(), case .array(let slots)? = body["data"]
+                else { throw ServerProcessError("no data in /v1/workers") }
+                let staleNodes = slots.compactMap { slot -> String? in
+                    guard case .object(let fields) = slot, case .bool(true)? = fields["stale"],
+                        case .string(let name)? = fields["node"]
+                    else { return nil }
+                    return name
+                }
+                #expect(staleNodes == ["node-a"])
+            }
+        }
+    }
+}
