@@ -205,6 +205,12 @@ public enum PlacementPlanner {
             let groups = devices.count / k
             for group in 0..<groups {
                 let members = Array(devices[(group * k)..<(group * k + k)])
+                let gpus = members.filter { $0 != "cpu" }
+                guard Set(gpus).count == gpus.count else {
+                    throw PlacementError(
+                        "--placement parallel:\(k): group \(group + 1) would put two ranks on one GPU ("
+                            + members.joined(separator: ",") + "), which NCCL refuses; give each rank its own GPU")
+                }
                 slots.append(Slot(id: "group-\(group + 1)", device: members[0], rankDevices: members))
             }
             let rest = devices.count - groups * k
@@ -231,10 +237,7 @@ public enum PlacementPlanner {
 
     /// `cuda:N` for a GPU; `cpu`, or `cpu-N` when several CPU slots share the host (as `SlotPlan` names them).
     static func slotID(_ device: String, among devices: [String], index: Int) -> String {
-        guard device == "cpu" else { return device }
-        let cpus = devices.filter { $0 == "cpu" }.count
-        guard cpus > 1 else { return "cpu" }
-        return "cpu-\(devices[...index].filter { $0 == "cpu" }.count)"
+        SlotPlan.slotID(device, among: devices, index: index)
     }
 }
 

@@ -50,27 +50,29 @@ public enum SlotPlan {
             devices = trimmed.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         }
         guard !devices.isEmpty else { throw SlotPlanError("--devices is empty; use auto, cpu, cpu,cpu or cuda:0,cuda:1") }
-        var slots: [Slot] = []
-        var cpuCount = 0
-        var seen = Set<String>()
-        let totalCPU = devices.filter { $0 == "cpu" }.count
+        // A device named more than once gets that many workers (several replicas sharing one GPU, or CPU slots);
+        // their slots are told apart as cpu-1, cpu-2 or cuda:0-1, cuda:0-2.
+        var normalized: [String] = []
         for device in devices {
             if device == "cpu" {
-                cpuCount += 1
-                slots.append(Slot(id: totalCPU > 1 ? "cpu-\(cpuCount)" : "cpu", device: "cpu"))
+                normalized.append(device)
                 continue
             }
-            var normalized = device
-            if device == "cuda" { normalized = "cuda:0" }
-            guard normalized.hasPrefix("cuda:"), let index = Int(normalized.dropFirst(5)), index >= 0 else {
+            let name = device == "cuda" ? "cuda:0" : device
+            guard name.hasPrefix("cuda:"), let index = Int(name.dropFirst(5)), index >= 0 else {
                 throw SlotPlanError("'\(device)' is not a device; use cpu or cuda:N")
             }
-            guard seen.insert(normalized).inserted else {
-                throw SlotPlanError("\(normalized) appears twice in --devices; one worker per GPU")
-            }
-            slots.append(Slot(id: normalized, device: normalized))
+            normalized.append(name)
         }
-        return slots
+        return normalized.enumerated().map { index, device in
+            Slot(id: slotID(device, among: normalized, index: index), device: device)
+        }
+    }
+
+    /// A slot's name: its device, numbered when the device is named more than once.
+    static func slotID(_ device: String, among devices: [String], index: Int) -> String {
+        guard devices.filter({ $0 == device }).count > 1 else { return device }
+        return "\(device)-\(devices[...index].filter { $0 == device }.count)"
     }
 
     /// The NVIDIA GPUs this host exposes (`/dev/nvidiaN`), honouring CUDA_VISIBLE_DEVICES when it is set.

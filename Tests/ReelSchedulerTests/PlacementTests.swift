@@ -72,6 +72,17 @@ import Testing
         #expect(throws: PlacementError.self) {
             try PlacementPlanner.plan(.parallel(2), devices: ["cpu"], model: tiny, deviceMemoryBytes: nil, queueDepth: 0)
         }
+        do {
+            _ = try PlacementPlanner.plan(
+                .parallel(2), devices: ["cuda:0", "cuda:0"], model: Self.ti2v, deviceMemoryBytes: 140 << 30,
+                queueDepth: 0)
+            Issue.record("a group with two ranks on one GPU was accepted")
+        } catch {
+            #expect(error.description.contains("two ranks on one GPU") && error.description.contains("cuda:0,cuda:0"))
+        }
+        let shared = try PlacementPlanner.plan(
+            .replica, devices: ["cuda:0", "cuda:0"], model: Self.ti2v, deviceMemoryBytes: 140 << 30, queueDepth: 0)
+        #expect(shared.slots.map(\.id) == ["cuda:0-1", "cuda:0-2"], "two replicas may share a GPU")
         let cpu = try PlacementPlanner.plan(.parallel(2), devices: ["cpu", "cpu"], model: tiny, deviceMemoryBytes: nil, queueDepth: 0)
         #expect(cpu.notes.contains { $0.contains("each rank computes the whole job") }, "CPU groups say they are not sharded")
     }

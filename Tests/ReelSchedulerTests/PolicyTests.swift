@@ -45,7 +45,10 @@ import Testing
         #expect(try SlotPlan.parse("auto", cudaDeviceCount: { 2 }).map(\.id) == ["cuda:0", "cuda:1"])
         #expect(try SlotPlan.parse("cpu,cpu,cpu").map(\.id) == ["cpu-1", "cpu-2", "cpu-3"])
         #expect(try SlotPlan.parse("cuda:1, cuda:3").map(\.device) == ["cuda:1", "cuda:3"])
-        #expect(throws: SlotPlanError.self) { try SlotPlan.parse("cuda:0,cuda:0") }
+        // Two replicas sharing one GPU, told apart by their slot names.
+        #expect(try SlotPlan.parse("cuda:0,cuda:0").map(\.id) == ["cuda:0-1", "cuda:0-2"])
+        #expect(try SlotPlan.parse("cuda:0,cuda:0").map(\.device) == ["cuda:0", "cuda:0"])
+        #expect(try SlotPlan.parse("cuda:0,cuda:1,cuda:0").map(\.id) == ["cuda:0-1", "cuda:1", "cuda:0-2"])
         #expect(throws: SlotPlanError.self) { try SlotPlan.parse("tpu:0") }
         #expect(throws: SlotPlanError.self) { try SlotPlan.parse("") }
     }
