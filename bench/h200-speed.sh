@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command on a CUDA host without internet: installs Reel from dist/ (`make bundle`) into /tmp/reel-install
 # when dist/ is present, else from .carry/ (reel.xz, site312.tar.xz, libsqlite3.so.0), then runs
-# bench/single_gpu.py with the arguments given (default: 50 steps, 2 videos, every part) and writes its report.
+# bench/single_gpu.py with the arguments given (default: 50 steps, 2 videos, every part); its report is printed,
+# saved as $OUT/report.md and appended to bench/RESULTS.md (copy that file back from the GPU host).
 #   bench/h200-speed.sh --steps 50 --videos 2 --parts ceilings,baseline,reel,budget
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +24,4 @@ else
     REEL=/tmp/reel
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/gpu.txt"
-python3 bench/single_gpu.py --reel "$REEL" --out "$OUT" "$@" | tee "$OUT/report.md"
+python3 bench/single_gpu.py --reel "$REEL" --out "$OUT" --write-results "$@" | tee "$OUT/report.md"

@@ -408,11 +408,16 @@ def main() -> int:
     parser.add_argument("--size", default=f"{WIDTH}x{HEIGHT}")
     parser.add_argument("--frames", type=int, default=FRAMES)
     parser.add_argument("--report", action="store_true", help="only print the Markdown of the results in --out")
+    parser.add_argument("--write-results", action="store_true", help="also append the report to bench/RESULTS.md")
     args = parser.parse_args()
     WIDTH, HEIGHT = (int(x) for x in args.size.split("x"))
     FRAMES = args.frames
     if args.report:
-        print(report(args.out))
+        text = report(args.out)
+        print(text)
+        if args.write_results:
+            with open(os.path.join(HERE, "RESULTS.md"), "a", encoding="utf-8") as f:
+                f.write("\n" + text)
         return 0
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "environment.json"), "w") as f:
@@ -434,7 +439,11 @@ def main() -> int:
         with open(os.path.join(args.out, f"{part}.json"), "w") as f:
             json.dump(result, f, indent=1)
         print(f"{part}: done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    print(report(args.out))
+    text = report(args.out)
+    print(text)
+    if args.write_results:
+        with open(os.path.join(HERE, "RESULTS.md"), "a", encoding="utf-8") as f:
+            f.write("\n" + text)
     return 0
 
 
