@@ -69,16 +69,16 @@ extension PostgresJobStore {
 
     /// Applies every migration this database lacks, in one transaction, under an advisory lock.
     static func migrate(_ connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query("BEGIN", logger: logger)
+        try await connection.run("BEGIN", logger: logger)
         do {
-            try await connection.query("SELECT pg_advisory_xact_lock(\(migrationLock))", logger: logger)
-            try await connection.query(
+            try await connection.run("SELECT pg_advisory_xact_lock(\(migrationLock))", logger: logger)
+            try await connection.run(
                 """
                 CREATE TABLE IF NOT EXISTS reel_migration (
                     id text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT clock_timestamp())
                 """, logger: logger)
             var applied = Set<String>()
-            for try await id in try await connection.query("SELECT id FROM reel_migration", logger: logger)
+            for try await id in try await connection.rows("SELECT id FROM reel_migration", logger: logger)
                 .decode(String.self)
             {
                 applied.insert(id)
@@ -92,13 +92,13 @@ extension PostgresJobStore {
             }
             for migration in migrations where !applied.contains(migration.id) {
                 for statement in migration.statements {
-                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    try await connection.run(PostgresQuery(unsafeSQL: statement), logger: logger)
                 }
-                try await connection.query("INSERT INTO reel_migration (id) VALUES (\(migration.id))", logger: logger)
+                try await connection.run("INSERT INTO reel_migration (id) VALUES (\(migration.id))", logger: logger)
             }
-            try await connection.query("COMMIT", logger: logger)
+            try await connection.run("COMMIT", logger: logger)
         } catch {
-            _ = try? await connection.query("ROLLBACK", logger: logger)
+            try? await connection.run("ROLLBACK", logger: logger)
             throw error
         }
     }

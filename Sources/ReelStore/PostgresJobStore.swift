@@ -49,23 +49,31 @@ public final class PostgresJobStore: JobStore, ClusterDirectory {
         // postgres-nio's own chatter is noise; failures reach the caller as errors.
         var connectionLogger = logger
         connectionLogger.logLevel = .error
+        var configuration: PostgresConnection.Configuration
         do {
-            var configuration = try location.connectionConfiguration()
-            configuration.options.connectTimeout = .seconds(10)
-            connections = PostgresConnections(configuration: configuration, maximum: 16, logger: connectionLogger)
-            self.timeSource = timeSource
-            self.logger = logger
-            self.beforeClaimCommit = beforeClaimCommit
-            // The first connection fails at once with the server's reason (no such database, wrong password…).
+            configuration = try location.connectionConfiguration()
+        } catch {
+            throw PostgresLocation.explain(error, connecting: location)
+        }
+        configuration.options.connectTimeout = .seconds(10)
+        let connections = PostgresConnections(configuration: configuration, maximum: 16, logger: connectionLogger)
+        self.connections = connections
+        self.timeSource = timeSource
+        self.logger = logger
+        self.beforeClaimCommit = beforeClaimCommit
+        // The first connection fails at once with the server's reason (no such database, wrong password…).
+        do {
             try await connections.withConnection { connection in
                 try await Self.migrate(connection, logger: logger)
             }
         } catch {
+            await connections.close()
             throw PostgresLocation.explain(error, connecting: location)
         }
     }
 
-    /// Closes every connection; the store is unusable afterwards.
+    /// Closes every connection; the store is unusable afterwards. Call it before letting go of a store (a debug build
+    /// asserts that no PostgreSQL connection is dropped open).
     public func close() async {
         await connections.close()
     }
@@ -155,7 +163,7 @@ public final class PostgresJobStore: JobStore, ClusterDirectory {
             guard let job = try await self.lockJob(id, connection)?.job else { return .notFound }
             guard job.state.isTerminal else { return .notFinished(job) }
             // The events go with the job (ON DELETE CASCADE).
-            try await connection.query("DELETE FROM job WHERE id = \(id)", logger: self.logger)
+            try await connection.run("DELETE FROM job WHERE id = \(id)", logger: self.logger)
             return .deleted(job)
         }
     }
@@ -263,7 +271,7 @@ public final class PostgresJobStore: JobStore, ClusterDirectory {
     public func events(jobID: String) async throws -> [JobEvent] {
         try await connections.withConnection { connection in
             var events: [JobEvent] = []
-            let rows = try await connection.query(
+            let rows = try await connection.rows(
                 "SELECT sequence, at, kind, message FROM job_event WHERE job_id = \(jobID) ORDER BY sequence",
                 logger: self.logger)
             for try await (sequence, at, kind, message) in rows.decode((Int64, Double, String, String?).self) {
@@ -289,7 +297,7 @@ public final class PostgresJobStore: JobStore, ClusterDirectory {
     public func heartbeat(node: String, url: String, workers: Data) async throws {
         let json = String(decoding: workers, as: UTF8.self)
         try await connections.withConnection { connection in
-            try await connection.query(
+            try await connection.run(
             """
             INSERT INTO node (name, url, workers, heartbeat_at) VALUES (\(node), \(url), \(json)::json, clock_timestamp())
             ON CONFLICT (name) DO UPDATE
@@ -300,7 +308,7 @@ public final class PostgresJobStore: JobStore, ClusterDirectory {
 
     public func nodes() async throws -> [ClusterNode] {
         try await connections.withConnection { connection in
-            let rows = try await connection.query(
+            let rows = try await connection.rows(
                 """
                 SELECT name, url, workers::text, extract(epoch FROM clock_timestamp() - heartbeat_at)::float8
                 FROM node ORDER BY name
@@ -316,7 +324,7 @@ public final class PostgresJobStore: JobStore, ClusterDirectory {
 
     public func removeNode(_ name: String) async throws {
         try await connections.withConnection { connection in
-            try await connection.query("DELETE FROM node WHERE name = \(name)", logger: self.logger)
+            try await connection.run("DELETE FROM node WHERE name = \(name)", logger: self.logger)
         }
     }
 
@@ -362,7 +370,7 @@ extension PostgresJobStore {
         case .caller:
             return Moment(now: callerNow.storedPrecision, shift: 0)
         case .database:
-            let rows = try await connection.query(
+            let rows = try await connection.rows(
                 "SELECT extract(epoch FROM clock_timestamp())::float8", logger: logger)
             var seconds: Double?
             for try await value in rows.decode(Double.self) { seconds = value }
@@ -376,20 +384,20 @@ extension PostgresJobStore {
         -> Result
     {
         try await connections.withConnection { connection in
-            try await connection.query("BEGIN", logger: self.logger)
+            try await connection.run("BEGIN", logger: self.logger)
             let result: Result
             do {
                 result = try await body(connection)
             } catch {
                 do {
-                    try await connection.query("ROLLBACK", logger: self.logger)
+                    try await connection.run("ROLLBACK", logger: self.logger)
                 } catch {
                     // A connection in an unknown state is not lent again.
                     try? await connection.close()
                 }
                 throw error
             }
-            try await connection.query("COMMIT", logger: self.logger)
+            try await connection.run("COMMIT", logger: self.logger)
             return result
         }
     }
@@ -412,9 +420,9 @@ extension PostgresJobStore {
     typealias Row = (job: Job, digest: String?)
 
     func fetchJobs(_ query: PostgresQuery, _ connection: PostgresConnection? = nil) async throws -> [Row] {
-        if let connection { return try await decodeJobs(connection.query(query, logger: logger)) }
+        if let connection { return try await decodeJobs(connection.rows(query, logger: logger)) }
         return try await connections.withConnection { connection in
-            try await self.decodeJobs(connection.query(query, logger: self.logger))
+            try await self.decodeJobs(connection.rows(query, logger: self.logger))
         }
     }
 
@@ -433,7 +441,7 @@ extension PostgresJobStore {
     private func counts(_ query: PostgresQuery) async throws -> [JobState: Int] {
         try await connections.withConnection { connection in
             var counts = Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0, 0) })
-            for try await (name, count) in try await connection.query(query, logger: self.logger).decode(
+            for try await (name, count) in try await connection.rows(query, logger: self.logger).decode(
                 (String, Int).self)
             {
                 guard let state = JobState(rawValue: name) else {
@@ -447,7 +455,7 @@ extension PostgresJobStore {
 
     private func backendPID(_ connection: PostgresConnection) async throws -> Int32 {
         var pid: Int32?
-        for try await value in try await connection.query("SELECT pg_backend_pid()", logger: logger).decode(
+        for try await value in try await connection.rows("SELECT pg_backend_pid()", logger: logger).decode(
             Int32.self)
         {
             pid = value
@@ -467,8 +475,10 @@ extension PostgresJobStore {
             }
             return (existing, false)
         }
-        let exists = try await connection.query("SELECT 1 FROM job WHERE id = \(new.id)", logger: logger)
-        for try await _ in exists { throw JobStoreError.duplicateID(new.id) }
+        let exists = try await connection.rows("SELECT 1 FROM job WHERE id = \(new.id)", logger: logger)
+        var found = false
+        for try await _ in exists { found = true }
+        if found { throw JobStoreError.duplicateID(new.id) }
         let job = Job(new, now: now)
         try await insertRow(job, digest: new.requestDigest, connection)
         try await log(PendingEvent(.queued), for: job.id, at: now, connection)
@@ -479,7 +489,7 @@ extension PostgresJobStore {
     /// Writes a whole job as a new row.
     func insertRow(_ job: Job, digest: String?, _ connection: PostgresConnection) async throws {
         let doc = try Self.encode(job)
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO job (id, state, priority, created_at, lease_owner, lease_expires_at, idempotency_key,
                 request_digest, batch_id, owner, node, doc)
@@ -523,7 +533,7 @@ extension PostgresJobStore {
         _ job: Job, digest: String?, event: PendingEvent?, at now: Date, _ connection: PostgresConnection
     ) async throws {
         let doc = try Self.encode(job)
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE job SET state = \(job.state.rawValue), priority = \(job.priority),
                 lease_owner = \(job.leaseOwner), lease_expires_at = \(job.leaseExpiresAt?.timeIntervalSince1970),
@@ -535,7 +545,7 @@ extension PostgresJobStore {
     }
 
     func log(_ event: PendingEvent, for jobID: String, at now: Date, _ connection: PostgresConnection) async throws {
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO job_event (job_id, at, kind, message)
             VALUES (\(jobID), \(now.storedPrecision.timeIntervalSince1970), \(event.kind), \(event.message))
@@ -544,7 +554,7 @@ extension PostgresJobStore {
 
     /// Delivered to listeners when the transaction commits; nothing is sent when it rolls back.
     private func notifyQueued(_ jobID: String, _ connection: PostgresConnection) async throws {
-        try await connection.query("SELECT pg_notify(\(Self.queuedChannel), \(jobID))", logger: logger)
+        try await connection.run("SELECT pg_notify(\(Self.queuedChannel), \(jobID))", logger: logger)
     }
 
     static func encode(_ job: Job) throws -> String {
@@ -582,7 +592,7 @@ extension PostgresJobStore: TransferableJobStore {
             var stored: [StoredJob] = []
             for (job, digest) in rows {
                 var events: [JobEvent] = []
-                let eventRows = try await connection.query(
+                let eventRows = try await connection.rows(
                     "SELECT sequence, at, kind, message FROM job_event WHERE job_id = \(job.id) ORDER BY sequence",
                     logger: self.logger)
                 for try await (sequence, at, kind, message) in eventRows.decode((Int64, Double, String, String?).self)
@@ -601,9 +611,11 @@ extension PostgresJobStore: TransferableJobStore {
     public func importJobs(_ jobs: [StoredJob]) async throws {
         try await transaction { connection in
             for stored in jobs {
-                let exists = try await connection.query(
+                let exists = try await connection.rows(
                     "SELECT 1 FROM job WHERE id = \(stored.job.id)", logger: self.logger)
-                for try await _ in exists { throw JobStoreError.duplicateID(stored.job.id) }
+                var found = false
+                for try await _ in exists { found = true }
+                if found { throw JobStoreError.duplicateID(stored.job.id) }
                 try await self.insertRow(stored.job, digest: stored.requestDigest, connection)
                 for event in stored.events {
                     try await self.log(
@@ -611,7 +623,7 @@ extension PostgresJobStore: TransferableJobStore {
                         connection)
                 }
                 if stored.job.state == .queued {
-                    try await connection.query(
+                    try await connection.run(
                         "SELECT pg_notify(\(Self.queuedChannel), \(stored.job.id))", logger: self.logger)
                 }
             }
@@ -621,12 +633,29 @@ extension PostgresJobStore: TransferableJobStore {
     public func jobCount() async throws -> Int {
         try await connections.withConnection { connection in
             var count = 0
-            for try await value in try await connection.query("SELECT count(*) FROM job", logger: self.logger)
+            for try await value in try await connection.rows("SELECT count(*) FROM job", logger: self.logger)
                 .decode(Int.self)
             {
                 count = value
             }
             return count
         }
+    }
+}
+
+extension PostgresConnection {
+    /// Runs a statement and reads its every row: a result left unread keeps the connection busy, and the next
+    /// statement on it would wait for it.
+    func run(_ query: PostgresQuery, logger: Logger) async throws {
+        for try await _ in try await rows(query, logger: logger) {}
+    }
+
+    /// `query`, refused at once on a connection already closed: postgres-nio would wait forever for the answer to a
+    /// statement written to a closed channel (the server ended the session, say).
+    func rows(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
+        guard !isClosed else {
+            throw PostgresStoreError("the connection to PostgreSQL was closed (the server ended the session)")
+        }
+        return try await self.query(query, logger: logger)
     }
 }
