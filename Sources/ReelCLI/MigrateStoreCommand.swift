@@ -26,15 +26,25 @@ struct MigrateStoreCommand: AsyncParsableCommand {
 
     func run() async throws {
         let source = try await Self.open(from, option: "--from", mustExist: true)
-        let target = try await Self.open(to, option: "--to", mustExist: false)
-        let report: StoreTransferReport
+        let target: any TransferableJobStore
         do {
-            report = try await StoreTransfer.copy(from: source, to: target)
-        } catch let error as JobStoreError {
-            throw ValidationError("--to \(Self.describe(to)): \(error.message)")
+            target = try await Self.open(to, option: "--to", mustExist: false)
+        } catch {
+            await Self.close(source)
+            throw error
         }
-        await (source as? PostgresJobStore)?.close()
-        await (target as? PostgresJobStore)?.close()
+        let result: Result<StoreTransferReport, any Error>
+        do {
+            result = .success(try await StoreTransfer.copy(from: source, to: target))
+        } catch let error as JobStoreError {
+            result = .failure(ValidationError("--to \(Self.describe(to)): \(error.message)"))
+        } catch {
+            result = .failure(error)
+        }
+        // PostgreSQL connections are closed, not dropped, whatever happened.
+        await Self.close(source)
+        await Self.close(target)
+        let report = try result.get()
         printFlushed(
             "copied \(report.jobs) job\(report.jobs == 1 ? "" : "s") and \(report.events) event\(report.events == 1 ? "" : "s") "
                 + "from \(Self.describe(from)) to \(Self.describe(to))")
@@ -61,6 +71,10 @@ struct MigrateStoreCommand: AsyncParsableCommand {
             throw ValidationError("\(option) \(path): no such SQLite file")
         }
         return try SQLiteJobStore(path: path)
+    }
+
+    static func close(_ store: any TransferableJobStore) async {
+        await (store as? PostgresJobStore)?.close()
     }
 
     /// A store as messages name it: without a password.

@@ -28,6 +28,11 @@ extension ServeCommand {
         return (try SQLiteJobStore(path: database), nil)
     }
 
+    /// Closes a PostgreSQL store's connections once nothing uses it any more.
+    func closeStore(_ store: any JobStore) async {
+        await (store as? PostgresJobStore)?.close()
+    }
+
     /// Where other nodes send clients for this node's files: `--advertise-url`, else this address (with the host
     /// name in place of a wildcard address, which no other machine could reach).
     var resolvedAdvertiseURL: String {

@@ -186,6 +186,12 @@ struct ServeCommand: AsyncParsableCommand {
                 services: [.init(service: scheduler), .init(service: server)]
                     + clusterServices(directory: clusterDirectory, scheduler: scheduler, logger: logger),
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            await closeStore(store)
+            throw error
+        }
+        await closeStore(store)
     }
 }
