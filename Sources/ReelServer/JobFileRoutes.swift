@@ -80,8 +80,8 @@ struct JobFileRoutes {
         context: BasicRequestContext
     ) async throws -> Response {
         let configuration = service.scheduler.configuration
-        if let owner = job.node, owner != configuration.node,
-            !JobFileResponse.isRegularFile(path, inside: configuration.outputRoot ?? configuration.dataDirectory + "/outputs"),
+        let ownOutputs = configuration.outputRoot ?? configuration.dataDirectory + "/outputs"
+        if let owner = job.node, owner != configuration.node, !JobFileResponse.isRegularFile(path, inside: ownOutputs),
             let directory = service.store as? any ClusterDirectory
         {
             guard let node = try await directory.nodes().first(where: { $0.name == owner }) else {

@@ -21,12 +21,13 @@ public enum TestPostgres {
     /// The server's URL; when there is none, fails the test under `make test`, and otherwise skips it, saying why.
     public static func requireURL(sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
         if let url { return url }
-        if required {
-            Issue.record(unsetMessage, sourceLocation: sourceLocation)
-            throw CancellationError()
-        }
+        if required { throw MissingServer(description: unsetMessage.rawValue + ", yet REEL_REQUIRE_POSTGRES=1") }
         print("◇ skipped: \(unsetMessage)")
         try Test.cancel(unsetMessage, sourceLocation: sourceLocation)
+    }
+
+    struct MissingServer: Error, CustomStringConvertible {
+        var description: String
     }
 
     /// Runs `body` with the URL of a new, empty database on the test server, dropped afterwards.
