@@ -160,12 +160,14 @@ struct BatchCommand: AsyncParsableCommand {
                 planned.map { NewJob(id: $0.directory, spec: $0.spec, priority: 0) }, now: Date())
             var logger = engine.logger()
             logger.logLevel = engine.verbose ? .debug : .error
+            var configuration = SchedulerConfiguration(
+                node: "local", slots: slots, engine: EngineLocation.locate(), model: engine.modelArgument,
+                dataDirectory: engine.resolvedDataDir, workerEnvironment: try engine.workerEnvironment(),
+                outputRoot: outDir, memoryBudgetGiB: engine.memoryBudget,
+                memorySaving: engine.memorySaving || plan.memorySaving, placementNotes: plan.notes)
+            configuration.approximate = engine.approximate
             let scheduler = Scheduler(
-                configuration: SchedulerConfiguration(
-                    node: "local", slots: slots, engine: EngineLocation.locate(), model: engine.modelArgument,
-                    dataDirectory: engine.resolvedDataDir, workerEnvironment: try engine.workerEnvironment(),
-                    outputRoot: outDir, memoryBudgetGiB: engine.memoryBudget,
-                    memorySaving: engine.memorySaving || plan.memorySaving, placementNotes: plan.notes),
+                configuration: configuration,
                 store: store, bus: EventBus(), metrics: SchedulerMetrics(factory: NOOPMetricsHandler.instance),
                 logger: logger)
             let running = Task { try await scheduler.run() }

@@ -22,6 +22,11 @@ struct EngineOptions: ParsableArguments {
                                valueName: "GiB"))
     var memoryBudget: Double?
 
+    @Option(help: ArgumentHelp(
+        "An approximate speed-up that changes the video, off by default and recorded in job.json: "
+            + "first-block-cache[:THRESHOLD].", valueName: "name"))
+    var approximate: String?
+
     @Flag(name: .shortAndLong, help: "Show the engine's log.")
     var verbose = false
 
@@ -31,6 +36,9 @@ struct EngineOptions: ParsableArguments {
     func validate() throws {
         if let memoryBudget, !(memoryBudget > 0) {
             throw ValidationError("--memory-budget must be a positive number of GiB, not \(memoryBudget)")
+        }
+        if let approximate {
+            do { _ = try ApproximateSpeedUp.validate(approximate) } catch { throw ValidationError(error.description) }
         }
     }
 
@@ -58,10 +66,12 @@ struct EngineOptions: ParsableArguments {
     }
 
     func launch() throws -> WorkerLaunch {
-        WorkerLaunch(
+        var launch = WorkerLaunch(
             engine: EngineLocation.locate(), device: resolvedDevice, model: modelArgument,
             dataDirectory: resolvedDataDir, memorySaving: memorySaving, memoryBudgetGiB: memoryBudget,
             environment: try workerEnvironment())
+        launch.approximate = approximate
+        return launch
     }
 
     /// A model directory is passed to the worker as an absolute path.

@@ -30,6 +30,10 @@ struct ServeCommand: AsyncParsableCommand {
     var placement = "replica"
     @Option(help: ArgumentHelp("Cap each worker's GPU memory at this many GiB.", valueName: "GiB"))
     var memoryBudget: Double?
+    @Option(help: ArgumentHelp(
+        "An approximate speed-up that changes the videos, off by default and recorded in each job.json: "
+            + "first-block-cache[:THRESHOLD].", valueName: "name"))
+    var approximate: String?
     @Option(help: "This node's name; it owns the leases of the jobs it runs (default: the host name).")
     var node: String?
     @Option(
@@ -127,7 +131,8 @@ struct ServeCommand: AsyncParsableCommand {
 
         let engineOptions = try EngineOptions.parse(
             ["--model", model] + (dataDir.map { ["--data-dir", $0] } ?? []) + (rife.map { ["--rife", $0] } ?? [])
-                + (memoryBudget.map { ["--memory-budget", String($0)] } ?? []))
+                + (memoryBudget.map { ["--memory-budget", String($0)] } ?? [])
+                + (approximate.map { ["--approximate", $0] } ?? []))
         let modelInfo = try engineOptions.resolveModel()
         let dataDirectory = engineOptions.resolvedDataDir
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
@@ -153,6 +158,7 @@ struct ServeCommand: AsyncParsableCommand {
             checkpointEvery: checkpointEvery, memoryBudgetGiB: memoryBudget, memorySaving: plan.memorySaving,
             placementNotes: plan.notes)
         configuration.outputRoot = outputDir
+        configuration.approximate = engineOptions.approximate
         let metrics = ReelMetricsRegistry()
         let scheduler = Scheduler(
             configuration: configuration, store: store, bus: EventBus(), metrics: metrics.schedulerMetrics,

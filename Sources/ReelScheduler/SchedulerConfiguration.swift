@@ -34,6 +34,8 @@ public struct SchedulerConfiguration: Sendable {
     /// Every worker loads with the memory-saving settings (the `auto` placement's choice for a model that fits no
     /// single device).
     public var memorySaving: Bool
+    /// An approximate speed-up every worker enables (`--approximate`); nil for exact math.
+    public var approximate: String?
     /// What the placement plan says beyond the slots (why `auto` chose it, devices left over), for `/v1/workers`.
     public var placementNotes: [String]
 

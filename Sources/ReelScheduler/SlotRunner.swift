@@ -160,11 +160,12 @@ final class SlotRunner: Sendable {
 
     /// The worker(s) to start for this slot, and the rendezvous file of a parallel group (removed after it stops).
     private func makeLaunches() -> ([WorkerLaunch], String?) {
-        let base = WorkerLaunch(
+        var base = WorkerLaunch(
             engine: configuration.engine, device: slot.device, model: configuration.model,
             dataDirectory: configuration.dataDirectory, memorySaving: configuration.memorySaving,
             textDevice: slot.textDevice, memoryBudgetGiB: configuration.memoryBudgetGiB,
             environment: configuration.workerEnvironment)
+        base.approximate = configuration.approximate
         guard let devices = slot.rankDevices, devices.count > 1 else { return ([base], nil) }
         // A fresh file per start: torch.distributed's file rendezvous must not find an earlier group's file.
         let directory = configuration.dataDirectory + "/run"

@@ -11,6 +11,8 @@ public struct WorkerLaunch: Sendable, Equatable {
     public var memoryBudgetGiB: Double?
     /// This worker's place in a `parallel:K` group, when it is in one.
     public var group: GroupMembership?
+    /// An approximate speed-up to enable (`first-block-cache[:threshold]`); nil for exact math.
+    public var approximate: String?
     /// Extra environment variables for the worker (tests set REEL_ENGINE_ALLOW_FAULTS here).
     public var environment: [String: String]
 
@@ -49,6 +51,7 @@ public struct WorkerLaunch: Sendable, Equatable {
         if memorySaving { arguments.append("--memory-saving") }
         if let textDevice { arguments += ["--text-device", textDevice] }
         if let memoryBudgetGiB { arguments += ["--memory-budget", Self.format(memoryBudgetGiB)] }
+        if let approximate { arguments += ["--approximate", approximate] }
         if let group {
             arguments += [
                 "--rank", String(group.rank), "--world-size", String(group.worldSize), "--dist-init", group.initMethod,

@@ -29,6 +29,28 @@ import Testing
         }
     }
 
+    @Test func anApproximateSpeedUpIsOptInAndRecordedInTheJobsMetadata() throws {
+        try TestSupport.withTemporaryDirectorySync { directory in
+            func execution(_ clip: String) throws -> [String: Any]? {
+                let metadata = try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: directory.appendingPathComponent("\(clip)/job.json"))) as? [String: Any]
+                return metadata?["execution"] as? [String: Any]
+            }
+            let common = ["generate", "--prompt", "a heron", "--size", "64x64", "--frames", "5", "--steps", "4",
+                          "--device", "cpu"]
+            let exact = try reel(common + ["--out", "exact"], in: directory)
+            #expect(exact.status == 0, "\(exact.stderr)")
+            #expect(try execution("exact")?["approximate"] is NSNull, "exact math unless asked for")
+            let cached = try reel(common + ["--approximate", "first-block-cache:0.5", "--out", "cached"], in: directory)
+            #expect(cached.status == 0, "\(cached.stderr)")
+            let approximate = try execution("cached")?["approximate"] as? [String: Any]
+            #expect(approximate?["name"] as? String == "first-block-cache")
+            #expect(approximate?["threshold"] as? Double == 0.5)
+            let bad = try reel(common + ["--approximate", "teacache", "--out", "bad"], in: directory)
+            #expect(bad.status != 0 && bad.stderr.contains("first-block-cache"), "\(bad.stderr)")
+        }
+    }
+
     @Test func interpolationDoublesTheFrameCountAtTheSameDuration() throws {
         try TestSupport.withTemporaryDirectorySync { directory in
             let plain = try reel(
