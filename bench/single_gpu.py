@@ -13,6 +13,8 @@ Parts (each writes PART.json into --out; `report` turns them into a Markdown sec
 - reel: `reel serve` with one worker on the GPU, the same jobs submitted at once through the REST API, waited for
   through it; per-stage seconds and the timeline come from each job's job.json.
 - budget: the same through `reel serve --memory-budget GIB`.
+- two-replicas (not in the default set): the same through `reel serve --devices cuda:0,cuda:0`, two workers sharing
+  one GPU, against `reel` to show whether one job already saturates the GPU.
 
 The math is the same in both: the same weights, dtypes (bf16 everywhere, the VAE included), scheduler, seeds and
 number of forwards; Reel's speed-ups are exact ones (kernel choice, compilation, caching, overlap).
@@ -241,16 +243,17 @@ def http(method: str, url: str, body: dict | None = None) -> dict:
         return json.loads(response.read() or b"{}")
 
 
-def part_reel(args, budget_gib: float | None = None, videos: int | None = None) -> dict:
+def part_reel(args, budget_gib: float | None = None, videos: int | None = None, devices: str | None = None,
+              name: str = "reel") -> dict:
     videos = videos or args.videos
-    port = 8700 + (1 if budget_gib else 0)
+    port = 8700 + {"reel": 0, "budget": 1, "two-replicas": 2}.get(name, 3)
     base = f"http://127.0.0.1:{port}"
-    data_dir = os.path.join(args.out, f"reel-data{'-budget' if budget_gib else ''}")
-    command = [args.reel, "serve", "--model", args.model, "--devices", args.devices, "--port", str(port),
+    data_dir = os.path.join(args.out, f"{name}-data")
+    command = [args.reel, "serve", "--model", args.model, "--devices", devices or args.devices, "--port", str(port),
                "--data-dir", data_dir, "--startup-timeout", "1200", "--stall-timeout", "900"]
     if budget_gib:
         command += ["--memory-budget", str(budget_gib)]
-    log = open(os.path.join(args.out, f"reel{'-budget' if budget_gib else ''}-serve.log"), "w")
+    log = open(os.path.join(args.out, f"{name}-serve.log"), "w")
     t0 = time.perf_counter()
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -300,7 +303,9 @@ def part_reel(args, budget_gib: float | None = None, videos: int | None = None) 
             with open(os.path.join(data_dir, "outputs", job_id, "job.json"), encoding="utf-8") as f:
                 records.append(json.load(f))
         records.sort(key=lambda r: r["timeline"]["started"])
-        idle = [b["timeline"]["started"] - a["timeline"]["device_done"] for a, b in zip(records, records[1:])]
+        # The device's idle time between one worker's jobs; with several workers their jobs overlap instead.
+        idle = [] if name == "two-replicas" else [
+            b["timeline"]["started"] - a["timeline"]["device_done"] for a, b in zip(records, records[1:])]
         return {"startup_seconds": ready_at - t0, "wall_seconds": wall, "videos": videos, "steps": args.steps,
                 "videos_per_hour": 3600 * videos / wall, "budget_gib": budget_gib,
                 "per_video": [r["seconds"] for r in records], "execution": records[0]["execution"],
@@ -324,15 +329,16 @@ def report(out: str) -> str:
         path = os.path.join(out, f"{name}.json")
         return json.load(open(path)) if os.path.exists(path) else None
 
-    env, ceilings, forward, baseline, reel, budget = (
-        load(n) for n in ("environment", "ceilings", "forward", "baseline", "reel", "budget"))
+    env, ceilings, forward, baseline, reel, budget, two = (
+        load(n) for n in ("environment", "ceilings", "forward", "baseline", "reel", "budget", "two-replicas"))
     lines = [f"## Reel against a plain diffusers loop on one GPU ({env['date']})", "",
              f"`bench/single_gpu.py`: {env.get('gpu')} ({env.get('gpu_memory_gib')} GiB), torch {env['torch']} "
              f"(CUDA {env['cuda']}), diffusers {env['diffusers']}, transformers {env['transformers']}, PyAV "
              f"{env['av']}. `random:ti2v-5b` (full-size random weights, bf16), {WIDTH}x{HEIGHT}, {FRAMES} frames, "
              f"CFG {GUIDANCE}, the same prompts and seeds in both.", ""]
     budget_label = f"reel serve --memory-budget {budget['budget_gib']:g}" if budget else ""
-    rows = [("plain diffusers loop", baseline), ("reel serve", reel), (budget_label, budget)]
+    rows = [("plain diffusers loop", baseline), ("reel serve", reel), (budget_label, budget),
+            ("reel serve, two replicas on one GPU", two)]
     lines += ["| run | steps | videos | videos/hour | s/video | s per forward | GPU idle between jobs | peak memory |",
               "|---|---|---|---|---|---|---|---|"]
     for name, run in rows:
@@ -355,6 +361,9 @@ def report(out: str) -> str:
     if budget and reel:
         lines.append(f"Under a {budget['budget_gib']:g} GiB budget: {budget['videos_per_hour'] / reel['videos_per_hour']:.2f}x "
                      f"the unconstrained Reel's videos per hour ({budget['execution']['placement']['tier']}).")
+    if two and reel:
+        lines.append(f"Two replicas sharing one GPU: {two['videos_per_hour'] / reel['videos_per_hour']:.2f}x one "
+                     f"worker's videos per hour.")
     if ceilings:
         lines += ["", f"Ceilings measured in this run: bf16 GEMM {ceilings['gemm_tflops']:.0f} TFLOP/s; attention "
                   + ", ".join(f"{k} {v:.0f}" for k, v in ceilings['attention_tflops'].items() if v)
@@ -433,7 +442,11 @@ def main() -> int:
         elif part == "reel":
             result = part_reel(args)
         elif part == "budget":
-            result = part_reel(args, budget_gib=args.budget_gib, videos=args.budget_videos)
+            result = part_reel(args, budget_gib=args.budget_gib, videos=args.budget_videos, name="budget")
+        elif part == "two-replicas":
+            # Two workers sharing the first GPU: does one job leave it idle enough for a second to gain?
+            gpu = args.devices.split(",")[0]
+            result = part_reel(args, devices=f"{gpu},{gpu}", name="two-replicas")
         else:
             raise SystemExit(f"unknown part {part!r}")
         with open(os.path.join(args.out, f"{part}.json"), "w") as f:
