@@ -86,20 +86,9 @@ def environment() -> dict:
 
 
 def cuda_time(fn, repeats: int = 5, warmup: int = 2) -> float:
-    import torch
+    from reel_engine.speed import cuda_seconds
 
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    samples = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        samples.append(start.elapsed_time(end) / 1000)
-    return sorted(samples)[len(samples) // 2]
+    return cuda_seconds(fn, repeats=repeats, warmup=warmup)
 
 
 def part_ceilings(args) -> dict:
@@ -324,6 +313,12 @@ def part_reel(args, budget_gib: float | None = None, videos: int | None = None, 
 # report
 
 
+def seconds_per_forward(run: dict) -> float:
+    """A served run's mean denoising seconds per transformer forward (two per step: classifier-free guidance)."""
+    denoising = [v["denoising"] for v in run["per_video"]]
+    return sum(denoising) / len(denoising) / (2 * run["steps"])
+
+
 def report(out: str) -> str:
     def load(name):
         path = os.path.join(out, f"{name}.json")
@@ -344,12 +339,7 @@ def report(out: str) -> str:
     for name, run in rows:
         if run is None:
             continue
-        per_forward = None
-        if run is baseline:
-            per_forward = None
-        else:
-            den = [v["denoising"] for v in run["per_video"]]
-            per_forward = sum(den) / len(den) / (2 * run["steps"])
+        per_forward = None if run is baseline else seconds_per_forward(run)
         idle = run.get("gpu_idle_between_jobs_seconds")
         lines.append(f"| {name} | {run['steps']} | {run['videos']} | {run['videos_per_hour']:.1f} | "
                      f"{run['wall_seconds'] / run['videos']:.1f} | "
@@ -370,8 +360,7 @@ def report(out: str) -> str:
                   + f" TFLOP/s at {ceilings['tokens']} tokens. Floor of one forward: "
                   f"{ceilings['floor_seconds_per_forward']:.3f} s."]
         if reel:
-            den = [v["denoising"] for v in reel["per_video"]]
-            per_forward = sum(den) / len(den) / (2 * reel["steps"])
+            per_forward = seconds_per_forward(reel)
             lines.append(f"Reel's denoising per forward (scheduler step included): {per_forward:.3f} s = "
                          f"{per_forward / ceilings['floor_seconds_per_forward']:.2f}x the floor.")
     if forward and ceilings:
@@ -421,13 +410,17 @@ def main() -> int:
     args = parser.parse_args()
     WIDTH, HEIGHT = (int(x) for x in args.size.split("x"))
     FRAMES = args.frames
-    if args.report:
-        text = report(args.out)
-        print(text)
-        if args.write_results:
-            with open(os.path.join(HERE, "RESULTS.md"), "a", encoding="utf-8") as f:
-                f.write("\n" + text)
-        return 0
+    if not args.report:
+        run_parts(args)
+    text = report(args.out)
+    print(text)
+    if args.write_results:
+        with open(os.path.join(HERE, "RESULTS.md"), "a", encoding="utf-8") as f:
+            f.write("\n" + text)
+    return 0
+
+
+def run_parts(args) -> None:
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "environment.json"), "w") as f:
         json.dump(environment(), f, indent=1)
@@ -452,12 +445,6 @@ def main() -> int:
         with open(os.path.join(args.out, f"{part}.json"), "w") as f:
             json.dump(result, f, indent=1)
         print(f"{part}: done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    text = report(args.out)
-    print(text)
-    if args.write_results:
-        with open(os.path.join(HERE, "RESULTS.md"), "a", encoding="utf-8") as f:
-            f.write("\n" + text)
-    return 0
 
 
 if __name__ == "__main__":

@@ -102,6 +102,16 @@ def latent_shape(model: LoadedModel, width: int, height: int, frames: int) -> tu
             height // int(pipe.vae_scale_factor_spatial), width // int(pipe.vae_scale_factor_spatial))
 
 
+def timestep_input(pipe, t: torch.Tensor, mask: torch.Tensor, batch: int) -> torch.Tensor:
+    """The transformer's timestep argument for scheduler timestep `t`, as WanPipeline builds it: TI2V gives every
+    latent token its own timestep (`mask` is all ones for text-to-video), A14B one per video."""
+    if pipe.config.expand_timesteps:
+        transformer = pipe.transformer if pipe.transformer is not None else pipe.transformer_2
+        _, p_h, p_w = transformer.config.patch_size
+        return (mask[0][0][:, ::p_h, ::p_w] * t).flatten().unsqueeze(0).expand(batch, -1)
+    return t.expand(batch)
+
+
 @torch.no_grad()
 def generate(
     model: LoadedModel,
@@ -182,7 +192,6 @@ def generate(
             boundary_timestep = boundary_ratio * scheduler.config.num_train_timesteps
         if boundary_timestep is not None and guidance_2 is None:
             guidance_2 = guidance
-        _, p_h, p_w = transformer.config.patch_size
 
         # 4. Denoising.
         reporter = _StepReporter(device, len(timesteps), progress)
@@ -203,12 +212,7 @@ def generate(
                 current_model, current_guidance = pipe.transformer_2, guidance_2  # Wan2.2 low-noise expert
 
             latent_model_input = latents.to(transformer_dtype)
-            if pipe.config.expand_timesteps:
-                # TI2V: one timestep per latent token (the mask is all ones for text-to-video).
-                temp_ts = (mask[0][0][:, ::p_h, ::p_w] * t).flatten()
-                timestep = temp_ts.unsqueeze(0).expand(latents.shape[0], -1)
-            else:
-                timestep = t.expand(latents.shape[0])
+            timestep = timestep_input(pipe, t, mask, latents.shape[0])
 
             cache_kwargs = {"step_index": i, "sigma": float(scheduler.sigmas[i]),
                             "num_inference_steps": len(timesteps)}

@@ -31,6 +31,22 @@ def _backend(name: str):
             "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}[name]
 
 
+def cuda_seconds(fn, repeats: int = 3, warmup: int = 2) -> float:
+    """The median seconds of `repeats` calls of `fn` by CUDA events, after `warmup` calls."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    samples = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        samples.append(start.elapsed_time(end) / 1000)
+    return sorted(samples)[len(samples) // 2]
+
+
 def time_attention(device: torch.device, heads: int, head_dim: int, tokens: int, dtype=torch.bfloat16,
                    repeats: int = 3) -> dict[str, float]:
     """Seconds per self-attention call of each kernel that runs this shape; kernels that refuse it are left out."""
@@ -41,18 +57,8 @@ def time_attention(device: torch.device, heads: int, head_dim: int, tokens: int,
     for name in _ATTENTION_CANDIDATES:
         try:
             with sdpa_kernel([_backend(name)]):
-                for _ in range(2):
-                    torch.nn.functional.scaled_dot_product_attention(q, k, v)
-                torch.cuda.synchronize(device)
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                samples = []
-                for _ in range(repeats):
-                    start.record()
-                    torch.nn.functional.scaled_dot_product_attention(q, k, v)
-                    end.record()
-                    end.synchronize()
-                    samples.append(start.elapsed_time(end) / 1000)
-            timings[name] = sorted(samples)[len(samples) // 2]
+                timings[name] = cuda_seconds(
+                    lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v), repeats=repeats)
         except RuntimeError as e:  # the kernel does not support this GPU, dtype or shape
             log.info("attention kernel %s is unavailable here: %s", name, str(e).splitlines()[0][:200])
     del q, k, v
@@ -103,25 +109,19 @@ def compile_transformers(model) -> None:
 def warm_up(model, width: int, height: int, frames: int, passes: int = 2) -> float:
     """Runs `passes` transformer forwards of each expert at this video size (compiling them), on random inputs of
     the loop's shapes and dtypes; returns the seconds it took."""
+    from .pipeline import latent_shape, timestep_input
+
     t0 = time.perf_counter()
     pipe = model.pipe
     device = model.device
+    shape = latent_shape(model, width, height, frames)
+    # The timestep built by the loop's own code (dtype included), so the compiled graph's guards hold.
+    scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
+    scheduler.set_timesteps(2, device=device)
+    timestep = timestep_input(pipe, scheduler.timesteps[0], torch.ones(shape, dtype=torch.float32, device=device), 1)
     for transformer in _transformers(model):
-        config = transformer.config
-        latent_frames = (frames - 1) // int(pipe.vae_scale_factor_temporal) + 1
-        h, w = height // int(pipe.vae_scale_factor_spatial), width // int(pipe.vae_scale_factor_spatial)
-        hidden = torch.randn(1, int(config.in_channels), latent_frames, h, w, device=device, dtype=transformer.dtype)
-        text = torch.randn(1, 512, int(config.text_dim), device=device, dtype=transformer.dtype)
-        # The timestep built exactly as the loop builds it (dtype included), so the compiled graph's guards hold.
-        scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
-        scheduler.set_timesteps(2, device=device)
-        t = scheduler.timesteps[0]
-        if pipe.config.expand_timesteps:
-            _, p_h, p_w = config.patch_size
-            mask = torch.ones(hidden.shape, dtype=torch.float32, device=device)
-            timestep = (mask[0][0][:, ::p_h, ::p_w] * t).flatten().unsqueeze(0)
-        else:
-            timestep = t.expand(1)
+        hidden = torch.randn(shape, device=device, dtype=transformer.dtype)
+        text = torch.randn(1, 512, int(transformer.config.text_dim), device=device, dtype=transformer.dtype)
         for _ in range(passes):
             transformer(hidden_states=hidden, timestep=timestep, encoder_hidden_states=text, return_dict=False)
         del hidden, text
@@ -176,10 +176,11 @@ def warm_up_vae(model, width: int, height: int, frames: int) -> float:
     pipe, device = model.pipe, model.device
     torch.backends.cudnn.benchmark = True
     t0 = time.perf_counter()
+    from .pipeline import latent_shape
+
     vae = pipe.vae
-    latent_frames = (frames - 1) // int(pipe.vae_scale_factor_temporal) + 1
-    z = torch.randn(1, int(vae.config.z_dim), latent_frames, height // int(pipe.vae_scale_factor_spatial),
-                    width // int(pipe.vae_scale_factor_spatial), device=device, dtype=vae.dtype)
+    _, _, *latent = latent_shape(model, width, height, frames)
+    z = torch.randn(1, int(vae.config.z_dim), *latent, device=device, dtype=vae.dtype)
     vae.decode(z, return_dict=False)
     del z
     torch.cuda.synchronize(device)

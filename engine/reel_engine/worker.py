@@ -212,9 +212,10 @@ def prepare_for_speed(model, compile_mode: str = "auto", approximate: str | None
 
     from . import speed
 
+    from .placement import JobShape
+
     d = model.defaults
-    tokens = ((d.frames - 1) // model.temporal_stride + 1) * (d.height // model.spatial_stride) * (
-        d.width // model.spatial_stride)
+    tokens = JobShape(d.width, d.height, d.frames, model.spatial_stride, model.temporal_stride).tokens
     if model.device.type == "cuda":
         model.speed.update(speed.select_attention(model, tokens))
         if not (model.memory_plan is not None and model.memory_plan.model_offload):
