@@ -412,7 +412,7 @@ final class SlotRunner: Sendable {
         do {
             try group.send(.generate(request))
         } catch {
-            return .died([running.inFlight(group: group)] + (encoding.map { [$0.inFlight(group: group)] } ?? []))
+            return .died([running, encoding].compactMap { $0?.inFlight(group: group) })
         }
         let watch = running.watch
         running.watchdog = Task { await self.watch(job: job, lease: lease, group: group, state: watch) }
@@ -443,7 +443,7 @@ final class SlotRunner: Sendable {
         running.watchdog?.cancel()
         encoding?.watchdog?.cancel()
         if group.size > 1 { group.killAll() }  // rank 0 is gone: the others cannot finish the job alone
-        return .died([running.inFlight(group: group)] + (encoding.map { [$0.inFlight(group: group)] } ?? []))
+        return .died([running, encoding].compactMap { $0?.inFlight(group: group) })
     }
 
     /// Follows a job that is only writing its files to its result or error. Nil when it ended; what was in flight
