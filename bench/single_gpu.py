@@ -326,11 +326,12 @@ def report(out: str) -> str:
 
     env, ceilings, forward, baseline, reel, budget, two = (
         load(n) for n in ("environment", "ceilings", "forward", "baseline", "reel", "budget", "two-replicas"))
-    lines = [f"## Reel against a plain diffusers loop on one GPU ({env['date']})", "",
+    title = "Reel against a plain diffusers loop" if baseline else "Reel layouts"
+    lines = [f"## {title} on one GPU ({env['date']})", "",
              f"`bench/single_gpu.py`: {env.get('gpu')} ({env.get('gpu_memory_gib')} GiB), torch {env['torch']} "
              f"(CUDA {env['cuda']}), diffusers {env['diffusers']}, transformers {env['transformers']}, PyAV "
              f"{env['av']}. `random:ti2v-5b` (full-size random weights, bf16), {WIDTH}x{HEIGHT}, {FRAMES} frames, "
-             f"CFG {GUIDANCE}, the same prompts and seeds in both.", ""]
+             f"CFG {GUIDANCE}, the same prompts and seeds in every run.", ""]
     budget_label = f"reel serve --memory-budget {budget['budget_gib']:g}" if budget else ""
     rows = [("plain diffusers loop", baseline), ("reel serve", reel), (budget_label, budget),
             ("reel serve, two replicas on one GPU", two)]
