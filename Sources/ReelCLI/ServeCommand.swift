@@ -28,6 +28,12 @@ struct ServeCommand: AsyncParsableCommand {
             "How slots use the devices: replica (one worker per device), split (text encoder on one GPU, transformer "
                 + "and VAE on the next), parallel:K (K GPUs run each job), or auto (chosen from memory and the queue)."))
     var placement = "replica"
+    @Option(
+        help: ArgumentHelp(
+            "With --placement auto, change the layout when the queue has called for another one this many seconds "
+                + "(replicas for a backlog, parallel groups when idle); 0 keeps the layout chosen at start.",
+            valueName: "seconds"))
+    var relayoutAfter: Double = 20
     @Option(help: ArgumentHelp("Cap each worker's GPU memory at this many GiB.", valueName: "GiB"))
     var memoryBudget: Double?
     @Option(help: ArgumentHelp(
@@ -87,6 +93,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if let memoryBudget, !(memoryBudget > 0) {
             throw ValidationError("--memory-budget must be a positive number of GiB, not \(memoryBudget)")
+        }
+        guard relayoutAfter >= 0 && relayoutAfter.isFinite else {
+            throw ValidationError("--relayout-after must be 0 (never) or a number of seconds, not \(relayoutAfter)")
         }
         let keys = try apiKeys()
         if keys.isEmpty && !ReelServerConfiguration.isLoopback(host) {
@@ -159,6 +168,16 @@ struct ServeCommand: AsyncParsableCommand {
             placementNotes: plan.notes)
         configuration.outputRoot = outputDir
         configuration.approximate = engineOptions.approximate
+        // auto follows the queue where the queue can change its choice (two or more GPUs, a model one GPU holds).
+        var follows = false
+        if plan.requested == .auto && relayoutAfter > 0 {
+            let plans = try PlacementPlanner.autoPlans(
+                devices: devices, model: modelInfo, modelPath: engineOptions.modelArgument, memoryBudgetGiB: memoryBudget)
+            if plans(0)?.slots != plans(.max)?.slots {
+                configuration.relayout = Relayout(settle: .seconds(relayoutAfter), plan: plans)
+                follows = true
+            }
+        }
         let metrics = ReelMetricsRegistry()
         let scheduler = Scheduler(
             configuration: configuration, store: store, bus: EventBus(), metrics: metrics.schedulerMetrics,
@@ -181,6 +200,12 @@ struct ServeCommand: AsyncParsableCommand {
         printFlushed("reel serving \(modelInfo.name) (\(modelInfo.architecture.rawValue)) at http://\(host):\(port)")
         printFlushed("slots: " + slots.map { "\($0.id) → \($0.device)" }.joined(separator: ", "))
         plan.lines.forEach(printFlushed)
+        if follows {
+            let after = String(format: "%g", relayoutAfter)
+            printFlushed(
+                "  note: the layout follows the queue: replicas once a backlog has waited \(after) s, "
+                    + "parallel groups after \(after) s idle (--relayout-after)")
+        }
         printFlushed("data: \(dataDirectory)")
         printFlushed(
             keys.isEmpty

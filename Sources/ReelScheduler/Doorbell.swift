@@ -17,7 +17,8 @@ final class Doorbell: Sendable {
     }
 }
 
-/// Shutdown state every slot runner reads: whether to stop claiming, and when running jobs must stop.
+/// Shutdown state every slot runner reads: whether to stop claiming, and when running jobs must stop. The node has one;
+/// each layout of slots has its own, begun by the node's shutdown or by a change of layout.
 final class ShutdownState: Sendable {
     private struct State {
         var stopping = false
@@ -34,11 +35,14 @@ final class ShutdownState: Sendable {
         }
     }
 
-    func begin(grace: Duration) {
+    /// Stops claiming. With a grace, running jobs are stopped when it ends; with none (a layout change), they run
+    /// to their end. A later call may set or shorten the deadline, never lengthen it.
+    func begin(grace: Duration?) {
         state.withLock { state in
-            guard !state.stopping else { return }
             state.stopping = true
-            state.deadline = ContinuousClock.now + grace
+            guard let grace else { return }
+            let deadline = ContinuousClock.now + grace
+            if state.deadline.map({ deadline < $0 }) ?? true { state.deadline = deadline }
         }
     }
 }

@@ -249,8 +249,10 @@ public enum PlacementPlanner {
 /// - Only the transformer and VAE fit one GPU (and the text encoder fits another): split pairs.
 /// - Not even that: replicas with the memory-saving settings (model offload to CPU memory).
 ///
-/// It is decided once, when the node starts, from the jobs queued then; it is not revisited while the node runs
-/// (restarting workers to change layout costs a model load per GPU).
+/// `reel batch` decides once, from the rows it runs. `reel serve` decides at start from the jobs queued then, and
+/// again as the queue changes (`Relayout`, `--relayout-after`): changing layout costs a model load per GPU, so a
+/// layout with more slots is changed to once it has been wanted for a while, one with fewer only while the node is
+/// idle.
 public enum AutoPlacement {
     public struct Inputs: Sendable, Equatable {
         /// GPUs on the node; 0 for CPU only.
@@ -337,17 +339,35 @@ extension PlacementPlanner {
     ) throws -> PlacementPlan {
         let placement = try Placement.parse(text)
         let deviceList = try SlotPlan.parse(devices).map(\.device)
-        var memory: Int64?
-        if deviceList.contains(where: { $0.hasPrefix("cuda") }) {
-            memory = gpuMemoryBytes()
-            if let budget = memoryBudgetGiB {
-                let cap = Int64(budget * Double(ModelFootprint.gib))
-                memory = min(memory ?? cap, cap)
-            }
-        }
         return try plan(
             placement, devices: deviceList, model: ModelFootprint.of(model, path: modelPath),
-            deviceMemoryBytes: memory, queueDepth: queueDepth)
+            deviceMemoryBytes: memory(of: deviceList, budgetGiB: memoryBudgetGiB, gpuMemoryBytes: gpuMemoryBytes),
+            queueDepth: queueDepth)
+    }
+
+    /// `--placement auto` while `reel serve` runs: the plan for any number of waiting jobs, over the same devices,
+    /// model and memory (read once) as the start-up plan. For `Relayout`.
+    public static func autoPlans(
+        devices: String, model: ModelInfo, modelPath: String?, memoryBudgetGiB: Double?,
+        gpuMemoryBytes: () -> Int64? = GPUMemory.smallestTotalBytes
+    ) throws -> @Sendable (_ queueDepth: Int) -> PlacementPlan? {
+        let deviceList = try SlotPlan.parse(devices).map(\.device)
+        let footprint = ModelFootprint.of(model, path: modelPath)
+        let memory = memory(of: deviceList, budgetGiB: memoryBudgetGiB, gpuMemoryBytes: gpuMemoryBytes)
+        return { depth in
+            try? plan(.auto, devices: deviceList, model: footprint, deviceMemoryBytes: memory, queueDepth: depth)
+        }
+    }
+
+    /// The GPUs' memory, capped by `--memory-budget`; nil on CPU or when unknown.
+    static func memory(of devices: [String], budgetGiB: Double?, gpuMemoryBytes: () -> Int64?) -> Int64? {
+        guard devices.contains(where: { $0.hasPrefix("cuda") }) else { return nil }
+        var memory = gpuMemoryBytes()
+        if let budgetGiB {
+            let cap = Int64(budgetGiB * Double(ModelFootprint.gib))
+            memory = min(memory ?? cap, cap)
+        }
+        return memory
     }
 }
 

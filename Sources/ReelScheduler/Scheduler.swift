@@ -3,18 +3,40 @@ import Logging
 import ReelStore
 import ReelWorkerProtocol
 import ServiceLifecycle
+import Synchronization
 
 /// Runs every slot of this node: one warm worker each, fed from the job store. A `Service`: `run()` returns once
 /// every worker has stopped after a graceful shutdown (running jobs get `grace`, then are left queued).
+///
+/// The slots form a layout. With `configuration.relayout` (`--placement auto`) the node changes layout as the queue
+/// changes (see `Relayout`); otherwise the layout it starts with is the one it keeps.
 public final class Scheduler: Service, Sendable {
     public let configuration: SchedulerConfiguration
     public let store: any JobStore
     public let bus: EventBus
-    let board: StatusBoard
     let doorbell = Doorbell()
+    /// The node's shutdown: ends every layout.
     let shutdown = ShutdownState()
-    let runners: [SlotRunner]
+    let metrics: SchedulerMetrics
     let logger: Logger
+    let jobDebug: (@Sendable (Job) -> [String: JSONValue]?)?
+    private let current: Mutex<Layout>
+
+    /// One layout of slots: their statuses, their runners and the stop that ends them (the node's shutdown, or a
+    /// change of layout, which lets running jobs finish).
+    final class Layout: Sendable {
+        let slots: [Slot]
+        let board: StatusBoard
+        let runners: [SlotRunner]
+        let stop: ShutdownState
+
+        init(slots: [Slot], board: StatusBoard, runners: [SlotRunner], stop: ShutdownState) {
+            self.slots = slots
+            self.board = board
+            self.runners = runners
+            self.stop = stop
+        }
+    }
 
     public init(
         configuration: SchedulerConfiguration, store: any JobStore, bus: EventBus, metrics: SchedulerMetrics,
@@ -23,18 +45,31 @@ public final class Scheduler: Service, Sendable {
         self.configuration = configuration
         self.store = store
         self.bus = bus
+        self.metrics = metrics
         self.logger = logger
-        let board = StatusBoard(
-            slots: configuration.slots, node: configuration.node, placementNotes: configuration.placementNotes)
-        self.board = board
-        let doorbell = doorbell
-        let shutdown = shutdown
-        runners = configuration.slots.map { slot in
+        self.jobDebug = jobDebug
+        current = Mutex(
+            Self.makeLayout(
+                slots: configuration.slots, notes: configuration.placementNotes, configuration: configuration,
+                store: store, bus: bus, metrics: metrics, logger: logger, doorbell: doorbell, jobDebug: jobDebug))
+    }
+
+    private static func makeLayout(
+        slots: [Slot], notes: [String], configuration: SchedulerConfiguration, store: any JobStore, bus: EventBus,
+        metrics: SchedulerMetrics, logger: Logger, doorbell: Doorbell,
+        jobDebug: (@Sendable (Job) -> [String: JSONValue]?)?
+    ) -> Layout {
+        let board = StatusBoard(slots: slots, node: configuration.node, placementNotes: notes)
+        let stop = ShutdownState()
+        let runners = slots.map { slot in
             SlotRunner(
                 slot: slot, configuration: configuration, store: store, bus: bus, board: board, metrics: metrics,
-                logger: logger, doorbell: doorbell, shutdown: shutdown, jobDebug: jobDebug)
+                logger: logger, doorbell: doorbell, shutdown: stop, jobDebug: jobDebug)
         }
+        return Layout(slots: slots, board: board, runners: runners, stop: stop)
     }
+
+    private var layout: Layout { current.withLock { $0 } }
 
     public func run() async throws {
         // Jobs this node was running when it last stopped (even by kill -9) go back to the queue first.
@@ -47,9 +82,7 @@ public final class Scheduler: Service, Sendable {
         }
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
-                for runner in runners {
-                    group.addTask { await runner.run() }
-                }
+                group.addTask { await self.runLayouts() }
                 group.addTask { await self.sweepExpiredLeases() }
                 await group.waitForAll()
             }
@@ -58,10 +91,86 @@ public final class Scheduler: Service, Sendable {
         }
     }
 
+    /// Runs the current layout until it stops; starts the next one when the queue asked for a change.
+    private func runLayouts() async {
+        var layout = self.layout
+        while true {
+            let running = layout
+            let next: PlacementPlan? = await withTaskGroup(of: PlacementPlan?.self) { group in
+                for runner in running.runners {
+                    group.addTask {
+                        await runner.run()
+                        return nil
+                    }
+                }
+                if let relayout = configuration.relayout {
+                    group.addTask { await self.followQueue(running, relayout) }
+                }
+                var next: PlacementPlan?
+                for await plan in group where plan != nil { next = plan }
+                return next
+            }
+            guard let next else { return }
+            let fresh = Self.makeLayout(
+                slots: next.slots, notes: next.notes, configuration: configuration, store: store, bus: bus,
+                metrics: metrics, logger: logger, doorbell: doorbell, jobDebug: jobDebug)
+            let stopping = current.withLock { current in
+                if shutdown.stopping { return true }
+                current = fresh
+                return false
+            }
+            if stopping { return }
+            logger.info("layout changed: \(next.lines.joined(separator: "; "))")
+            layout = fresh
+        }
+    }
+
+    /// Watches the queue while `layout` runs (`--placement auto`). When `Relayout.shouldChange` says so, stops the
+    /// layout's slots from claiming (their running jobs finish) and returns the plan to start next; nil when the
+    /// layout stopped for another reason.
+    private func followQueue(_ layout: Layout, _ relayout: Relayout) async -> PlacementPlan? {
+        var wanted: (slots: [Slot], since: ContinuousClock.Instant)?
+        var idleSince: ContinuousClock.Instant?
+        while !layout.stop.stopping && !Task.isCancelled {
+            await doorbell.wait(upTo: relayout.interval, stop: { layout.stop.stopping })
+            if layout.stop.stopping { break }
+            try? await Task.sleep(for: .milliseconds(20))  // a ring is an enqueue: let the slots claim first
+            let now = ContinuousClock.now
+            let idle = layout.board.snapshot.allSatisfy { $0.state == .ready && $0.job == nil }
+            idleSince = idle ? (idleSince ?? now) : nil
+            let depth: Int
+            do {
+                depth = try await store.counts()[.queued] ?? 0
+            } catch {
+                logger.error("auto placement: counting the queue failed: \(error)")
+                continue
+            }
+            guard let plan = relayout.plan(depth), plan.slots != layout.slots else {
+                wanted = nil
+                continue
+            }
+            if wanted?.slots != plan.slots { wanted = (plan.slots, now) }
+            let since = wanted?.since ?? now
+            if Relayout.shouldChange(
+                from: layout.slots, to: plan.slots, wantedFor: now - since, idleFor: idleSince.map { now - $0 },
+                settle: relayout.settle)
+            {
+                let summary = plan.lines.joined(separator: "; ")
+                logger.info("auto placement: \(depth) job(s) waiting; changing layout once running jobs finish: \(summary)")
+                layout.stop.begin(grace: nil)
+                return plan
+            }
+        }
+        return nil
+    }
+
     /// Stops claiming; running jobs may finish within the grace period.
     public func beginShutdown() {
         logger.info("shutting down: no new jobs; running jobs have \(configuration.grace) to finish")
-        shutdown.begin(grace: configuration.grace)
+        current.withLock { layout in
+            shutdown.begin(grace: configuration.grace)
+            layout.stop.begin(grace: configuration.grace)
+        }
         doorbell.ring()
     }
 
@@ -71,13 +180,13 @@ public final class Scheduler: Service, Sendable {
     /// Forwards a cancel to the worker running the job, if it runs here.
     @discardableResult
     public func requestCancel(jobID: String) -> Bool {
-        runners.contains { $0.requestCancel(jobID: jobID) }
+        layout.runners.contains { $0.requestCancel(jobID: jobID) }
     }
 
-    public var workers: [WorkerStatus] { board.snapshot }
+    public var workers: [WorkerStatus] { layout.board.snapshot }
 
     /// Ready while at least one worker can take a job.
-    public var isReady: Bool { board.snapshot.contains { $0.state == .ready || $0.state == .busy } }
+    public var isReady: Bool { workers.contains { $0.state == .ready || $0.state == .busy } }
 
     /// Requeues jobs whose owners stopped renewing (another node died), every few seconds.
     private func sweepExpiredLeases() async {

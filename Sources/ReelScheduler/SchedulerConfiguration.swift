@@ -38,6 +38,8 @@ public struct SchedulerConfiguration: Sendable {
     public var approximate: String?
     /// What the placement plan says beyond the slots (why `auto` chose it, devices left over), for `/v1/workers`.
     public var placementNotes: [String]
+    /// `--placement auto`: change the layout of slots as the queue changes; nil to keep `slots` while the node runs.
+    public var relayout: Relayout?
 
     public init(
         node: String, slots: [Slot], engine: EngineLocation, model: String, dataDirectory: String,

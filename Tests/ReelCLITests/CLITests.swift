@@ -133,6 +133,8 @@ import Testing
             let interpolate = try reel(["generate", "--prompt", "x", "--interpolate", "3", "--out", "o"], in: directory)
             #expect(interpolate.status != 0 && interpolate.stderr.contains("interpolate"), "\(interpolate.stderr)")
             #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("o").path))
+            let relayout = try reel(["serve", "--placement", "auto", "--relayout-after=-5"], in: directory)
+            #expect(relayout.status != 0 && relayout.stderr.contains("--relayout-after must be 0"), "\(relayout.stderr)")
         }
     }
 

@@ -106,4 +106,68 @@ import Testing
         #expect(events.contains { $0.kind == "requeued" && ($0.message ?? "").contains("stalled") })
         await harness.stop()
     }
+
+    /// `--placement auto` while the node runs, with real workers: a parallel group while the queue is short, replicas
+    /// once a backlog has waited, and the group again once the node has been idle. The plan function stands in for
+    /// `AutoPlacement` on GPUs (on CPU it always picks replicas); the layout changes themselves are the real ones.
+    @Test func autoChangesLayoutWithTheQueueAndLosesNothing() async throws {
+        let group = [Slot(id: "group-1", device: "cpu", rankDevices: ["cpu", "cpu"])]
+        let replicas = [Slot(id: "cpu-1", device: "cpu"), Slot(id: "cpu-2", device: "cpu")]
+        let relayout = Relayout(settle: .seconds(1), interval: .milliseconds(200)) { depth in
+            PlacementPlan(
+                requested: .auto, chosen: depth >= 2 ? .replica : .parallel(2), slots: depth >= 2 ? replicas : group,
+                notes: ["test: \(depth) waiting"], memorySaving: false)
+        }
+        let harness = try SchedulerHarness(slotList: group, relayout: relayout)
+        try await harness.waitUntilReady()
+        #expect(harness.scheduler.workers.map(\.slot) == ["group-1"])
+        let groupPIDs = Set((harness.scheduler.workers.first?.ranks ?? []).compactMap(\.pid))
+
+        // A backlog: the group takes the slow first job, five wait behind it.
+        var jobs = [try await harness.submit("a slow first train [slow]", steps: 4)]
+        for index in 1...5 { jobs.append(try await harness.submit("train number \(index)")) }
+        var sawReplicas = false
+        let deadline = ContinuousClock.now + .seconds(180)
+        while ContinuousClock.now < deadline {
+            let slots = harness.scheduler.workers.map(\.slot)
+            if slots == ["cpu-1", "cpu-2"] { sawReplicas = true }
+            let states = try await jobs.asyncMap { try await harness.store.job(id: $0.id)?.state }
+            if states.allSatisfy({ $0?.isTerminal == true }) { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(sawReplicas, "the backlog changed the layout to two replicas")
+        var slotsUsed = Set<String>()
+        for job in jobs {
+            let done = try await harness.waitForTerminal(job.id)
+            #expect(done.state == .succeeded && done.attempts == 1, "\(done.id): \(done.state) after \(done.attempts)")
+            #expect(harness.videos(of: done) == ["video.mp4"])
+            if let slot = done.slot { slotsUsed.insert(slot) }
+        }
+        #expect(slotsUsed.contains("group-1"), "the group ran the first job to its end before the change")
+        #expect(slotsUsed.contains("cpu-1") && slotsUsed.contains("cpu-2"), "\(slotsUsed)")
+        let events = try await jobs.asyncMap { try await harness.store.events(jobID: $0.id) }.flatMap { $0 }
+        #expect(!events.contains { $0.kind == "requeued" }, "no job was stopped by a change of layout")
+
+        // Idle with an empty queue: back to one group, with new processes.
+        let back = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < back {
+            let workers = harness.scheduler.workers
+            if workers.map(\.slot) == ["group-1"] && workers.first?.state == .ready { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let final = try #require(harness.scheduler.workers.first)
+        #expect(harness.scheduler.workers.count == 1 && final.slot == "group-1" && final.state == .ready)
+        #expect(final.placement == "parallel:2" && final.placementNotes == ["test: 0 waiting"])
+        let newPIDs = Set((final.ranks ?? []).compactMap(\.pid))
+        #expect(newPIDs.count == 2 && newPIDs.isDisjoint(with: groupPIDs))
+        await harness.stop()
+    }
+}
+
+extension Array {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var results: [T] = []
+        for element in self { results.append(try await transform(element)) }
+        return results
+    }
 }

@@ -200,3 +200,60 @@ enum ModelCatalogStub {
         try! ModelCatalog.resolve(name ?? "random:\(architecture.rawValue)")
     }
 }
+
+/// `--placement auto` while the node runs: when the queue changes the layout.
+@Suite struct RelayoutPolicyTests {
+    static let replicas = [Slot(id: "cuda:0", device: "cuda:0"), Slot(id: "cuda:1", device: "cuda:1")]
+    static let group = [Slot(id: "group-1", device: "cuda:0", rankDevices: ["cuda:0", "cuda:1"])]
+
+    struct Row: Sendable, CustomStringConvertible {
+        var from: [Slot]
+        var to: [Slot]
+        var wantedFor: Int
+        var idleFor: Int?
+        var change: Bool
+        var why: String
+        var description: String { why }
+    }
+
+    static let rows: [Row] = [
+        Row(from: group, to: group, wantedFor: 60, idleFor: 60, change: false, why: "the same layout"),
+        Row(from: group, to: replicas, wantedFor: 20, idleFor: nil, change: true,
+            why: "a backlog behind a busy group: more slots, changed while the group's job finishes"),
+        Row(from: group, to: replicas, wantedFor: 19, idleFor: nil, change: false,
+            why: "a backlog not yet settled"),
+        Row(from: replicas, to: group, wantedFor: 60, idleFor: nil, change: false,
+            why: "fewer slots while a replica runs a job: never slow a batch down"),
+        Row(from: replicas, to: group, wantedFor: 60, idleFor: 5, change: false, why: "idle, but only briefly"),
+        Row(from: replicas, to: group, wantedFor: 60, idleFor: 20, change: true,
+            why: "idle for the settle time: a group for the next lone job"),
+        Row(from: replicas, to: group, wantedFor: 5, idleFor: 60, change: false,
+            why: "idle, but the queue only just emptied"),
+    ]
+
+    @Test(arguments: rows) func whenToChange(_ row: Row) {
+        let change = Relayout.shouldChange(
+            from: row.from, to: row.to, wantedFor: .seconds(row.wantedFor), idleFor: row.idleFor.map { .seconds($0) },
+            settle: .seconds(20))
+        #expect(change == row.change, "\(row.why)")
+    }
+
+    @Test func autoPlansFollowTheQueueOnGPUsOnly() throws {
+        let model = ModelCatalogStub.model(.ti2v5B)
+        let plans = try PlacementPlanner.autoPlans(
+            devices: "cuda:0,cuda:1,cuda:2,cuda:3", model: model, modelPath: nil, memoryBudgetGiB: nil,
+            gpuMemoryBytes: { 141 << 30 })
+        #expect(plans(0)?.chosen == .parallel(4))
+        #expect(plans(1)?.chosen == .parallel(4))
+        #expect(plans(2)?.slots.map(\.worldSize) == [2, 2])
+        #expect(plans(4)?.chosen == .replica && plans(4)?.slots.count == 4)
+        #expect(plans(500)?.slots == plans(4)?.slots)
+        // A model no single GPU holds is split whatever the queue; on CPU there is nothing to follow.
+        let capped = try PlacementPlanner.autoPlans(
+            devices: "cuda:0,cuda:1", model: model, modelPath: nil, memoryBudgetGiB: 24, gpuMemoryBytes: { 141 << 30 })
+        #expect(capped(0)?.slots == capped(100)?.slots && capped(0)?.chosen == .split)
+        let cpu = try PlacementPlanner.autoPlans(
+            devices: "cpu,cpu", model: model, modelPath: nil, memoryBudgetGiB: nil, gpuMemoryBytes: { nil })
+        #expect(cpu(0)?.slots == cpu(100)?.slots && cpu(0)?.chosen == .replica)
+    }
+}

@@ -24,7 +24,7 @@ final class SchedulerHarness: Sendable {
     init(
         slots: Int = 1, store: (any JobStore)? = nil, maxAttempts: Int = 3, stallTimeout: Duration = .seconds(60),
         grace: Duration = .seconds(30), model: String = "tiny", leaseDuration: Duration = .seconds(30),
-        checkpointEvery: Int? = nil, slotList: [Slot]? = nil
+        checkpointEvery: Int? = nil, slotList: [Slot]? = nil, relayout: Relayout? = nil
     ) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("reel-sched-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -36,11 +36,12 @@ final class SchedulerHarness: Sendable {
         self.store = store
         let slotList = slotList ?? (slots == 1 ? [Slot(id: "cpu", device: "cpu")]
             : (1...slots).map { Slot(id: "cpu-\($0)", device: "cpu") })
-        let configuration = SchedulerConfiguration(
+        var configuration = SchedulerConfiguration(
             node: "test", slots: slotList, engine: TestSupport.engine, model: model, dataDirectory: directory.path,
             maxAttempts: maxAttempts, stallTimeout: stallTimeout, leaseDuration: leaseDuration, grace: grace,
             backoff: Backoff(base: .milliseconds(100), ceiling: .seconds(1)),
             workerEnvironment: ["REEL_ENGINE_ALLOW_FAULTS": "1"], checkpointEvery: checkpointEvery)
+        configuration.relayout = relayout
         scheduler = Scheduler(
             configuration: configuration, store: store, bus: EventBus(), metrics: SchedulerMetrics(factory: NOOPMetricsHandler.instance),
             logger: TestSupport.logger, jobDebug: PromptFaults.debugFields)
