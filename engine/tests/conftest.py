@@ -134,3 +134,20 @@ def generate_request(job: str, out_dir: str, **overrides) -> dict:
                "out_dir": out_dir}
     request.update(overrides)
     return request
+
+
+class ForwardCounter:
+    """Counts the forward calls of each of some modules (for example the two A14B experts) until removed."""
+
+    def __init__(self, *modules):
+        self.counts = [0] * len(modules)
+        self.handles = [m.register_forward_hook(self._hook(i)) for i, m in enumerate(modules)]
+
+    def _hook(self, i):
+        def hook(module, args, output):
+            self.counts[i] += 1
+        return hook
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import generate_request
+from conftest import ForwardCounter, generate_request
 from PIL import Image
 
 from reel_engine import checkpoint, jobs, pipeline
@@ -53,21 +53,6 @@ def job_json(out_dir) -> dict:
 
 def denoising_steps(events):
     return [e["step"] for e in events if e["event"] == "progress" and e["stage"] == "denoising"]
-
-
-class ForwardCounter:
-    def __init__(self, *modules):
-        self.counts = [0] * len(modules)
-        self.handles = [m.register_forward_hook(self._hook(i)) for i, m in enumerate(modules)]
-
-    def _hook(self, i):
-        def hook(module, args, output):
-            self.counts[i] += 1
-        return hook
-
-    def remove(self):
-        for h in self.handles:
-            h.remove()
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import ForwardCounter
 from reel_engine import pipeline
 from reel_engine.pipeline import Cancelled
 
@@ -21,21 +22,6 @@ def ours(model, width, height, frames, steps, guidance, seed, **extra):
     extra.setdefault("output", "float")
     return pipeline.generate(model, prompt=PROMPT, negative_prompt=NEGATIVE, width=width, height=height,
                              frames=frames, steps=steps, guidance=guidance, seed=seed, **extra)
-
-
-class ForwardCounter:
-    def __init__(self, *modules):
-        self.counts = [0] * len(modules)
-        self.handles = [m.register_forward_hook(self._hook(i)) for i, m in enumerate(modules)]
-
-    def _hook(self, i):
-        def hook(module, args, output):
-            self.counts[i] += 1
-        return hook
-
-    def remove(self):
-        for h in self.handles:
-            h.remove()
 
 
 def test_loop_equals_wanpipeline_ti2v(tiny_ti2v):
