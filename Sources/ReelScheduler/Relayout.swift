@@ -8,7 +8,8 @@ import Foundation
 /// Nothing is requeued or lost; jobs wait in the queue meanwhile.
 public struct Relayout: Sendable {
     /// The plan for a number of waiting jobs, or nil to keep the running one (`reel serve`: `PlacementPlanner.plan`
-    /// with `.auto`).
+    /// with `.auto`). The plan for `.max` is the layout with the most slots: where the node goes when a layout's
+    /// workers cannot start.
     public var plan: @Sendable (_ queueDepth: Int) -> PlacementPlan?
     /// How long the queue must call for another layout before the node changes to it.
     public var settle: Duration

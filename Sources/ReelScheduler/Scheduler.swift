@@ -94,9 +94,12 @@ public final class Scheduler: Service, Sendable {
     /// Runs the current layout until it stops; starts the next one when the queue asked for a change.
     private func runLayouts() async {
         var layout = self.layout
+        // Layouts whose workers could not start (a parallel group on GPUs where it cannot run): never chosen again.
+        var broken: Set<[Slot]> = []
         while true {
             let running = layout
-            let next: PlacementPlan? = await withTaskGroup(of: PlacementPlan?.self) { group in
+            let avoiding = broken
+            let next: Change? = await withTaskGroup(of: Change?.self) { group in
                 for runner in running.runners {
                     group.addTask {
                         await runner.run()
@@ -104,15 +107,16 @@ public final class Scheduler: Service, Sendable {
                     }
                 }
                 if let relayout = configuration.relayout {
-                    group.addTask { await self.followQueue(running, relayout) }
+                    group.addTask { await self.followQueue(running, relayout, avoiding: avoiding) }
                 }
-                var next: PlacementPlan?
-                for await plan in group where plan != nil { next = plan }
+                var next: Change?
+                for await change in group where change != nil { next = change }
                 return next
             }
             guard let next else { return }
+            if next.leavesBroken { broken.insert(running.slots) }
             let fresh = Self.makeLayout(
-                slots: next.slots, notes: next.notes, configuration: configuration, store: store, bus: bus,
+                slots: next.plan.slots, notes: next.plan.notes, configuration: configuration, store: store, bus: bus,
                 metrics: metrics, logger: logger, doorbell: doorbell, jobDebug: jobDebug)
             let stopping = current.withLock { current in
                 if shutdown.stopping { return true }
@@ -120,15 +124,23 @@ public final class Scheduler: Service, Sendable {
                 return false
             }
             if stopping { return }
-            logger.info("layout changed: \(next.lines.joined(separator: "; "))")
+            logger.info("layout changed: \(next.plan.lines.joined(separator: "; "))")
             layout = fresh
         }
     }
 
+    /// A change of layout `followQueue` decided on.
+    struct Change: Sendable {
+        var plan: PlacementPlan
+        /// The layout it leaves could not start its workers.
+        var leavesBroken: Bool
+    }
+
     /// Watches the queue while `layout` runs (`--placement auto`). When `Relayout.shouldChange` says so, stops the
     /// layout's slots from claiming (their running jobs finish) and returns the plan to start next; nil when the
-    /// layout stopped for another reason.
-    private func followQueue(_ layout: Layout, _ relayout: Relayout) async -> PlacementPlan? {
+    /// layout stopped for another reason. A layout with a slot that keeps failing to start is left for the layout
+    /// with the most slots (replicas), and `avoiding` holds such layouts, which are not chosen again.
+    private func followQueue(_ layout: Layout, _ relayout: Relayout, avoiding: Set<[Slot]>) async -> Change? {
         var wanted: (slots: [Slot], since: ContinuousClock.Instant)?
         var idleSince: ContinuousClock.Instant?
         while !layout.stop.stopping && !Task.isCancelled {
@@ -136,7 +148,18 @@ public final class Scheduler: Service, Sendable {
             if layout.stop.stopping { break }
             try? await Task.sleep(for: .milliseconds(20))  // a ring is an enqueue: let the slots claim first
             let now = ContinuousClock.now
-            let idle = layout.board.snapshot.allSatisfy { $0.state == .ready && $0.job == nil }
+            let statuses = layout.board.snapshot
+            if let sick = statuses.first(where: { $0.state == .unhealthy }), var fallback = relayout.plan(.max),
+                fallback.slots != layout.slots, !avoiding.contains(fallback.slots)
+            {
+                let reason = "auto: slot \(sick.slot) could not start its workers (\(sick.lastError ?? "no reason given")); "
+                    + "this node uses the layout with the most slots instead and does not try that one again"
+                fallback.notes.append(reason)
+                logger.error("\(reason)")
+                layout.stop.begin(grace: nil)
+                return Change(plan: fallback, leavesBroken: true)
+            }
+            let idle = statuses.allSatisfy { $0.state == .ready && $0.job == nil }
             idleSince = idle ? (idleSince ?? now) : nil
             let depth: Int
             do {
@@ -145,7 +168,7 @@ public final class Scheduler: Service, Sendable {
                 logger.error("auto placement: counting the queue failed: \(error)")
                 continue
             }
-            guard let plan = relayout.plan(depth), plan.slots != layout.slots else {
+            guard let plan = relayout.plan(depth), plan.slots != layout.slots, !avoiding.contains(plan.slots) else {
                 wanted = nil
                 continue
             }
@@ -158,7 +181,7 @@ public final class Scheduler: Service, Sendable {
                 let summary = plan.lines.joined(separator: "; ")
                 logger.info("auto placement: \(depth) job(s) waiting; changing layout once running jobs finish: \(summary)")
                 layout.stop.begin(grace: nil)
-                return plan
+                return Change(plan: plan, leavesBroken: false)
             }
         }
         return nil
