@@ -113,7 +113,10 @@ let package = Package(
             name: "ReelStoreTests", dependencies: ["ReelStore", "ReelTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ReelSchedulerTests",
-            dependencies: ["ReelScheduler", "ReelStore", "ReelTestSupport"],
+            dependencies: [
+                "ReelScheduler", "ReelStore", "ReelTestSupport",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

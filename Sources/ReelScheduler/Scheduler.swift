@@ -125,6 +125,7 @@ public final class Scheduler: Service, Sendable {
             }
             if stopping { return }
             logger.info("layout changed: \(next.plan.lines.joined(separator: "; "))")
+            metrics.layoutChange(to: next.plan.chosen.description)
             layout = fresh
         }
     }

@@ -19,6 +19,11 @@ public struct SchedulerMetrics: Sendable {
         Counter(label: "reel_worker_restarts_total", dimensions: [("slot", slot)], factory: factory).increment()
     }
 
+    /// `--placement auto` changed the node's layout; `to` is the new placement (`replica`, `parallel:2`, …).
+    func layoutChange(to placement: String) {
+        Counter(label: "reel_layout_changes_total", dimensions: [("to", placement)], factory: factory).increment()
+    }
+
     func stageSeconds(_ stage: String, _ seconds: Double) {
         Timer(label: "reel_stage_seconds", dimensions: [("stage", stage)], factory: factory)
             .recordNanoseconds(Int64(seconds * 1e9))

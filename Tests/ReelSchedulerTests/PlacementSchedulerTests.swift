@@ -1,4 +1,5 @@
 import Foundation
+import Prometheus
 import ReelStore
 import ReelTestSupport
 import Testing
@@ -118,7 +119,9 @@ import Testing
                 requested: .auto, chosen: depth >= 2 ? .replica : .parallel(2), slots: depth >= 2 ? replicas : group,
                 notes: ["test: \(depth) waiting"], memorySaving: false)
         }
-        let harness = try SchedulerHarness(slotList: group, relayout: relayout)
+        let registry = PrometheusCollectorRegistry()
+        let harness = try SchedulerHarness(
+            slotList: group, relayout: relayout, metrics: PrometheusMetricsFactory(registry: registry))
         try await harness.waitUntilReady()
         #expect(harness.scheduler.workers.map(\.slot) == ["group-1"])
         let groupPIDs = Set((harness.scheduler.workers.first?.ranks ?? []).compactMap(\.pid))
@@ -161,6 +164,9 @@ import Testing
         #expect(final.placement == "parallel:2" && final.placementNotes == ["test: 0 waiting"])
         let newPIDs = Set((final.ranks ?? []).compactMap(\.pid))
         #expect(newPIDs.count == 2 && newPIDs.isDisjoint(with: groupPIDs))
+        let exposition = registry.emitToString()
+        #expect(exposition.contains(#"reel_layout_changes_total{to="replica"} 1"#), "\(exposition)")
+        #expect(exposition.contains(#"reel_layout_changes_total{to="parallel:2"} 1"#), "\(exposition)")
         await harness.stop()
     }
 

@@ -24,7 +24,8 @@ final class SchedulerHarness: Sendable {
     init(
         slots: Int = 1, store: (any JobStore)? = nil, maxAttempts: Int = 3, stallTimeout: Duration = .seconds(60),
         grace: Duration = .seconds(30), model: String = "tiny", leaseDuration: Duration = .seconds(30),
-        checkpointEvery: Int? = nil, slotList: [Slot]? = nil, relayout: Relayout? = nil
+        checkpointEvery: Int? = nil, slotList: [Slot]? = nil, relayout: Relayout? = nil,
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance
     ) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("reel-sched-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -43,7 +44,7 @@ final class SchedulerHarness: Sendable {
             workerEnvironment: ["REEL_ENGINE_ALLOW_FAULTS": "1"], checkpointEvery: checkpointEvery)
         configuration.relayout = relayout
         scheduler = Scheduler(
-            configuration: configuration, store: store, bus: EventBus(), metrics: SchedulerMetrics(factory: NOOPMetricsHandler.instance),
+            configuration: configuration, store: store, bus: EventBus(), metrics: SchedulerMetrics(factory: metrics),
             logger: TestSupport.logger, jobDebug: PromptFaults.debugFields)
         let scheduler = scheduler
         task = Task { try await scheduler.run() }
