@@ -163,12 +163,20 @@ public enum PlacementPlanner {
         var notes: [String] = []
         var memorySaving = false
         if placement == .auto {
+            let gpus = devices.filter { $0 != "cpu" }
+            // `--devices cuda:0,cuda:0` asks for several workers on one GPU, which is a layout of replicas already:
+            // auto only decides whether they need the memory-saving settings.
+            let repeated = Set(gpus).count < gpus.count
             let decision = AutoPlacement.choose(
                 AutoPlacement.Inputs(
-                    gpus: onCPU ? 0 : devices.count, deviceMemoryBytes: deviceMemoryBytes, model: model,
+                    gpus: onCPU ? 0 : repeated ? 1 : devices.count, deviceMemoryBytes: deviceMemoryBytes, model: model,
                     queueDepth: queueDepth))
-            chosen = decision.placement
-            notes.append(decision.reason)
+            chosen = repeated ? .replica : decision.placement
+            notes.append(
+                repeated
+                    ? "auto: a GPU is named more than once in --devices, so one replica per name"
+                        + (decision.memorySaving ? ", with the memory-saving settings" : "")
+                    : decision.reason)
             memorySaving = decision.memorySaving
         }
         var slots: [Slot] = []

@@ -150,6 +150,21 @@ import Testing
         #expect(plan.notes.first?.contains("1 job(s) waiting for 4 GPUs") == true)
     }
 
+    /// `--devices cuda:0,cuda:0 --placement auto`: two replicas on the one GPU, as asked, whatever the queue; a group
+    /// there would put two NCCL ranks on one GPU and fail at start.
+    @Test func autoKeepsTwoWorkersOnOneGPUAsReplicas() throws {
+        for queue in [0, 1, 5] {
+            let plan = try PlacementPlanner.plan(
+                .auto, devices: ["cuda:0", "cuda:0"], model: Self.ti2v, deviceMemoryBytes: 141 * Self.gib,
+                queueDepth: queue)
+            #expect(plan.chosen == .replica && plan.slots.map(\.id) == ["cuda:0-1", "cuda:0-2"] && !plan.memorySaving)
+            #expect(plan.notes == ["auto: a GPU is named more than once in --devices, so one replica per name"])
+        }
+        let small = try PlacementPlanner.plan(
+            .auto, devices: ["cuda:0", "cuda:0"], model: Self.a14b, deviceMemoryBytes: 48 * Self.gib, queueDepth: 0)
+        #expect(small.chosen == .replica && small.memorySaving)
+    }
+
     @Test func theMemoryBudgetCapsWhatAutoSeesAndTheGPUsAreAsked() throws {
         let model = ModelCatalogStub.model(.ti2v5B)
         let roomy = try PlacementPlanner.resolve(
