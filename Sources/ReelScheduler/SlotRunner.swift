@@ -418,7 +418,7 @@ final class SlotRunner: Sendable {
         running.watchdog = Task { await self.watch(job: job, lease: lease, group: group, state: watch) }
 
         while let event = await events.next() {
-            if let tail = encoding, event.jobID == tail.job.id {
+            if let tail = encoding, event.job == tail.job.id {
                 tail.watch.touch()
                 if await follow(event, of: tail, group: group, onBoard: false) == .finished {
                     tail.watchdog?.cancel()
@@ -427,7 +427,7 @@ final class SlotRunner: Sendable {
                 }
                 continue
             }
-            guard event.jobID == job.id || event.isWorkerError else { continue }
+            guard event.job == job.id || event.isWorkerError else { continue }
             running.watch.touch()
             switch await follow(event, of: running, group: group, onBoard: true) {
             case .finished:
@@ -457,7 +457,7 @@ final class SlotRunner: Sendable {
         }
         defer { current.withLock { $0.jobID = nil } }
         while let event = await events.next() {
-            guard event.jobID == tail.job.id || event.isWorkerError else { continue }
+            guard event.job == tail.job.id || event.isWorkerError else { continue }
             tail.watch.touch()
             if await follow(event, of: tail, group: group, onBoard: true) == .finished {
                 tail.watchdog?.cancel()
@@ -738,18 +738,6 @@ final class RunningJob {
 }
 
 extension WorkerEvent {
-    /// The job an event is about; nil for events about the worker itself.
-    fileprivate var jobID: String? {
-        switch self {
-        case .progress(let progress): progress.job
-        case .result(let result): result.job
-        case .error(let failure): failure.job
-        case .resumed(let resumed): resumed.job
-        case .checkpointRejected(let rejected): rejected.job
-        default: nil
-        }
-    }
-
     /// An error about the worker rather than one job (it ends whatever job is running).
     fileprivate var isWorkerError: Bool {
         if case .error(let failure) = self { return failure.job == nil }
