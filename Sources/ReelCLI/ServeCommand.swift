@@ -147,10 +147,13 @@ struct ServeCommand: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         let (store, clusterDirectory) = try await openStore(dataDirectory: dataDirectory, logger: logger)
         let plan: PlacementPlan
+        let placementInputs: PlacementInputs
         do {
-            plan = try PlacementPlanner.resolve(
-                placement: placement, devices: devices, model: modelInfo, modelPath: engineOptions.modelArgument,
-                memoryBudgetGiB: memoryBudget, queueDepth: try await store.counts()[.queued] ?? 0)
+            let requested = try Placement.parse(placement)
+            placementInputs = try PlacementInputs(
+                devices: devices, model: modelInfo, modelPath: engineOptions.modelArgument,
+                memoryBudgetGiB: memoryBudget)
+            plan = try placementInputs.plan(requested, queueDepth: try await store.counts()[.queued] ?? 0)
         } catch {
             throw ValidationError("\(error)")
         }
@@ -171,8 +174,9 @@ struct ServeCommand: AsyncParsableCommand {
         // auto follows the queue where the queue can change its choice (two or more GPUs, a model one GPU holds).
         var follows = false
         if plan.requested == .auto && relayoutAfter > 0 {
-            let plans = try PlacementPlanner.autoPlans(
-                devices: devices, model: modelInfo, modelPath: engineOptions.modelArgument, memoryBudgetGiB: memoryBudget)
+            let plans: @Sendable (Int) -> PlacementPlan? = { depth in
+                try? placementInputs.plan(.auto, queueDepth: depth)
+            }
             if plans(0)?.slots != plans(.max)?.slots {
                 configuration.relayout = Relayout(settle: .seconds(relayoutAfter), plan: plans)
                 follows = true

@@ -346,25 +346,10 @@ extension PlacementPlanner {
         queueDepth: Int, gpuMemoryBytes: () -> Int64? = GPUMemory.smallestTotalBytes
     ) throws -> PlacementPlan {
         let placement = try Placement.parse(text)
-        let deviceList = try SlotPlan.parse(devices).map(\.device)
-        return try plan(
-            placement, devices: deviceList, model: ModelFootprint.of(model, path: modelPath),
-            deviceMemoryBytes: memory(of: deviceList, budgetGiB: memoryBudgetGiB, gpuMemoryBytes: gpuMemoryBytes),
-            queueDepth: queueDepth)
-    }
-
-    /// `--placement auto` while `reel serve` runs: the plan for any number of waiting jobs, over the same devices,
-    /// model and memory (read once) as the start-up plan. For `Relayout`.
-    public static func autoPlans(
-        devices: String, model: ModelInfo, modelPath: String?, memoryBudgetGiB: Double?,
-        gpuMemoryBytes: () -> Int64? = GPUMemory.smallestTotalBytes
-    ) throws -> @Sendable (_ queueDepth: Int) -> PlacementPlan? {
-        let deviceList = try SlotPlan.parse(devices).map(\.device)
-        let footprint = ModelFootprint.of(model, path: modelPath)
-        let memory = memory(of: deviceList, budgetGiB: memoryBudgetGiB, gpuMemoryBytes: gpuMemoryBytes)
-        return { depth in
-            try? plan(.auto, devices: deviceList, model: footprint, deviceMemoryBytes: memory, queueDepth: depth)
-        }
+        return try PlacementInputs(
+            devices: devices, model: model, modelPath: modelPath, memoryBudgetGiB: memoryBudgetGiB,
+            gpuMemoryBytes: gpuMemoryBytes
+        ).plan(placement, queueDepth: queueDepth)
     }
 
     /// The GPUs' memory, capped by `--memory-budget`; nil on CPU or when unknown.
@@ -376,6 +361,31 @@ extension PlacementPlanner {
             memory = min(memory ?? cap, cap)
         }
         return memory
+    }
+}
+
+/// What a plan is made from, read once: the devices of `--devices`, the model's footprint and the GPUs' memory.
+/// `reel serve --placement auto` plans from it again as the queue changes (`Relayout`), without asking the GPUs or
+/// reading the model's files again.
+public struct PlacementInputs: Sendable {
+    public let devices: [String]
+    public let footprint: ModelFootprint
+    /// Each GPU's memory, capped by `--memory-budget`; nil on CPU or when unknown.
+    public let deviceMemoryBytes: Int64?
+
+    public init(
+        devices: String, model: ModelInfo, modelPath: String?, memoryBudgetGiB: Double?,
+        gpuMemoryBytes: () -> Int64? = GPUMemory.smallestTotalBytes
+    ) throws {
+        self.devices = try SlotPlan.parse(devices).map(\.device)
+        footprint = ModelFootprint.of(model, path: modelPath)
+        deviceMemoryBytes = PlacementPlanner.memory(
+            of: self.devices, budgetGiB: memoryBudgetGiB, gpuMemoryBytes: gpuMemoryBytes)
+    }
+
+    public func plan(_ placement: Placement, queueDepth: Int) throws(PlacementError) -> PlacementPlan {
+        try PlacementPlanner.plan(
+            placement, devices: devices, model: footprint, deviceMemoryBytes: deviceMemoryBytes, queueDepth: queueDepth)
     }
 }
 

@@ -7,7 +7,7 @@ import Foundation
 /// claiming, running jobs finish, the workers exit and the new layout's workers start (one model load per device).
 /// Nothing is requeued or lost; jobs wait in the queue meanwhile.
 public struct Relayout: Sendable {
-    /// The plan for a number of waiting jobs, or nil to keep the running one (`reel serve`: `PlacementPlanner.plan`
+    /// The plan for a number of waiting jobs, or nil to keep the running one (`reel serve`: `PlacementInputs.plan`
     /// with `.auto`). The plan for `.max` is the layout with the most slots: where the node goes when a layout's
     /// workers cannot start.
     public var plan: @Sendable (_ queueDepth: Int) -> PlacementPlan?

@@ -253,22 +253,27 @@ enum ModelCatalogStub {
         #expect(change == row.change, "\(row.why)")
     }
 
+    /// The plans `reel serve` follows the queue with.
+    static func autoPlans(_ inputs: PlacementInputs) -> (Int) -> PlacementPlan? {
+        { depth in try? inputs.plan(.auto, queueDepth: depth) }
+    }
+
     @Test func autoPlansFollowTheQueueOnGPUsOnly() throws {
         let model = ModelCatalogStub.model(.ti2v5B)
-        let plans = try PlacementPlanner.autoPlans(
+        let plans = Self.autoPlans(try PlacementInputs(
             devices: "cuda:0,cuda:1,cuda:2,cuda:3", model: model, modelPath: nil, memoryBudgetGiB: nil,
-            gpuMemoryBytes: { 141 << 30 })
+            gpuMemoryBytes: { 141 << 30 }))
         #expect(plans(0)?.chosen == .parallel(4))
         #expect(plans(1)?.chosen == .parallel(4))
         #expect(plans(2)?.slots.map(\.worldSize) == [2, 2])
         #expect(plans(4)?.chosen == .replica && plans(4)?.slots.count == 4)
         #expect(plans(500)?.slots == plans(4)?.slots)
         // A model no single GPU holds is split whatever the queue; on CPU there is nothing to follow.
-        let capped = try PlacementPlanner.autoPlans(
-            devices: "cuda:0,cuda:1", model: model, modelPath: nil, memoryBudgetGiB: 24, gpuMemoryBytes: { 141 << 30 })
+        let capped = Self.autoPlans(try PlacementInputs(
+            devices: "cuda:0,cuda:1", model: model, modelPath: nil, memoryBudgetGiB: 24, gpuMemoryBytes: { 141 << 30 }))
         #expect(capped(0)?.slots == capped(100)?.slots && capped(0)?.chosen == .split)
-        let cpu = try PlacementPlanner.autoPlans(
-            devices: "cpu,cpu", model: model, modelPath: nil, memoryBudgetGiB: nil, gpuMemoryBytes: { nil })
+        let cpu = Self.autoPlans(try PlacementInputs(
+            devices: "cpu,cpu", model: model, modelPath: nil, memoryBudgetGiB: nil, gpuMemoryBytes: { nil }))
         #expect(cpu(0)?.slots == cpu(100)?.slots && cpu(0)?.chosen == .replica)
     }
 }
