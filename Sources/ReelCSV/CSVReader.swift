@@ -26,13 +26,20 @@ public struct CSVTable: Sendable, Equatable {
 public struct CSVError: Error, Sendable, Equatable, CustomStringConvertible {
     public var row: Int
     public var message: String
+    /// The document has more rows than the reader was told to accept; `row` is the first one past the limit.
+    public var tooManyRows = false
     public var description: String { "row \(row): \(message)" }
 }
 
 public enum CSVReader {
-    /// Parses a whole document. The first non-blank record is the header.
-    public static func parse(_ text: String) throws(CSVError) -> CSVTable {
-        let records = try records(in: text)
+    /// The most fields one record may have: far more than any batch has columns, few enough that a row of commas
+    /// cannot make millions of strings.
+    public static let maxFields = 1024
+
+    /// Parses a whole document. The first non-blank record is the header. With `maxRows`, reading stops with a
+    /// `tooManyRows` error at the first data row past it, so an oversized document costs no more than the limit.
+    public static func parse(_ text: String, maxRows: Int? = nil) throws(CSVError) -> CSVTable {
+        let records = try records(in: text, maxRecords: maxRows.map { $0 + 1 })
         guard let first = records.first else { throw CSVError(row: 1, message: "the file is empty; it needs a header row") }
         let header = first.fields.map { $0.trimmingCharacters(in: " \t") }
         // Numbered as a spreadsheet shows them: blank lines are rows too, and the header is row 1.
@@ -46,7 +53,7 @@ public enum CSVReader {
         var fields: [String]
     }
 
-    static func records(in text: String) throws(CSVError) -> [Record] {
+    static func records(in text: String, maxRecords: Int? = nil) throws(CSVError) -> [Record] {
         var scalars = Substring(text).unicodeScalars[...]
         if scalars.first == "\u{FEFF}" { scalars = scalars.dropFirst() }
         var records: [Record] = []
@@ -65,11 +72,15 @@ public enum CSVReader {
             }
             return iterator.next()
         }
-        func endRecord() {
+        func endRecord() throws(CSVError) {
             fields.append(String(field))
             field = String.UnicodeScalarView()
             // A record of one empty unquoted field is a blank line: it keeps its row number but yields no row.
             if !(fields.count == 1 && fields[0].isEmpty && !fieldWasQuoted) {
+                if let maxRecords, records.count >= maxRecords {
+                    throw CSVError(
+                        row: recordNumber, message: "the CSV has more than \(maxRecords - 1) rows", tooManyRows: true)
+                }
                 records.append(Record(number: recordNumber, fields: fields))
             }
             recordNumber += 1
@@ -103,15 +114,18 @@ public enum CSVReader {
                         message: "a quote appears inside an unquoted field; quote the whole field and double inner quotes")
                 }
             case ",":
+                guard fields.count < maxFields else {
+                    throw CSVError(row: recordNumber, message: "the row has more than \(maxFields) fields")
+                }
                 fields.append(String(field))
                 field = String.UnicodeScalarView()
                 fieldWasQuoted = false
             case "\r":
                 let following = next()
                 if following != "\n" { lookahead = following }
-                endRecord()
+                try endRecord()
             case "\n":
-                endRecord()
+                try endRecord()
             default:
                 if fieldWasQuoted {
                     throw CSVError(row: recordNumber, message: "text follows a closing quote; quote the whole field")
@@ -122,7 +136,7 @@ public enum CSVReader {
         if inQuotes {
             throw CSVError(row: recordNumber, message: "a quoted field is never closed; add the closing quote")
         }
-        if !field.isEmpty || !fields.isEmpty || fieldWasQuoted { endRecord() }
+        if !field.isEmpty || !fields.isEmpty || fieldWasQuoted { try endRecord() }
         return records
     }
 }
