@@ -1,5 +1,7 @@
 import Hummingbird
 import Logging
+import NIOCore
+import NIOHTTP1
 import ReelCore
 import ReelStore
 
@@ -29,6 +31,9 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             case .idempotencyConflict, .duplicateID: return APIError(ReelError(.conflict, error.message))
             case .corrupt: break
             }
+        case is HTTPParserError, is ByteToMessageDecoderError:
+            // The body's framing broke while a route read it (a bad chunk, a body cut short).
+            return HTTPProtocolError.apiError(for: error)
         case let error as any HTTPResponseError:
             return APIError(status: error.status, frameworkError(error.status, request: request))
         default:
@@ -48,6 +53,8 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return ReelError(.methodNotAllowed, "\(request.uri.path) does not support \(request.method)")
         case .contentTooLarge:
             return ReelError(.payloadTooLarge, "the request body is too large")
+        case .badRequest:
+            return ReelError(.malformedRequest, "the request is malformed: \(request.method) \(request.uri.path)")
         case .internalServerError:
             return ReelError(.internalError, "the server failed to handle this request; its log says why")
         default:

@@ -31,7 +31,10 @@ extension ReelError {
         case .missingAPIKey, .invalidAPIKey: .unauthorized
         case .rateLimitExceeded, .tooManyQueued: .tooManyRequests
         case .methodNotAllowed: .methodNotAllowed
-        case .engineUnavailable: .serviceUnavailable
+        case .engineUnavailable, .tooManyConnections: .serviceUnavailable
+        case .malformedRequest: .badRequest
+        case .headersTooLarge: .requestHeaderFieldsTooLarge
+        case .requestTimeout: .requestTimeout
         default: .internalServerError
         }
     }
