@@ -130,6 +130,7 @@ let package = Package(
             dependencies: [
                 "ReelServer", "ReelScheduler", "ReelStore", "ReelTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),

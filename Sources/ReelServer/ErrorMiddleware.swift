@@ -29,6 +29,19 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             switch error.code {
             case .notFound: return APIError(ReelError(.notFound, error.message))
             case .idempotencyConflict, .duplicateID: return APIError(ReelError(.conflict, error.message))
+            case .diskFull:
+                logger.error("\(request.method) \(request.uri.path): \(error.message)")
+                return APIError(status: .insufficientStorage, ReelError(.storageFull, error.message))
+            case .busy:
+                logger.warning("\(request.method) \(request.uri.path): \(error.message)")
+                return APIError(
+                    status: .serviceUnavailable, ReelError(.storeBusy, error.message),
+                    headers: [.retryAfter: String(JobStoreError.busyRetryAfterSeconds)])
+            case .unavailable:
+                logger.error("\(request.method) \(request.uri.path): \(error.message)")
+                return APIError(
+                    status: .serviceUnavailable, ReelError(.storeUnavailable, error.message),
+                    headers: [.retryAfter: String(JobStoreError.busyRetryAfterSeconds)])
             case .corrupt: break
             }
         case is HTTPParserError, is ByteToMessageDecoderError:
