@@ -131,6 +131,7 @@ let package = Package(
                 "ReelServer", "ReelScheduler", "ReelStore", "ReelTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -54,27 +54,25 @@ public enum CSVReader {
     }
 
     static func records(in text: String, maxRecords: Int? = nil) throws(CSVError) -> [Record] {
-        var scalars = Substring(text).unicodeScalars[...]
-        if scalars.first == "\u{FEFF}" { scalars = scalars.dropFirst() }
+        var text = text
+        // The structure (commas, quotes, line ends) is ASCII, so the text is read as UTF-8 bytes and each field is
+        // copied out once: linear, and without a String append per character.
+        let result: Result<[Record], CSVError> = text.withUTF8 { bytes in
+            Result { () throws(CSVError) -> [Record] in try records(in: bytes, maxRecords: maxRecords) }
+        }
+        return try result.get()
+    }
+
+    private static func records(in bytes: UnsafeBufferPointer<UInt8>, maxRecords: Int?) throws(CSVError) -> [Record] {
+        let quote = UInt8(ascii: "\""), comma = UInt8(ascii: ","), cr = UInt8(ascii: "\r"), lf = UInt8(ascii: "\n")
+        var index = 0
+        if bytes.count >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF { index = 3 }
+        let count = bytes.count
         var records: [Record] = []
         var fields: [String] = []
-        var field = String.UnicodeScalarView()
-        var inQuotes = false
-        var fieldWasQuoted = false
         var recordNumber = 1
-        var iterator = scalars.makeIterator()
-        var lookahead: Unicode.Scalar? = nil
 
-        func next() -> Unicode.Scalar? {
-            if let scalar = lookahead {
-                lookahead = nil
-                return scalar
-            }
-            return iterator.next()
-        }
-        func endRecord() throws(CSVError) {
-            fields.append(String(field))
-            field = String.UnicodeScalarView()
+        func endRecord(_ fieldWasQuoted: Bool) throws(CSVError) {
             // A record of one empty unquoted field is a blank line: it keeps its row number but yields no row.
             if !(fields.count == 1 && fields[0].isEmpty && !fieldWasQuoted) {
                 if let maxRecords, records.count >= maxRecords {
@@ -85,59 +83,65 @@ public enum CSVReader {
             }
             recordNumber += 1
             fields = []
-            fieldWasQuoted = false
+        }
+        func string(_ start: Int, _ end: Int) -> String {
+            String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
         }
 
-        while let scalar = next() {
-            if inQuotes {
-                if scalar == "\"" {
-                    let following = next()
-                    if following == "\"" {
-                        field.append("\"")
-                    } else {
-                        inQuotes = false
-                        lookahead = following
+        while true {
+            // One field, starting at `index`.
+            var field: String
+            var quoted = false
+            if index < count && bytes[index] == quote {
+                quoted = true
+                index += 1
+                field = ""
+                var start = index
+                while true {
+                    guard let next = (index < count ? bytes[index...] : bytes[count...]).firstIndex(of: quote) else {
+                        throw CSVError(row: recordNumber, message: "a quoted field is never closed; add the closing quote")
                     }
-                } else {
-                    field.append(scalar)
+                    field += string(start, next)
+                    if next + 1 < count && bytes[next + 1] == quote {
+                        field += "\""
+                        index = next + 2
+                        start = index
+                    } else {
+                        index = next + 1
+                        break
+                    }
                 }
-                continue
-            }
-            switch scalar {
-            case "\"":
-                if field.isEmpty && !fieldWasQuoted {
-                    inQuotes = true
-                    fieldWasQuoted = true
-                } else {
-                    throw CSVError(
-                        row: recordNumber,
-                        message: "a quote appears inside an unquoted field; quote the whole field and double inner quotes")
-                }
-            case ",":
-                guard fields.count < maxFields else {
-                    throw CSVError(row: recordNumber, message: "the row has more than \(maxFields) fields")
-                }
-                fields.append(String(field))
-                field = String.UnicodeScalarView()
-                fieldWasQuoted = false
-            case "\r":
-                let following = next()
-                if following != "\n" { lookahead = following }
-                try endRecord()
-            case "\n":
-                try endRecord()
-            default:
-                if fieldWasQuoted {
+                if index < count, bytes[index] != comma, bytes[index] != cr, bytes[index] != lf {
                     throw CSVError(row: recordNumber, message: "text follows a closing quote; quote the whole field")
                 }
-                field.append(scalar)
+            } else {
+                let start = index
+                while index < count, bytes[index] != comma, bytes[index] != cr, bytes[index] != lf {
+                    if bytes[index] == quote {
+                        throw CSVError(
+                            row: recordNumber,
+                            message: "a quote appears inside an unquoted field; quote the whole field and double inner quotes")
+                    }
+                    index += 1
+                }
+                field = string(start, index)
             }
+            guard fields.count < maxFields else {
+                throw CSVError(row: recordNumber, message: "the row has more than \(maxFields) fields")
+            }
+            fields.append(field)
+            // What ends the field: a comma (another follows), a line end, or the end of the text.
+            if index >= count {
+                if !(fields.count == 1 && fields[0].isEmpty && !quoted) || quoted { try endRecord(quoted) }
+                return records
+            }
+            let separator = bytes[index]
+            index += 1
+            if separator == comma { continue }
+            if separator == cr && index < count && bytes[index] == lf { index += 1 }
+            try endRecord(quoted)
+            if index >= count { return records }
         }
-        if inQuotes {
-            throw CSVError(row: recordNumber, message: "a quoted field is never closed; add the closing quote")
-        }
-        if !field.isEmpty || !fields.isEmpty || fieldWasQuoted { try endRecord() }
-        return records
     }
 }
 

@@ -17,10 +17,37 @@ public enum CombiningMarks {
 
     /// The longest run of non-starters in `bytes`, stopping early once one exceeds `maxRun`. Linear in the input.
     public static func longestRun(in bytes: some Sequence<UInt8>, encoding: Encoding) -> Int {
+        if let run = bytes.withContiguousStorageIfAvailable({ longestRun(inBuffer: $0, encoding: encoding) }) {
+            return run
+        }
+        return Array(bytes).withUnsafeBufferPointer { longestRun(inBuffer: $0, encoding: encoding) }
+    }
+
+    /// The scan over contiguous bytes: plain ASCII, by far the most of any body, is skipped in a tight loop.
+    private static func longestRun(inBuffer bytes: UnsafeBufferPointer<UInt8>, encoding: Encoding) -> Int {
         var scanner = Scanner(encoding: encoding)
-        for byte in bytes {
-            scanner.feed(byte)
+        let special: UInt8 =
+            switch encoding {
+            case .utf8: 0x80
+            case .json: UInt8(ascii: "\\")
+            case .percentEncoded: UInt8(ascii: "%")
+            }
+        var index = 0
+        let count = bytes.count
+        while index < count {
+            if scanner.isIdle {
+                // Until a non-ASCII byte or an escape, no scalar can be a combining mark.
+                var ascii = index
+                while ascii < count, bytes[ascii] < 0x80, bytes[ascii] != special { ascii += 1 }
+                if ascii > index {
+                    scanner.sawStarter()
+                    index = ascii
+                    continue
+                }
+            }
+            scanner.feed(bytes[index])
             if scanner.longest > maxRun { break }
+            index += 1
         }
         return scanner.longest
     }
@@ -72,6 +99,15 @@ public enum CombiningMarks {
         private enum EscapeState { case none, backslash, unicode, percent }
 
         init(encoding: Encoding) { self.encoding = encoding }
+
+        /// Between scalars, with no escape under way.
+        var isIdle: Bool { escape == .none && remaining == 0 }
+
+        /// A starter (any ASCII character) ends the run.
+        mutating func sawStarter() {
+            run = 0
+            highSurrogate = nil
+        }
 
         mutating func feed(_ byte: UInt8) {
             switch escape {

@@ -47,7 +47,8 @@ public struct StyleLibrary: Sendable, Equatable {
     public static let builtIn = StyleLibrary(styles: BuiltInStyles.all)
 
     /// The longest name for which `closestNames` suggests anything: the edit distance costs the product of the two
-    /// lengths, so a long value gets no suggestion rather than a slow one.
+    /// lengths, so a long value gets no suggestion rather than a slow one. `style(named:)` suggests only for names
+    /// at most 8 longer than the longest style name, too.
     public static let maxSuggestedNameLength = 64
 
     /// The style of that name (case-insensitive), or an error that lists the closest names.
@@ -63,7 +64,11 @@ public struct StyleLibrary: Sendable, Equatable {
             if let style = styles.first(where: { $0.name.lowercased() == key }) { return style }
         }
         let listing = "(list them with `reel styles` or GET /v1/styles)"
-        guard length <= Self.maxSuggestedNameLength else {
+        guard !styles.isEmpty else {
+            throw .invalid("style", "unknown style \(name.quotedForMessage()); no styles are loaded \(listing)")
+        }
+        // A name much longer than every style's is no typo of one: no suggestion, and no edit distances.
+        guard length <= min(Self.maxSuggestedNameLength, longest + 8) else {
             throw .invalid(
                 "style",
                 "unknown style \(name.quotedForMessage()) of \(length) characters; style names are short \(listing)")

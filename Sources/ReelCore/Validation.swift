@@ -222,7 +222,13 @@ public enum Validation {
 }
 
 extension StringProtocol {
+    /// The text without the whitespace (Unicode's White_Space) around it; only its ends are looked at.
     var trimmingWhitespace: String {
-        String(self.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
+        let scalars = unicodeScalars
+        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
+            let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })
+        else { return "" }
+        if first == scalars.startIndex && scalars.index(after: last) == scalars.endIndex { return String(self) }
+        return String(String.UnicodeScalarView(scalars[first...last]))
     }
 }

@@ -55,6 +55,7 @@ public struct ReelServerApplication: Service {
         router.add(middleware: ErrorMiddleware<BasicRequestContext>())
         router.add(middleware: OpenAIErrorMiddleware<BasicRequestContext>())
         router.add(middleware: URITextMiddleware<BasicRequestContext>())
+        router.add(middleware: RequestWorkMiddleware<BasicRequestContext>())
         let rateLimiter = configuration.rateLimitPerMinute.map { RateLimiter(perMinute: $0) }
         router.add(middleware: AuthMiddleware<BasicRequestContext>(keys: configuration.apiKeys, rateLimiter: rateLimiter))
         JobRoutes(service: service, configuration: configuration).register(on: router)

@@ -34,8 +34,8 @@ extension ByteWatcher: Sendable {}
 /// Keeps one HTTP/1.1 connection within bounds, between the HTTP decoder and Hummingbird's request handling:
 ///
 /// - A connection that has not sent a complete request head within `timeout` of opening, or of its last response,
-///   is closed (with a 408 when it had sent part of one); a body that pauses for `timeout` fails its request with a
-///   408, delivered to the route as the error of its body.
+///   is closed (with a 408 when it had sent part of one); a body that pauses for `timeout` while the server is
+///   asking for it fails its request with a 408, delivered to the route as the error of its body.
 /// - A decoding error before a request head (a bad request line, oversized headers) is answered here with the API's
 ///   JSON error (400 or 431) and the connection closed, instead of Hummingbird's empty 400. One in the middle of a
 ///   body is passed on to the route reading it, which answers through `ErrorMiddleware`; the connection closes after
@@ -128,9 +128,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             requestOpen = true
             unanswered += 1
             registry.setIdle(ticket.id, false)
-            armTimer(context, head: false)
+            cancelTimer()
         case .body:
-            armTimer(context, head: false)
+            // The body timer runs only while the server waits for the client (see `read`).
+            cancelTimer()
         case .end:
             requestOpen = false
             cancelTimer()
@@ -161,6 +162,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             pendingAnswer = apiError
         }
+    }
+
+    /// The server asks for more bytes. A body's pause counts only from here: while the route is not reading
+    /// (busy elsewhere, or its buffer full), no read is asked for, and the client is not to blame.
+    func read(context: ChannelHandlerContext) {
+        if requestOpen && timer == nil && !closing && !failed { armTimer(context, head: false) }
+        context.read()
     }
 
     // MARK: Responses out
