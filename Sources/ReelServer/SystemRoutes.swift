@@ -3,7 +3,7 @@ import Hummingbird
 import ReelScheduler
 import ReelStore
 
-/// `GET /healthz`, `GET /readyz`, `GET /v1/workers` and `GET /metrics`.
+/// `GET /healthz`, `GET /readyz`, `GET /v1/workers`, `GET /metrics` and `GET /openapi.json`.
 struct SystemRoutes {
     let service: JobService
     let metrics: ReelMetricsRegistry
@@ -22,6 +22,14 @@ struct SystemRoutes {
                 : try APIJSON.response(Status(status: "not_ready"), status: .serviceUnavailable)
         }
         router.get("/v1/workers") { _, _ in try await workers() }
+        // The contract of every route here (docs/openapi.json, embedded by scripts/embed-web.py).
+        router.get("/openapi.json") { _, _ in
+            let body = ByteBuffer(string: OpenAPIDocument.json)
+            return Response(
+                status: .ok,
+                headers: [.contentType: "application/json; charset=utf-8", .contentLength: String(body.readableBytes)],
+                body: ResponseBody(byteBuffer: body))
+        }
         router.get("/metrics") { _, _ in
             let text = try await metrics.render(store: service.store, scheduler: service.scheduler)
             let body = ByteBuffer(string: text)
