@@ -1,8 +1,9 @@
-"""Shared fixtures: one data directory per test session, tiny models loaded once per module, and a helper that
-drives a real worker subprocess over its stdin/stdout."""
+"""Shared fixtures: one data directory per test session, tiny models loaded once per module, a helper that drives a
+real worker subprocess over its stdin/stdout, and file systems that are full or read-only."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import queue
@@ -151,3 +152,80 @@ class ForwardCounter:
     def remove(self):
         for h in self.handles:
             h.remove()
+
+
+def decode_video(path) -> tuple:
+    """An MP4 decoded back with PyAV: its stream's codec, pixel format, size and rate, and its frames (n, h, w, 3)."""
+    import av
+    import numpy as np
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        info = dict(codec=stream.codec_context.name, pix_fmt=stream.codec_context.pix_fmt, width=stream.width,
+                    height=stream.height, rate=stream.average_rate)
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    return info, np.stack(frames)
+
+
+def files_under(path) -> list[str]:
+    """Every file below `path` (temporary ones included), relative to it."""
+    return sorted(os.path.relpath(os.path.join(d, f), path) for d, _, fs in os.walk(path) for f in fs)
+
+
+class FullDisk:
+    """A tmpfs of its own, filled to the last byte: every file written on it fails with ENOSPC until `make_room`."""
+
+    def __init__(self, root):
+        self.root = root
+        self.filler = os.path.join(root, ".filler")
+
+    def fill(self) -> None:
+        with open(self.filler, "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 4096)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+
+    def make_room(self) -> None:
+        os.remove(self.filler)
+
+
+def mount_tmpfs(path, options: str) -> None:
+    """Mounts a tmpfs at `path`, or skips the test, saying why, where mounting is refused (it needs root)."""
+    os.makedirs(path, exist_ok=True)
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True,
+                              text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        pytest.skip(f"cannot mount a tmpfs for this test: {e}")
+    if done.returncode != 0:
+        pytest.skip(f"mount -t tmpfs was refused (it needs root): {done.stderr.strip()}")
+
+
+def unmount(path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30, check=False)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A full file system (a small tmpfs filled up), unmounted after the test."""
+    root = tmp_path / "full-disk"
+    mount_tmpfs(root, "size=256k")
+    try:
+        disk = FullDisk(str(root))
+        disk.fill()
+        yield disk
+    finally:
+        unmount(root)
+
+
+@pytest.fixture
+def read_only_disk(tmp_path):
+    """A read-only file system (a tmpfs mounted ro), unmounted after the test."""
+    root = tmp_path / "read-only-disk"
+    mount_tmpfs(root, "size=64k,ro")
+    try:
+        yield str(root)
+    finally:
+        unmount(root)

@@ -121,12 +121,23 @@ def test_cancelled_job_leaves_no_outputs(tiny_ti2v, tmp_path):
     assert files_under(tmp_path / "cancelled") == []
 
 
-def test_failures_become_internal_errors(tiny_ti2v, tmp_path):
+def test_a_job_directory_under_a_file_is_output_unwritable(tiny_ti2v, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    final, _ = run(tiny_ti2v, request(blocker / "out", width=64, height=64, frames=5, steps=1))
+    final, events = run(tiny_ti2v, request(blocker / "out", width=64, height=64, frames=5, steps=1))
+    assert final["event"] == "error" and final["code"] == "output_unwritable" and final["job"] == "j-1"
+    assert final["message"] == f"cannot write the job directory {blocker / 'out'}: Not a directory (ENOTDIR)"
+    assert events == []  # nothing was computed for a job that could not have been written
+
+
+def test_other_failures_become_internal_errors(tiny_ti2v, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the loop broke")
+
+    monkeypatch.setattr(jobs, "generate", broken)
+    final, _ = run(tiny_ti2v, request(tmp_path / "broken"))
     assert final["event"] == "error" and final["code"] == "internal" and final["job"] == "j-1"
-    assert "FileExistsError" in final["message"] or "NotADirectoryError" in final["message"]
+    assert final["message"] == "RuntimeError during setup: the loop broke"
 
 
 def test_result_event_is_valid_protocol_json(default_job):

@@ -6,7 +6,7 @@ import shutil
 import time
 
 import pytest
-from conftest import WorkerProcess, generate_request
+from conftest import WorkerProcess, files_under, generate_request
 
 READY_FIELDS = {"event", "protocol", "device", "model", "architecture", "dtype", "free_memory_bytes",
                 "total_memory_bytes", "fps", "spatial_stride", "temporal_stride", "engine_version", "pid",
@@ -164,6 +164,41 @@ def test_a_bad_prepare_is_refused_by_field(worker):
     worker.send({"type": "prepare", "prompt": "  "})
     event = worker.next_event()
     assert event["event"] == "error" and event["code"] == "bad_request" and "prompt" in event["message"]
+
+
+def stages(events) -> list[tuple]:
+    return [(e["stage"], e["step"], e["total"]) for e in events if e["event"] == "progress"]
+
+
+def test_a_full_disk_fails_the_job_at_once_and_the_next_job_succeeds(worker, full_disk):
+    out = os.path.join(full_disk.root, "f-1")
+    worker.send(generate_request("f-1", out))
+    final, _ = worker.wait_final("f-1")
+    assert final == {"event": "error", "job": "f-1", "code": "disk_full",
+                     "message": f"cannot write the video {out}/video.mp4: No space left on device (ENOSPC)"}
+    assert files_under(out) == []  # no partial file, no temporary one
+    # A checkpoint that cannot be written fails the job before it decodes anything.
+    worker.send(generate_request("f-2", os.path.join(full_disk.root, "f-2"), steps=4, checkpoint_every=1))
+    final, seen = worker.wait_final("f-2")
+    checkpoint = os.path.join(full_disk.root, "f-2", "checkpoint.pt")
+    assert (final["code"], final["message"]) == (
+        "disk_full", f"cannot write the checkpoint {checkpoint}: No space left on device (ENOSPC)")
+    assert {s[0] for s in stages(seen)} <= {"text_encoding", "denoising"}, seen
+    assert files_under(os.path.join(full_disk.root, "f-2")) == []
+    full_disk.make_room()
+    worker.send(generate_request("f-1", out))
+    final, _ = worker.wait_final("f-1")
+    assert final["event"] == "result", final
+    assert files_under(out) == ["job.json", "video.mp4"]
+
+
+def test_a_read_only_file_system_fails_the_job_as_output_unwritable(worker, read_only_disk):
+    out = os.path.join(read_only_disk, "r-1")
+    worker.send(generate_request("r-1", out))
+    final, seen = worker.wait_final("r-1")
+    assert final == {"event": "error", "job": "r-1", "code": "output_unwritable",
+                     "message": f"cannot write the job directory {out}: Read-only file system (EROFS)"}
+    assert seen == []  # before any work
 
 
 def test_stdout_holds_only_json_event_lines(worker):
