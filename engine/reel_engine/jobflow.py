@@ -130,6 +130,7 @@ class Stages:
         self.emit(event)
         if debug is None:
             return
+        self.after(stage, step)
         if stage == debug.crash_in and step == 0:
             self.exit(f"debug.crash_in={stage}", CRASH_EXIT_STATUS)
         if stage == "denoising":
@@ -139,6 +140,9 @@ class Stages:
                 raise MemoryError(f"simulated out of memory at denoising step {step} (debug.oom_at_step)")
             if debug.step_delay:
                 job.cancel.wait(debug.step_delay)
+
+    def after(self, stage: str, step: int) -> None:
+        """Runs right after each progress event of a job with a `debug` object; a runner adds hooks of its own."""
 
     def exit(self, why: str, status: int) -> None:
         """Ends the process at once (a checkpoint write in flight completes first, so tests know what is on disk)."""

@@ -1,5 +1,5 @@
 """Shared fixtures: one data directory per test session, tiny models loaded once per module, a helper that drives a
-real worker subprocess over its stdin/stdout, and file systems that are full or read-only."""
+worker subprocess (the real one or the scripted one) over its stdin/stdout, and a file system that is full."""
 
 from __future__ import annotations
 
@@ -40,19 +40,27 @@ def tiny_a14b(data_dir):
     return load_model("tiny:t2v-a14b", "cpu", data_dir)
 
 
-class WorkerProcess:
-    """A `python -m reel_engine.worker` subprocess; events are read on a thread and queued."""
+REAL_WORKER = "reel_engine.worker"
+SCRIPTED_WORKER = "reel_engine.scripted_worker"
+WORKERS = {"real": REAL_WORKER, "scripted": SCRIPTED_WORKER}
 
-    def __init__(self, *args: str, data_dir: str, log_path: str, allow_faults: bool = True):
-        env = dict(os.environ)
-        env.pop("REEL_ENGINE_ALLOW_FAULTS", None)
+
+class WorkerProcess:
+    """A `python -m reel_engine.worker` (or `module`) subprocess; events are read on a thread and queued."""
+
+    def __init__(self, *args: str, data_dir: str, log_path: str, allow_faults: bool = True,
+                 module: str = REAL_WORKER, env: dict | None = None, command: list[str] | None = None):
+        environment = dict(os.environ)
+        environment.pop("REEL_ENGINE_ALLOW_FAULTS", None)
         if allow_faults:
-            env["REEL_ENGINE_ALLOW_FAULTS"] = "1"
+            environment["REEL_ENGINE_ALLOW_FAULTS"] = "1"
+        environment.update(env or {})
         self.log_path = log_path
         self._log = open(log_path, "wb")
+        self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reel_engine.worker", "--data-dir", data_dir, *args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=env,
+            [*(command or [sys.executable, "-m", module]), "--data-dir", data_dir, *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=environment,
         )
         self.raw_lines: list[bytes] = []
         self.events: queue.Queue = queue.Queue()
@@ -118,9 +126,10 @@ def start_worker(data_dir, tmp_path):
     """Starts workers for one test and kills any that are still running at its end."""
     workers = []
 
-    def start(*args: str, allow_faults: bool = True) -> WorkerProcess:
+    def start(*args: str, allow_faults: bool = True, module: str = REAL_WORKER, env: dict | None = None,
+              command: list[str] | None = None) -> WorkerProcess:
         w = WorkerProcess(*args, data_dir=data_dir, log_path=str(tmp_path / f"worker-{len(workers)}.log"),
-                          allow_faults=allow_faults)
+                          allow_faults=allow_faults, module=module, env=env, command=command)
         workers.append(w)
         return w
 

@@ -1,7 +1,7 @@
 """A job whose files cannot be written ends at once with `disk_full` or `output_unwritable`, naming the path, leaves
-no partial or temporary file, and the next job succeeds: the job runner in process, with the failures forced
-deterministically. (test_worker.py does the same through a worker process on a real full tmpfs and a read-only
-one.)"""
+no partial or temporary file, and the next job succeeds: the real job runner and the scripted one, in process, with
+the failures forced deterministically. (test_conformance.py does the same through worker processes on a real full
+tmpfs and a read-only one.)"""
 
 import errno
 import os
@@ -10,14 +10,17 @@ import shutil
 import pytest
 from conftest import files_under
 
-from reel_engine import checkpoint_file, jobflow, jobs
+from reel_engine import checkpoint_file, jobflow, jobs, scripted_jobs, scripted_model, worker
 from reel_engine.protocol import GenerateRequest
 
 
-@pytest.fixture
-def runner(tiny_ti2v):
-    """(model, run_job): the real engine on the tiny model."""
-    return tiny_ti2v, jobs.run_job
+@pytest.fixture(params=["real", "scripted"])
+def runner(request, data_dir):
+    """(model, run_job) of the real engine on the tiny model, or of the scripted worker."""
+    if request.param == "real":
+        return request.getfixturevalue("tiny_ti2v"), jobs.run_job
+    model = scripted_model.load(worker.parse_args(["--device", "cpu", "--model", "tiny", "--data-dir", data_dir]))
+    return model, scripted_jobs.run_job
 
 
 def request(out_dir, **overrides) -> GenerateRequest:
