@@ -51,6 +51,8 @@ public struct WorkerStatus: Sendable, Equatable, Codable {
     public var totalMemoryBytes: Int64?
     public var restarts: Int
     public var lastError: String?
+    /// Why a ready slot takes no job now (its disk is too full); nil when it takes jobs.
+    public var waiting: String?
     public var since: Date
 
     public init(slot: Slot, node: String) {
@@ -77,7 +79,7 @@ public struct WorkerStatus: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case slot, node, device, placement, ranks, sharded, state, pid, job, step, stage, restarts, since
+        case slot, node, device, placement, ranks, sharded, state, pid, job, step, stage, restarts, since, waiting
         case textDevice = "text_device"
         case placementNotes = "placement_notes"
         case totalSteps = "total_steps"

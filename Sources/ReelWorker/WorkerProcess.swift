@@ -20,6 +20,12 @@ public struct WorkerExit: Sendable, Equatable, CustomStringConvertible {
     /// The last lines it wrote to stderr, for error messages.
     public var stderrTail: [String]
 
+    public init(exitCode: Int32?, signal: Int32?, stderrTail: [String]) {
+        self.exitCode = exitCode
+        self.signal = signal
+        self.stderrTail = stderrTail
+    }
+
     public var description: String {
         if let signal { return "killed by signal \(signal)" }
         return "exited with status \(exitCode ?? -1)"

@@ -32,7 +32,7 @@ final class SchedulerHarness: Sendable {
         // Tiny models are shared by every test; outputs are per harness.
         try? FileManager.default.createSymbolicLink(
             atPath: directory.appendingPathComponent("models").path,
-            withDestinationPath: TestSupport.dataDirectory + "/models")
+            withDestinationPath: TestSupport.modelsDirectory)
         let store = try store ?? SQLiteJobStore(path: directory.appendingPathComponent("jobs.sqlite").path)
         self.store = store
         let slotList = slotList ?? (slots == 1 ? [Slot(id: "cpu", device: "cpu")]

@@ -21,7 +21,7 @@ public final class ServerProcess: @unchecked Sendable {
         // The tiny models are made once for the whole test run.
         try? FileManager.default.createSymbolicLink(
             atPath: dataDirectory.appendingPathComponent("models").path,
-            withDestinationPath: TestSupport.dataDirectory + "/models")
+            withDestinationPath: TestSupport.modelsDirectory)
         arguments = [
             "serve", "--port", String(port), "--data-dir", dataDirectory.path, "--devices", devices, "--model", "tiny",
             "--node", "test-node", "--log-level", "debug",

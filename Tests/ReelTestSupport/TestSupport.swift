@@ -20,6 +20,14 @@ public enum TestSupport {
         return url.path
     }()
 
+    /// The tiny models every test shares, made once (`<dataDirectory>/models`); data directories of their own link
+    /// to it. Created here, so a link to it never dangles.
+    public static let modelsDirectory: String = {
+        let path = dataDirectory + "/models"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }()
+
     /// The `reel` executable built beside the test bundle.
     public static var reelExecutable: URL {
         let testBundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()

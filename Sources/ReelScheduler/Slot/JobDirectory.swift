@@ -1,0 +1,69 @@
+import Foundation
+import ReelStore
+import ReelWorkerProtocol
+
+/// A job's output directory, as the slot prepares it for an attempt.
+enum JobDirectory {
+    /// The name of the engine's checkpoint file in a job's directory.
+    static let checkpointFile = "checkpoint.pt"
+
+    /// Removes everything in a job's directory but `kept`.
+    static func clear(_ directory: String, keeping kept: String?) {
+        let fileManager = FileManager.default
+        guard let entries = try? fileManager.contentsOfDirectory(atPath: directory) else { return }
+        for entry in entries where entry != kept {
+            try? fileManager.removeItem(atPath: directory + "/" + entry)
+        }
+    }
+}
+
+/// Free space on the file system that holds the outputs.
+enum DiskSpace {
+    /// The bytes available to this process on the file system holding `path` (or its nearest existing parent).
+    static func available(at path: String) -> Int64? {
+        var url = URL(fileURLWithPath: path)
+        let fileManager = FileManager.default
+        while !fileManager.fileExists(atPath: url.path) && url.path != "/" { url.deleteLastPathComponent() }
+        var info = statvfs()
+        guard statvfs(url.path, &info) == 0 else { return nil }
+        let (bytes, overflow) = Int64(info.f_bavail).multipliedReportingOverflow(by: Int64(info.f_frsize))
+        return overflow ? Int64.max : bytes
+    }
+
+    /// Why a slot should not take a job now: the outputs' file system has less than `minimum` bytes free. Nil when
+    /// there is room, or when the free space cannot be read (a claim then goes ahead and a full disk fails it).
+    static func shortage(at path: String, minimum: Int64) -> String? {
+        guard let free = available(at: path), free < minimum else { return nil }
+        return "only \(format(free)) free on the file system of \(path), less than --min-free-disk \(format(minimum)); "
+            + "waiting for space"
+    }
+
+    static func format(_ bytes: Int64) -> String {
+        let units = ["B", "KB", "MB", "GB", "TB"]
+        var value = Double(bytes)
+        var unit = 0
+        while value >= 1000 && unit < units.count - 1 {
+            value /= 1000
+            unit += 1
+        }
+        return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
+    }
+}
+
+extension WorkerRequest.Generate {
+    /// The request that runs one attempt of `job` in `outDir`.
+    init(job: Job, attempt: Int, outDir: String, checkpointEvery: Int?, debug: [String: JSONValue]?) {
+        let spec = job.spec
+        self.init(
+            job: job.id, prompt: spec.prompt, negativePrompt: spec.negativePrompt, width: spec.width,
+            height: spec.height, frames: spec.frames, steps: spec.steps, guidance: spec.guidance,
+            guidance2: spec.guidance2, seed: spec.seed, pngFrames: spec.pngFrames, outDir: outDir, fps: spec.fps,
+            memorySaving: job.memorySaving ? true : nil, interpolate: spec.interpolate,
+            checkpointEvery: checkpointEvery,
+            metadata: ["job_id": .string(job.id), "attempt": .number(Double(attempt))])
+        if let style = spec.style { metadata?["style"] = .string(style) }
+        if let userPrompt = spec.userPrompt { metadata?["user_prompt"] = .string(userPrompt) }
+        if let seconds = spec.requestedSeconds { metadata?["requested_seconds"] = .number(seconds) }
+        self.debug = debug
+    }
+}
