@@ -5,9 +5,10 @@ both workers in test_conformance.py; the model-level parity with the real worker
 import json
 import os
 import sys
+import time
 
 import pytest
-from conftest import SCRIPTED_WORKER, decode_video, files_under, generate_request
+from conftest import SCRIPTED_WORKER, WorkerProcess, decode_video, files_under, generate_request
 
 # Runs the scripted worker in this interpreter, then records which heavy libraries its process had imported.
 WITH_MODULE_REPORT = """
@@ -26,35 +27,27 @@ def start_scripted(start_worker, *args, **kwargs):
     return start_worker(*(args or ("--device", "cpu", "--model", "tiny")), module=SCRIPTED_WORKER, **kwargs)
 
 
-def test_the_scripted_worker_never_imports_torch_diffusers_or_transformers(start_worker, tmp_path):
-    report = tmp_path / "modules.json"
-    w = start_worker("--device", "cpu", "--model", "tiny", command=[sys.executable, "-c", WITH_MODULE_REPORT],
-                     env={"MODULE_REPORT": str(report)})
+@pytest.fixture(scope="module")
+def worker(data_dir, tmp_path_factory):
+    """One scripted worker for the tests below, in file order; it records the libraries its process imported, which
+    the last of them checks once it has run every kind of job."""
+    logs = tmp_path_factory.mktemp("scripted-worker")
+    w = WorkerProcess("--device", "cpu", "--model", "tiny", data_dir=data_dir, log_path=str(logs / "worker.log"),
+                      command=[sys.executable, "-c", WITH_MODULE_REPORT],
+                      env={"MODULE_REPORT": str(logs / "modules.json")})
+    w.module_report = logs / "modules.json"
     assert w.next_event()["event"] == "ready", w.log()
-    w.send({"type": "prepare", "prompt": "a lighthouse"})
-    out = str(tmp_path / "n-1")
-    w.send(generate_request("n-1", out, png_frames=True, interpolate=2, checkpoint_every=1,
-                            debug={"oom_at_step": 1}))
-    assert w.wait_final("n-1")[0]["code"] == "out_of_memory"
-    w.send(generate_request("n-1", out, png_frames=True, interpolate=2))  # resumes
-    assert w.wait_final("n-1")[0]["event"] == "result"
-    w.send(generate_request("n-2", str(tmp_path / "n-1" / "job.json" / "x")))  # a failure of its own
-    assert w.wait_final("n-2")[0]["code"] == "output_unwritable"
-    w.close_stdin()
-    assert w.wait_exit() == 0
-    modules = json.loads(report.read_text())
-    assert modules == {"heavy": [], "used": ["PIL", "av", "numpy"]}
+    yield w
+    w.kill()
 
 
-def test_the_scripted_worker_is_ready_in_well_under_a_second_of_its_own(start_worker):
+def test_the_scripted_worker_starts_without_loading_anything(start_worker):
     w = start_scripted(start_worker)
     ready = w.next_event()
     assert ready["event"] == "ready" and ready["scripted"] is True, w.log()
     assert ready["load_seconds"] < 0.1
-    # From the process's start, Python's own start-up included; generous for a loaded 2-core machine, and far
-    # below the ~10 s that importing torch alone takes there.
-    import time
-
+    # From the process's start, Python's own start-up included (about 0.3 s): generous for a loaded 2-core
+    # machine, and far below the ~10 s that importing torch alone takes there.
     assert time.monotonic() - w.started < 5.0
 
 
@@ -80,23 +73,22 @@ def test_a_scripted_start_hang_never_becomes_ready(start_worker):
     w = start_scripted(start_worker, env={"REEL_SCRIPTED_START": "hang"})
     w.send({"type": "ping"})
     with pytest.raises(AssertionError, match="no event within"):
-        w.next_event(timeout=1.5)
+        w.next_event(timeout=1.0)
     assert w.proc.poll() is None
 
 
 def test_the_load_delay_comes_before_ready(start_worker):
-    w = start_scripted(start_worker, env={"REEL_SCRIPTED_LOAD_SECONDS": "1.2"})
+    w = start_scripted(start_worker, env={"REEL_SCRIPTED_LOAD_SECONDS": "0.6"})
     ready = w.next_event()
-    assert ready["event"] == "ready" and ready["load_seconds"] >= 1.2
-    # And with a failure: the error comes after the delay.
+    assert ready["event"] == "ready" and ready["load_seconds"] >= 0.6
+    # A value that is not a number of seconds fails the start, naming the variable.
     w = start_scripted(start_worker, env={"REEL_SCRIPTED_LOAD_SECONDS": "nope"})
     assert w.wait_exit() == 3
     assert "REEL_SCRIPTED_LOAD_SECONDS='nope'" in w.next_event()["message"]
 
 
-def test_malformed_output_writes_one_line_that_is_not_json_and_the_job_goes_on(start_worker, tmp_path):
-    w = start_scripted(start_worker)
-    assert w.next_event()["event"] == "ready"
+def test_malformed_output_writes_one_line_that_is_not_json_and_the_job_goes_on(worker, tmp_path):
+    w = worker
     w.send(generate_request("b-1", str(tmp_path / "b-1"), debug={"malformed_output": True}))
     final, seen = w.wait_final("b-1")
     assert final["event"] == "result"
@@ -121,9 +113,8 @@ def test_exit_at_step_ends_the_process_cleanly_after_that_step(start_worker, tmp
     assert os.listdir(out) == ["checkpoint.pt"]  # step 2's checkpoint is on disk, as with the crash hooks
 
 
-def test_result_without_files_names_files_that_do_not_exist(start_worker, tmp_path):
-    w = start_scripted(start_worker)
-    assert w.next_event()["event"] == "ready"
+def test_result_without_files_names_files_that_do_not_exist(worker, tmp_path):
+    w = worker
     out = tmp_path / "w-1"
     w.send(generate_request("w-1", str(out), png_frames=True, debug={"result_without_files": True}))
     final, seen = w.wait_final("w-1")
@@ -163,9 +154,8 @@ def test_an_a14b_job_on_a_scripted_gpu_group_rank_writes_nothing(start_worker, t
     assert not out.exists()
 
 
-def test_frames_follow_the_seed_and_survive_a_resume(start_worker, tmp_path):
-    w = start_scripted(start_worker)
-    assert w.next_event()["event"] == "ready"
+def test_frames_follow_the_seed_and_survive_a_resume(worker, tmp_path):
+    w = worker
     videos = {}
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
         w.send(generate_request(name, str(tmp_path / name), seed=seed, steps=4))
@@ -181,3 +171,18 @@ def test_frames_follow_the_seed_and_survive_a_resume(start_worker, tmp_path):
     assert (videos["a"] == videos["b"]).all() and (videos["a"] == videos["r"]).all()
     assert not (videos["a"] == videos["c"]).all()
     assert videos["a"].std() > 10  # a picture, not a flat colour
+
+
+def test_the_scripted_worker_never_imports_torch_diffusers_or_transformers(worker, tmp_path):
+    worker.send({"type": "prepare", "prompt": "a lighthouse"})
+    out = str(tmp_path / "n-1")
+    worker.send(generate_request("n-1", out, png_frames=True, interpolate=2, checkpoint_every=1,
+                                 debug={"oom_at_step": 1}))
+    assert worker.wait_final("n-1")[0]["code"] == "out_of_memory"
+    worker.send(generate_request("n-1", out, png_frames=True, interpolate=2))  # resumes
+    assert worker.wait_final("n-1")[0]["event"] == "result"
+    worker.send(generate_request("n-2", str(tmp_path / "n-1" / "job.json" / "x")))  # a failure of its own
+    assert worker.wait_final("n-2")[0]["code"] == "output_unwritable"
+    worker.close_stdin()
+    assert worker.wait_exit() == 0
+    assert json.loads(worker.module_report.read_text()) == {"heavy": [], "used": ["PIL", "av", "numpy"]}
