@@ -138,6 +138,21 @@ public struct PlacementPlan: Sendable, Equatable {
     /// Load every worker with the memory-saving settings (auto, when the model fits no single device).
     public var memorySaving: Bool
 
+    public init(
+        requested: Placement, chosen: Placement, slots: [Slot], notes: [String] = [], memorySaving: Bool = false
+    ) {
+        self.requested = requested
+        self.chosen = chosen
+        self.slots = slots
+        self.notes = notes
+        self.memorySaving = memorySaving
+    }
+
+    /// One replica slot on `device`.
+    public static func replica(on device: String) -> PlacementPlan {
+        PlacementPlan(requested: .replica, chosen: .replica, slots: [Slot(id: device, device: device)])
+    }
+
     /// Lines for the start-up printout.
     public var lines: [String] {
         var lines = ["placement: \(chosen)" + (requested == .auto ? " (auto)" : "")]

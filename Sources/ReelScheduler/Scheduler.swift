@@ -16,6 +16,8 @@ public final class Scheduler: Service, Sendable {
     public let store: any JobStore
     public let bus: EventBus
     let doorbell: Doorbell
+    /// Rung whenever a slot's status changes.
+    private let statusChanged: Doorbell
     /// The node's shutdown: ends every layout.
     let shutdown = ShutdownState()
     let metrics: SchedulerMetrics
@@ -69,20 +71,24 @@ public final class Scheduler: Service, Sendable {
         self.jobDebug = jobDebug
         let doorbell = Doorbell()
         self.doorbell = doorbell
+        let statusChanged = Doorbell()
+        self.statusChanged = statusChanged
         makeRunner = { slot, board, stop in
             SlotDriver(
                 slot: slot, configuration: configuration, store: store, bus: bus, board: board, metrics: metrics,
                 logger: logger, doorbell: doorbell, shutdown: stop, jobDebug: jobDebug, spawner: spawner, clock: clock)
         }
-        current = Mutex(Self.makeLayout(slots: configuration.slots, notes: configuration.placementNotes,
-                                        node: configuration.node, makeRunner: makeRunner))
+        current = Mutex(
+            Self.makeLayout(
+                slots: configuration.slots, notes: configuration.placementNotes, node: configuration.node,
+                changes: statusChanged, makeRunner: makeRunner))
     }
 
     private static func makeLayout(
-        slots: [Slot], notes: [String], node: String,
+        slots: [Slot], notes: [String], node: String, changes: Doorbell,
         makeRunner: (Slot, StatusBoard, ShutdownState) -> any SlotRunning
     ) -> Layout {
-        let board = StatusBoard(slots: slots, node: node, placementNotes: notes)
+        let board = StatusBoard(slots: slots, node: node, placementNotes: notes, changes: changes)
         let stop = ShutdownState()
         return Layout(slots: slots, board: board, runners: slots.map { makeRunner($0, board, stop) }, stop: stop)
     }
@@ -134,7 +140,8 @@ public final class Scheduler: Service, Sendable {
             guard let next else { return }
             if next.leavesBroken { broken.insert(running.slots) }
             let fresh = Self.makeLayout(
-                slots: next.plan.slots, notes: next.plan.notes, node: configuration.node, makeRunner: makeRunner)
+                slots: next.plan.slots, notes: next.plan.notes, node: configuration.node, changes: statusChanged,
+                makeRunner: makeRunner)
             let stopping = current.withLock { current in
                 if shutdown.stopping { return true }
                 current = fresh
@@ -225,6 +232,9 @@ public final class Scheduler: Service, Sendable {
     }
 
     public var workers: [WorkerStatus] { layout.board.snapshot }
+
+    /// A wake-up whenever a slot's status changes (read `workers` for it), while the stream is iterated.
+    public func workerChanges() -> AsyncStream<Void> { statusChanged.rings() }
 
     /// Ready while at least one worker can take a job (a ready slot waiting for disk space cannot).
     public var isReady: Bool { workers.contains { ($0.state == .ready && $0.waiting == nil) || $0.state == .busy } }

@@ -94,8 +94,11 @@ public struct WorkerStatus: Sendable, Equatable, Codable {
 final class StatusBoard: Sendable {
     private let statuses: Mutex<[String: WorkerStatus]>
     private let order: [String]
+    /// Rung whenever a slot's status changes.
+    private let changes: Doorbell?
 
-    init(slots: [Slot], node: String, placementNotes: [String] = []) {
+    init(slots: [Slot], node: String, placementNotes: [String] = [], changes: Doorbell? = nil) {
+        self.changes = changes
         var initial: [String: WorkerStatus] = [:]
         for slot in slots {
             var status = WorkerStatus(slot: slot, node: node)
@@ -107,13 +110,15 @@ final class StatusBoard: Sendable {
     }
 
     func update(_ slot: String, _ change: (inout WorkerStatus) -> Void) {
-        statuses.withLock { all in
-            guard var status = all[slot] else { return }
-            let before = status.state
+        let changed = statuses.withLock { all -> Bool in
+            guard let before = all[slot] else { return false }
+            var status = before
             change(&status)
-            if status.state != before { status.since = Date() }
+            if status.state != before.state { status.since = Date() }
             all[slot] = status
+            return status != before
         }
+        if changed { changes?.ring() }
     }
 
     var snapshot: [WorkerStatus] {

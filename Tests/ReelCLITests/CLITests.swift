@@ -138,6 +138,47 @@ import Testing
         }
     }
 
+    /// `reel generate` runs its job through the scheduler, so it gets `reel serve`'s supervision (scripted worker).
+    @Test func generateRetriesAJobWhoseWorkerCrashedOrHung() throws {
+        try TestSupport.withTemporaryDirectorySync { directory in
+            let common = ["generate", "--size", "64x64", "--frames", "5", "--steps", "3", "--device", "cpu"]
+            let faults = ["REEL_TEST_FAULTS": "1"]
+            let crashed = try TestSupport.runReel(
+                common + ["--prompt", "a fox [crash-once]", "--out", "crashed"], in: directory, environment: faults,
+                worker: .scripted)
+            #expect(crashed.status == 0, "\(crashed.stderr)")
+            #expect(crashed.stderr.contains("retrying: the worker exited with status 70"), "\(crashed.stderr)")
+            #expect(try TestSupport.probeVideo(directory.appendingPathComponent("crashed/video.mp4").path).frames == 5)
+
+            let hung = try TestSupport.runReel(
+                common + ["--prompt", "a fox [hang-once]", "--stall-timeout", "2", "--out", "hung"], in: directory,
+                environment: faults, worker: .scripted)
+            #expect(hung.status == 0, "\(hung.stderr)")
+            #expect(hung.stderr.contains("retrying: stalled: no progress for 2.0 seconds"), "\(hung.stderr)")
+            #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("hung/video.mp4").path))
+
+            let poisoned = try TestSupport.runReel(
+                common + ["--prompt", "a fox [crash]", "--max-attempts", "2", "--out", "poisoned"], in: directory,
+                environment: faults, worker: .scripted)
+            #expect(poisoned.status == 1)
+            #expect(poisoned.stderr.contains("failed after 2 attempts"), "\(poisoned.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("poisoned/video.mp4").path))
+        }
+    }
+
+    @Test func generateLeavesTheOtherFilesOfItsOutputDirectoryAlone() throws {
+        try TestSupport.withTemporaryDirectorySync { directory in
+            let mine = directory.appendingPathComponent("notes.txt")
+            try "my notes".write(to: mine, atomically: true, encoding: .utf8)
+            let run = try TestSupport.runReel(
+                ["generate", "--prompt", "a fox", "--size", "64x64", "--frames", "5", "--steps", "2", "--device", "cpu",
+                 "--out", "."], in: directory, worker: .scripted)
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(try String(contentsOf: mine, encoding: .utf8) == "my notes")
+            #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("video.mp4").path))
+        }
+    }
+
     @Test func batchRunsTheGoodRowsAndReportsTheBadOnes() throws {
         try TestSupport.withTemporaryDirectorySync { directory in
             let csv = "\u{FEFF}prompt,size,frames,steps,seed\r\n"

@@ -10,7 +10,31 @@ public enum TestSupport {
 
     /// The engine of this checkout: `.venv/bin/python` (or REEL_PYTHON) with `engine/` on PYTHONPATH.
     public static var engine: EngineLocation {
-        EngineLocation.locate(searchFrom: [packageRoot.path])
+        var engine = EngineLocation.locate(searchFrom: [packageRoot.path])
+        engine.module = EngineLocation.workerModule
+        return engine
+    }
+
+    /// Which worker a test runs: the real engine with tiny models, or the scripted worker (the same protocol code,
+    /// no torch, real MP4s; see docs/worker-protocol.md) for scheduling and fault cases.
+    public enum Worker: Sendable, CustomStringConvertible {
+        case real, scripted
+
+        public var module: String {
+            switch self {
+            case .real: EngineLocation.workerModule
+            case .scripted: "reel_engine.scripted_worker"
+            }
+        }
+
+        public var description: String { self == .real ? "real worker" : "scripted worker" }
+    }
+
+    /// The engine of this checkout running `worker`.
+    public static func engine(_ worker: Worker) -> EngineLocation {
+        var engine = self.engine
+        engine.module = worker.module
+        return engine
     }
 
     /// One data directory for the whole test run, so the tiny models are created once and then reused.
@@ -48,9 +72,9 @@ public enum TestSupport {
         return try await body(url)
     }
 
-    public static func launch(model: String = "tiny", faults: Bool = false) -> WorkerLaunch {
+    public static func launch(model: String = "tiny", faults: Bool = false, worker: Worker = .real) -> WorkerLaunch {
         WorkerLaunch(
-            engine: engine, device: "cpu", model: model, dataDirectory: dataDirectory,
+            engine: engine(worker), device: "cpu", model: model, dataDirectory: dataDirectory,
             environment: faults ? ["REEL_ENGINE_ALLOW_FAULTS": "1"] : [:])
     }
 
@@ -116,13 +140,14 @@ extension TestSupport {
     }
 
     /// Runs the built `reel` with this checkout's engine and the shared test data directory.
-    public static func runReel(_ arguments: [String], in directory: URL, environment extra: [String: String] = [:])
-        throws -> Run
-    {
+    public static func runReel(
+        _ arguments: [String], in directory: URL, environment extra: [String: String] = [:], worker: Worker = .real
+    ) throws -> Run {
         var environment = ProcessInfo.processInfo.environment
         environment["REEL_DATA_DIR"] = dataDirectory
         environment["REEL_PYTHON"] = engine.python
         environment["REEL_ENGINE"] = engine.packageDirectory
+        environment["REEL_ENGINE_MODULE"] = worker.module
         for (key, value) in extra { environment[key] = value }
         return try run(reelExecutable.path, arguments, in: directory, environment: environment)
     }

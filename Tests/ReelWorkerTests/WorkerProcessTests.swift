@@ -67,7 +67,7 @@ import Testing
 
     @Test func killingTheGroupEndsTheEventStream() async throws {
         try await TestSupport.withTemporaryDirectory { directory in
-            let launch = TestSupport.launch(faults: true)
+            let launch = TestSupport.launch(faults: true, worker: .scripted)
             let (pid, exit) = try await WorkerProcess.run(launch, logger: TestSupport.logger) { connection in
                 var events = connection.events.makeAsyncIterator()
                 _ = try await connection.awaitReady(&events)
@@ -90,7 +90,7 @@ import Testing
 
     @Test func aCrashIsReportedWithTheWorkersLastWords() async throws {
         try await TestSupport.withTemporaryDirectory { directory in
-            let launch = TestSupport.launch(faults: true)
+            let launch = TestSupport.launch(faults: true, worker: .scripted)
             let (_, exit) = try await WorkerProcess.run(launch, logger: TestSupport.logger) { connection in
                 var events = connection.events.makeAsyncIterator()
                 _ = try await connection.awaitReady(&events)
@@ -98,6 +98,20 @@ import Testing
                 await #expect(throws: WorkerFailure.self) { try await connection.generate(crashing, events: &events) }
             }
             #expect(exit.exitCode == 70)
+        }
+    }
+
+    @Test func aLineThatIsNotAnEventIsSkippedAndTheJobStillEnds() async throws {
+        try await TestSupport.withTemporaryDirectory { directory in
+            let launch = TestSupport.launch(faults: true, worker: .scripted)
+            let (result, _) = try await WorkerProcess.run(launch, logger: TestSupport.logger) { connection in
+                var events = connection.events.makeAsyncIterator()
+                _ = try await connection.awaitReady(&events)
+                let garbled = request("garbled", in: directory, debug: ["malformed_output": .bool(true)])
+                return try await connection.generate(garbled, events: &events)
+            }
+            #expect(FileManager.default.fileExists(atPath: result.outputs.video))
+            #expect(try TestSupport.probeVideo(result.outputs.video).frames == result.outputs.frameCount)
         }
     }
 

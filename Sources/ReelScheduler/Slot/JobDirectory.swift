@@ -7,13 +7,26 @@ enum JobDirectory {
     /// The name of the engine's checkpoint file in a job's directory.
     static let checkpointFile = "checkpoint.pt"
 
-    /// Removes everything in a job's directory but `kept`.
+    /// What an attempt of a job writes in its directory (besides the checkpoint): the files and their temporary
+    /// names (`.video.mp4.tmp`, …), and the thumbnail the server makes later.
+    static let outputs: Set<String> = ["video.mp4", "job.json", "frames", "thumbnail.jpg"]
+
+    /// Removes what an earlier attempt left in a job's directory, but `kept`. Only Reel's own files go: with
+    /// `reel generate --out DIR` the directory is the user's.
     static func clear(_ directory: String, keeping kept: String?) {
         let fileManager = FileManager.default
         guard let entries = try? fileManager.contentsOfDirectory(atPath: directory) else { return }
-        for entry in entries where entry != kept {
+        for entry in entries where entry != kept && isOutput(entry) {
             try? fileManager.removeItem(atPath: directory + "/" + entry)
         }
+    }
+
+    static func isOutput(_ entry: String) -> Bool {
+        if outputs.contains(entry) { return true }
+        // A temporary name of an output or of the checkpoint: `.NAME.tmp`.
+        guard entry.hasPrefix("."), entry.hasSuffix(".tmp") else { return false }
+        let name = String(entry.dropFirst().dropLast(4))
+        return outputs.contains(name) || name == checkpointFile
     }
 }
 
