@@ -91,8 +91,9 @@ import Testing
 
     @Test func sixtyJobsOverThreeWorkersWithFaultsEndExactlyOnce() async throws {
         try await TestSupport.withTemporaryDirectory { directory in
-            let server = try ServerProcess(devices: "cpu,cpu,cpu", dataDirectory: directory,
-                                           extraArguments: ["--stall-timeout", "20"])
+            let server = try ServerProcess(
+                devices: "cpu,cpu,cpu", dataDirectory: directory, extraArguments: ["--stall-timeout", "20"],
+                worker: TestSupport.soakWorker)
             defer { server.stop() }
             try await server.waitUntilReady()
             let client = server.client

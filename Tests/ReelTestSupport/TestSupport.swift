@@ -30,6 +30,12 @@ public enum TestSupport {
         public var description: String { self == .real ? "real worker" : "scripted worker" }
     }
 
+    /// The worker of the soak tests (many jobs, random kills): the scripted one, so `make test` runs them in about a
+    /// minute each; the real engine when REEL_SOAK=1 (`make soak`).
+    public static var soakWorker: Worker {
+        ProcessInfo.processInfo.environment["REEL_SOAK"] == "1" ? .real : .scripted
+    }
+
     /// The engine of this checkout running `worker`.
     public static func engine(_ worker: Worker) -> EngineLocation {
         var engine = self.engine
