@@ -2,10 +2,11 @@ import Foundation
 import ReelTestSupport
 import Testing
 
-/// The `reel` executable end to end: it spawns a real worker with the tiny model.
+/// The `reel` executable end to end: a real worker with the tiny model, or the scripted worker where the test is
+/// about the command rather than the engine.
 @Suite(.serialized) struct CLITests {
-    func reel(_ arguments: [String], in directory: URL) throws -> TestSupport.Run {
-        try TestSupport.runReel(arguments, in: directory)
+    func reel(_ arguments: [String], in directory: URL, worker: TestSupport.Worker = .real) throws -> TestSupport.Run {
+        try TestSupport.runReel(arguments, in: directory, worker: worker)
     }
 
     @Test func generateWritesAPlayableVideoAndMetadata() throws {
@@ -38,15 +39,15 @@ import Testing
             }
             let common = ["generate", "--prompt", "a heron", "--size", "64x64", "--frames", "5", "--steps", "4",
                           "--device", "cpu"]
-            let exact = try reel(common + ["--out", "exact"], in: directory)
+            let exact = try reel(common + ["--out", "exact"], in: directory, worker: .scripted)
             #expect(exact.status == 0, "\(exact.stderr)")
             #expect(try execution("exact")?["approximate"] is NSNull, "exact math unless asked for")
-            let cached = try reel(common + ["--approximate", "first-block-cache:0.5", "--out", "cached"], in: directory)
+            let cached = try reel(common + ["--approximate", "first-block-cache:0.5", "--out", "cached"], in: directory, worker: .scripted)
             #expect(cached.status == 0, "\(cached.stderr)")
             let approximate = try execution("cached")?["approximate"] as? [String: Any]
             #expect(approximate?["name"] as? String == "first-block-cache")
             #expect(approximate?["threshold"] as? Double == 0.5)
-            let bad = try reel(common + ["--approximate", "teacache", "--out", "bad"], in: directory)
+            let bad = try reel(common + ["--approximate", "teacache", "--out", "bad"], in: directory, worker: .scripted)
             #expect(bad.status != 0 && bad.stderr.contains("first-block-cache"), "\(bad.stderr)")
         }
     }
@@ -55,11 +56,11 @@ import Testing
         try TestSupport.withTemporaryDirectorySync { directory in
             let plain = try reel(
                 ["generate", "--prompt", "a kite", "--size", "64x64", "--frames", "9", "--steps", "2", "--seed", "3",
-                 "--device", "cpu", "--out", "plain"], in: directory)
+                 "--device", "cpu", "--out", "plain"], in: directory, worker: .scripted)
             #expect(plain.status == 0, "\(plain.stderr)")
             let doubled = try reel(
                 ["generate", "--prompt", "a kite", "--size", "64x64", "--frames", "9", "--steps", "2", "--seed", "3",
-                 "--interpolate", "2", "--style", "cinematic", "--device", "cpu", "--out", "doubled"], in: directory)
+                 "--interpolate", "2", "--style", "cinematic", "--device", "cpu", "--out", "doubled"], in: directory, worker: .scripted)
             #expect(doubled.status == 0, "\(doubled.stderr)")
             let before = try TestSupport.probeVideo(directory.appendingPathComponent("plain/video.mp4").path)
             let after = try TestSupport.probeVideo(directory.appendingPathComponent("doubled/video.mp4").path)

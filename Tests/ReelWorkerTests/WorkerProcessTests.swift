@@ -117,7 +117,7 @@ import Testing
 
     @Test func aMissingModelDirectoryFailsReadyWithItsName() async throws {
         try await TestSupport.withTemporaryDirectory { directory in
-            var launch = TestSupport.launch()
+            var launch = TestSupport.launch(worker: .scripted)
             launch.model = directory.path
             let (failure, exit) = try await WorkerProcess.run(launch, logger: TestSupport.logger) { connection in
                 var events = connection.events.makeAsyncIterator()
