@@ -213,6 +213,24 @@ extension JobEnd {
         #expect(died.ends[first.id]?.message?.hasSuffix("during encoding 0/1") == true)
     }
 
+    @Test func aJobWhoseWorkerDiedEncodesAloneSoAPoisonedNeighbourCannotUseUpItsAttempts() {
+        var slot = TestSlot()
+        slot.startWorker()
+        var innocent = slot.makeJob()
+        innocent.errorCode = "worker_crashed"  // its last attempt died with the job after it
+        let (_, _, _) = slot.give(innocent, attempt: 2)
+        let encoding = slot.progress(innocent, .encoding, 0, of: 1)
+        #expect(!encoding.claims, "no next job while it writes its files")
+        #expect(slot.machine.workArrived(now: slot.now).isEmpty)
+        let done = slot.result(innocent)
+        #expect(done.ends[innocent.id] != nil && done.claims)
+        // A job that failed otherwise keeps the overlap.
+        var retried = slot.makeJob()
+        retried.errorCode = "internal"
+        _ = slot.give(retried, attempt: 2)
+        #expect(slot.progress(retried, .encoding, 0, of: 1).claims)
+    }
+
     @Test func aJobThatKillsItsWorkerEveryTimeFailsAfterMaxAttempts() {
         var slot = TestSlot { $0.maxAttempts = 3 }
         let poison = slot.makeJob()

@@ -440,11 +440,18 @@ struct SlotStateMachine<Instant: InstantProtocol>: Sendable where Instant.Durati
     // MARK: - Jobs
 
     private mutating func tryClaim(now: Instant) -> [SlotAction] {
-        guard !stopping, let session, session.isReady, !session.killed, !session.closing, session.failure == nil, device == nil, followers == nil,
-            claim != .inFlight
+        guard !stopping, let session, session.isReady, !session.killed, !session.closing, session.failure == nil,
+            device == nil, followers == nil, claim != .inFlight, !(encoding.map(Self.encodesAlone) ?? false)
         else { return stopIfIdle() }
         claim = .inFlight
         return [.claim]
+    }
+
+    /// A job whose last attempt died with its worker writes its files alone: had the next job crashed the worker
+    /// while it was encoding, the crash cost this job an attempt too, and a job that kills its worker every time
+    /// (claimed next again and again) would use up its neighbour's attempts with its own.
+    static func encodesAlone(_ running: RunningJob) -> Bool {
+        ["worker_crashed", "worker_stalled"].contains(running.job.errorCode)
     }
 
     /// The store's answer to `claim`: the job this slot now holds, or nil when nothing is queued.
