@@ -32,6 +32,9 @@ ATTENTION_HEADS = {(TI2V, True): 2, (A14B, True): 2, (TI2V, False): 24, (A14B, F
 # What a scripted CUDA device reports: no GPU is touched, so its memory is this many GiB.
 GPU_MEMORY_ENV = "REEL_SCRIPTED_GPU_MEMORY_GIB"
 DEFAULT_GPU_MEMORY_GIB = 80.0
+# How many GPUs the scripted machine has: cuda:K with K at least this many fails the start as on a real machine
+# without that GPU. Unset: every cuda:N is simulated.
+GPUS_ENV = "REEL_SCRIPTED_GPUS"
 # The kernel timings a scripted CUDA worker reports (a real one measures them; cuDNN wins on an H200).
 ATTENTION_SECONDS = {"cudnn": 0.00052, "flash": 0.00089, "efficient": 0.00141}
 
@@ -141,16 +144,32 @@ class ScriptedModel:
         return fields
 
 
+def scripted_gpus() -> int | None:
+    """REEL_SCRIPTED_GPUS, checked: how many GPUs the scripted machine has, None for as many as asked for."""
+    raw = os.environ.get(GPUS_ENV)
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise ModelError(f"{GPUS_ENV}={raw!r}: expected a number of GPUs >= 0")
+    return int(raw)
+
+
 def parse_device(spec: str, what: str = "device") -> str:
-    """`cpu`, `cuda` or `cuda:N` as a real worker names the device it resolved (`cuda` is `cuda:0`)."""
+    """`cpu`, `cuda` or `cuda:N` as a real worker names the device it resolved (`cuda` is `cuda:0`); a GPU the
+    scripted machine lacks (REEL_SCRIPTED_GPUS) is refused with the message a real worker gives for it."""
     if spec == "cpu":
         return "cpu"
-    if spec == "cuda":
-        return "cuda:0"
     index = spec.removeprefix("cuda:")
-    if spec.startswith("cuda:") and index.isdigit():
-        return f"cuda:{int(index)}"
-    raise ModelError(f"{what} {spec!r}: expected cpu, cuda or cuda:N")
+    if spec == "cuda":
+        index = "0"
+    elif not (spec.startswith("cuda:") and index.isdigit()):
+        raise ModelError(f"{what} {spec!r}: expected cpu, cuda or cuda:N")
+    gpus = scripted_gpus()
+    if gpus == 0:
+        raise ModelError(f"{what} {spec}: CUDA is not available to this torch build or machine")
+    if gpus is not None and int(index) >= gpus:
+        raise ModelError(f"{what} {spec}: only {gpus} CUDA device(s) are visible")
+    return f"cuda:{int(index)}"
 
 
 def load(args) -> ScriptedModel:

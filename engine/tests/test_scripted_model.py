@@ -65,6 +65,34 @@ def test_a_text_device_is_the_split_layout(scripted):
     assert (ready["placement"]["text_device"], ready["placement"]["text_encoder"]) == ("cuda:1", "device")
 
 
+@pytest.mark.parametrize("gpus, device, reported", [
+    (None, "cuda:7", "cuda:7"),  # unset: any GPU is simulated
+    ("2", "cuda", "cuda:0"),
+    ("2", "cuda:1", "cuda:1"),
+    ("8", "cuda:7", "cuda:7"),
+])
+def test_the_simulated_gpus_exist(scripted, monkeypatch, gpus, device, reported):
+    if gpus is None:
+        monkeypatch.delenv(scripted_model.GPUS_ENV, raising=False)
+    else:
+        monkeypatch.setenv(scripted_model.GPUS_ENV, gpus)
+    assert scripted("--device", device, "--model", "tiny").ready_fields()["device"] == reported
+
+
+@pytest.mark.parametrize("gpus, argv, message", [
+    ("2", ["--device", "cuda:2"], "device cuda:2: only 2 CUDA device(s) are visible"),
+    ("1", ["--device", "cuda:0", "--text-device", "cuda:1"], "text device cuda:1: only 1 CUDA device(s) are visible"),
+    ("0", ["--device", "cuda"], "device cuda: CUDA is not available to this torch build or machine"),
+    ("two", ["--device", "cuda:0"], "REEL_SCRIPTED_GPUS='two': expected a number of GPUs >= 0"),
+])
+def test_a_gpu_the_scripted_machine_lacks_is_refused(scripted, monkeypatch, gpus, argv, message):
+    monkeypatch.setenv(scripted_model.GPUS_ENV, gpus)
+    with pytest.raises(ModelError) as e:
+        scripted(*argv, "--model", "tiny")
+    assert str(e.value) == message
+    assert scripted("--device", "cpu", "--model", "tiny").device == "cpu"  # the CPU is always there
+
+
 @pytest.mark.parametrize("argv, error, fragment", [
     (["--model", "tiny:nope"], ModelError, "unknown model 'tiny:nope'; tiny models are"),
     (["--model", "random:sdxl"], ModelError, "random models are random:ti2v-5b and random:t2v-a14b"),

@@ -63,6 +63,16 @@ def test_a_scripted_start_failure_is_one_error_event_and_status_3(start_worker, 
     assert w.next_event() is None and len(w.raw_lines) == 1
 
 
+def test_a_gpu_the_scripted_machine_lacks_fails_the_start_naming_it(start_worker, tmp_path):
+    # Rank 1 of a parallel group placed on cuda:7 of a machine with two GPUs, as the Swift tests ask for it.
+    w = start_scripted(start_worker, "--device", "cuda:7", "--model", "tiny", "--rank", "1", "--world-size", "2",
+                       "--dist-init", f"file://{tmp_path}/rendezvous", env={"REEL_SCRIPTED_GPUS": "2"})
+    assert w.wait_exit() == 3
+    assert w.next_event() == {"event": "error", "job": None, "code": "model_error",
+                              "message": "device cuda:7: only 2 CUDA device(s) are visible"}
+    assert w.next_event() is None and len(w.raw_lines) == 1
+
+
 def test_a_scripted_start_crash_exits_70_before_any_event(start_worker):
     w = start_scripted(start_worker, env={"REEL_SCRIPTED_START": "crash"})
     assert w.wait_exit() == 70
