@@ -47,6 +47,7 @@ struct LocalQueue {
             memoryBudgetGiB: engine.memoryBudget, memorySaving: engine.memorySaving || plan.memorySaving,
             placementNotes: plan.notes)
         configuration.approximate = engine.approximate
+        configuration.minFreeDiskBytes = try ServeCommand.minimumFreeDisk(nil, model: engine.resolveModel())
         let bus = EventBus()
         let scheduler = Scheduler(
             configuration: configuration, store: store, bus: bus,

@@ -26,7 +26,8 @@ final class SchedulerHarness: Sendable {
         slots: Int = 1, store: (any JobStore)? = nil, maxAttempts: Int = 3, stallTimeout: Duration = .seconds(60),
         grace: Duration = .seconds(30), model: String = "tiny", leaseDuration: Duration = .seconds(30),
         checkpointEvery: Int? = nil, slotList: [Slot]? = nil, relayout: Relayout? = nil,
-        metrics: any MetricsFactory = NOOPMetricsHandler.instance, worker: TestSupport.Worker = .scripted
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance, worker: TestSupport.Worker = .scripted,
+        outputRoot: String? = nil, minFreeDiskBytes: Int64? = nil
     ) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("reel-sched-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -44,6 +45,8 @@ final class SchedulerHarness: Sendable {
             backoff: Backoff(base: .milliseconds(100), ceiling: .seconds(1)),
             workerEnvironment: ["REEL_ENGINE_ALLOW_FAULTS": "1"], checkpointEvery: checkpointEvery)
         configuration.relayout = relayout
+        configuration.outputRoot = outputRoot
+        configuration.minFreeDiskBytes = minFreeDiskBytes
         scheduler = Scheduler(
             configuration: configuration, store: store, bus: EventBus(), metrics: SchedulerMetrics(factory: metrics),
             logger: TestSupport.logger, jobDebug: PromptFaults.debugFields)
@@ -59,7 +62,11 @@ final class SchedulerHarness: Sendable {
 
     @discardableResult
     func submit(_ prompt: String, priority: Int = 0, steps: Int = 2, pngFrames: Bool = false) async throws -> Job {
-        let spec = Self.spec(prompt, steps: steps, pngFrames: pngFrames)
+        try await submit(Self.spec(prompt, steps: steps, pngFrames: pngFrames), priority: priority)
+    }
+
+    @discardableResult
+    func submit(_ spec: GenerationSpec, priority: Int = 0) async throws -> Job {
         let (job, _) = try await store.enqueue(NewJob(spec: spec, priority: priority), now: Date())
         scheduler.jobsEnqueued()
         return job

@@ -31,7 +31,7 @@ enum JobDirectory {
 }
 
 /// Free space on the file system that holds the outputs.
-enum DiskSpace {
+public enum DiskSpace {
     /// The bytes available to this process on the file system holding `path` (or its nearest existing parent).
     static func available(at path: String) -> Int64? {
         var url = URL(fileURLWithPath: path)
@@ -49,6 +49,42 @@ enum DiskSpace {
         guard let free = available(at: path), free < minimum else { return nil }
         return "only \(format(free)) free on the file system of \(path), less than --min-free-disk \(format(minimum)); "
             + "waiting for space"
+    }
+
+    /// What one job at `width`×`height`×`frames` may write: every frame as an uncompressed PNG (their bound), the
+    /// video and job.json at most as much again, and 64 MB for the checkpoint and the metadata. The default of
+    /// `--min-free-disk`, for the model's default size.
+    public static func oneJobsOutputs(width: Int, height: Int, frames: Int) -> Int64 {
+        let (pixels, overflow) = Int64(width).multipliedReportingOverflow(by: Int64(height))
+        guard !overflow else { return Int64.max }
+        let (frameBytes, overflow2) = pixels.multipliedReportingOverflow(by: Int64(frames) * 3)
+        guard !overflow2 else { return Int64.max }
+        let (doubled, overflow3) = frameBytes.multipliedReportingOverflow(by: 2)
+        guard !overflow3 else { return Int64.max }
+        return doubled.addingReportingOverflow(64_000_000).overflow ? Int64.max : doubled + 64_000_000
+    }
+
+    /// Reads `0`, `750000000`, `500M`, `2G`, `1.5T` (decimal units; `MiB`, `GiB` for binary ones) as bytes.
+    public static func parse(_ text: String) -> Int64? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let units: [(String, Double)] = [
+            ("TiB", 1_099_511_627_776), ("GiB", 1_073_741_824), ("MiB", 1_048_576), ("KiB", 1024),
+            ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3),
+            ("B", 1),
+        ]
+        var number = Substring(trimmed)
+        var scale = 1.0
+        for (suffix, factor) in units where trimmed.uppercased().hasSuffix(suffix.uppercased()) {
+            number = trimmed.dropLast(suffix.count)
+            scale = factor
+            break
+        }
+        guard !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
+            let value = Double(number), value.isFinite
+        else { return nil }
+        let bytes = value * scale
+        guard bytes >= 0, bytes < 9e18 else { return nil }
+        return Int64(bytes.rounded())
     }
 
     static func format(_ bytes: Int64) -> String {
