@@ -109,7 +109,7 @@ extension PlacementPlanner {
         guard devices.contains(where: { $0.hasPrefix("cuda") }) else { return nil }
         var memory = gpuMemoryBytes()
         if let budgetGiB {
-            let cap = Int64(budgetGiB * Double(ModelFootprint.gib))
+            let cap = Int64(exactly: (budgetGiB * Double(ModelFootprint.gib)).rounded(.down)) ?? Int64.max
             memory = min(memory ?? cap, cap)
         }
         return memory

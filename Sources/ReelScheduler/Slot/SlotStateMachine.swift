@@ -570,7 +570,7 @@ struct SlotStateMachine<Instant: InstantProtocol>: Sendable where Instant.Durati
                 if let start = running.denoiseStart, progress.step > 1 {
                     let elapsed = start.duration(to: now).seconds
                     if elapsed > 0 {
-                        let rate = Double(progress.step - 1) / elapsed
+                        let rate = (Double(progress.step) - 1) / elapsed
                         if onBoard { stepsPerSecond = rate }
                         actions.append(.stepsPerSecond(rate))
                     }
