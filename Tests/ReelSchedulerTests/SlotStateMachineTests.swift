@@ -388,6 +388,19 @@ extension JobEnd {
         #expect(resumed.contains(.note(job, lease, kind: "resumed", message: "resumed from the checkpoint at step 3 of 4")))
     }
 
+    @Test func absurdNumbersFromAWorkerCannotTrap() {
+        var slot = TestSlot()
+        slot.startWorker()
+        let (job, _, _) = slot.give(slot.makeJob())
+        _ = slot.progress(job, .denoising, 1)
+        slot.at(1)
+        _ = slot.event(.progress(.init(job: job.id, stage: .denoising, step: Int.min, total: Int.max)))
+        _ = slot.event(.progress(.init(job: job.id, stage: .denoising, step: Int.max, total: Int.min)))
+        #expect(slot.machine.status.step == Int.max)
+        #expect(SchedulerMetrics.nanoseconds(.nan) == 0 && SchedulerMetrics.nanoseconds(1e300) == 0)
+        #expect(SchedulerMetrics.nanoseconds(-1) == 0 && SchedulerMetrics.nanoseconds(1.5) == 1_500_000_000)
+    }
+
     @Test func eventsOfAnEarlierWorkerAreIgnored() {
         var slot = TestSlot()
         slot.startWorker()
