@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ReelClient
+import ReelCore
 import ReelStore
 import ReelWorkerProtocol
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ReelCore
 import ReelStore
 import ReelWorkerProtocol
 import ReelWorker

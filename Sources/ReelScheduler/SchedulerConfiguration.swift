@@ -1,4 +1,5 @@
 import Foundation
+import ReelCore
 import ReelWorker
 
 /// Everything the scheduler needs to know to run slots.

@@ -1,4 +1,5 @@
 import Foundation
+import ReelCore
 import Synchronization
 
 /// What one slot's worker is doing, for `/v1/workers` and readiness.

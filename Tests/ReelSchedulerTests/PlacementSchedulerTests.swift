@@ -1,5 +1,6 @@
 import Foundation
 import Prometheus
+import ReelCore
 import ReelStore
 import ReelTestSupport
 import Testing

@@ -1,3 +1,4 @@
+import ReelCore
 import ReelWorkerProtocol
 import Testing
 

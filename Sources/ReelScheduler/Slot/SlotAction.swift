@@ -1,4 +1,5 @@
 import Logging
+import ReelCore
 import ReelStore
 import ReelWorkerProtocol
 

@@ -1,5 +1,4 @@
 import Foundation
-import ReelCore
 
 /// How a node's devices are turned into slots (`--placement`).
 public enum Placement: Sendable, Equatable, CustomStringConvertible {
@@ -44,5 +43,5 @@ public enum Placement: Sendable, Equatable, CustomStringConvertible {
 
 public struct PlacementError: Error, CustomStringConvertible, Sendable, Equatable {
     public var description: String
-    init(_ description: String) { self.description = description }
+    public init(_ description: String) { self.description = description }
 }
