@@ -48,7 +48,7 @@ postgres-shell:
 web-test: venv build
 	$(PYTHON) scripts/embed-web.py --check
 	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-wqy-microhei)
-	$(PYTHON) tests/web/test_web.py --reel $(REEL) --python $(VPY)
+	$(PYTHON) e2e/web/test_web.py --reel $(REEL) --python $(VPY)
 
 test: engine-test swift-test web-test
 
