@@ -1,5 +1,6 @@
-"""Shared fixtures: one data directory per test session, tiny models loaded once per module, a helper that drives a
-worker subprocess (the real one or the scripted one) over its stdin/stdout, and a file system that is full."""
+"""Shared fixtures: one data directory per test session, tiny models loaded once per session, a helper that drives a
+worker subprocess (the real one or the scripted one) over its stdin/stdout and one that starts several at once, and
+a file system that is full."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 import pytest
 
@@ -26,18 +28,45 @@ def data_dir(tmp_path_factory) -> str:
     return str(tmp_path_factory.mktemp("reel-data"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_ti2v(data_dir):
+    """The tiny TI2V model, loaded once for the session: tests that change it (hooks, caches) undo what they do."""
     from reel_engine.models import load_model
 
     return load_model("tiny", "cpu", data_dir)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_a14b(data_dir):
     from reel_engine.models import load_model
 
     return load_model("tiny:t2v-a14b", "cpu", data_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_on_disk(data_dir) -> str:
+    """The tiny TI2V model's directory in the session's data directory, created before any worker process is started
+    on it, so that workers started together do not each build it."""
+    from reel_engine.catalog import TI2V
+    from reel_engine.models import ensure_tiny
+
+    return ensure_tiny(data_dir, TI2V)[0]
+
+
+@pytest.fixture(scope="session")
+def full_size_meta():
+    """The full-size pipeline of an architecture, built once per session on the meta device (shapes, no memory)."""
+    import functools
+
+    import torch
+
+    from reel_engine.models import build_pipeline
+
+    @functools.cache
+    def build(architecture: str):
+        return build_pipeline(architecture, tiny=False, device=torch.device("meta"), dtype=torch.bfloat16)
+
+    return build
 
 
 REAL_WORKER = "reel_engine.worker"
@@ -75,6 +104,12 @@ class WorkerProcess:
             except ValueError:
                 self.events.put({"event": "<not json>", "line": line})
         self.events.put(None)  # EOF
+
+    def ready(self) -> dict | None:
+        """The worker's first event (its `ready`, or the error it could not start with), read once and kept."""
+        if not hasattr(self, "_first_event"):
+            self._first_event = self.next_event()
+        return self._first_event
 
     def send(self, request) -> None:
         line = request if isinstance(request, (str, bytes)) else json.dumps(request)
@@ -136,6 +171,91 @@ def start_worker(data_dir, tmp_path):
     yield start
     for w in workers:
         w.kill()
+
+
+@dataclass(frozen=True)
+class EarlyStart:
+    """Worker processes a test module needs, declared in its EARLY_WORKERS list so that they are started when the
+    session begins (see `early_workers`)."""
+
+    name: str
+    count: int
+    args: tuple[str, ...]  # "{dir}" in an argument stands for a directory of the session's (rendezvous files)
+    module: str = REAL_WORKER
+    env: tuple[tuple[str, str], ...] = ()
+
+
+class EarlyWorkers:
+    """Workers started when the session begins, for the selected modules that declare them: a real worker's start is
+    mostly importing torch, which then runs while the modules without early workers run (they run first, see
+    pytest_collection_modifyitems), instead of while a test waits for it. `take` hands a module its workers."""
+
+    def __init__(self, data_dir: str, log_dir):
+        self.data_dir = data_dir
+        self.log_dir = log_dir
+        self._started: dict[str, list[WorkerProcess]] = {}
+        self._taken: list[WorkerProcess] = []
+
+    def start(self, spec: EarlyStart) -> None:
+        args = [arg.replace("{dir}", str(self.log_dir)) for arg in spec.args]
+        self._started[spec.name] = [
+            WorkerProcess(*args, data_dir=self.data_dir, log_path=str(self.log_dir / f"{spec.name}-{i}.log"),
+                          module=spec.module, env=dict(spec.env))
+            for i in range(spec.count)]
+
+    def take(self, spec: EarlyStart) -> list[WorkerProcess]:
+        """The workers started for `spec`, or started now if they were not (a spec no module declares)."""
+        if spec.name not in self._started:
+            self.start(spec)
+        workers = self._started.pop(spec.name)
+        self._taken.extend(workers)
+        return workers
+
+    def kill(self) -> None:
+        for w in self._taken + [w for ws in self._started.values() for w in ws]:
+            w.kill()
+
+
+@pytest.fixture(scope="session")
+def early_workers(data_dir, tiny_on_disk, tmp_path_factory):
+    workers = EarlyWorkers(data_dir, tmp_path_factory.mktemp("early-worker-logs"))
+    yield workers
+    workers.kill()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_early_workers(request):
+    """Starts, before the session's first test, the workers that the modules of the selected tests declare."""
+    modules = list(dict.fromkeys(item.module for item in request.session.items if hasattr(item, "module")))
+    specs = [spec for module in modules for spec in getattr(module, "EARLY_WORKERS", ())]
+    if specs:
+        early = request.getfixturevalue("early_workers")
+        for spec in specs:
+            early.start(spec)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """The modules that declare early workers run last (in their own order), once those workers had time to start."""
+    items.sort(key=lambda item: bool(getattr(getattr(item, "module", None), "EARLY_WORKERS", None)))
+
+
+class WorkerSet:
+    """Several workers started at once (a real worker's start is mostly importing torch, so starting them together
+    uses both cores of a small machine while the tests wait): `shared` for the tests of a module in file order, and
+    spares for tests that end the worker they use (crash and hang hooks), each taken once."""
+
+    def __init__(self, shared: WorkerProcess, spares: list[WorkerProcess]):
+        self.shared = shared
+        self._spares = list(spares)
+
+    def take(self) -> WorkerProcess:
+        """A spare worker, ready: its `ready` event has been read."""
+        assert self._spares, "every spare worker of this module is used; start one more in its fixture"
+        w = self._spares.pop(0)
+        ready = w.ready()
+        assert ready is not None and ready["event"] == "ready", w.log()
+        return w
 
 
 def generate_request(job: str, out_dir: str, **overrides) -> dict:

@@ -1,18 +1,28 @@
 """Worker protocol conformance: the real worker and the scripted worker as subprocesses speaking the protocol over
 stdin/stdout, each test run against both (`kind` is `real` or `scripted`). What a parent sees must not tell them
-apart, except for the scripted worker's `"scripted": true` in `ready` and job.json."""
+apart, except for the scripted worker's `"scripted": true` in `ready` and job.json.
+
+These are the tests whose outcome depends on the job runner and the model behind it (the ready fields, the files, a
+cancel at a step, every testing hook, checkpoints, full and read-only disks). The dispatch rules both workers run
+through the same code (bad requests, busy, ping, prepare, shutdown) are tested once, on the scripted worker, in
+test_dispatcher.py."""
 
 import json
 import os
-import shutil
 import time
 
+import numpy as np
 import pytest
-from conftest import WORKERS, WorkerProcess, decode_video, files_under, generate_request
+from conftest import WORKERS, EarlyStart, WorkerProcess, WorkerSet, decode_video, files_under, generate_request
+from PIL import Image
 
 READY_FIELDS = {"event", "protocol", "device", "model", "architecture", "dtype", "free_memory_bytes",
                 "total_memory_bytes", "fps", "spatial_stride", "temporal_stride", "engine_version", "pid",
                 "random_weights", "load_seconds", "defaults", "memory_saving", "model_path", "placement", "speed"}
+SPARES = 3  # the tests that end a worker: killed mid-denoising, crash in a stage, hang
+WORKERS_OF = {kind: EarlyStart(f"conformance-{kind}", 1 + SPARES, ("--device", "cpu", "--model", "tiny"), module)
+              for kind, module in WORKERS.items()}
+EARLY_WORKERS = [WORKERS_OF["real"]]  # started when the session begins (conftest.py); the scripted ones start at once
 
 
 @pytest.fixture(scope="module", params=sorted(WORKERS))
@@ -28,18 +38,43 @@ def pace(kind) -> float:
 
 
 @pytest.fixture(scope="module")
-def worker(kind, data_dir, tmp_path_factory):
-    """One worker of each kind shared by the tests below, in file order; the shutdown test ends it."""
-    log_dir = tmp_path_factory.mktemp(f"{kind}-worker-logs")
-    w = WorkerProcess("--device", "cpu", "--model", "tiny", data_dir=data_dir, log_path=str(log_dir / "worker.log"),
-                      module=WORKERS[kind])
-    w.ready = w.next_event()
-    yield w
-    w.kill()
+def workers(kind, early_workers):
+    """Every worker of this kind the module needs, started together: `shared` is used by the tests below in file order
+    (the EOF test ends it), the spares by the tests that end theirs."""
+    started = early_workers.take(WORKERS_OF[kind])
+    yield WorkerSet(started[0], started[1:])
+    for w in started:
+        w.kill()
+
+
+@pytest.fixture(scope="module")
+def worker(workers) -> WorkerProcess:
+    return workers.shared
+
+
+def stages(events) -> list[tuple]:
+    return [(e["stage"], e["step"], e["total"]) for e in events if e["event"] == "progress"]
+
+
+def events_until_exit(w: WorkerProcess) -> list[dict]:
+    events = []
+    while (event := w.next_event()) is not None:
+        events.append(event)
+    return events
+
+
+def _job_json(out_dir) -> dict:
+    with open(os.path.join(out_dir, "job.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def png_frames(out_dir) -> np.ndarray:
+    folder = os.path.join(out_dir, "frames")
+    return np.stack([np.asarray(Image.open(os.path.join(folder, n))) for n in sorted(os.listdir(folder))])
 
 
 def test_ready_event(worker, kind):
-    ready = worker.ready
+    ready = worker.ready()
     assert ready["event"] == "ready", worker.log()
     assert set(ready) == READY_FIELDS | ({"scripted"} if kind == "scripted" else set())
     assert ready.get("scripted", False) is (kind == "scripted")
@@ -55,30 +90,7 @@ def test_ready_event(worker, kind):
     assert ready["memory_saving"] is False and ready["model_path"].endswith("tiny-ti2v-5b")
 
 
-@pytest.mark.parametrize("line, job, fragment", [
-    ("this is not json", None, "not valid JSON"),
-    ("[1, 2, 3]", None, "must be a JSON object"),
-    ('{"type":"teleport","job":"t-1"}', "t-1", "unknown request type"),
-    (json.dumps({k: v for k, v in generate_request("m-1", "/tmp/x").items() if k != "prompt"}), "m-1",
-     "prompt: missing field"),
-    (json.dumps(generate_request("s-1", "/tmp/x", width=100)), "s-1", "width: 100 is not a multiple"),
-    (json.dumps(generate_request("f-1", "/tmp/x", frames=10)), "f-1", "frames: 10"),
-    (json.dumps(generate_request("i-1", "/tmp/x", interpolate=3)), "i-1", "interpolate: must be 1, 2 or 4"),
-])
-def test_bad_requests_get_an_error_and_the_worker_keeps_serving(worker, line, job, fragment):
-    worker.send(line)
-    event = worker.next_event()
-    assert event["event"] == "error" and event["code"] == "bad_request", event
-    assert event["job"] == job and fragment in event["message"]
-    worker.send({"type": "ping"})
-    assert worker.next_event() == {"event": "pong"}
-
-
-def stages(events) -> list[tuple]:
-    return [(e["stage"], e["step"], e["total"]) for e in events if e["event"] == "progress"]
-
-
-def test_generate_after_bad_requests_succeeds(worker, kind, tmp_path):
+def test_generate_writes_the_video_the_frames_and_job_json(worker, kind, tmp_path):
     out = tmp_path / "g-1"
     worker.send(generate_request("g-1", str(out), png_frames=True))
     final, seen = worker.wait_final("g-1")
@@ -114,21 +126,6 @@ def test_interpolated_generate(worker, tmp_path):
     assert (record["frames"], record["fps"], record["source_frames"], record["source_fps"]) == (17, 48, 9, 24)
 
 
-def test_ping_and_busy_while_a_job_runs(worker, pace, tmp_path):
-    worker.send(generate_request("p-1", str(tmp_path / "p-1"), steps=3, debug={"step_delay": 0.7 * pace}))
-    worker.wait_for(lambda e: e.get("stage") == "denoising")
-    worker.send({"type": "ping"})
-    worker.send(generate_request("p-2", str(tmp_path / "p-2")))
-    pong, _ = worker.wait_for(lambda e: e["event"] != "progress")
-    assert pong == {"event": "pong"}
-    busy, _ = worker.wait_for(lambda e: e["event"] != "progress")
-    assert busy["event"] == "error" and busy["job"] == "p-2" and busy["code"] == "bad_request"
-    assert "worker busy" in busy["message"]
-    final, _ = worker.wait_final("p-1")
-    assert final["event"] == "result"
-    assert not os.path.exists(tmp_path / "p-2")
-
-
 def test_cancel_during_a_job_then_the_next_job_runs(worker, pace, tmp_path):
     worker.send(generate_request("c-1", str(tmp_path / "c-1"), steps=20, debug={"step_delay": 1.0 * pace}))
     first, _ = worker.wait_for(lambda e: e.get("job") == "c-1" and e.get("stage") == "denoising")
@@ -141,11 +138,6 @@ def test_cancel_during_a_job_then_the_next_job_runs(worker, pace, tmp_path):
     worker.send(generate_request("c-2", str(tmp_path / "c-2")))
     final, _ = worker.wait_final("c-2")
     assert final["event"] == "result"
-
-
-def _job_json(out_dir) -> dict:
-    with open(os.path.join(out_dir, "job.json"), encoding="utf-8") as f:
-        return json.load(f)
 
 
 def test_next_job_denoises_while_the_previous_one_encodes(worker, pace, tmp_path):
@@ -162,16 +154,6 @@ def test_next_job_denoises_while_the_previous_one_encodes(worker, pace, tmp_path
     assert set(finals) == {"o-1", "o-2"} and all(f["event"] == "result" for f in finals.values()), finals
     for job in ("o-1", "o-2"):
         assert os.path.isfile(finals[job]["outputs"]["video"]) and _job_json(tmp_path / job)["job"] == job
-
-
-def test_a_job_still_encoding_cannot_be_started_twice(worker, pace, tmp_path):
-    worker.send(generate_request("d-1", str(tmp_path / "d-1"), debug={"encode_delay": 2.0 * pace}))
-    worker.wait_for(lambda e: e.get("job") == "d-1" and e.get("stage") == "encoding")
-    worker.send(generate_request("d-1", str(tmp_path / "d-1")))
-    busy, _ = worker.wait_for(lambda e: e["event"] == "error")
-    assert busy["job"] == "d-1" and "still being encoded" in busy["message"]
-    final, _ = worker.wait_final("d-1")
-    assert final["event"] == "result"
 
 
 def test_text_embeddings_are_reused_and_prepared_ahead(worker, pace, tmp_path):
@@ -195,12 +177,6 @@ def test_text_embeddings_are_reused_and_prepared_ahead(worker, pace, tmp_path):
     assert record["text_embeddings"] == {"prompt": "hit", "negative_prompt": "hit"}
     assert record["execution"]["compiled"] is False and record["execution"]["placement"]["tier"] == "resident"
     assert record["execution"]["approximate"] is None  # exact by default
-
-
-def test_a_bad_prepare_is_refused_by_field(worker):
-    worker.send({"type": "prepare", "prompt": "  "})
-    event = worker.next_event()
-    assert event["event"] == "error" and event["code"] == "bad_request" and "prompt" in event["message"]
 
 
 def test_oom_hook_fails_the_job_and_the_worker_keeps_serving(worker, tmp_path):
@@ -245,6 +221,30 @@ def test_a_checkpoint_of_another_job_is_rejected_first_and_the_job_starts_over(w
     assert not [e for e in seen if e["event"] == "resumed"] and sorted(os.listdir(out)) == ["job.json", "video.mp4"]
 
 
+def test_a_worker_killed_mid_denoising_is_resumed_by_another(workers, worker, tmp_path):
+    """The crash hook ends a worker (exit 70) right after step 2, whose checkpoint is then on disk; another worker
+    resumes the job, and its frames equal those of an uninterrupted job on that worker."""
+    out = str(tmp_path / "x-1")
+    req = generate_request("x-1", out, width=64, height=64, frames=5, steps=4, png_frames=True, checkpoint_every=1)
+    doomed = workers.take()
+    doomed.send({**req, "debug": {"crash_at_step": 2}})
+    assert doomed.wait_exit() == 70
+    assert events_until_exit(doomed)[-1] == {"event": "progress", "job": "x-1", "stage": "denoising", "step": 2,
+                                             "total": 4}
+    assert os.listdir(out) == ["checkpoint.pt"]
+
+    worker.send(req)
+    final, seen = worker.wait_final("x-1")
+    assert final["event"] == "result", final
+    assert [e for e in seen if e["event"] == "resumed"] == [{"event": "resumed", "job": "x-1", "step": 2, "total": 4}]
+    assert [s[1] for s in stages(seen) if s[0] == "denoising"] == [3, 4]
+    worker.send({**req, "job": "x-2", "out_dir": str(tmp_path / "x-2")})
+    final, seen = worker.wait_final("x-2")
+    assert final["event"] == "result" and not [e for e in seen if e["event"] == "resumed"]
+    assert np.array_equal(png_frames(out), png_frames(tmp_path / "x-2"))
+    assert sorted(os.listdir(out)) == ["frames", "job.json", "video.mp4"]
+
+
 def test_a_full_disk_fails_the_job_at_once_and_the_next_job_succeeds(worker, full_disk):
     out = os.path.join(full_disk.root, "f-1")
     worker.send(generate_request("f-1", out))
@@ -276,63 +276,16 @@ def test_a_read_only_file_system_fails_the_job_as_output_unwritable(worker, read
     assert seen == []  # before any work
 
 
-def test_stdout_holds_only_json_event_lines(worker):
-    assert worker.raw_lines
-    for line in worker.raw_lines:
-        assert line.endswith(b"\n")
-        event = json.loads(line)
-        assert isinstance(event, dict) and "event" in event
-
-
-def test_shutdown_exits_zero(worker):
-    worker.send({"type": "shutdown"})
-    assert worker.wait_exit() == 0
-    assert worker.next_event() is None  # stdout closed, nothing after the last event
-
-
-def test_eof_during_a_job_cancels_it_and_exits_zero(start_worker, kind, pace, tmp_path):
-    w = start_worker("--device", "cpu", "--model", "tiny", module=WORKERS[kind])
-    assert w.next_event()["event"] == "ready", w.log()
-    w.send(generate_request("e-1", str(tmp_path / "e-1"), steps=50, debug={"step_delay": 1.0 * pace}))
-    w.wait_for(lambda e: e.get("stage") == "denoising")
-    w.close_stdin()
-    assert w.wait_exit(timeout=30) == 0
-    final, _ = w.wait_final("e-1", timeout=5)
-    assert final["code"] == "cancelled"
-
-
-def test_incomplete_model_directory_is_a_model_error_with_status_3(start_worker, kind, tiny_ti2v, tmp_path):
-    path = tmp_path / "Wan2.2-TI2V-5B-Diffusers"
-    shutil.copytree(tiny_ti2v.path, path)
-    shutil.rmtree(path / "vae")
-    w = start_worker("--device", "cpu", "--model", str(path), module=WORKERS[kind])
-    assert w.wait_exit() == 3
-    event = w.next_event()
-    assert event["event"] == "error" and event["code"] == "model_error" and event["job"] is None
-    assert "'vae'" in event["message"] and "Wan-AI/Wan2.2-TI2V-5B-Diffusers" in event["message"]
-    assert w.next_event() is None and len(w.raw_lines) == 1
-
-
-@pytest.mark.parametrize("debug, last", [
-    ({"crash_at_step": 2}, ("denoising", 2, 4)),
-    ({"crash_in": "encoding"}, ("encoding", 0, 1)),
-])
-def test_crash_hooks_exit_with_status_70(start_worker, kind, tmp_path, debug, last):
-    w = start_worker("--device", "cpu", "--model", "tiny", module=WORKERS[kind])
-    assert w.next_event()["event"] == "ready", w.log()
-    w.send(generate_request("x-1", str(tmp_path / "x-1"), steps=4, debug=debug))
+def test_the_crash_hook_of_a_stage_exits_with_status_70(workers, tmp_path):
+    w = workers.take()
+    w.send(generate_request("x-3", str(tmp_path / "x-3"), steps=4, debug={"crash_in": "encoding"}))
     assert w.wait_exit() == 70
-    events = []
-    while (event := w.next_event()) is not None:
-        events.append(event)
-    stage, step, total = last
-    assert events[-1] == {"event": "progress", "job": "x-1", "stage": stage, "step": step, "total": total}
-    assert not os.path.exists(tmp_path / "x-1" / "video.mp4")
+    assert events_until_exit(w)[-1] == {"event": "progress", "job": "x-3", "stage": "encoding", "step": 0, "total": 1}
+    assert not os.path.exists(tmp_path / "x-3" / "video.mp4")
 
 
-def test_hang_hook_stops_all_events(start_worker, kind, pace, tmp_path):
-    w = start_worker("--device", "cpu", "--model", "tiny", module=WORKERS[kind])
-    assert w.next_event()["event"] == "ready", w.log()
+def test_hang_hook_stops_all_events(workers, pace, tmp_path):
+    w = workers.take()
     w.send(generate_request("h-1", str(tmp_path / "h-1"), steps=4, debug={"hang_at_step": 1}))
     last, _ = w.wait_for(lambda e: e.get("stage") == "denoising")
     assert last["step"] == 1
@@ -342,11 +295,19 @@ def test_hang_hook_stops_all_events(start_worker, kind, pace, tmp_path):
     assert w.proc.poll() is None
 
 
-def test_debug_is_refused_without_the_environment_switch(start_worker, kind, tmp_path):
-    w = start_worker("--device", "cpu", "--model", "tiny", allow_faults=False, module=WORKERS[kind])
-    assert w.next_event()["event"] == "ready", w.log()
-    w.send(generate_request("d-1", str(tmp_path / "d-1"), debug={"crash_at_step": 1}))
-    event = w.next_event()
-    assert event["code"] == "bad_request" and "REEL_ENGINE_ALLOW_FAULTS" in event["message"]
-    w.close_stdin()
-    assert w.wait_exit() == 0
+def test_eof_during_a_job_cancels_it_and_exits_zero(worker, pace, tmp_path):
+    worker.send(generate_request("e-1", str(tmp_path / "e-1"), steps=50, debug={"step_delay": 1.0 * pace}))
+    worker.wait_for(lambda e: e.get("job") == "e-1" and e.get("stage") == "denoising")
+    worker.close_stdin()
+    assert worker.wait_exit(timeout=30) == 0
+    final, _ = worker.wait_final("e-1", timeout=5)
+    assert final["code"] == "cancelled"
+    assert worker.next_event() is None  # stdout closed, nothing after the last event
+
+
+def test_stdout_holds_only_json_event_lines(worker):
+    assert worker.raw_lines  # after the EOF test: every line the worker ever wrote
+    for line in worker.raw_lines:
+        assert line.endswith(b"\n")
+        event = json.loads(line)
+        assert isinstance(event, dict) and "event" in event
