@@ -137,11 +137,9 @@ def test_unknown_names_and_devices():
         models.resolve_device("tpu")
 
 
-def test_full_size_configs_have_the_published_sizes():
+def test_full_size_configs_have_the_published_sizes(full_size_meta):
     # Built on the meta device: the real architectures' shapes without allocating any memory.
-    meta = torch.device("meta")
-    ti2v = models.build_pipeline("ti2v-5b", tiny=False, device=meta, dtype=torch.bfloat16)
-    a14b = models.build_pipeline("t2v-a14b", tiny=False, device=meta, dtype=torch.bfloat16)
+    ti2v, a14b = full_size_meta("ti2v-5b"), full_size_meta("t2v-a14b")
 
     def billions(module):
         return sum(p.numel() for p in module.parameters()) / 1e9
