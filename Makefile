@@ -7,7 +7,7 @@ VPY := $(VENV)/bin/python
 REEL := .build/debug/reel
 export REEL_PYTHON := $(CURDIR)/$(VPY)
 
-.PHONY: demo test venv build swift-test engine-test web-test clean bundle postgres-shell
+.PHONY: demo test venv build swift-test engine-test web-test clean bundle postgres-shell soak
 
 $(VENV)/.installed: engine/pyproject.toml
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ engine-test: venv
 swift-test: venv build
 	OMP_NUM_THREADS=1 REEL_REQUIRE_POSTGRES=1 scripts/with-postgres.sh $(SWIFT) test --no-parallel
 
+# The soak tests (60 jobs with random worker kills on one node; 100 jobs on two nodes) at full size with the real
+# engine; `make test` runs them with the scripted worker.
+soak: venv build
+	OMP_NUM_THREADS=1 REEL_SOAK=1 REEL_REQUIRE_POSTGRES=1 scripts/with-postgres.sh $(SWIFT) test --no-parallel \
+		--filter 'sixtyJobsOverThreeWorkersWithFaultsEndExactlyOnce|aHundredJobsOnTwoNodesRunExactlyOnce'
+
 # A shell with a throwaway PostgreSQL server and REEL_TEST_POSTGRES_URL set, to run those tests by hand.
 postgres-shell:
 	scripts/with-postgres.sh $${SHELL:-bash}
@@ -42,7 +48,7 @@ postgres-shell:
 web-test: venv build
 	$(PYTHON) scripts/embed-web.py --check
 	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-wqy-microhei)
-	$(PYTHON) tests/web/test_web.py --reel $(REEL) --python $(VPY)
+	$(PYTHON) e2e/web/test_web.py --reel $(REEL) --python $(VPY)
 
 test: engine-test swift-test web-test
 

@@ -25,6 +25,8 @@ struct BatchCommand: AsyncParsableCommand {
 
     @OptionGroup var engine: EngineOptions
 
+    @OptionGroup var supervision: LocalRunOptions
+
     @Option(help: "Send the batch to this server instead of running it here.")
     var server: String?
 
@@ -151,29 +153,15 @@ struct BatchCommand: AsyncParsableCommand {
             } catch {
                 throw ValidationError("\(error)")
             }
-            let slots = plan.slots
-            printError("running on " + slots.map(\.device).joined(separator: ", "))
+            printError("running on " + plan.slots.map(\.device).joined(separator: ", "))
             if plan.chosen != .replica || !plan.notes.isEmpty { plan.lines.forEach(printError) }
             // The job id is the row's folder name, so each job writes straight into out/<row>-<slug>/.
-            let store = MemoryJobStore()
-            let jobs = try await store.enqueueAll(
-                planned.map { NewJob(id: $0.directory, spec: $0.spec, priority: 0) }, now: Date())
-            var logger = engine.logger()
-            logger.logLevel = engine.verbose ? .debug : .error
-            var configuration = SchedulerConfiguration(
-                node: "local", slots: slots, engine: EngineLocation.locate(), model: engine.modelArgument,
-                dataDirectory: engine.resolvedDataDir, workerEnvironment: try engine.workerEnvironment(),
-                outputRoot: outDir, memoryBudgetGiB: engine.memoryBudget,
-                memorySaving: engine.memorySaving || plan.memorySaving, placementNotes: plan.notes)
-            configuration.approximate = engine.approximate
-            let scheduler = Scheduler(
-                configuration: configuration,
-                store: store, bus: EventBus(), metrics: SchedulerMetrics(factory: NOOPMetricsHandler.instance),
-                logger: logger)
-            let running = Task { try await scheduler.run() }
-            let finished = try await watchLocal(jobs.map(\.id), store: store, scheduler: scheduler)
-            scheduler.beginShutdown()
-            _ = try? await running.value
+            let jobs = planned.map { NewJob(id: $0.directory, spec: $0.spec, priority: 0) }
+            let display = BatchDisplay(total: jobs.count)
+            let finished = try await LocalQueue(engine: engine, options: supervision, plan: plan, outputRoot: outDir).run(jobs) {
+                event, workers in display.update(event, workers: workers)
+            }
+            display.finish()
             for item in planned {
                 guard let job = finished[item.directory] else { continue }
                 report[item.row] = BatchReport.line(row: item.row, jobID: job.id, job: job)
@@ -186,59 +174,6 @@ struct BatchCommand: AsyncParsableCommand {
         let succeeded = report.values.filter { $0[2] == "succeeded" }.count
         print("\(succeeded) of \(table.rows.count) videos in \(outDir); report: \(reportPath)")
         if succeeded < table.rows.count { throw ExitCode(1) }
-    }
-
-    /// Draws the batch's progress and each slot's work until every job has ended; returns the final jobs.
-    private func watchLocal(_ ids: [String], store: MemoryJobStore, scheduler: Scheduler) async throws -> [String: Job] {
-        let interactive = isatty(STDERR_FILENO) != 0
-        var lastLines = 0
-        var announced = Set<String>()
-        let start = ContinuousClock.now
-        while true {
-            var finished: [String: Job] = [:]
-            for id in ids {
-                if let job = try await store.job(id: id), job.state.isTerminal { finished[id] = job }
-            }
-            let elapsed = (ContinuousClock.now - start).seconds
-            var head = "[" + bar(finished.count, ids.count) + "] \(finished.count)/\(ids.count)"
-            let done = finished.values.filter { $0.state == .succeeded }.count
-            if done > 0 && elapsed > 0 {
-                let rate = Double(done) / elapsed
-                head += String(format: ", %.0f videos/h, %.0f s left", rate * 3600, Double(ids.count - finished.count) / rate)
-            }
-            var lines = [head]
-            for worker in scheduler.workers {
-                var line = "  \(worker.slot): \(worker.state.rawValue)"
-                if let job = worker.job { line += " \(job)" }
-                if let stage = worker.stage, let step = worker.step, let total = worker.totalSteps {
-                    line += " \(stage) \(step)/\(total)"
-                }
-                lines.append(line)
-            }
-            if interactive {
-                let up = lastLines > 0 ? "\u{1B}[\(lastLines)A" : ""
-                FileHandle.standardError.write(Data((up + lines.map { "\u{1B}[K" + $0 }.joined(separator: "\n") + "\n").utf8))
-                lastLines = lines.count
-            } else {
-                for (id, job) in finished where !announced.contains(id) {
-                    announced.insert(id)
-                    printError("\(id): \(job.state.rawValue) (\(finished.count)/\(ids.count))")
-                }
-            }
-            if finished.count == ids.count { return finished }
-            if let unhealthy = scheduler.workers.first(where: { $0.state == .unhealthy }),
-                scheduler.workers.allSatisfy({ $0.state == .unhealthy })
-            {
-                throw ValidationError("no worker could start: \(unhealthy.lastError ?? "unknown error")")
-            }
-            try await Task.sleep(for: .milliseconds(250))
-        }
-    }
-
-    private func bar(_ done: Int, _ total: Int) -> String {
-        let width = 30
-        let filled = total > 0 ? done * width / total : width
-        return String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
     }
 
     // MARK: - On a server

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import ReelClient
+import ReelCore
+import ReelStore
 import ReelWorkerProtocol
 
 /// Options shared by the commands that talk to a running `reel serve`.
@@ -95,8 +97,7 @@ func follow(_ id: String, client: ReelAPIClient) async throws -> JobSummary {
         if message.event == "progress", let data = message.data.data(using: .utf8),
             let event = try? JSONDecoder().decode(EventLine.self, from: data), let progress = event.progress
         {
-            display.update(
-                WorkerEvent.Progress(job: id, stage: .init(rawValue: progress.stage), step: progress.step, total: progress.total))
+            display.update(JobProgress(stage: progress.stage, step: progress.step, total: progress.total))
         }
         if ["succeeded", "failed", "cancelled"].contains(message.event) { break }
     }

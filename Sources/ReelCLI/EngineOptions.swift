@@ -34,8 +34,8 @@ struct EngineOptions: ParsableArguments {
     var rife: String?
 
     func validate() throws {
-        if let memoryBudget, !(memoryBudget > 0) {
-            throw ValidationError("--memory-budget must be a positive number of GiB, not \(memoryBudget)")
+        if let memoryBudget, !(memoryBudget > 0 && memoryBudget <= 1_000_000) {
+            throw ValidationError("--memory-budget must be a number of GiB between 0 and 1000000, not \(memoryBudget)")
         }
         if let approximate {
             do { _ = try ApproximateSpeedUp.validate(approximate) } catch { throw ValidationError(error.description) }

@@ -1,8 +1,11 @@
 import ArgumentParser
 import Foundation
 import ReelCore
+import ReelScheduler
+import ReelStore
 import ReelWorker
 import ReelWorkerProtocol
+import Synchronization
 
 /// `reel generate`: one prompt, one worker, one video.
 struct GenerateCommand: AsyncParsableCommand {
@@ -18,6 +21,8 @@ struct GenerateCommand: AsyncParsableCommand {
     var negativePrompt: String?
 
     @OptionGroup var engine: EngineOptions
+
+    @OptionGroup var supervision: LocalRunOptions
 
     @Option(help: "WIDTHxHEIGHT, multiples of the model's stride (32 for TI2V-5B, 16 for A14B).")
     var size: String?
@@ -72,40 +77,50 @@ struct GenerateCommand: AsyncParsableCommand {
                 "note: \(seconds) s is \(spec.frames) frames at \(spec.fps) fps (\(String(format: "%.3f", spec.seconds)) s)")
         }
         let outDir = absolutePath(out)
-        let job = WorkerRequest.Generate(spec: spec, job: "generate-\(UUID().uuidString.prefix(8).lowercased())", outDir: outDir)
-
-        let runner = LocalRunner(engine: engine)
-        let result = try await runner.run { connection, events in
-            let display = ProgressDisplay(label: "generating")
-            defer { display.finish() }
-            return try await connection.generate(job, events: &events) { display.update($0) }
+        // A one-job local batch: the job's directory is `--out`, so its id is that folder's name.
+        let folder = URL(fileURLWithPath: outDir)
+        let job = NewJob(id: folder.lastPathComponent, spec: spec)
+        let plan = PlacementPlan.replica(on: engine.resolvedDevice)
+        var queue = LocalQueue(engine: engine, options: supervision, plan: plan, outputRoot: folder.deletingLastPathComponent().path)
+        // A command that cannot start its worker says why at once rather than retrying.
+        queue.unhealthyAfter = 1
+        printError("starting the \(engine.modelArgument) worker on \(engine.resolvedDevice) …")
+        let display = ProgressDisplay(label: "generating")
+        let announced = Mutex(false)
+        let finished: [String: Job]
+        do {
+            finished = try await queue.run([job]) { event, workers in
+                if let progress = event?.progress { display.update(progress) }
+                if let worker = workers.first, worker.state == .ready || worker.state == .busy,
+                    announced.withLock({ seen in defer { seen = true }; return !seen })
+                {
+                    display.finish()
+                    printError("worker ready on \(worker.device)")
+                }
+                if let event, event.kind == "requeued" {
+                    display.finish()
+                    printError("retrying: \(event.message ?? "the attempt failed")")
+                }
+            }
+        } catch let error as ValidationError {
+            display.finish()
+            printError("error: \(error.message)")
+            throw ExitCode(1)
         }
-        print("video:    \(result.outputs.video)")
-        if let frames = result.outputs.framesDir { print("frames:   \(frames)") }
-        print("metadata: \(result.outputs.metadata)")
-        let seconds = result.seconds
+        display.finish()
+        guard let done = finished[job.id], done.state == .succeeded, let outputs = done.outputs else {
+            let ended = finished[job.id]
+            printError("error: the video was not made (\(ended?.state.rawValue ?? "unknown")): \(ended?.errorMessage ?? "")")
+            throw ExitCode(1)
+        }
+        print("video:    \(outputs.video)")
+        if let frames = outputs.framesDirectory { print("frames:   \(frames)") }
+        print("metadata: \(outputs.metadata)")
+        let seconds = outputs.secondsPerStage
         print(
             String(
                 format: "seconds:  text encoding %.2f, denoising %.2f, VAE decode %.2f, encoding %.2f, total %.2f",
-                seconds.textEncoding, seconds.denoising, seconds.vaeDecode, seconds.encoding, seconds.total))
-    }
-}
-
-extension WorkerRequest.Generate {
-    init(spec: GenerationSpec, job: String, outDir: String, metadata: [String: JSONValue]? = nil) {
-        self.init(
-            job: job, prompt: spec.prompt, negativePrompt: spec.negativePrompt, width: spec.width, height: spec.height,
-            frames: spec.frames, steps: spec.steps, guidance: spec.guidance, guidance2: spec.guidance2,
-            seed: spec.seed, pngFrames: spec.pngFrames, outDir: outDir, fps: spec.fps, interpolate: spec.interpolate,
-            metadata: Self.styleMetadata(spec).merging(metadata ?? [:]) { _, new in new })
-    }
-
-    /// What job.json records about the style, so a video can be traced back to the user's own words.
-    static func styleMetadata(_ spec: GenerationSpec) -> [String: JSONValue] {
-        var fields: [String: JSONValue] = [:]
-        if let style = spec.style { fields["style"] = .string(style) }
-        if let userPrompt = spec.userPrompt { fields["user_prompt"] = .string(userPrompt) }
-        if let seconds = spec.requestedSeconds { fields["requested_seconds"] = .number(seconds) }
-        return fields
+                seconds["text_encoding"] ?? 0, seconds["denoising"] ?? 0, seconds["vae_decode"] ?? 0,
+                seconds["encoding"] ?? 0, seconds["total"] ?? 0))
     }
 }

@@ -55,6 +55,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Where job outputs go (default DATA_DIR/outputs); on a disk every node mounts, any node serves any video.")
     var outputDir: String?
     @Option(help: "Attempts after which a job fails for good.") var maxAttempts = 3
+    @Option(
+        help: ArgumentHelp(
+            "A slot takes a job only while the outputs' file system has this much free (bytes, or 500M, 2G; 0: "
+                + "no check); otherwise it waits (default: what one job at the model's default size may write).",
+            valueName: "size"))
+    var minFreeDisk: String?
     @Option(help: "Seconds without progress after which a worker is killed and its job retried.")
     var stallTimeout: Double = 300
     @Option(help: "Seconds a starting worker may take to load its model.") var startupTimeout: Double = 1800
@@ -131,6 +137,18 @@ struct ServeCommand: AsyncParsableCommand {
         }
     }
 
+    /// `--min-free-disk` in bytes (nil: no check), or the default for the model's default size.
+    static func minimumFreeDisk(_ text: String?, model: ModelInfo) throws -> Int64? {
+        guard let text else {
+            let size = model.defaults
+            return DiskSpace.oneJobsOutputs(width: size.width, height: size.height, frames: size.frames)
+        }
+        guard let bytes = DiskSpace.parse(text) else {
+            throw ValidationError("--min-free-disk: '\(text)' is not a size; give bytes, or for example 500M or 2G")
+        }
+        return bytes == 0 ? nil : bytes
+    }
+
     /// The keys from `--api-key-file` and `$REEL_API_KEYS` together, kept as digests only.
     func apiKeys() throws -> APIKeys {
         var texts: [String] = []
@@ -195,6 +213,7 @@ struct ServeCommand: AsyncParsableCommand {
             checkpointEvery: checkpointEvery, memoryBudgetGiB: memoryBudget, memorySaving: plan.memorySaving,
             placementNotes: plan.notes)
         configuration.outputRoot = outputDir
+        configuration.minFreeDiskBytes = try Self.minimumFreeDisk(minFreeDisk, model: modelInfo)
         configuration.approximate = engineOptions.approximate
         // auto follows the queue where the queue can change its choice (two or more GPUs, a model one GPU holds).
         var follows = false

@@ -1,48 +1,77 @@
+import Foundation
 import Synchronization
 
-/// Wakes idle slots when work arrives, so a new job starts without waiting for the next poll.
+/// Wakes whoever listens when work arrives (an enqueue, a requeue, an expired lease, a shutdown), so an idle slot
+/// claims at once instead of at its next safety-net check.
 final class Doorbell: Sendable {
-    private let rings = Atomic<Int>(0)
+    private let listeners = Mutex<[UUID: AsyncStream<Void>.Continuation]>([:])
 
-    func ring() { rings.add(1, ordering: .relaxed) }
+    func ring() {
+        for listener in listeners.withLock({ Array($0.values) }) { listener.yield() }
+    }
 
-    /// Returns when the bell rings, `stop()` says so, or `limit` passes, whichever is first.
-    func wait(upTo limit: Duration, stop: () -> Bool) async {
-        let start = rings.load(ordering: .relaxed)
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline && rings.load(ordering: .relaxed) == start && !stop() {
-            try? await Task.sleep(for: .milliseconds(25))
-            if Task.isCancelled { return }
+    /// Every ring from now on, while the stream is iterated; rings that come faster than they are read merge.
+    func rings() -> AsyncStream<Void> {
+        let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let id = UUID()
+        listeners.withLock { $0[id] = continuation }
+        continuation.onTermination = { [weak self] _ in _ = self?.listeners.withLock { $0.removeValue(forKey: id) } }
+        return stream
+    }
+
+    /// Returns when the bell rings or `limit` passes, whichever is first.
+    func wait<C: Clock>(upTo limit: Duration, clock: C) async where C.Duration == Duration {
+        let rings = rings()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await clock.sleep(for: limit) }
+            group.addTask {
+                for await _ in rings { return }
+            }
+            await group.next()
+            group.cancelAll()
         }
     }
 }
 
-/// Shutdown state every slot runner reads: whether to stop claiming, and when running jobs must stop. The node has one;
-/// each layout of slots has its own, begun by the node's shutdown or by a change of layout.
+/// Shutdown state every slot follows: whether to stop claiming, and how long running jobs may go on. The node has
+/// one; each layout of slots has its own, begun by the node's shutdown or by a change of layout.
 final class ShutdownState: Sendable {
     private struct State {
         var stopping = false
         var deadline: ContinuousClock.Instant?
+        var listeners: [UUID: AsyncStream<Duration?>.Continuation] = [:]
     }
     private let state = Mutex(State())
 
     var stopping: Bool { state.withLock { $0.stopping } }
 
-    var graceExpired: Bool {
-        state.withLock { state in
-            guard let deadline = state.deadline else { return false }
-            return ContinuousClock.now >= deadline
-        }
-    }
-
     /// Stops claiming. With a grace, running jobs are stopped when it ends; with none (a layout change), they run
     /// to their end. A later call may set or shorten the deadline, never lengthen it.
     func begin(grace: Duration?) {
-        state.withLock { state in
+        let listeners = state.withLock { state in
             state.stopping = true
-            guard let grace else { return }
-            let deadline = ContinuousClock.now + grace
-            if state.deadline.map({ deadline < $0 }) ?? true { state.deadline = deadline }
+            if let grace {
+                let deadline = ContinuousClock.now + grace
+                if state.deadline.map({ deadline < $0 }) ?? true { state.deadline = deadline }
+            }
+            return Array(state.listeners.values)
         }
+        for listener in listeners { listener.yield(grace) }
+    }
+
+    /// Each `begin` from now on, with its grace; one at once, with the grace left, if the stop has begun already.
+    func changes() -> AsyncStream<Duration?> {
+        let (stream, continuation) = AsyncStream<Duration?>.makeStream()
+        let id = UUID()
+        let begun: Duration?? = state.withLock { state in
+            state.listeners[id] = continuation
+            guard state.stopping else { return nil }
+            return .some(state.deadline.map { max(.zero, $0 - ContinuousClock.now) })
+        }
+        if let begun { continuation.yield(begun) }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.state.withLock { $0.listeners.removeValue(forKey: id) }
+        }
+        return stream
     }
 }

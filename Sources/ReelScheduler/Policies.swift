@@ -30,6 +30,12 @@ public enum RetryPolicy {
                     + "Use a smaller size or fewer frames, or a GPU with more memory.")
         case .workerError(let code, let message) where code == .badRequest:
             return .fail(message: "the engine rejected the job: \(message)")
+        case .workerError(let code, let message) where code == .diskFull:
+            // Another attempt would fill the same disk: fail this job now; the slots wait for space before taking
+            // the next (`--min-free-disk`).
+            return .fail(message: "\(message). Free space on that file system; queued jobs wait until there is room.")
+        case .workerError(let code, let message) where code == .outputUnwritable:
+            return .fail(message: "\(message). Check that the output directory exists and is writable.")
         case .workerError(_, let message):
             if attempts < maxAttempts { return .retry(memorySaving: memorySaving) }
             return .fail(message: "failed after \(attempts) attempts; last error: \(message)")

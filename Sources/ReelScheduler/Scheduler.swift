@@ -1,7 +1,9 @@
 import Foundation
 import Logging
+import ReelCore
 import ReelStore
 import ReelWorkerProtocol
+import ReelWorker
 import ServiceLifecycle
 import Synchronization
 
@@ -14,12 +16,16 @@ public final class Scheduler: Service, Sendable {
     public let configuration: SchedulerConfiguration
     public let store: any JobStore
     public let bus: EventBus
-    let doorbell = Doorbell()
+    let doorbell: Doorbell
+    /// Rung whenever a slot's status changes.
+    private let statusChanged: Doorbell
     /// The node's shutdown: ends every layout.
     let shutdown = ShutdownState()
     let metrics: SchedulerMetrics
     let logger: Logger
     let jobDebug: (@Sendable (Job) -> [String: JSONValue]?)?
+    /// Makes the runner of one slot of a layout (a `SlotDriver` over the scheduler's clock and spawner).
+    let makeRunner: @Sendable (Slot, StatusBoard, ShutdownState) -> any SlotRunning
     private let current: Mutex<Layout>
 
     /// One layout of slots: their statuses, their runners and the stop that ends them (the node's shutdown, or a
@@ -27,10 +33,10 @@ public final class Scheduler: Service, Sendable {
     final class Layout: Sendable {
         let slots: [Slot]
         let board: StatusBoard
-        let runners: [SlotRunner]
+        let runners: [any SlotRunning]
         let stop: ShutdownState
 
-        init(slots: [Slot], board: StatusBoard, runners: [SlotRunner], stop: ShutdownState) {
+        init(slots: [Slot], board: StatusBoard, runners: [any SlotRunning], stop: ShutdownState) {
             self.slots = slots
             self.board = board
             self.runners = runners
@@ -38,35 +44,54 @@ public final class Scheduler: Service, Sendable {
         }
     }
 
-    public init(
+    /// A scheduler whose slots run worker processes and read the system's continuous clock.
+    public convenience init(
         configuration: SchedulerConfiguration, store: any JobStore, bus: EventBus, metrics: SchedulerMetrics,
         logger: Logger, jobDebug: (@Sendable (Job) -> [String: JSONValue]?)? = nil
     ) {
+        let slotLogger = logger
+        let spawner = ProcessWorkerSpawner(grace: .seconds(5)) { rank, line in
+            slotLogger.debug("engine\(rank > 0 ? " rank \(rank)" : ""): \(line)")
+        }
+        self.init(
+            configuration: configuration, store: store, bus: bus, metrics: metrics, logger: logger, jobDebug: jobDebug,
+            spawner: spawner, clock: ContinuousClock())
+    }
+
+    /// A scheduler with the given worker spawner and clock (the slots' timers follow `clock`).
+    public init<C: Clock>(
+        configuration: SchedulerConfiguration, store: any JobStore, bus: EventBus, metrics: SchedulerMetrics,
+        logger: Logger, jobDebug: (@Sendable (Job) -> [String: JSONValue]?)? = nil, spawner: any WorkerSpawner,
+        clock: C
+    ) where C.Duration == Duration {
         self.configuration = configuration
         self.store = store
         self.bus = bus
         self.metrics = metrics
         self.logger = logger
         self.jobDebug = jobDebug
+        let doorbell = Doorbell()
+        self.doorbell = doorbell
+        let statusChanged = Doorbell()
+        self.statusChanged = statusChanged
+        makeRunner = { slot, board, stop in
+            SlotDriver(
+                slot: slot, configuration: configuration, store: store, bus: bus, board: board, metrics: metrics,
+                logger: logger, doorbell: doorbell, shutdown: stop, jobDebug: jobDebug, spawner: spawner, clock: clock)
+        }
         current = Mutex(
             Self.makeLayout(
-                slots: configuration.slots, notes: configuration.placementNotes, configuration: configuration,
-                store: store, bus: bus, metrics: metrics, logger: logger, doorbell: doorbell, jobDebug: jobDebug))
+                slots: configuration.slots, notes: configuration.placementNotes, node: configuration.node,
+                changes: statusChanged, makeRunner: makeRunner))
     }
 
     private static func makeLayout(
-        slots: [Slot], notes: [String], configuration: SchedulerConfiguration, store: any JobStore, bus: EventBus,
-        metrics: SchedulerMetrics, logger: Logger, doorbell: Doorbell,
-        jobDebug: (@Sendable (Job) -> [String: JSONValue]?)?
+        slots: [Slot], notes: [String], node: String, changes: Doorbell,
+        makeRunner: (Slot, StatusBoard, ShutdownState) -> any SlotRunning
     ) -> Layout {
-        let board = StatusBoard(slots: slots, node: configuration.node, placementNotes: notes)
+        let board = StatusBoard(slots: slots, node: node, placementNotes: notes, changes: changes)
         let stop = ShutdownState()
-        let runners = slots.map { slot in
-            SlotRunner(
-                slot: slot, configuration: configuration, store: store, bus: bus, board: board, metrics: metrics,
-                logger: logger, doorbell: doorbell, shutdown: stop, jobDebug: jobDebug)
-        }
-        return Layout(slots: slots, board: board, runners: runners, stop: stop)
+        return Layout(slots: slots, board: board, runners: slots.map { makeRunner($0, board, stop) }, stop: stop)
     }
 
     private var layout: Layout { current.withLock { $0 } }
@@ -116,8 +141,8 @@ public final class Scheduler: Service, Sendable {
             guard let next else { return }
             if next.leavesBroken { broken.insert(running.slots) }
             let fresh = Self.makeLayout(
-                slots: next.plan.slots, notes: next.plan.notes, configuration: configuration, store: store, bus: bus,
-                metrics: metrics, logger: logger, doorbell: doorbell, jobDebug: jobDebug)
+                slots: next.plan.slots, notes: next.plan.notes, node: configuration.node, changes: statusChanged,
+                makeRunner: makeRunner)
             let stopping = current.withLock { current in
                 if shutdown.stopping { return true }
                 current = fresh
@@ -145,7 +170,7 @@ public final class Scheduler: Service, Sendable {
         var wanted: (slots: [Slot], since: ContinuousClock.Instant)?
         var idleSince: ContinuousClock.Instant?
         while !layout.stop.stopping && !Task.isCancelled {
-            await doorbell.wait(upTo: relayout.interval, stop: { layout.stop.stopping })
+            await doorbell.wait(upTo: relayout.interval, clock: ContinuousClock())
             if layout.stop.stopping { break }
             try? await Task.sleep(for: .milliseconds(20))  // a ring is an enqueue: let the slots claim first
             let now = ContinuousClock.now
@@ -209,8 +234,11 @@ public final class Scheduler: Service, Sendable {
 
     public var workers: [WorkerStatus] { layout.board.snapshot }
 
-    /// Ready while at least one worker can take a job.
-    public var isReady: Bool { workers.contains { $0.state == .ready || $0.state == .busy } }
+    /// A wake-up whenever a slot's status changes (read `workers` for it), while the stream is iterated.
+    public func workerChanges() -> AsyncStream<Void> { statusChanged.rings() }
+
+    /// Ready while at least one worker can take a job (a ready slot waiting for disk space cannot).
+    public var isReady: Bool { workers.contains { ($0.state == .ready && $0.waiting == nil) || $0.state == .busy } }
 
     /// Requeues jobs whose owners stopped renewing (another node died), every few seconds.
     private func sweepExpiredLeases() async {
@@ -225,7 +253,7 @@ public final class Scheduler: Service, Sendable {
             } catch {
                 logger.error("sweeping expired leases failed: \(error)")
             }
-            await doorbell.wait(upTo: .seconds(2), stop: { self.shutdown.stopping })
+            await doorbell.wait(upTo: .seconds(2), clock: ContinuousClock())
         }
     }
 }

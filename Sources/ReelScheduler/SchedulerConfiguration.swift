@@ -1,4 +1,5 @@
 import Foundation
+import ReelCore
 import ReelWorker
 
 /// Everything the scheduler needs to know to run slots.
@@ -40,6 +41,9 @@ public struct SchedulerConfiguration: Sendable {
     public var placementNotes: [String]
     /// `--placement auto`: change the layout of slots as the queue changes; nil to keep `slots` while the node runs.
     public var relayout: Relayout?
+    /// A slot takes a job only while the outputs' file system has at least this many bytes free (`--min-free-disk`);
+    /// otherwise it waits, and `/v1/workers` says why. Nil: no check.
+    public var minFreeDiskBytes: Int64?
 
     public init(
         node: String, slots: [Slot], engine: EngineLocation, model: String, dataDirectory: String,

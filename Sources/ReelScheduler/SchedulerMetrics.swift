@@ -26,7 +26,14 @@ public struct SchedulerMetrics: Sendable {
 
     func stageSeconds(_ stage: String, _ seconds: Double) {
         Timer(label: "reel_stage_seconds", dimensions: [("stage", stage)], factory: factory)
-            .recordNanoseconds(Int64(seconds * 1e9))
+            .recordNanoseconds(Self.nanoseconds(seconds))
+    }
+
+    /// A worker's seconds as nanoseconds: a value no clock could give (negative, not finite, over a year) counts as 0
+    /// rather than trapping on the conversion.
+    static func nanoseconds(_ seconds: Double) -> Int64 {
+        guard seconds.isFinite, seconds >= 0, seconds < 3.2e7 else { return 0 }
+        return Int64(seconds * 1e9)
     }
 
     func stepsPerSecond(slot: String, _ value: Double) {

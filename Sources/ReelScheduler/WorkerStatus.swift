@@ -1,4 +1,5 @@
 import Foundation
+import ReelCore
 import Synchronization
 
 /// What one slot's worker is doing, for `/v1/workers` and readiness.
@@ -51,6 +52,8 @@ public struct WorkerStatus: Sendable, Equatable, Codable {
     public var totalMemoryBytes: Int64?
     public var restarts: Int
     public var lastError: String?
+    /// Why a ready slot takes no job now (its disk is too full); nil when it takes jobs.
+    public var waiting: String?
     public var since: Date
 
     public init(slot: Slot, node: String) {
@@ -77,7 +80,7 @@ public struct WorkerStatus: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case slot, node, device, placement, ranks, sharded, state, pid, job, step, stage, restarts, since
+        case slot, node, device, placement, ranks, sharded, state, pid, job, step, stage, restarts, since, waiting
         case textDevice = "text_device"
         case placementNotes = "placement_notes"
         case totalSteps = "total_steps"
@@ -92,8 +95,11 @@ public struct WorkerStatus: Sendable, Equatable, Codable {
 final class StatusBoard: Sendable {
     private let statuses: Mutex<[String: WorkerStatus]>
     private let order: [String]
+    /// Rung whenever a slot's status changes.
+    private let changes: Doorbell?
 
-    init(slots: [Slot], node: String, placementNotes: [String] = []) {
+    init(slots: [Slot], node: String, placementNotes: [String] = [], changes: Doorbell? = nil) {
+        self.changes = changes
         var initial: [String: WorkerStatus] = [:]
         for slot in slots {
             var status = WorkerStatus(slot: slot, node: node)
@@ -105,13 +111,15 @@ final class StatusBoard: Sendable {
     }
 
     func update(_ slot: String, _ change: (inout WorkerStatus) -> Void) {
-        statuses.withLock { all in
-            guard var status = all[slot] else { return }
-            let before = status.state
+        let changed = statuses.withLock { all -> Bool in
+            guard let before = all[slot] else { return false }
+            var status = before
             change(&status)
-            if status.state != before { status.since = Date() }
+            if status.state != before.state { status.since = Date() }
             all[slot] = status
+            return status != before
         }
+        if changed { changes?.ring() }
     }
 
     var snapshot: [WorkerStatus] {

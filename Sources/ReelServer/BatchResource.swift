@@ -1,5 +1,6 @@
 import Foundation
 import ReelCSV
+import ReelCore
 import ReelStore
 
 /// A batch as the API shows it: counts by state, each row's job, throughput so far and time left.

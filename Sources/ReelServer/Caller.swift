@@ -1,3 +1,4 @@
+import ReelCore
 import ReelStore
 
 /// Who is making the current request: the tenant whose jobs it may see, create and delete.

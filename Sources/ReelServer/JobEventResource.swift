@@ -1,4 +1,5 @@
 import Foundation
+import ReelCore
 import ReelStore
 
 /// One entry of a job's stored event log, as `GET /v1/jobs/{id}/events` shows it.

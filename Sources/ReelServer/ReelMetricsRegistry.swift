@@ -1,4 +1,5 @@
 import Prometheus
+import ReelCore
 import ReelScheduler
 import ReelStore
 

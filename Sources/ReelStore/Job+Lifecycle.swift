@@ -1,4 +1,5 @@
 import Foundation
+import ReelCore
 
 /// An event a transition logs, before the store numbers it.
 struct PendingEvent: Sendable, Equatable {

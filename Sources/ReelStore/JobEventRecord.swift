@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import ReelCore
 
 /// A row of table `job_event`. `sequence` is the table's autoincremented rowid: it only ever grows.
 struct JobEventRecord: Equatable {

@@ -1,4 +1,5 @@
 import Foundation
+import ReelCore
 
 /// Durable storage of jobs with leases: the one place that decides who runs what.
 ///

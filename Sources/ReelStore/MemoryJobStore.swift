@@ -1,4 +1,5 @@
 import Foundation
+import ReelCore
 import Synchronization
 
 /// A `JobStore` kept in memory under one lock, with the same rules as `SQLiteJobStore`: for tests and for trying

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PostgresNIO
+import ReelCore
 
 /// The `JobStore` several `reel serve` nodes share: one PostgreSQL database, through postgres-nio's connection pool.
 ///

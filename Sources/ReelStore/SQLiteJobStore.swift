@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import ReelCore
 
 /// The durable `JobStore`: one SQLite file, opened through a GRDB `DatabasePool` in WAL mode.
 ///

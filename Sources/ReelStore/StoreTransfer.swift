@@ -1,4 +1,5 @@
 import Foundation
+import ReelCore
 
 /// A job with everything a store keeps about it, as one store hands it to another.
 public struct StoredJob: Sendable, Equatable {

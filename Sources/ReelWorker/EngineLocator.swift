@@ -6,14 +6,21 @@ public struct EngineLocation: Sendable, Equatable {
     public var python: String
     /// The directory that holds the `reel_engine` package, added to PYTHONPATH; nil when it is installed.
     public var packageDirectory: String?
+    /// The module a worker runs as (`python -m MODULE`): the engine's `reel_engine.worker`, or the torch-free
+    /// `reel_engine.scripted_worker` that tests use for scheduling and fault cases (see docs/worker-protocol.md).
+    public var module: String
 
-    public init(python: String, packageDirectory: String?) {
+    public static let workerModule = "reel_engine.worker"
+
+    public init(python: String, packageDirectory: String?, module: String = EngineLocation.workerModule) {
         self.python = python
         self.packageDirectory = packageDirectory
+        self.module = module
     }
 
     /// Finds the engine: `REEL_PYTHON` and `REEL_ENGINE` first, then a checkout or bundle around the current
     /// directory or the `reel` executable (`.venv/bin/python`, `engine/reel_engine`), then `python3` on PATH.
+    /// `REEL_ENGINE_MODULE` names another worker module (the scripted worker, for tests).
     public static func locate(
         environment: [String: String] = ProcessInfo.processInfo.environment,
         searchFrom directories: [String] = EngineLocation.defaultSearchDirectories()
@@ -39,7 +46,8 @@ public struct EngineLocation: Sendable, Equatable {
             package = roots.lazy.map { $0.appendingPathComponent("engine").path }
                 .first { fileManager.fileExists(atPath: $0 + "/reel_engine/__init__.py") }
         }
-        return EngineLocation(python: python ?? "python3", packageDirectory: package)
+        let module = environment["REEL_ENGINE_MODULE"].flatMap { $0.isEmpty ? nil : $0 } ?? Self.workerModule
+        return EngineLocation(python: python ?? "python3", packageDirectory: package, module: module)
     }
 
     public static func defaultSearchDirectories() -> [String] {

@@ -47,7 +47,7 @@ public struct WorkerLaunch: Sendable, Equatable {
     }
 
     public var arguments: [String] {
-        var arguments = ["-m", "reel_engine.worker", "--device", device, "--model", model, "--data-dir", dataDirectory]
+        var arguments = ["-m", engine.module, "--device", device, "--model", model, "--data-dir", dataDirectory]
         if memorySaving { arguments.append("--memory-saving") }
         if let textDevice { arguments += ["--text-device", textDevice] }
         if let memoryBudgetGiB { arguments += ["--memory-budget", Self.format(memoryBudgetGiB)] }

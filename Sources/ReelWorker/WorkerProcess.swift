@@ -20,6 +20,12 @@ public struct WorkerExit: Sendable, Equatable, CustomStringConvertible {
     /// The last lines it wrote to stderr, for error messages.
     public var stderrTail: [String]
 
+    public init(exitCode: Int32?, signal: Int32?, stderrTail: [String]) {
+        self.exitCode = exitCode
+        self.signal = signal
+        self.stderrTail = stderrTail
+    }
+
     public var description: String {
         if let signal { return "killed by signal \(signal)" }
         return "exited with status \(exitCode ?? -1)"
@@ -157,14 +163,22 @@ public enum WorkerProcess {
                     throw error
                 }
                 requestSink.finish()
-                // Give the worker `grace` to exit on its own after stdin closes, then kill it.
-                let killer = Task {
+                // Give the worker `grace` to exit on its own after stdin closes, then kill it: the three pipe tasks
+                // end when it has exited; the fourth kills it if they have not by then.
+                group.addTask {
                     try await Task.sleep(for: grace)
                     logger.warning("worker \(pid) did not exit within \(grace) of closing stdin; killing it")
                     connection.killGroup()
                 }
+                var open = 3
+                while open > 0 {
+                    do {
+                        guard try await group.next() != nil else { break }
+                    } catch {}
+                    open -= 1
+                }
+                group.cancelAll()
                 try? await group.waitForAll()
-                killer.cancel()
                 return (result, connection.stderrTail)
             }
         }

@@ -218,6 +218,10 @@ public enum WorkerEvent: Sendable, Equatable {
         public static let modelError = ErrorCode(rawValue: "model_error")
         public static let cancelled = ErrorCode(rawValue: "cancelled")
         public static let `internal` = ErrorCode(rawValue: "internal")
+        /// The job's files could not be written: the file system is full (ENOSPC, EDQUOT).
+        public static let diskFull = ErrorCode(rawValue: "disk_full")
+        /// The job's files could not be written: permission, a read-only or vanished directory, an I/O error.
+        public static let outputUnwritable = ErrorCode(rawValue: "output_unwritable")
     }
 
     /// A failed request or job; `job` is nil when the request had no usable job id or loading failed.

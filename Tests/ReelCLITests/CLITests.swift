@@ -2,10 +2,11 @@ import Foundation
 import ReelTestSupport
 import Testing
 
-/// The `reel` executable end to end: it spawns a real worker with the tiny model.
+/// The `reel` executable end to end: a real worker with the tiny model, or the scripted worker where the test is
+/// about the command rather than the engine.
 @Suite(.serialized) struct CLITests {
-    func reel(_ arguments: [String], in directory: URL) throws -> TestSupport.Run {
-        try TestSupport.runReel(arguments, in: directory)
+    func reel(_ arguments: [String], in directory: URL, worker: TestSupport.Worker = .real) throws -> TestSupport.Run {
+        try TestSupport.runReel(arguments, in: directory, worker: worker)
     }
 
     @Test func generateWritesAPlayableVideoAndMetadata() throws {
@@ -38,15 +39,15 @@ import Testing
             }
             let common = ["generate", "--prompt", "a heron", "--size", "64x64", "--frames", "5", "--steps", "4",
                           "--device", "cpu"]
-            let exact = try reel(common + ["--out", "exact"], in: directory)
+            let exact = try reel(common + ["--out", "exact"], in: directory, worker: .scripted)
             #expect(exact.status == 0, "\(exact.stderr)")
             #expect(try execution("exact")?["approximate"] is NSNull, "exact math unless asked for")
-            let cached = try reel(common + ["--approximate", "first-block-cache:0.5", "--out", "cached"], in: directory)
+            let cached = try reel(common + ["--approximate", "first-block-cache:0.5", "--out", "cached"], in: directory, worker: .scripted)
             #expect(cached.status == 0, "\(cached.stderr)")
             let approximate = try execution("cached")?["approximate"] as? [String: Any]
             #expect(approximate?["name"] as? String == "first-block-cache")
             #expect(approximate?["threshold"] as? Double == 0.5)
-            let bad = try reel(common + ["--approximate", "teacache", "--out", "bad"], in: directory)
+            let bad = try reel(common + ["--approximate", "teacache", "--out", "bad"], in: directory, worker: .scripted)
             #expect(bad.status != 0 && bad.stderr.contains("first-block-cache"), "\(bad.stderr)")
         }
     }
@@ -55,11 +56,11 @@ import Testing
         try TestSupport.withTemporaryDirectorySync { directory in
             let plain = try reel(
                 ["generate", "--prompt", "a kite", "--size", "64x64", "--frames", "9", "--steps", "2", "--seed", "3",
-                 "--device", "cpu", "--out", "plain"], in: directory)
+                 "--device", "cpu", "--out", "plain"], in: directory, worker: .scripted)
             #expect(plain.status == 0, "\(plain.stderr)")
             let doubled = try reel(
                 ["generate", "--prompt", "a kite", "--size", "64x64", "--frames", "9", "--steps", "2", "--seed", "3",
-                 "--interpolate", "2", "--style", "cinematic", "--device", "cpu", "--out", "doubled"], in: directory)
+                 "--interpolate", "2", "--style", "cinematic", "--device", "cpu", "--out", "doubled"], in: directory, worker: .scripted)
             #expect(doubled.status == 0, "\(doubled.stderr)")
             let before = try TestSupport.probeVideo(directory.appendingPathComponent("plain/video.mp4").path)
             let after = try TestSupport.probeVideo(directory.appendingPathComponent("doubled/video.mp4").path)
@@ -135,6 +136,47 @@ import Testing
             #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("o").path))
             let relayout = try reel(["serve", "--placement", "auto", "--relayout-after=-5"], in: directory)
             #expect(relayout.status != 0 && relayout.stderr.contains("--relayout-after must be 0"), "\(relayout.stderr)")
+        }
+    }
+
+    /// `reel generate` runs its job through the scheduler, so it gets `reel serve`'s supervision (scripted worker).
+    @Test func generateRetriesAJobWhoseWorkerCrashedOrHung() throws {
+        try TestSupport.withTemporaryDirectorySync { directory in
+            let common = ["generate", "--size", "64x64", "--frames", "5", "--steps", "3", "--device", "cpu"]
+            let faults = ["REEL_TEST_FAULTS": "1"]
+            let crashed = try TestSupport.runReel(
+                common + ["--prompt", "a fox [crash-once]", "--out", "crashed"], in: directory, environment: faults,
+                worker: .scripted)
+            #expect(crashed.status == 0, "\(crashed.stderr)")
+            #expect(crashed.stderr.contains("retrying: the worker exited with status 70"), "\(crashed.stderr)")
+            #expect(try TestSupport.probeVideo(directory.appendingPathComponent("crashed/video.mp4").path).frames == 5)
+
+            let hung = try TestSupport.runReel(
+                common + ["--prompt", "a fox [hang-once]", "--stall-timeout", "2", "--out", "hung"], in: directory,
+                environment: faults, worker: .scripted)
+            #expect(hung.status == 0, "\(hung.stderr)")
+            #expect(hung.stderr.contains("retrying: stalled: no progress for 2.0 seconds"), "\(hung.stderr)")
+            #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("hung/video.mp4").path))
+
+            let poisoned = try TestSupport.runReel(
+                common + ["--prompt", "a fox [crash]", "--max-attempts", "2", "--out", "poisoned"], in: directory,
+                environment: faults, worker: .scripted)
+            #expect(poisoned.status == 1)
+            #expect(poisoned.stderr.contains("failed after 2 attempts"), "\(poisoned.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("poisoned/video.mp4").path))
+        }
+    }
+
+    @Test func generateLeavesTheOtherFilesOfItsOutputDirectoryAlone() throws {
+        try TestSupport.withTemporaryDirectorySync { directory in
+            let mine = directory.appendingPathComponent("notes.txt")
+            try "my notes".write(to: mine, atomically: true, encoding: .utf8)
+            let run = try TestSupport.runReel(
+                ["generate", "--prompt", "a fox", "--size", "64x64", "--frames", "5", "--steps", "2", "--device", "cpu",
+                 "--out", "."], in: directory, worker: .scripted)
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(try String(contentsOf: mine, encoding: .utf8) == "my notes")
+            #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("video.mp4").path))
         }
     }
 

@@ -93,7 +93,7 @@ import Testing
                 to: keyFile, atomically: true, encoding: .utf8)
             let server = try ServerProcess(
                 devices: "cpu", dataDirectory: directory.appendingPathComponent("server"),
-                extraArguments: ["--api-key-file", keyFile.path])
+                extraArguments: ["--api-key-file", keyFile.path], worker: .real)
             defer { server.stop() }
             let scriptFile = directory.appendingPathComponent("sdk.py")
             try Self.script.write(to: scriptFile, atomically: true, encoding: .utf8)

@@ -9,7 +9,8 @@ import Testing
     import Glibc
 #endif
 
-/// `reel serve` as a real process with tiny CPU workers, under kills, stops and signals.
+/// `reel serve` as a real process under kills, stops and signals: the kill -9 of the server with the real engine
+/// (tiny model), the rest with the scripted worker.
 @Suite(.serialized) struct ServeFaultTests {
     static func spec(_ prompt: String, seed: Int = 1, steps: Int = 2) -> [String: JSONValue] {
         ["prompt": .string(prompt), "size": .string("32x32"), "frames": .number(5), "steps": .number(Double(steps)),
@@ -39,7 +40,7 @@ import Testing
 
     @Test func everyAcceptedJobSurvivesKillingTheServer() async throws {
         try await TestSupport.withTemporaryDirectory { directory in
-            let server = try ServerProcess(devices: "cpu,cpu", dataDirectory: directory)
+            let server = try ServerProcess(devices: "cpu,cpu", dataDirectory: directory, worker: .real)
             defer { server.stop() }
             try await server.waitUntilReady()
             var ids: [String] = []
@@ -90,8 +91,9 @@ import Testing
 
     @Test func sixtyJobsOverThreeWorkersWithFaultsEndExactlyOnce() async throws {
         try await TestSupport.withTemporaryDirectory { directory in
-            let server = try ServerProcess(devices: "cpu,cpu,cpu", dataDirectory: directory,
-                                           extraArguments: ["--stall-timeout", "20"])
+            let server = try ServerProcess(
+                devices: "cpu,cpu,cpu", dataDirectory: directory, extraArguments: ["--stall-timeout", "20"],
+                worker: TestSupport.soakWorker)
             defer { server.stop() }
             try await server.waitUntilReady()
             let client = server.client

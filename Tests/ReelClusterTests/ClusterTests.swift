@@ -9,7 +9,7 @@ import Testing
     import Glibc
 #endif
 
-/// Two real `reel serve` nodes with tiny CPU workers sharing one queue in a real PostgreSQL database (see
+/// Two real `reel serve` nodes with CPU workers (scripted; the real engine under `make soak`) sharing one queue in a real PostgreSQL database (see
 /// `TestPostgres`), checked through their HTTP APIs and their output directories.
 @Suite(.serialized) struct ClusterTests {
     static func spec(_ prompt: String, seed: Int, steps: Int = 2) -> [String: JSONValue] {
@@ -18,8 +18,10 @@ import Testing
     }
 
     /// Starts one node per name on the database at `url`, each with its own data directory.
-    func startNodes(_ names: [String], database url: String, in directory: URL, extra: [String] = [])
-        async throws -> [ServerProcess]
+    func startNodes(
+        _ names: [String], database url: String, in directory: URL, extra: [String] = [],
+        worker: TestSupport.Worker = .scripted
+    ) async throws -> [ServerProcess]
     {
         var nodes: [ServerProcess] = []
         for name in names {
@@ -27,7 +29,7 @@ import Testing
             for attempt in 1...3 {
                 let node = try ServerProcess(
                     devices: "cpu", dataDirectory: directory.appendingPathComponent(name),
-                    extraArguments: ["--node", name, "--database", url] + extra)
+                    extraArguments: ["--node", name, "--database", url] + extra, worker: worker)
                 do {
                     try await node.waitUntilReady()
                     nodes.append(node)
@@ -82,7 +84,8 @@ import Testing
     @Test func aHundredJobsOnTwoNodesRunExactlyOnceAndEveryNodeServesEveryVideo() async throws {
         try await TestPostgres.withDatabase { url in
             try await TestSupport.withTemporaryDirectory { directory in
-                let nodes = try await startNodes(["node-a", "node-b"], database: url, in: directory)
+                let nodes = try await startNodes(
+                    ["node-a", "node-b"], database: url, in: directory, worker: TestSupport.soakWorker)
                 defer { nodes.forEach { $0.stop() } }
                 let (a, b) = (nodes[0], nodes[1])
 

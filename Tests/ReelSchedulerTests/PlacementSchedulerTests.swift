@@ -1,5 +1,6 @@
 import Foundation
 import Prometheus
+import ReelCore
 import ReelStore
 import ReelTestSupport
 import Testing
@@ -10,8 +11,9 @@ import Testing
     import Glibc
 #endif
 
-/// Every placement with real tiny-model CPU workers: replicas side by side, a split slot preparing the next
-/// prompt, and a parallel group of two ranks joined with torch.distributed (gloo).
+/// Every placement with CPU worker processes: replicas side by side, a split slot preparing the next prompt, and a
+/// parallel group of two ranks. The scripted worker runs most; the real engine (tiny model, ranks joined with
+/// torch.distributed over gloo) runs a stalled rank and a group that cannot start.
 @Suite(.serialized) struct PlacementSchedulerTests {
     @Test func replicasRunTwoJobsAtOnce() async throws {
         let harness = try SchedulerHarness(slots: 2)
@@ -93,7 +95,8 @@ import Testing
 
     @Test func aStalledRankStopsTheWholeGroupAfterTheStallTimeout() async throws {
         let slot = Slot(id: "group-1", device: "cpu", rankDevices: ["cpu", "cpu"])
-        let harness = try SchedulerHarness(stallTimeout: .seconds(4), slotList: [slot])
+        // The real engine: its ranks wait for each other in the frames check, so a stopped rank silences rank 0.
+        let harness = try SchedulerHarness(stallTimeout: .seconds(4), slotList: [slot], worker: .real)
         let job = try await harness.submit("a frozen square [slow]", steps: 3)
         _ = try await harness.workerPID(running: job.id, atStep: 1)
         let pids = (harness.scheduler.workers.first?.ranks ?? []).compactMap(\.pid)
@@ -182,7 +185,7 @@ import Testing
                 requested: .auto, chosen: depth >= 2 ? .replica : .parallel(2), slots: depth >= 2 ? replicas : broken,
                 notes: [], memorySaving: false)
         }
-        let harness = try SchedulerHarness(slotList: broken, relayout: relayout)
+        let harness = try SchedulerHarness(slotList: broken, relayout: relayout, worker: .real)
         let job = try await harness.submit("a patient lighthouse")
         let done = try await harness.waitForTerminal(job.id, timeout: .seconds(180))
         #expect(done.state == .succeeded && done.attempts == 1)

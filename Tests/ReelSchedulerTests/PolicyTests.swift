@@ -1,3 +1,4 @@
+import ReelCore
 import ReelWorkerProtocol
 import Testing
 
@@ -23,6 +24,23 @@ import Testing
             return
         }
         #expect(message.contains("smaller size") && message.contains("VAE tiling"))
+    }
+
+    @Test func aFullOrUnwritableDiskFailsTheJobAtOnceNamingThePath() {
+        let full = AttemptFailure.workerError(
+            code: .diskFull, message: "cannot write the video /out/j/video.mp4: No space left on device (ENOSPC)")
+        guard case .fail(let message) = RetryPolicy.decide(full, attempts: 1, maxAttempts: 3, memorySaving: false) else {
+            Issue.record("a full disk is not retried")
+            return
+        }
+        #expect(message.contains("/out/j/video.mp4") && message.contains("Free space"))
+        let readOnly = AttemptFailure.workerError(
+            code: .outputUnwritable, message: "cannot write the job directory /out/j: Read-only file system (EROFS)")
+        guard case .fail(let why) = RetryPolicy.decide(readOnly, attempts: 1, maxAttempts: 3, memorySaving: false) else {
+            Issue.record("an unwritable directory is not retried")
+            return
+        }
+        #expect(why.contains("/out/j") && why.contains("writable"))
     }
 
     @Test func badRequestsAreNotRetried() {

@@ -1,4 +1,5 @@
 import Foundation
+import ReelCore
 import ReelStore
 import ReelTestSupport
 import Testing
@@ -9,7 +10,8 @@ import Testing
     import Glibc
 #endif
 
-/// The scheduler with real worker processes (tiny model, CPU) and a real SQLite store, under faults.
+/// The scheduler with worker processes and a real SQLite store, under faults. The scripted worker runs most cases;
+/// the real engine (tiny model, CPU) runs a kill -9 recovery, the resume exactness and a cancel.
 @Suite(.serialized) struct SchedulerFaultTests {
     @Test func jobsRunInPriorityOrderAndSucceedWithTheirFiles() async throws {
         let harness = try SchedulerHarness(slots: 1)
@@ -57,9 +59,11 @@ import Testing
         await harness.stop()
     }
 
-    @Test(arguments: [("denoising", 1), ("denoising", 2), ("encoding", 0)])
-    func aKilledWorkerCostsARestartNotTheJob(stage: String, step: Int) async throws {
-        let harness = try SchedulerHarness(slots: 1)
+    @Test(arguments: [
+        ("denoising", 1, TestSupport.Worker.real), ("denoising", 2, .scripted), ("encoding", 0, .scripted),
+    ])
+    func aKilledWorkerCostsARestartNotTheJob(stage: String, step: Int, worker: TestSupport.Worker) async throws {
+        let harness = try SchedulerHarness(slots: 1, worker: worker)
         let prompt = stage == "encoding" ? "a slow fox [slow-encoding]" : "a slow fox [slow]"
         let job = try await harness.submit(prompt, steps: 3)
         let pid = try await harness.workerPID(running: job.id, atStep: step, stage: stage)
@@ -76,7 +80,7 @@ import Testing
     }
 
     @Test func aKilledJobResumesFromItsCheckpointWithIdenticalFrames() async throws {
-        let harness = try SchedulerHarness(slots: 1, checkpointEvery: 1)
+        let harness = try SchedulerHarness(slots: 1, checkpointEvery: 1, worker: .real)
         // The prompt's fault marker changes the prompt, so both jobs carry it: only the kill differs.
         let reference = try await harness.submit("a paper boat on a pond [slow]", priority: 1, steps: 6, pngFrames: true)
         let referenceDone = try await harness.waitForTerminal(reference.id)
@@ -144,7 +148,7 @@ import Testing
     }
 
     @Test func cancellingQueuedAndRunningJobs() async throws {
-        let harness = try SchedulerHarness(slots: 1)
+        let harness = try SchedulerHarness(slots: 1, worker: .real)
         let running = try await harness.submit("a long parade [slow]", priority: 1, steps: 8)
         let queued = try await harness.submit("never runs")
         _ = try await harness.workerPID(running: running.id, atStep: 1)

@@ -12,9 +12,10 @@ import ReelWorkerProtocol
     import Glibc
 #endif
 
-/// A scheduler with real tiny-model CPU workers and a real store, plus ways to inject faults and wait for jobs.
+/// A scheduler with CPU worker processes (the scripted worker unless a test asks for the real engine with tiny
+/// models) and a real store, plus ways to inject faults and wait for jobs.
 ///
-/// Faults are asked for in the prompt (see `PromptFaults`).
+/// Faults are asked for in the prompt (see `PromptFaults`); both workers honour the same hooks.
 final class SchedulerHarness: Sendable {
     let scheduler: Scheduler
     let store: any JobStore
@@ -25,24 +26,27 @@ final class SchedulerHarness: Sendable {
         slots: Int = 1, store: (any JobStore)? = nil, maxAttempts: Int = 3, stallTimeout: Duration = .seconds(60),
         grace: Duration = .seconds(30), model: String = "tiny", leaseDuration: Duration = .seconds(30),
         checkpointEvery: Int? = nil, slotList: [Slot]? = nil, relayout: Relayout? = nil,
-        metrics: any MetricsFactory = NOOPMetricsHandler.instance
+        metrics: any MetricsFactory = NOOPMetricsHandler.instance, worker: TestSupport.Worker = .scripted,
+        outputRoot: String? = nil, minFreeDiskBytes: Int64? = nil
     ) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("reel-sched-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         // Tiny models are shared by every test; outputs are per harness.
         try? FileManager.default.createSymbolicLink(
             atPath: directory.appendingPathComponent("models").path,
-            withDestinationPath: TestSupport.dataDirectory + "/models")
+            withDestinationPath: TestSupport.modelsDirectory)
         let store = try store ?? SQLiteJobStore(path: directory.appendingPathComponent("jobs.sqlite").path)
         self.store = store
         let slotList = slotList ?? (slots == 1 ? [Slot(id: "cpu", device: "cpu")]
             : (1...slots).map { Slot(id: "cpu-\($0)", device: "cpu") })
         var configuration = SchedulerConfiguration(
-            node: "test", slots: slotList, engine: TestSupport.engine, model: model, dataDirectory: directory.path,
+            node: "test", slots: slotList, engine: TestSupport.engine(worker), model: model, dataDirectory: directory.path,
             maxAttempts: maxAttempts, stallTimeout: stallTimeout, leaseDuration: leaseDuration, grace: grace,
             backoff: Backoff(base: .milliseconds(100), ceiling: .seconds(1)),
             workerEnvironment: ["REEL_ENGINE_ALLOW_FAULTS": "1"], checkpointEvery: checkpointEvery)
         configuration.relayout = relayout
+        configuration.outputRoot = outputRoot
+        configuration.minFreeDiskBytes = minFreeDiskBytes
         scheduler = Scheduler(
             configuration: configuration, store: store, bus: EventBus(), metrics: SchedulerMetrics(factory: metrics),
             logger: TestSupport.logger, jobDebug: PromptFaults.debugFields)
@@ -58,7 +62,11 @@ final class SchedulerHarness: Sendable {
 
     @discardableResult
     func submit(_ prompt: String, priority: Int = 0, steps: Int = 2, pngFrames: Bool = false) async throws -> Job {
-        let spec = Self.spec(prompt, steps: steps, pngFrames: pngFrames)
+        try await submit(Self.spec(prompt, steps: steps, pngFrames: pngFrames), priority: priority)
+    }
+
+    @discardableResult
+    func submit(_ spec: GenerationSpec, priority: Int = 0) async throws -> Job {
         let (job, _) = try await store.enqueue(NewJob(spec: spec, priority: priority), now: Date())
         scheduler.jobsEnqueued()
         return job

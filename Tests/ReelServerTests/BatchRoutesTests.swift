@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import ReelCSV
+import ReelCore
 import ReelServer
 import ReelStore
 import Testing

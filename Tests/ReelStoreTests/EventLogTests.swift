@@ -1,4 +1,5 @@
 import Foundation
+import ReelCore
 import Testing
 
 @testable import ReelStore

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import ReelCore
 import Testing
 
 @testable import ReelStore

@@ -13,15 +13,22 @@ public final class ServerProcess: @unchecked Sendable {
     public private(set) var process: Process
     private let logURL: URL
 
-    /// Starts `reel serve` with tiny CPU workers; test faults (prompt markers) are enabled.
-    public init(devices: String = "cpu", dataDirectory: URL, extraArguments: [String] = []) throws {
+    /// Starts `reel serve` with CPU workers (scripted unless `worker` says real, tiny models); test faults (prompt
+    /// markers) are enabled.
+    public let worker: TestSupport.Worker
+
+    public init(
+        devices: String = "cpu", dataDirectory: URL, extraArguments: [String] = [],
+        worker: TestSupport.Worker = .scripted
+    ) throws {
+        self.worker = worker
         self.dataDirectory = dataDirectory
         port = Int.random(in: 20000..<60000)
         try? FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
         // The tiny models are made once for the whole test run.
         try? FileManager.default.createSymbolicLink(
             atPath: dataDirectory.appendingPathComponent("models").path,
-            withDestinationPath: TestSupport.dataDirectory + "/models")
+            withDestinationPath: TestSupport.modelsDirectory)
         arguments = [
             "serve", "--port", String(port), "--data-dir", dataDirectory.path, "--devices", devices, "--model", "tiny",
             "--node", "test-node", "--log-level", "debug",
@@ -39,6 +46,7 @@ public final class ServerProcess: @unchecked Sendable {
         environment["REEL_PYTHON"] = TestSupport.engine.python
         environment["REEL_ENGINE"] = TestSupport.engine.packageDirectory
         environment["REEL_TEST_FAULTS"] = "1"
+        environment["REEL_ENGINE_MODULE"] = worker.module
         process.environment = environment
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let log = try FileHandle(forWritingTo: logURL)

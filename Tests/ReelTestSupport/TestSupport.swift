@@ -10,7 +10,37 @@ public enum TestSupport {
 
     /// The engine of this checkout: `.venv/bin/python` (or REEL_PYTHON) with `engine/` on PYTHONPATH.
     public static var engine: EngineLocation {
-        EngineLocation.locate(searchFrom: [packageRoot.path])
+        var engine = EngineLocation.locate(searchFrom: [packageRoot.path])
+        engine.module = EngineLocation.workerModule
+        return engine
+    }
+
+    /// Which worker a test runs: the real engine with tiny models, or the scripted worker (the same protocol code,
+    /// no torch, real MP4s; see docs/worker-protocol.md) for scheduling and fault cases.
+    public enum Worker: Sendable, CustomStringConvertible {
+        case real, scripted
+
+        public var module: String {
+            switch self {
+            case .real: EngineLocation.workerModule
+            case .scripted: "reel_engine.scripted_worker"
+            }
+        }
+
+        public var description: String { self == .real ? "real worker" : "scripted worker" }
+    }
+
+    /// The worker of the soak tests (many jobs, random kills): the scripted one, so `make test` runs them in about a
+    /// minute each; the real engine when REEL_SOAK=1 (`make soak`).
+    public static var soakWorker: Worker {
+        ProcessInfo.processInfo.environment["REEL_SOAK"] == "1" ? .real : .scripted
+    }
+
+    /// The engine of this checkout running `worker`.
+    public static func engine(_ worker: Worker) -> EngineLocation {
+        var engine = self.engine
+        engine.module = worker.module
+        return engine
     }
 
     /// One data directory for the whole test run, so the tiny models are created once and then reused.
@@ -18,6 +48,14 @@ public enum TestSupport {
         let url = packageRoot.appendingPathComponent(".build/test-data")
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url.path
+    }()
+
+    /// The tiny models every test shares, made once (`<dataDirectory>/models`); data directories of their own link
+    /// to it. Created here, so a link to it never dangles.
+    public static let modelsDirectory: String = {
+        let path = dataDirectory + "/models"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
     }()
 
     /// The `reel` executable built beside the test bundle.
@@ -40,9 +78,9 @@ public enum TestSupport {
         return try await body(url)
     }
 
-    public static func launch(model: String = "tiny", faults: Bool = false) -> WorkerLaunch {
+    public static func launch(model: String = "tiny", faults: Bool = false, worker: Worker = .real) -> WorkerLaunch {
         WorkerLaunch(
-            engine: engine, device: "cpu", model: model, dataDirectory: dataDirectory,
+            engine: engine(worker), device: "cpu", model: model, dataDirectory: dataDirectory,
             environment: faults ? ["REEL_ENGINE_ALLOW_FAULTS": "1"] : [:])
     }
 
@@ -108,13 +146,14 @@ extension TestSupport {
     }
 
     /// Runs the built `reel` with this checkout's engine and the shared test data directory.
-    public static func runReel(_ arguments: [String], in directory: URL, environment extra: [String: String] = [:])
-        throws -> Run
-    {
+    public static func runReel(
+        _ arguments: [String], in directory: URL, environment extra: [String: String] = [:], worker: Worker = .real
+    ) throws -> Run {
         var environment = ProcessInfo.processInfo.environment
         environment["REEL_DATA_DIR"] = dataDirectory
         environment["REEL_PYTHON"] = engine.python
         environment["REEL_ENGINE"] = engine.packageDirectory
+        environment["REEL_ENGINE_MODULE"] = worker.module
         for (key, value) in extra { environment[key] = value }
         return try run(reelExecutable.path, arguments, in: directory, environment: environment)
     }

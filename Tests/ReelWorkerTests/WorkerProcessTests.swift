@@ -67,7 +67,7 @@ import Testing
 
     @Test func killingTheGroupEndsTheEventStream() async throws {
         try await TestSupport.withTemporaryDirectory { directory in
-            let launch = TestSupport.launch(faults: true)
+            let launch = TestSupport.launch(faults: true, worker: .scripted)
             let (pid, exit) = try await WorkerProcess.run(launch, logger: TestSupport.logger) { connection in
                 var events = connection.events.makeAsyncIterator()
                 _ = try await connection.awaitReady(&events)
@@ -90,7 +90,7 @@ import Testing
 
     @Test func aCrashIsReportedWithTheWorkersLastWords() async throws {
         try await TestSupport.withTemporaryDirectory { directory in
-            let launch = TestSupport.launch(faults: true)
+            let launch = TestSupport.launch(faults: true, worker: .scripted)
             let (_, exit) = try await WorkerProcess.run(launch, logger: TestSupport.logger) { connection in
                 var events = connection.events.makeAsyncIterator()
                 _ = try await connection.awaitReady(&events)
@@ -101,9 +101,23 @@ import Testing
         }
     }
 
+    @Test func aLineThatIsNotAnEventIsSkippedAndTheJobStillEnds() async throws {
+        try await TestSupport.withTemporaryDirectory { directory in
+            let launch = TestSupport.launch(faults: true, worker: .scripted)
+            let (result, _) = try await WorkerProcess.run(launch, logger: TestSupport.logger) { connection in
+                var events = connection.events.makeAsyncIterator()
+                _ = try await connection.awaitReady(&events)
+                let garbled = request("garbled", in: directory, debug: ["malformed_output": .bool(true)])
+                return try await connection.generate(garbled, events: &events)
+            }
+            #expect(FileManager.default.fileExists(atPath: result.outputs.video))
+            #expect(try TestSupport.probeVideo(result.outputs.video).frames == result.outputs.frameCount)
+        }
+    }
+
     @Test func aMissingModelDirectoryFailsReadyWithItsName() async throws {
         try await TestSupport.withTemporaryDirectory { directory in
-            var launch = TestSupport.launch()
+            var launch = TestSupport.launch(worker: .scripted)
             launch.model = directory.path
             let (failure, exit) = try await WorkerProcess.run(launch, logger: TestSupport.logger) { connection in
                 var events = connection.events.makeAsyncIterator()

@@ -160,10 +160,10 @@ def _shard(model, group: Group) -> None:  # pragma: no cover - needs 2+ GPUs (se
              group.world_size)
 
 
-def request_for_rank(request):
+def request_for_rank(request, group: Group | None = None):
     """Rank 0 runs the request as sent. Other ranks compute in a scratch directory of their own and save no
-    checkpoints, so the job's directory only ever holds rank 0's files."""
-    group = _current
+    checkpoints, so the job's directory only ever holds rank 0's files. `group` defaults to this worker's."""
+    group = group if group is not None else _current
     if group is None or group.writes_outputs:
         return request
     out_dir = os.path.join(group.scratch, os.path.basename(request.out_dir.rstrip("/")) or "job")
@@ -201,9 +201,14 @@ def after_frames(request, frames, fps: int, seconds: dict) -> dict | None:
     log.info("job %s: %d ranks agree on the job and its frames", request.job, group.world_size)
     if group.writes_outputs:
         return None
+    return follower_result(request, frames.shape, fps, seconds)
+
+
+def follower_result(request, shape, fps: int, seconds: dict) -> dict:
+    """The `result` of a rank > 0, which writes nothing: its paths are empty strings."""
     from . import protocol
 
-    n, height, width = (int(x) for x in frames.shape[:3])
+    n, height, width = (int(x) for x in shape[:3])
     outputs = {"dir": request.out_dir, "video": "", "metadata": "", "frames_dir": None, "frame_count": n,
                "width": width, "height": height, "fps": fps}
     seconds = {k: round(v, 4) for k, v in seconds.items()}

@@ -26,6 +26,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from .jobflow import JobFailure
+
 log = logging.getLogger("reel_engine.interpolation")
 
 FACTORS = (1, 2, 4)
@@ -37,8 +39,15 @@ BLEND_METHOD = "blend (linear cross-fade of neighbouring frames; this FFmpeg bui
 WORK_FORMAT = "yuv444p"
 
 
-class InterpolationUnavailable(Exception):
-    """The configured interpolation method cannot be used (a missing or unloadable RIFE checkpoint)."""
+class InterpolationUnavailable(JobFailure):
+    """The configured interpolation method cannot be used (a missing or unloadable RIFE checkpoint): the job fails
+    with `model_error`."""
+
+    code = "model_error"
+
+    @property
+    def event_message(self) -> str:
+        return f"interpolation unavailable: {self}"
 
 
 def output_frame_count(frames: int, factor: int) -> int:
@@ -101,7 +110,7 @@ def interpolate(frames: np.ndarray, fps: int, factor: int,
 
     Factor 1 returns the frames unchanged and method None. With REEL_RIFE_CHECKPOINT set, RIFE runs on `device`
     (default: see _device). Raises InterpolationUnavailable (see check_available) and
-    pipeline.Cancelled("interpolating") when `cancelled()` turns true (checked once per frame or interval)."""
+    jobflow.Cancelled("interpolating") when `cancelled()` turns true (checked once per frame or interval)."""
     if factor not in FACTORS:
         raise ValueError(f"interpolation factor must be one of {FACTORS}, got {factor}")
     if factor == 1:
@@ -129,7 +138,7 @@ def interpolate(frames: np.ndarray, fps: int, factor: int,
 
 def _check(cancelled: Callable[[], bool]) -> None:
     if cancelled():
-        from .pipeline import Cancelled
+        from .jobflow import Cancelled
 
         raise Cancelled("interpolating")
 

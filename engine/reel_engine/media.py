@@ -68,7 +68,8 @@ def write_png_frames(frames: np.ndarray, out_dir: str) -> str:
 
 
 def _remove(path: str) -> None:
+    """Removes a temporary file if it is there; never raises, so the error that made it useless propagates."""
     try:
         os.remove(path)
-    except FileNotFoundError:
+    except OSError:
         pass

@@ -99,7 +99,7 @@ def write_job_json(record: dict, out_dir: str) -> str:
     except BaseException:
         try:
             os.remove(tmp)
-        except FileNotFoundError:
-            pass
+        except OSError:
+            pass  # never there, or its directory is gone: the error that stopped the write propagates
         raise
     return final

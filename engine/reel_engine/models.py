@@ -1,4 +1,5 @@
-"""The model catalog and loading: real diffusers-format Wan2.2 directories, tiny cached models, random full-size ones.
+"""Loading the models of the catalog (catalog.py): real diffusers-format Wan2.2 directories, tiny cached models,
+random full-size ones.
 
 Every model ends up as a diffusers `WanPipeline` whose components Reel's own loop (pipeline.py) drives:
 - a directory (TI2V-5B or T2V-A14B in diffusers format) is checked, then loaded with WanPipeline.from_pretrained;
@@ -24,50 +25,28 @@ from dataclasses import dataclass, field
 
 import torch
 
-log = logging.getLogger("reel_engine.models")
+from .catalog import (  # noqa: F401 - the catalog's names are re-exported for code that imports them from here
+    A14B,
+    ARCHITECTURES,
+    DEFAULTS,
+    FPS,
+    REPOS,
+    TI2V,
+    TINY_DEFAULTS,
+    Defaults,
+    ModelError,
+    default_data_dir,
+    inspect_model_dir,
+    model_defaults,
+    parse_model_name,
+    tiny_dir,
+)
 
-TI2V = "ti2v-5b"
-A14B = "t2v-a14b"
-ARCHITECTURES = (TI2V, A14B)
-REPOS = {TI2V: "Wan-AI/Wan2.2-TI2V-5B-Diffusers", A14B: "Wan-AI/Wan2.2-T2V-A14B-Diffusers"}
-FPS = {TI2V: 24, A14B: 16}
+log = logging.getLogger("reel_engine.models")
 
 # Bump when the tiny recipe changes: a cached tiny model with another version is rebuilt.
 TINY_RECIPE_VERSION = 1
 TINY_MARKER = "reel-tiny.json"
-
-
-class ModelError(Exception):
-    """The model cannot be loaded; the message says what is missing and what to do."""
-
-
-@dataclass(frozen=True)
-class Defaults:
-    """The request values a client should use when the user gives none."""
-
-    width: int
-    height: int
-    frames: int
-    steps: int
-    guidance: float
-    guidance_2: float | None = None
-
-    def to_json(self) -> dict:
-        d = {"width": self.width, "height": self.height, "frames": self.frames, "steps": self.steps,
-             "guidance": self.guidance}
-        if self.guidance_2 is not None:
-            d["guidance_2"] = self.guidance_2
-        return d
-
-
-DEFAULTS = {
-    TI2V: Defaults(1280, 704, 121, 50, 5.0),
-    A14B: Defaults(1280, 720, 81, 40, 4.0, 3.0),
-}
-TINY_DEFAULTS = {
-    TI2V: Defaults(256, 256, 17, 4, 5.0),
-    A14B: Defaults(256, 256, 17, 4, 5.0, 5.0),
-}
 
 
 @dataclass
@@ -244,10 +223,6 @@ def build_pipeline(architecture: str, tiny: bool, device: torch.device, dtype: t
 # Tiny models: created once, cached, loaded back like a real directory
 
 
-def tiny_dir(data_dir: str, architecture: str) -> str:
-    return os.path.join(data_dir, "models", f"tiny-{architecture}")
-
-
 def _tiny_is_complete(path: str) -> bool:
     try:
         with open(os.path.join(path, TINY_MARKER), encoding="utf-8") as f:
@@ -292,84 +267,6 @@ def ensure_tiny(data_dir: str, architecture: str) -> tuple[str, bool]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Directories
-
-
-def _weights_present(folder: str, component: str, repo_hint: str) -> None:
-    """Raises ModelError unless `folder` holds a config and complete weights (every shard of a sharded index)."""
-    names = set(os.listdir(folder))
-    if "config.json" not in names:
-        raise ModelError(f"component '{component}' is incomplete: {component}/config.json is missing. {repo_hint}")
-    indexes = [n for n in names if n.endswith(".index.json")]
-    for index in indexes:
-        try:
-            with open(os.path.join(folder, index), encoding="utf-8") as f:
-                shards = sorted(set(json.load(f).get("weight_map", {}).values()))
-        except (OSError, ValueError) as e:
-            raise ModelError(f"component '{component}': cannot read {component}/{index} ({e}). {repo_hint}") from None
-        missing = [s for s in shards if s not in names]
-        if missing:
-            raise ModelError(f"component '{component}' is incomplete: {len(missing)} of {len(shards)} weight "
-                             f"shards are missing (first: {component}/{missing[0]}). {repo_hint}")
-    if not any(n.endswith((".safetensors", ".bin")) for n in names):
-        raise ModelError(f"component '{component}' has no weights (no .safetensors or .bin file in {component}/). "
-                         f"{repo_hint}")
-
-
-def inspect_model_dir(path: str) -> str:
-    """Checks that `path` is a complete diffusers-format Wan2.2 directory; returns its architecture."""
-    any_hint = f"Download {REPOS[TI2V]} or {REPOS[A14B]} (for example `hf download {REPOS[TI2V]} --local-dir DIR`)."
-    if not os.path.isdir(path):
-        raise ModelError(f"model directory {path} does not exist. {any_hint}")
-    index_path = os.path.join(path, "model_index.json")
-    if not os.path.isfile(index_path):
-        raise ModelError(f"{path} is not a diffusers model directory: model_index.json is missing. {any_hint}")
-    try:
-        with open(index_path, encoding="utf-8") as f:
-            index = json.load(f)
-    except (OSError, ValueError) as e:
-        raise ModelError(f"cannot read {index_path}: {e}. {any_hint}") from None
-    if index.get("_class_name") != "WanPipeline":
-        raise ModelError(f"{path} holds a {index.get('_class_name')!r}, not a WanPipeline; Reel runs Wan2.2 "
-                         f"TI2V-5B and T2V-A14B. {any_hint}")
-
-    def present(name: str) -> bool:
-        entry = index.get(name)
-        return isinstance(entry, list) and len(entry) == 2 and entry[0] is not None
-
-    if present("transformer_2") or index.get("boundary_ratio") is not None:
-        architecture = A14B
-    elif index.get("expand_timesteps"):
-        architecture = TI2V
-    else:
-        raise ModelError(f"{path} is a Wan pipeline but neither Wan2.2 TI2V-5B (expand_timesteps) nor T2V-A14B "
-                         f"(transformer_2 + boundary_ratio); Reel runs only those. {any_hint}")
-    repo = REPOS[architecture]
-    hint = f"Download {repo} again (for example `hf download {repo} --local-dir {path}`)."
-    required = ["tokenizer", "text_encoder", "vae", "scheduler", "transformer"]
-    if architecture == A14B:
-        required.append("transformer_2")
-    for component in required:
-        folder = os.path.join(path, component)
-        if not present(component):
-            raise ModelError(f"model_index.json of {path} lists no '{component}' component. {hint}")
-        if not os.path.isdir(folder):
-            raise ModelError(f"model directory {path} is missing the '{component}' component ({component}/). {hint}")
-        if component == "scheduler":
-            if not os.path.isfile(os.path.join(folder, "scheduler_config.json")):
-                raise ModelError(f"component 'scheduler' is incomplete: scheduler/scheduler_config.json is "
-                                 f"missing. {hint}")
-        elif component == "tokenizer":
-            files = set(os.listdir(folder))
-            if not files & {"tokenizer.json", "spiece.model", "tokenizer_config.json"}:
-                raise ModelError(f"component 'tokenizer' is incomplete: no tokenizer.json, spiece.model or "
-                                 f"tokenizer_config.json in tokenizer/. {hint}")
-        else:
-            _weights_present(folder, component, hint)
-    return architecture
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # Loading
 
 
@@ -385,10 +282,6 @@ def resolve_device(spec: str) -> torch.device:
             raise ModelError(f"device {spec}: only {torch.cuda.device_count()} CUDA device(s) are visible")
         return torch.device("cuda", index)
     raise ModelError(f"device {spec!r}: expected cpu, cuda or cuda:N")
-
-
-def default_data_dir() -> str:
-    return os.environ.get("REEL_DATA_DIR") or os.path.join(os.path.expanduser("~"), ".local", "share", "reel")
 
 
 def load_model(name: str, device: str | torch.device = "cpu", data_dir: str | None = None,
@@ -414,24 +307,19 @@ def load_model(name: str, device: str | torch.device = "cpu", data_dir: str | No
         torch.cuda.set_device(device)  # a worker owns one GPU; "cuda" below then means this one
     # Weights go straight from the safetensors files to the GPU, unless CPU offload will place them.
     device_map = "cuda" if device.type == "cuda" and not memory_saving else None
-    if name in ("tiny", "tiny:ti2v-5b", "tiny:t2v-a14b"):
-        architecture = A14B if name == "tiny:t2v-a14b" else TI2V
+    named = parse_model_name(name)
+    if named.kind == "tiny":
+        architecture = named.architecture
         path, created = ensure_tiny(data_dir, architecture)
         pipe = _load_dir(path, dtype, device_map)
-        random_weights, defaults = True, TINY_DEFAULTS[architecture]
-    elif name.startswith("random:"):
-        architecture = name.split(":", 1)[1]
-        if architecture not in ARCHITECTURES:
-            raise ModelError(f"unknown model {name!r}; random models are random:ti2v-5b and random:t2v-a14b")
+    elif named.kind == "random":
+        architecture = named.architecture
         pipe = build_pipeline(architecture, tiny=False, device=device, dtype=dtype)
-        random_weights, defaults = True, DEFAULTS[architecture]
-    elif name.startswith("tiny:"):
-        raise ModelError(f"unknown model {name!r}; tiny models are tiny (= tiny:ti2v-5b) and tiny:t2v-a14b")
     else:
-        path = os.path.abspath(os.path.expanduser(name))
+        path = named.path
         architecture = inspect_model_dir(path)
         pipe = _load_dir(path, dtype, device_map)
-        random_weights, defaults = False, DEFAULTS[architecture]
+    random_weights, defaults = named.random_weights, model_defaults(named.kind, architecture)
 
     model = LoadedModel(name=name, architecture=architecture, pipe=pipe, device=device, dtype=dtype,
                         random_weights=random_weights, defaults=defaults, path=path, created=created,
@@ -527,14 +415,6 @@ def memory_info(device: torch.device) -> tuple[int, int]:
     if device.type == "cuda":
         free, total = torch.cuda.mem_get_info(device)
         return int(free), int(total)
-    info = {}
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                key, _, rest = line.partition(":")
-                info[key] = int(rest.split()[0]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    total = info.get("MemTotal") or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    free = info.get("MemAvailable", info.get("MemFree", 0))
-    return int(free), int(total)
+    from .placement import host_memory
+
+    return host_memory()

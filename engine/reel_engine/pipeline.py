@@ -21,18 +21,10 @@ import numpy as np
 import torch
 
 from .checkpoint import Checkpointer, restore_scheduler
+from .jobflow import Cancelled
 from .models import LoadedModel
 
 Progress = Callable[[str, int, int], None]
-
-
-class Cancelled(Exception):
-    """The job was cancelled at a step or stage boundary."""
-
-    def __init__(self, stage: str, step: int | None = None, total: int | None = None):
-        where = f"{stage} step {step} of {total}" if step is not None else stage
-        super().__init__(f"cancelled before {where}")
-        self.stage, self.step, self.total = stage, step, total
 
 
 @dataclass

@@ -17,6 +17,7 @@ deliberately generous: a plan that does not fit would fail the job, one that fit
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 GIB = 1 << 30
@@ -131,3 +132,18 @@ def component_sizes(pipe) -> ComponentSizes:
         largest_transformer=max(module_bytes(t) for t in transformers),
         width=int(config.num_attention_heads) * int(config.attention_head_dim),
     )
+
+
+def host_memory() -> tuple[int, int]:
+    """(available, total) bytes of host memory, from /proc/meminfo where there is one."""
+    info = {}
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                info[key] = int(rest.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    total = info.get("MemTotal") or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    free = info.get("MemAvailable", info.get("MemFree", 0))
+    return int(free), int(total)

@@ -48,6 +48,10 @@ class DebugHooks:
     crash_in: str | None = None
     hang_at_step: int | None = None
     oom_at_step: int | None = None
+    # Honoured by the scripted worker only (scripted_jobs.py); the real worker accepts and ignores them.
+    malformed_output: bool = False
+    exit_at_step: int | None = None
+    result_without_files: bool = False
 
 
 @dataclass(frozen=True)
@@ -217,6 +221,9 @@ def _parse_debug(obj: dict, job: str | None) -> DebugHooks:
         crash_in=crash_in,
         hang_at_step=f.integer("hang_at_step", required=False, minimum=1),
         oom_at_step=f.integer("oom_at_step", required=False, minimum=1),
+        malformed_output=f.boolean("malformed_output", required=False, default=False),
+        exit_at_step=f.integer("exit_at_step", required=False, minimum=1),
+        result_without_files=f.boolean("result_without_files", required=False, default=False),
     )
 
 

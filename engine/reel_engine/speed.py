@@ -18,6 +18,8 @@ import time
 
 import torch
 
+from .approximate import APPROXIMATE, parse_approximate  # noqa: F401 - re-exported
+
 log = logging.getLogger("reel_engine.speed")
 
 _ATTENTION_CANDIDATES = ("cudnn", "flash", "efficient")
@@ -136,23 +138,7 @@ def _transformers(model):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Approximate speed-ups: off unless asked for, and recorded in every job.json they touch.
-
-APPROXIMATE = {"first-block-cache": 0.05}  # name -> default threshold
-
-
-def parse_approximate(spec: str) -> tuple[str, float]:
-    """`first-block-cache` or `first-block-cache:0.08` -> (name, threshold); ValueError naming what is wrong."""
-    name, _, value = spec.partition(":")
-    if name not in APPROXIMATE:
-        raise ValueError(f"--approximate {spec!r}: unknown; the approximate speed-ups are {', '.join(APPROXIMATE)}")
-    try:
-        threshold = float(value) if value else APPROXIMATE[name]
-    except ValueError:
-        raise ValueError(f"--approximate {spec!r}: {value!r} is not a number") from None
-    if not 0 < threshold < 1:
-        raise ValueError(f"--approximate {spec!r}: the threshold must be between 0 and 1, got {threshold}")
-    return name, threshold
+# Approximate speed-ups (approximate.py): off unless asked for, and recorded in every job.json they touch.
 
 
 def apply_approximate(model, spec: str) -> dict:

@@ -41,7 +41,10 @@ class EventWriter:
 
     def emit(self, event: dict, then_mute: bool = False) -> None:
         """Writes one event; with `then_mute`, nothing is written after it (the hang test hook)."""
-        data = protocol.encode_event(event)
+        self.write_line(protocol.encode_event(event), then_mute)
+
+    def write_line(self, data: bytes, then_mute: bool = False) -> None:
+        """Writes one whole line as it is (the scripted worker's malformed-output hook uses it directly)."""
         with self._lock:
             if self._muted:
                 return
@@ -55,12 +58,24 @@ class EventWriter:
                 os._exit(0)
 
 
-class Worker:
-    """Dispatches request lines: answers ping/cancel at once, runs one generate job at a time on a thread."""
+def run_model_job(model, job, emit, hang=None, gpu_done=lambda: None) -> dict:
+    """The real job runner (jobs.run_job), imported only when the first job starts."""
+    from .jobs import run_job
 
-    def __init__(self, model, writer: EventWriter, allow_faults: bool = False):
+    return run_job(model, job, emit, hang=hang, gpu_done=gpu_done)
+
+
+class Worker:
+    """Dispatches request lines: answers ping/cancel at once, runs one generate job at a time on a thread.
+
+    `run_job(model, job, emit, hang=, gpu_done=)` runs one job and returns its final event: the real one by
+    default, the scripted worker's stand-in in scripted_worker.py. `model` needs `spatial_stride`,
+    `temporal_stride` and `text` (with `in` and `prepare(texts)`)."""
+
+    def __init__(self, model, writer: EventWriter, allow_faults: bool = False, run_job=run_model_job):
         self.model = model
         self.writer = writer
+        self.run_job = run_job
         self.limits = protocol.Limits(model.spatial_stride, model.temporal_stride, allow_faults)
         self._lock = threading.Lock()
         self._job = None  # the job using the device, at most one
@@ -112,7 +127,7 @@ class Worker:
             threading.Thread(target=self.model.text.prepare, args=(texts,), name="prepare", daemon=True).start()
 
     def start(self, request: protocol.GenerateRequest) -> None:
-        from .jobs import Job
+        from .jobflow import Job  # here, after claim_stdout: it imports numpy
 
         with self._lock:
             if self._job is not None:
@@ -137,9 +152,7 @@ class Worker:
                 self._encoding[job.request.job] = job
 
     def _run(self, job) -> None:
-        from .jobs import run_job
-
-        final = run_job(self.model, job, self.writer.emit, hang=self._hang, gpu_done=lambda: self._gpu_done(job))
+        final = self.run_job(self.model, job, self.writer.emit, hang=self._hang, gpu_done=lambda: self._gpu_done(job))
         # The job is forgotten and its final event written under one lock: a client that sends its next
         # generate as soon as it reads the result is never told "busy", and never sees the next job's events
         # before this result.
@@ -166,8 +179,10 @@ class Worker:
             thread.join(timeout)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m reel_engine.worker", description=__doc__.splitlines()[0])
+def parse_args(argv: list[str] | None, prog: str = "python -m reel_engine.worker",
+               description: str | None = None) -> argparse.Namespace:
+    """The worker's command line (the scripted worker's too: it takes the same flags)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description or __doc__.splitlines()[0])
     parser.add_argument("--device", required=True, help="cpu, cuda or cuda:N")
     parser.add_argument("--model", required=True,
                         help="tiny, tiny:t2v-a14b, random:ti2v-5b, random:t2v-a14b, or a diffusers Wan2.2 directory")

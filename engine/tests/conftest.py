@@ -1,8 +1,10 @@
-"""Shared fixtures: one data directory per test session, tiny models loaded once per module, and a helper that
-drives a real worker subprocess over its stdin/stdout."""
+"""Shared fixtures: one data directory per test session, tiny models loaded once per session, a helper that drives a
+worker subprocess (the real one or the scripted one) over its stdin/stdout and one that starts several at once, and
+a file system that is full."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import queue
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 import pytest
 
@@ -25,33 +28,68 @@ def data_dir(tmp_path_factory) -> str:
     return str(tmp_path_factory.mktemp("reel-data"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_ti2v(data_dir):
+    """The tiny TI2V model, loaded once for the session: tests that change it (hooks, caches) undo what they do."""
     from reel_engine.models import load_model
 
     return load_model("tiny", "cpu", data_dir)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_a14b(data_dir):
     from reel_engine.models import load_model
 
     return load_model("tiny:t2v-a14b", "cpu", data_dir)
 
 
-class WorkerProcess:
-    """A `python -m reel_engine.worker` subprocess; events are read on a thread and queued."""
+@pytest.fixture(scope="session")
+def tiny_on_disk(data_dir) -> str:
+    """The tiny TI2V model's directory in the session's data directory, created before any worker process is started
+    on it, so that workers started together do not each build it."""
+    from reel_engine.catalog import TI2V
+    from reel_engine.models import ensure_tiny
 
-    def __init__(self, *args: str, data_dir: str, log_path: str, allow_faults: bool = True):
-        env = dict(os.environ)
-        env.pop("REEL_ENGINE_ALLOW_FAULTS", None)
+    return ensure_tiny(data_dir, TI2V)[0]
+
+
+@pytest.fixture(scope="session")
+def full_size_meta():
+    """The full-size pipeline of an architecture, built once per session on the meta device (shapes, no memory)."""
+    import functools
+
+    import torch
+
+    from reel_engine.models import build_pipeline
+
+    @functools.cache
+    def build(architecture: str):
+        return build_pipeline(architecture, tiny=False, device=torch.device("meta"), dtype=torch.bfloat16)
+
+    return build
+
+
+REAL_WORKER = "reel_engine.worker"
+SCRIPTED_WORKER = "reel_engine.scripted_worker"
+WORKERS = {"real": REAL_WORKER, "scripted": SCRIPTED_WORKER}
+
+
+class WorkerProcess:
+    """A `python -m reel_engine.worker` (or `module`) subprocess; events are read on a thread and queued."""
+
+    def __init__(self, *args: str, data_dir: str, log_path: str, allow_faults: bool = True,
+                 module: str = REAL_WORKER, env: dict | None = None, command: list[str] | None = None):
+        environment = dict(os.environ)
+        environment.pop("REEL_ENGINE_ALLOW_FAULTS", None)
         if allow_faults:
-            env["REEL_ENGINE_ALLOW_FAULTS"] = "1"
+            environment["REEL_ENGINE_ALLOW_FAULTS"] = "1"
+        environment.update(env or {})
         self.log_path = log_path
         self._log = open(log_path, "wb")
+        self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reel_engine.worker", "--data-dir", data_dir, *args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=env,
+            [*(command or [sys.executable, "-m", module]), "--data-dir", data_dir, *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=environment,
         )
         self.raw_lines: list[bytes] = []
         self.events: queue.Queue = queue.Queue()
@@ -66,6 +104,12 @@ class WorkerProcess:
             except ValueError:
                 self.events.put({"event": "<not json>", "line": line})
         self.events.put(None)  # EOF
+
+    def ready(self) -> dict | None:
+        """The worker's first event (its `ready`, or the error it could not start with), read once and kept."""
+        if not hasattr(self, "_first_event"):
+            self._first_event = self.next_event()
+        return self._first_event
 
     def send(self, request) -> None:
         line = request if isinstance(request, (str, bytes)) else json.dumps(request)
@@ -117,15 +161,101 @@ def start_worker(data_dir, tmp_path):
     """Starts workers for one test and kills any that are still running at its end."""
     workers = []
 
-    def start(*args: str, allow_faults: bool = True) -> WorkerProcess:
+    def start(*args: str, allow_faults: bool = True, module: str = REAL_WORKER, env: dict | None = None,
+              command: list[str] | None = None) -> WorkerProcess:
         w = WorkerProcess(*args, data_dir=data_dir, log_path=str(tmp_path / f"worker-{len(workers)}.log"),
-                          allow_faults=allow_faults)
+                          allow_faults=allow_faults, module=module, env=env, command=command)
         workers.append(w)
         return w
 
     yield start
     for w in workers:
         w.kill()
+
+
+@dataclass(frozen=True)
+class EarlyStart:
+    """Worker processes a test module needs, declared in its EARLY_WORKERS list so that they are started when the
+    session begins (see `early_workers`)."""
+
+    name: str
+    count: int
+    args: tuple[str, ...]  # "{dir}" in an argument stands for a directory of the session's (rendezvous files)
+    module: str = REAL_WORKER
+    env: tuple[tuple[str, str], ...] = ()
+
+
+class EarlyWorkers:
+    """Workers started when the session begins, for the selected modules that declare them: a real worker's start is
+    mostly importing torch, which then runs while the modules without early workers run (they run first, see
+    pytest_collection_modifyitems), instead of while a test waits for it. `take` hands a module its workers."""
+
+    def __init__(self, data_dir: str, log_dir):
+        self.data_dir = data_dir
+        self.log_dir = log_dir
+        self._started: dict[str, list[WorkerProcess]] = {}
+        self._taken: list[WorkerProcess] = []
+
+    def start(self, spec: EarlyStart) -> None:
+        args = [arg.replace("{dir}", str(self.log_dir)) for arg in spec.args]
+        self._started[spec.name] = [
+            WorkerProcess(*args, data_dir=self.data_dir, log_path=str(self.log_dir / f"{spec.name}-{i}.log"),
+                          module=spec.module, env=dict(spec.env))
+            for i in range(spec.count)]
+
+    def take(self, spec: EarlyStart) -> list[WorkerProcess]:
+        """The workers started for `spec`, or started now if they were not (a spec no module declares)."""
+        if spec.name not in self._started:
+            self.start(spec)
+        workers = self._started.pop(spec.name)
+        self._taken.extend(workers)
+        return workers
+
+    def kill(self) -> None:
+        for w in self._taken + [w for ws in self._started.values() for w in ws]:
+            w.kill()
+
+
+@pytest.fixture(scope="session")
+def early_workers(data_dir, tiny_on_disk, tmp_path_factory):
+    workers = EarlyWorkers(data_dir, tmp_path_factory.mktemp("early-worker-logs"))
+    yield workers
+    workers.kill()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_early_workers(request):
+    """Starts, before the session's first test, the workers that the modules of the selected tests declare."""
+    modules = list(dict.fromkeys(item.module for item in request.session.items if hasattr(item, "module")))
+    specs = [spec for module in modules for spec in getattr(module, "EARLY_WORKERS", ())]
+    if specs:
+        early = request.getfixturevalue("early_workers")
+        for spec in specs:
+            early.start(spec)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """The modules that declare early workers run last (in their own order), once those workers had time to start."""
+    items.sort(key=lambda item: bool(getattr(getattr(item, "module", None), "EARLY_WORKERS", None)))
+
+
+class WorkerSet:
+    """Several workers started at once (a real worker's start is mostly importing torch, so starting them together
+    uses both cores of a small machine while the tests wait): `shared` for the tests of a module in file order, and
+    spares for tests that end the worker they use (crash and hang hooks), each taken once."""
+
+    def __init__(self, shared: WorkerProcess, spares: list[WorkerProcess]):
+        self.shared = shared
+        self._spares = list(spares)
+
+    def take(self) -> WorkerProcess:
+        """A spare worker, ready: its `ready` event has been read."""
+        assert self._spares, "every spare worker of this module is used; start one more in its fixture"
+        w = self._spares.pop(0)
+        ready = w.ready()
+        assert ready is not None and ready["event"] == "ready", w.log()
+        return w
 
 
 def generate_request(job: str, out_dir: str, **overrides) -> dict:
@@ -151,3 +281,80 @@ class ForwardCounter:
     def remove(self):
         for h in self.handles:
             h.remove()
+
+
+def decode_video(path) -> tuple:
+    """An MP4 decoded back with PyAV: its stream's codec, pixel format, size and rate, and its frames (n, h, w, 3)."""
+    import av
+    import numpy as np
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        info = dict(codec=stream.codec_context.name, pix_fmt=stream.codec_context.pix_fmt, width=stream.width,
+                    height=stream.height, rate=stream.average_rate)
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    return info, np.stack(frames)
+
+
+def files_under(path) -> list[str]:
+    """Every file below `path` (temporary ones included), relative to it."""
+    return sorted(os.path.relpath(os.path.join(d, f), path) for d, _, fs in os.walk(path) for f in fs)
+
+
+class FullDisk:
+    """A tmpfs of its own, filled to the last byte: every file written on it fails with ENOSPC until `make_room`."""
+
+    def __init__(self, root):
+        self.root = root
+        self.filler = os.path.join(root, ".filler")
+
+    def fill(self) -> None:
+        with open(self.filler, "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 4096)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+
+    def make_room(self) -> None:
+        os.remove(self.filler)
+
+
+def mount_tmpfs(path, options: str) -> None:
+    """Mounts a tmpfs at `path`, or skips the test, saying why, where mounting is refused (it needs root)."""
+    os.makedirs(path, exist_ok=True)
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True,
+                              text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        pytest.skip(f"cannot mount a tmpfs for this test: {e}")
+    if done.returncode != 0:
+        pytest.skip(f"mount -t tmpfs was refused (it needs root): {done.stderr.strip()}")
+
+
+def unmount(path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30, check=False)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A full file system (a small tmpfs filled up), unmounted after the test."""
+    root = tmp_path / "full-disk"
+    mount_tmpfs(root, "size=256k")
+    try:
+        disk = FullDisk(str(root))
+        disk.fill()
+        yield disk
+    finally:
+        unmount(root)
+
+
+@pytest.fixture
+def read_only_disk(tmp_path):
+    """A read-only file system (a tmpfs mounted ro), unmounted after the test."""
+    root = tmp_path / "read-only-disk"
+    mount_tmpfs(root, "size=64k,ro")
+    try:
+        yield str(root)
+    finally:
+        unmount(root)

@@ -1,5 +1,6 @@
 """Checkpoints: a job stopped mid-denoising and run again resumes from its checkpoint and produces exactly the frames of
-an uninterrupted run (TI2V-5B and the two-expert T2V-A14B); corrupt or mismatched checkpoints are rejected."""
+an uninterrupted run (TI2V-5B and the two-expert T2V-A14B); corrupt or mismatched checkpoints are rejected. (A worker
+process killed after a checkpoint and the job resumed by another: test_conformance.py.)"""
 
 import json
 import os
@@ -7,7 +8,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import ForwardCounter, generate_request
+from conftest import ForwardCounter
 from PIL import Image
 
 from reel_engine import checkpoint, jobs, pipeline
@@ -277,29 +278,3 @@ def test_the_scheduler_history_matters(tiny_ti2v, tmp_path):
                                       height=64, frames=5, steps=4, guidance=5.0, seed=3, output="float").video
     assert np.array_equal(resume(False), uninterrupted)
     assert not np.array_equal(resume(True), uninterrupted)
-
-
-def test_worker_killed_mid_denoising_resumes_in_a_new_worker(start_worker, tmp_path):
-    """The real thing: the worker process dies (crash hook, exit 70) after step 2; a new worker resumes the job and
-    its frames equal those of an uninterrupted job on that worker."""
-    out = str(tmp_path / "x-1")
-    req = generate_request("x-1", out, width=64, height=64, frames=5, steps=4, png_frames=True, checkpoint_every=1)
-    w = start_worker("--device", "cpu", "--model", "tiny")
-    assert w.next_event()["event"] == "ready", w.log()
-    w.send({**req, "debug": {"crash_at_step": 2}})
-    assert w.wait_exit() == 70
-    assert os.listdir(out) == [checkpoint.CHECKPOINT_NAME]
-
-    w = start_worker("--device", "cpu", "--model", "tiny")
-    assert w.next_event()["event"] == "ready", w.log()
-    w.send(req)
-    final, seen = w.wait_final("x-1")
-    assert final["event"] == "result", final
-    resumed = [e for e in seen if e["event"] == "resumed"]
-    assert resumed == [{"event": "resumed", "job": "x-1", "step": 2, "total": 4}]
-    assert denoising_steps(seen) == [3, 4]
-    w.send({**req, "job": "x-2", "out_dir": str(tmp_path / "x-2")})
-    final, seen = w.wait_final("x-2")
-    assert final["event"] == "result" and not [e for e in seen if e["event"] == "resumed"]
-    assert np.array_equal(png_frames(out), png_frames(tmp_path / "x-2"))
-    assert sorted(os.listdir(out)) == ["frames", "job.json", "video.mp4"]

@@ -5,23 +5,38 @@ the same frames, and rank 0 alone writing files. The sharded forward (diffusers'
 more GPUs and is not exercised on CPU (see reel_engine/distributed.py)."""
 
 import os
+from types import SimpleNamespace
 
 import pytest
-from conftest import generate_request
+from conftest import EarlyStart, generate_request
 
 from reel_engine import distributed
 
 
-def start_group(start_worker, tmp_path, world_size=2, model="tiny"):
-    rendezvous = f"file://{tmp_path}/rendezvous"
-    return [start_worker("--device", "cpu", "--model", model, "--rank", str(rank), "--world-size", str(world_size),
-                         "--dist-init", rendezvous) for rank in range(world_size)]
+def rank_args(rank: int, rendezvous: str) -> tuple[str, ...]:
+    return ("--device", "cpu", "--model", "tiny", "--rank", str(rank), "--world-size", "2",
+            "--dist-init", f"file://{{dir}}/{rendezvous}")
 
 
-def test_a_group_of_two_runs_one_job_and_only_rank_0_writes(start_worker, tmp_path):
-    ranks = start_group(start_worker, tmp_path)
+GROUP = [EarlyStart(f"group-rank-{r}", 1, rank_args(r, "group-rendezvous")) for r in (0, 1)]
+LONELY = EarlyStart("lonely-rank", 1, rank_args(0, "nobody-else"), env=(("REEL_DIST_TIMEOUT_SECONDS", "2"),))
+EARLY_WORKERS = [*GROUP, LONELY]  # started when the session begins (conftest.py)
+
+
+@pytest.fixture(scope="module")
+def processes(early_workers):
+    """A group of two ranks, shared by the tests below, and a rank whose group never forms, started together."""
+    started = SimpleNamespace(group=[early_workers.take(spec)[0] for spec in GROUP],
+                              lonely=early_workers.take(LONELY)[0])
+    yield started
+    for w in [*started.group, started.lonely]:
+        w.kill()
+
+
+def test_a_group_of_two_runs_one_job_and_only_rank_0_writes(processes, tmp_path):
+    ranks = processes.group
     for rank, worker in enumerate(ranks):
-        ready = worker.next_event()
+        ready = worker.ready()
         assert ready["event"] == "ready", worker.log()
         assert ready["group"] == {"rank": rank, "world_size": 2, "backend": "gloo", "sharded": False,
                                   "context_parallel": "none"}
@@ -39,10 +54,9 @@ def test_a_group_of_two_runs_one_job_and_only_rank_0_writes(start_worker, tmp_pa
     assert "2 ranks agree on the job and its frames" in ranks[0].log()
 
 
-def test_ranks_given_different_jobs_fail_the_job_and_keep_serving(start_worker, tmp_path):
-    ranks = start_group(start_worker, tmp_path)
-    for worker in ranks:
-        assert worker.next_event()["event"] == "ready"
+def test_ranks_given_different_jobs_fail_the_job_and_keep_serving(processes, tmp_path):
+    ranks = processes.group
+    assert [worker.ready()["event"] for worker in ranks] == ["ready", "ready"]
     for seed, worker in enumerate(ranks):
         worker.send(generate_request("job-2", str(tmp_path / "job-2"), seed=seed, steps=1, width=64, height=64,
                                      frames=5))
@@ -56,10 +70,8 @@ def test_ranks_given_different_jobs_fail_the_job_and_keep_serving(start_worker, 
     assert [w.wait_final("job-3")[0]["event"] for w in ranks] == ["result", "result"]
 
 
-def test_a_rank_whose_group_never_forms_fails_to_start(start_worker, tmp_path, monkeypatch):
-    monkeypatch.setenv("REEL_DIST_TIMEOUT_SECONDS", "2")
-    lonely = start_worker("--device", "cpu", "--model", "tiny", "--rank", "0", "--world-size", "2",
-                          "--dist-init", f"file://{tmp_path}/nobody-else")
+def test_a_rank_whose_group_never_forms_fails_to_start(processes):
+    lonely = processes.lonely
     event = lonely.next_event()
     assert event["event"] == "error" and event["code"] == "model_error", event
     assert lonely.wait_exit() == 3

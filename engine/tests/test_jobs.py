@@ -86,20 +86,20 @@ def test_job_json(default_job):
 
 
 def test_non_square_video_and_fps_override(tiny_ti2v, tmp_path):
-    final, _ = run(tiny_ti2v, request(tmp_path / "wide", width=320, height=192, frames=9, steps=2, fps=12))
+    final, _ = run(tiny_ti2v, request(tmp_path / "wide", width=160, height=96, frames=5, steps=1, fps=12))
     assert final["event"] == "result", final
     info, frames = decode(final["outputs"]["video"])
-    assert frames.shape == (9, 192, 320, 3)
-    assert (info["width"], info["height"], info["rate"], info["pix_fmt"]) == (320, 192, 12, "yuv420p")
+    assert frames.shape == (5, 96, 160, 3)
+    assert (info["width"], info["height"], info["rate"], info["pix_fmt"]) == (160, 96, 12, "yuv420p")
 
 
 def test_same_seed_same_video_other_seed_other_video(tiny_ti2v, tmp_path):
-    small = dict(width=128, height=128, frames=9, steps=2, png_frames=True)
+    small = dict(width=64, height=64, frames=5, steps=2, png_frames=True)
     results = {}
     for name, seed in (("a", 99), ("b", 99), ("c", 100)):
         final, _ = run(tiny_ti2v, request(tmp_path / name, seed=seed, **small))
         assert final["event"] == "result", final
-        pngs = np.stack([np.asarray(Image.open(tmp_path / name / "frames" / f"{i:06d}.png")) for i in range(1, 10)])
+        pngs = np.stack([np.asarray(Image.open(tmp_path / name / "frames" / f"{i:06d}.png")) for i in range(1, 6)])
         results[name] = (decode(final["outputs"]["video"])[1], pngs)
     assert np.array_equal(results["a"][0], results["b"][0]) and np.array_equal(results["a"][1], results["b"][1])
     assert not np.array_equal(results["a"][1], results["c"][1])
@@ -121,12 +121,23 @@ def test_cancelled_job_leaves_no_outputs(tiny_ti2v, tmp_path):
     assert files_under(tmp_path / "cancelled") == []
 
 
-def test_failures_become_internal_errors(tiny_ti2v, tmp_path):
+def test_a_job_directory_under_a_file_is_output_unwritable(tiny_ti2v, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    final, _ = run(tiny_ti2v, request(blocker / "out", width=64, height=64, frames=5, steps=1))
+    final, events = run(tiny_ti2v, request(blocker / "out", width=64, height=64, frames=5, steps=1))
+    assert final["event"] == "error" and final["code"] == "output_unwritable" and final["job"] == "j-1"
+    assert final["message"] == f"cannot write the job directory {blocker / 'out'}: Not a directory (ENOTDIR)"
+    assert events == []  # nothing was computed for a job that could not have been written
+
+
+def test_other_failures_become_internal_errors(tiny_ti2v, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the loop broke")
+
+    monkeypatch.setattr(jobs, "generate", broken)
+    final, _ = run(tiny_ti2v, request(tmp_path / "broken"))
     assert final["event"] == "error" and final["code"] == "internal" and final["job"] == "j-1"
-    assert "FileExistsError" in final["message"] or "NotADirectoryError" in final["message"]
+    assert final["message"] == "RuntimeError during setup: the loop broke"
 
 
 def test_result_event_is_valid_protocol_json(default_job):

@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 
-from reel_engine import models
+from reel_engine import catalog, models, placement, scripted_model, worker
 from reel_engine.models import ModelError
 
 
@@ -137,11 +137,9 @@ def test_unknown_names_and_devices():
         models.resolve_device("tpu")
 
 
-def test_full_size_configs_have_the_published_sizes():
+def test_full_size_configs_have_the_published_sizes(full_size_meta):
     # Built on the meta device: the real architectures' shapes without allocating any memory.
-    meta = torch.device("meta")
-    ti2v = models.build_pipeline("ti2v-5b", tiny=False, device=meta, dtype=torch.bfloat16)
-    a14b = models.build_pipeline("t2v-a14b", tiny=False, device=meta, dtype=torch.bfloat16)
+    ti2v, a14b = full_size_meta("ti2v-5b"), full_size_meta("t2v-a14b")
 
     def billions(module):
         return sum(p.numel() for p in module.parameters()) / 1e9
@@ -164,3 +162,30 @@ def test_direct_build_in_bf16_matches_the_float32_structure():
     assert torch.equal(bf16.transformer.rope.freqs_cos, fp32.transformer.rope.freqs_cos)
     assert bf16.transformer.blocks[0].ffn.net[0].proj.weight.dtype == torch.bfloat16
     assert bf16.text_encoder.dtype == torch.bfloat16 and bf16.vae.dtype == torch.bfloat16
+
+
+# The scripted worker (scripted_model.py) must describe a model name as loading it does.
+
+READY_FIELDS_THAT_VARY = ("pid", "load_seconds", "free_memory_bytes")  # between any two processes or loads
+
+
+@pytest.mark.parametrize("name, fixture", [("tiny", "tiny_ti2v"), ("tiny:t2v-a14b", "tiny_a14b")])
+def test_the_scripted_workers_ready_fields_are_the_real_workers(request, data_dir, name, fixture):
+    model = request.getfixturevalue(fixture)
+    worker.prepare_for_speed(model)  # what a real worker does between loading and `ready`
+    real = worker.ready_fields(model)
+    args = worker.parse_args(["--device", "cpu", "--model", name, "--data-dir", data_dir])
+    scripted = scripted_model.load(args).ready_fields()
+    assert scripted.pop("scripted") is True
+    for fields in (real, scripted):
+        for key in READY_FIELDS_THAT_VARY:
+            fields.pop(key)
+    assert scripted == real
+
+
+@pytest.mark.parametrize("fixture", ["tiny_ti2v", "tiny_a14b"])
+def test_the_catalogs_sizes_and_strides_are_the_loaded_models(request, fixture):
+    model = request.getfixturevalue(fixture)
+    sizes = scripted_model.COMPONENT_SIZES[(model.architecture, True, "float32")]
+    assert sizes == placement.component_sizes(model.pipe)
+    assert catalog.STRIDES[model.architecture] == (model.spatial_stride, model.temporal_stride)

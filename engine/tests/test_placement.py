@@ -1,25 +1,19 @@
 """The memory plan for a budget, from the real components' sizes (built on the meta device: no memory used)."""
 
 import pytest
-import torch
 
 from reel_engine import models, placement
 from reel_engine.placement import GIB, JobShape, plan_memory
 
 
-def full_size(architecture: str) -> placement.ComponentSizes:
-    pipe = models.build_pipeline(architecture, tiny=False, device=torch.device("meta"), dtype=torch.bfloat16)
-    return placement.component_sizes(pipe)
+@pytest.fixture(scope="module")
+def ti2v(full_size_meta):
+    return placement.component_sizes(full_size_meta(models.TI2V))
 
 
 @pytest.fixture(scope="module")
-def ti2v():
-    return full_size(models.TI2V)
-
-
-@pytest.fixture(scope="module")
-def a14b():
-    return full_size(models.A14B)
+def a14b(full_size_meta):
+    return placement.component_sizes(full_size_meta(models.A14B))
 
 
 TI2V_720P = JobShape(1280, 704, 121, spatial_stride=32, temporal_stride=4)

@@ -1,6 +1,7 @@
 """RIFE interpolation (rife.py) with a random-weight Practical-RIFE v4.25 IFNet saved as upstream saves it
-(`flownet.pkl`, keys prefixed `module.`): strict loading, the layer layout, interpolate = 2 in process and through a
-real worker. No real weights are available here, so these tests check plumbing and shapes, not picture quality."""
+(`flownet.pkl`, keys prefixed `module.`): strict loading, the layer layout, interpolate = 2 and 4 directly and in a
+whole job on the tiny model. No real weights are available here, so these tests check plumbing and shapes, not
+picture quality."""
 
 import json
 import os
@@ -9,7 +10,6 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import WorkerProcess, generate_request
 
 from reel_engine import interpolation, jobs, rife
 from reel_engine.protocol import GenerateRequest
@@ -125,16 +125,11 @@ def test_a_wrong_checkpoint_fails_the_job_before_generating(tiny_ti2v, random_st
     assert events == [] and not (tmp_path / "out").exists()
 
 
-def test_worker_job_with_rife(checkpoint, data_dir, tmp_path, monkeypatch):
+def test_a_job_with_rife(tiny_ti2v, checkpoint, tmp_path, monkeypatch):
     monkeypatch.setenv(interpolation.RIFE_ENV, checkpoint)
-    worker = WorkerProcess("--device", "cpu", "--model", "tiny", data_dir=data_dir,
-                           log_path=str(tmp_path / "worker.log"))
-    try:
-        assert worker.next_event()["event"] == "ready", worker.log()
-        worker.send(generate_request("r-1", str(tmp_path / "r-1"), width=64, height=64, interpolate=2))
-        final, _ = worker.wait_final("r-1")
-    finally:
-        worker.kill()
+    req = GenerateRequest(job="r-1", prompt="a red fox in snow", negative_prompt="blurry", width=64, height=64,
+                          frames=9, steps=2, guidance=5.0, seed=7, out_dir=str(tmp_path / "r-1"), interpolate=2)
+    final = jobs.run_job(tiny_ti2v, jobs.Job(req), lambda event: None)
     assert final["event"] == "result", final
     assert (final["outputs"]["frame_count"], final["outputs"]["fps"]) == (17, 48)
     with av.open(final["outputs"]["video"]) as container:

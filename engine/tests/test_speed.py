@@ -1,11 +1,14 @@
 """Exact speed-ups: cached text embeddings and regional compilation give the frames the plain path gives."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
-from reel_engine import models, speed
+from reel_engine import jobs, models, speed, worker
 from reel_engine.pipeline import generate
+from reel_engine.protocol import GenerateRequest
 
 SIZE = dict(width=128, height=128, frames=9, steps=2, guidance=5.0, seed=3)
 
@@ -43,8 +46,8 @@ def test_the_fastest_attention_kernel_comes_first_and_math_last():
     assert speed.choose_attention({"efficient": 0.05}) == ["efficient", "math"]
 
 
-def test_compiled_transformer_blocks_give_the_eager_frames(data_dir):
-    eager = models.load_model("tiny", "cpu", data_dir)
+def test_compiled_transformer_blocks_give_the_eager_frames(tiny_ti2v, data_dir):
+    eager = tiny_ti2v
     compiled = models.load_model("tiny", "cpu", data_dir)
     speed.compile_transformers(compiled)
     seconds = speed.warm_up(compiled, SIZE["width"], SIZE["height"], SIZE["frames"], passes=1)
@@ -58,10 +61,10 @@ def test_compiled_transformer_blocks_give_the_eager_frames(data_dir):
     assert float(np.abs(a - b).max()) < 1e-3
 
 
-def test_an_offloaded_encoder_gives_the_same_embedding(data_dir):
+def test_an_offloaded_encoder_gives_the_same_embedding(tiny_ti2v):
     from reel_engine.textcache import TextEmbeddings
 
-    model = models.load_model("tiny", "cpu", data_dir)
+    model = tiny_ti2v  # on the CPU, offloading to the host moves nothing: the shared model is left as it was
     text = "a kite above a windy beach"
     resident, _ = model.text.get(text)
     offloaded = TextEmbeddings(model.pipe, model.device, resident.dtype, placement="offload")
@@ -79,24 +82,22 @@ def test_approximate_speed_ups_are_named_and_bounded():
             speed.parse_approximate(bad)
 
 
-def test_first_block_cache_is_opt_in_and_recorded_in_ready_and_job_json(start_worker, tmp_path):
-    import json
-
-    from conftest import generate_request
-
-    w = start_worker("--device", "cpu", "--model", "tiny", "--approximate", "first-block-cache:0.5")
-    ready = w.next_event()
-    assert ready["event"] == "ready", w.log()
-    assert ready["speed"]["approximate"] == {"name": "first-block-cache", "threshold": 0.5}
-    w.send(generate_request("a-1", str(tmp_path / "a-1"), steps=6))
-    final, _ = w.wait_final("a-1")
+def test_first_block_cache_is_opt_in_and_recorded_in_ready_and_job_json(data_dir, tmp_path):
+    model = models.load_model("tiny", "cpu", data_dir)  # its own: the cache's hooks stay on its transformer
+    args = worker.parse_args(["--device", "cpu", "--model", "tiny", "--approximate", "first-block-cache:0.5"])
+    worker.prepare_for_speed(model, args.compile, args.approximate)  # as a real worker does before `ready`
+    assert worker.ready_fields(model)["speed"]["approximate"] == {"name": "first-block-cache", "threshold": 0.5}
+    req = GenerateRequest(job="a-1", prompt="a red fox in snow", negative_prompt="blurry", width=64, height=64,
+                          frames=5, steps=6, guidance=5.0, seed=7, out_dir=str(tmp_path / "a-1"))
+    final = jobs.run_job(model, jobs.Job(req), lambda event: None)
     assert final["event"] == "result", final
     with open(tmp_path / "a-1" / "job.json", encoding="utf-8") as f:
         assert json.load(f)["execution"]["approximate"] == {"name": "first-block-cache", "threshold": 0.5}
 
 
-def test_an_unknown_approximate_speed_up_fails_the_start_by_name(start_worker):
-    w = start_worker("--device", "cpu", "--model", "tiny", "--approximate", "teacache")
-    event = w.next_event()
-    assert event["event"] == "error" and "teacache" in event["message"] and "first-block-cache" in event["message"]
-    assert w.wait_exit() == 3
+def test_an_unknown_approximate_speed_up_fails_the_start_by_name(tiny_ti2v):
+    # Refused before the model is touched; a real worker reports what prepare_for_speed raises as its start error.
+    with pytest.raises(ValueError) as e:
+        worker.prepare_for_speed(tiny_ti2v, "auto", "teacache")
+    code, message = worker._load_error(e.value)
+    assert code == "model_error" and "teacache" in message and "first-block-cache" in message

@@ -1,4 +1,5 @@
 import Foundation
+import ReelCore
 
 /// `--placement auto` while the node runs: the layout of slots follows the queue.
 ///

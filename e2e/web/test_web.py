@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Browser test of the web page: a real `reel serve` (tiny model, CPU) and a real headless Chromium.
 
-    python3 tests/web/test_web.py [--reel .build/debug/reel] [--python .venv/bin/python]
+    python3 e2e/web/test_web.py [--reel .build/debug/reel] [--python .venv/bin/python]
 
 Checks: submitting a prompt ends with a video that plays; a CSV with one bad row shows that row's error and
 queues nothing; the language switch shows Chinese and is remembered;

@@ -1,0 +1,171 @@
+"""The model catalog without torch: which model names exist, their architectures, recommended request values,
+frame rates and strides, where tiny models are cached, and the check that a directory is a complete diffusers-format
+Wan2.2 model. models.py loads what this describes; the scripted worker (scripted_worker.py) reports it without
+loading anything, so both workers describe a model name the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+TI2V = "ti2v-5b"
+A14B = "t2v-a14b"
+ARCHITECTURES = (TI2V, A14B)
+REPOS = {TI2V: "Wan-AI/Wan2.2-TI2V-5B-Diffusers", A14B: "Wan-AI/Wan2.2-T2V-A14B-Diffusers"}
+FPS = {TI2V: 24, A14B: 16}
+# (spatial, temporal) pixels per latent token: the VAE's scale factors times the transformer's patch size (1, 2, 2).
+# The tiny models have the same strides as the full-size ones (tests/test_models.py checks both against this).
+STRIDES = {TI2V: (32, 4), A14B: (16, 4)}
+TINY_NAMES = {"tiny": TI2V, "tiny:ti2v-5b": TI2V, "tiny:t2v-a14b": A14B}
+
+
+class ModelError(Exception):
+    """The model cannot be loaded; the message says what is missing and what to do."""
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """The request values a client should use when the user gives none."""
+
+    width: int
+    height: int
+    frames: int
+    steps: int
+    guidance: float
+    guidance_2: float | None = None
+
+    def to_json(self) -> dict:
+        d = {"width": self.width, "height": self.height, "frames": self.frames, "steps": self.steps,
+             "guidance": self.guidance}
+        if self.guidance_2 is not None:
+            d["guidance_2"] = self.guidance_2
+        return d
+
+
+DEFAULTS = {
+    TI2V: Defaults(1280, 704, 121, 50, 5.0),
+    A14B: Defaults(1280, 720, 81, 40, 4.0, 3.0),
+}
+TINY_DEFAULTS = {
+    TI2V: Defaults(256, 256, 17, 4, 5.0),
+    A14B: Defaults(256, 256, 17, 4, 5.0, 5.0),
+}
+
+
+@dataclass(frozen=True)
+class ModelName:
+    """What a `--model` value names: a tiny cached model, a full-size random one, or a directory."""
+
+    kind: str  # "tiny" | "random" | "directory"
+    architecture: str | None  # None for a directory until it is inspected
+    path: str | None = None  # the directory's absolute path
+
+    @property
+    def random_weights(self) -> bool:
+        return self.kind != "directory"
+
+
+def parse_model_name(name: str) -> ModelName:
+    """Classifies a `--model` value; raises ModelError for an unknown tiny or random model."""
+    if name in TINY_NAMES:
+        return ModelName("tiny", TINY_NAMES[name])
+    if name.startswith("random:"):
+        architecture = name.split(":", 1)[1]
+        if architecture not in ARCHITECTURES:
+            raise ModelError(f"unknown model {name!r}; random models are random:ti2v-5b and random:t2v-a14b")
+        return ModelName("random", architecture)
+    if name.startswith("tiny:"):
+        raise ModelError(f"unknown model {name!r}; tiny models are tiny (= tiny:ti2v-5b) and tiny:t2v-a14b")
+    return ModelName("directory", None, os.path.abspath(os.path.expanduser(name)))
+
+
+def model_defaults(kind: str, architecture: str) -> Defaults:
+    return TINY_DEFAULTS[architecture] if kind == "tiny" else DEFAULTS[architecture]
+
+
+def default_data_dir() -> str:
+    return os.environ.get("REEL_DATA_DIR") or os.path.join(os.path.expanduser("~"), ".local", "share", "reel")
+
+
+def tiny_dir(data_dir: str, architecture: str) -> str:
+    return os.path.join(data_dir, "models", f"tiny-{architecture}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Directories
+
+
+def _weights_present(folder: str, component: str, repo_hint: str) -> None:
+    """Raises ModelError unless `folder` holds a config and complete weights (every shard of a sharded index)."""
+    names = set(os.listdir(folder))
+    if "config.json" not in names:
+        raise ModelError(f"component '{component}' is incomplete: {component}/config.json is missing. {repo_hint}")
+    indexes = [n for n in names if n.endswith(".index.json")]
+    for index in indexes:
+        try:
+            with open(os.path.join(folder, index), encoding="utf-8") as f:
+                shards = sorted(set(json.load(f).get("weight_map", {}).values()))
+        except (OSError, ValueError) as e:
+            raise ModelError(f"component '{component}': cannot read {component}/{index} ({e}). {repo_hint}") from None
+        missing = [s for s in shards if s not in names]
+        if missing:
+            raise ModelError(f"component '{component}' is incomplete: {len(missing)} of {len(shards)} weight "
+                             f"shards are missing (first: {component}/{missing[0]}). {repo_hint}")
+    if not any(n.endswith((".safetensors", ".bin")) for n in names):
+        raise ModelError(f"component '{component}' has no weights (no .safetensors or .bin file in {component}/). "
+                         f"{repo_hint}")
+
+
+def inspect_model_dir(path: str) -> str:
+    """Checks that `path` is a complete diffusers-format Wan2.2 directory; returns its architecture."""
+    any_hint = f"Download {REPOS[TI2V]} or {REPOS[A14B]} (for example `hf download {REPOS[TI2V]} --local-dir DIR`)."
+    if not os.path.isdir(path):
+        raise ModelError(f"model directory {path} does not exist. {any_hint}")
+    index_path = os.path.join(path, "model_index.json")
+    if not os.path.isfile(index_path):
+        raise ModelError(f"{path} is not a diffusers model directory: model_index.json is missing. {any_hint}")
+    try:
+        with open(index_path, encoding="utf-8") as f:
+            index = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"cannot read {index_path}: {e}. {any_hint}") from None
+    if index.get("_class_name") != "WanPipeline":
+        raise ModelError(f"{path} holds a {index.get('_class_name')!r}, not a WanPipeline; Reel runs Wan2.2 "
+                         f"TI2V-5B and T2V-A14B. {any_hint}")
+
+    def present(name: str) -> bool:
+        entry = index.get(name)
+        return isinstance(entry, list) and len(entry) == 2 and entry[0] is not None
+
+    if present("transformer_2") or index.get("boundary_ratio") is not None:
+        architecture = A14B
+    elif index.get("expand_timesteps"):
+        architecture = TI2V
+    else:
+        raise ModelError(f"{path} is a Wan pipeline but neither Wan2.2 TI2V-5B (expand_timesteps) nor T2V-A14B "
+                         f"(transformer_2 + boundary_ratio); Reel runs only those. {any_hint}")
+    repo = REPOS[architecture]
+    hint = f"Download {repo} again (for example `hf download {repo} --local-dir {path}`)."
+    required = ["tokenizer", "text_encoder", "vae", "scheduler", "transformer"]
+    if architecture == A14B:
+        required.append("transformer_2")
+    for component in required:
+        folder = os.path.join(path, component)
+        if not present(component):
+            raise ModelError(f"model_index.json of {path} lists no '{component}' component. {hint}")
+        if not os.path.isdir(folder):
+            raise ModelError(f"model directory {path} is missing the '{component}' component ({component}/). {hint}")
+        if component == "scheduler":
+            if not os.path.isfile(os.path.join(folder, "scheduler_config.json")):
+                raise ModelError(f"component 'scheduler' is incomplete: scheduler/scheduler_config.json is "
+                                 f"missing. {hint}")
+        elif component == "tokenizer":
+            files = set(os.listdir(folder))
+            if not files & {"tokenizer.json", "spiece.model", "tokenizer_config.json"}:
+                raise ModelError(f"component 'tokenizer' is incomplete: no tokenizer.json, spiece.model or "
+                                 f"tokenizer_config.json in tokenizer/. {hint}")
+        else:
+            _weights_present(folder, component, hint)
+    return architecture
