@@ -130,8 +130,14 @@ struct OpenAIVideoRoutes {
         guard JobFileResponse.isRegularFile(outputs.video, inside: outputs.directory) else {
             throw ReelError(.notFound, "the video \(job.id).mp4 is no longer on the server")
         }
-        let thumbnail = try await Thumbnail.make(
-            video: outputs.video, directory: outputs.directory, python: service.scheduler.configuration.engine.python)
+        let thumbnail: String
+        do {
+            thumbnail = try await Thumbnail.make(
+                video: outputs.video, directory: outputs.directory, python: service.scheduler.configuration.engine.python)
+        } catch where !JobFileResponse.isRegularFile(outputs.video, inside: outputs.directory) {
+            // Deleted while its frame was being decoded (a DELETE racing this request): gone, not a server fault.
+            throw ReelError(.notFound, "the video \(job.id).mp4 is no longer on the server")
+        }
         return try await JobFileResponse.make(
             path: thumbnail, directory: outputs.directory, contentType: "image/jpeg",
             filename: "\(job.id)-thumbnail.jpg", fileIO: fileIO, context: context)

@@ -38,6 +38,57 @@ enum OpenAPIDocument {
                   "type": "string"
                 }
               }
+            },
+            "links": {
+              "GetJob": {
+                "operationId": "getJob",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "JobEvents": {
+                "operationId": "jobEvents",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "JobVideo": {
+                "operationId": "jobVideo",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "JobMetadata": {
+                "operationId": "jobMetadata",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "CancelJob": {
+                "operationId": "cancelJob",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "GetVideo": {
+                "operationId": "getVideo",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "VideoContent": {
+                "operationId": "videoContent",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "JobFrame": {
+                "operationId": "jobFrame",
+                "parameters": {
+                  "id": "$response.body#/id",
+                  "frame": "1"
+                }
+              }
             }
           },
           "200": {
@@ -982,6 +1033,32 @@ enum OpenAPIDocument {
                   "$ref": "#/components/schemas/Video"
                 }
               }
+            },
+            "links": {
+              "GetVideo": {
+                "operationId": "getVideo",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "DeleteVideo": {
+                "operationId": "deleteVideo",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "VideoContent": {
+                "operationId": "videoContent",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "GetJob": {
+                "operationId": "getJob",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              }
             }
           },
           "400": {
@@ -1608,6 +1685,20 @@ enum OpenAPIDocument {
               "application/json": {
                 "schema": {
                   "$ref": "#/components/schemas/BatchSubmitted"
+                }
+              }
+            },
+            "links": {
+              "GetBatch": {
+                "operationId": "getBatch",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "BatchReport": {
+                "operationId": "batchReport",
+                "parameters": {
+                  "id": "$response.body#/id"
                 }
               }
             }
@@ -2792,7 +2883,21 @@ enum OpenAPIDocument {
         "required": [
           "prompt"
         ],
-        "additionalProperties": false
+        "additionalProperties": false,
+        "examples": [
+          {
+            "prompt": "a red fox trotting through snow",
+            "size": "64x64",
+            "frames": 5,
+            "steps": 2
+          },
+          {
+            "prompt": "a lighthouse at dusk",
+            "seconds": 0.2,
+            "style": "cinematic",
+            "seed": 7
+          }
+        ]
       },
       "JobSpecFields": {
         "type": "object",
@@ -3265,10 +3370,16 @@ enum OpenAPIDocument {
             "type": "integer"
           },
           "completed_at": {
-            "type": "integer"
+            "type": [
+              "integer",
+              "null"
+            ]
           },
           "expires_at": {
-            "type": "integer"
+            "type": [
+              "integer",
+              "null"
+            ]
           },
           "model": {
             "type": "string"
@@ -3283,22 +3394,32 @@ enum OpenAPIDocument {
             "type": "string"
           },
           "error": {
-            "type": "object",
-            "properties": {
-              "code": {
-                "type": "string"
+            "anyOf": [
+              {
+                "type": "object",
+                "properties": {
+                  "code": {
+                    "type": "string"
+                  },
+                  "message": {
+                    "type": "string"
+                  }
+                },
+                "required": [
+                  "code",
+                  "message"
+                ]
               },
-              "message": {
-                "type": "string"
+              {
+                "type": "null"
               }
-            },
-            "required": [
-              "code",
-              "message"
             ]
           },
           "remixed_from_video_id": {
-            "type": "string"
+            "type": [
+              "string",
+              "null"
+            ]
           }
         },
         "required": [
@@ -3307,10 +3428,14 @@ enum OpenAPIDocument {
           "status",
           "progress",
           "created_at",
+          "completed_at",
+          "expires_at",
           "model",
           "prompt",
           "seconds",
-          "size"
+          "size",
+          "error",
+          "remixed_from_video_id"
         ]
       },
       "VideoPage": {
@@ -3476,7 +3601,15 @@ enum OpenAPIDocument {
         "required": [
           "prompt"
         ],
-        "additionalProperties": false
+        "additionalProperties": false,
+        "examples": [
+          {
+            "prompt": "a kite over a beach",
+            "seconds": "0.2",
+            "size": "64x64",
+            "steps": 2
+          }
+        ]
       },
       "VideoCreateForm": {
         "type": "object",
@@ -3546,7 +3679,25 @@ enum OpenAPIDocument {
         "required": [
           "jobs"
         ],
-        "additionalProperties": false
+        "additionalProperties": false,
+        "examples": [
+          {
+            "jobs": [
+              {
+                "prompt": "a heron"
+              },
+              {
+                "prompt": "a crane",
+                "seed": 3
+              }
+            ],
+            "defaults": {
+              "size": "64x64",
+              "frames": 5,
+              "steps": 2
+            }
+          }
+        ]
       },
       "BatchSubmitted": {
         "type": "object",
@@ -3703,10 +3854,16 @@ enum OpenAPIDocument {
             "type": "boolean"
           },
           "videos_per_hour": {
-            "type": "number"
+            "type": [
+              "number",
+              "null"
+            ]
           },
           "seconds_left": {
-            "type": "number"
+            "type": [
+              "number",
+              "null"
+            ]
           }
         },
         "required": [

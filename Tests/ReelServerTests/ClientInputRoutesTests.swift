@@ -130,3 +130,24 @@ import Testing
         }
     }
 }
+
+/// Found by the API fuzzer: a thumbnail asked for while the video was being deleted answered 500.
+@Suite struct ThumbnailRaceTests {
+    @Test func aVideoDeletedWhileItsThumbnailIsMadeIs404() async throws {
+        try await TestSupport.withTemporaryDirectory { directory in
+            // A stand-in for the engine's Python that deletes the video (as a DELETE would) and fails to decode it.
+            let python = directory.appendingPathComponent("python")
+            try "#!/bin/sh\nrm -f \"$3\"\nexit 1\n".write(to: python, atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: python.path)
+            let server = try KeyedServer(dataDirectory: directory, python: python.path)
+            try await server.test { client in
+                let id = try await client.createJob(key: KeyedServer.keyA)
+                _ = try await server.succeed(id)
+                let response = try await client.call(
+                    .get, "/v1/videos/\(id)/content?variant=thumbnail", key: KeyedServer.keyA)
+                #expect(response.status == .notFound, "\(String(buffer: response.body))")
+                #expect((try response.apiError()["message"] as? String)?.contains("no longer on the server") == true)
+            }
+        }
+    }
+}

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import ReelCore
 import ReelScheduler
 import ReelServer
 import ReelStore

@@ -69,14 +69,18 @@ class Results:
         self.latencies = []
         self.statuses = {}
         self.failures = []
+        # Set when the measurement ends: what clients see once the server is stopped is not counted.
+        self.closed = False
 
     def status(self, what, code):
         with self.lock:
-            self.statuses[(what, code)] = self.statuses.get((what, code), 0) + 1
+            if not self.closed:
+                self.statuses[(what, code)] = self.statuses.get((what, code), 0) + 1
 
     def fail(self, message):
         with self.lock:
-            self.failures.append(message)
+            if not self.closed:
+                self.failures.append(message)
 
 
 def send(port, method, path, content_type, body, timeout=120):
@@ -124,7 +128,8 @@ def prober(port, stop, results):
             code = send(port, "GET", "/healthz", "text/plain", None, timeout=10)
             elapsed = (time.monotonic() - started) * 1000
             with results.lock:
-                results.latencies.append(elapsed)
+                if not results.closed:
+                    results.latencies.append(elapsed)
             if code != 200:
                 results.fail(f"/healthz: {code}")
         except Exception as error:
@@ -168,6 +173,8 @@ def main():
             thread.start()
         time.sleep(args.seconds)
         stop.set()
+        with results.lock:
+            results.closed = True
         threads[-1].join(timeout=30)
         alive = server.poll() is None
     finally:
