@@ -48,7 +48,7 @@ def tiny_on_disk(data_dir) -> str:
     """The tiny TI2V model's directory in the session's data directory, created before any worker process is started
     on it, so that workers started together do not each build it."""
     from reel_engine.catalog import TI2V
-    from reel_engine.models import ensure_tiny
+    from reel_engine.tiny_models import ensure_tiny
 
     return ensure_tiny(data_dir, TI2V)[0]
 
@@ -60,7 +60,7 @@ def full_size_meta():
 
     import torch
 
-    from reel_engine.models import build_pipeline
+    from reel_engine.building import build_pipeline
 
     @functools.cache
     def build(architecture: str):

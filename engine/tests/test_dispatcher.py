@@ -1,8 +1,8 @@
 """The protocol's dispatch rules, through a worker process: bad requests, ping and busy while a job runs, a job still
 encoding, prepare, shutdown, the testing-hook switch and a model that cannot be loaded.
 
-Both workers run these rules through the same code (worker.Worker's dispatcher, protocol.py's parser and validation,
-the event writer, catalog.py's directory check), whatever model is loaded, so they are tested once, on the scripted
+Both workers run these rules through the same code (dispatcher.Worker, protocol.py's parser and validation, the
+event writer, catalog.py's directory check), whatever model is loaded, so they are tested once, on the scripted
 worker, which starts in a fraction of a second. What depends on the model is in test_conformance.py, against both."""
 
 import json
