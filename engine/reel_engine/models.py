@@ -26,7 +26,7 @@ import torch
 
 # The catalog's names and those of the modules split out of this one (the configs, building, the tiny models'
 # cache, devices, placing) are re-exported for code that imports them from here.
-from .building import build_pipeline  # noqa: F401
+from .building import build_pipeline
 from .catalog import (  # noqa: F401
     A14B,
     ARCHITECTURES,
