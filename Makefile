@@ -28,7 +28,10 @@ build:
 demo: venv build
 	$(REEL) batch examples/prompts.csv --model tiny --device cpu --out out
 
+# Lint first (ruff; the model catalog embedded in Swift matches engine/reel_engine/catalog.json), then the tests.
 engine-test: venv
+	cd engine && ../$(VPY) -m ruff check .
+	$(PYTHON) scripts/embed-catalog.py --check
 	cd engine && ../$(VPY) -m pytest -q
 
 # Suites run one after another: several start real worker processes, and on a small machine parallel suites

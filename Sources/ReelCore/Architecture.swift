@@ -5,27 +5,18 @@ public enum Architecture: String, Sendable, Codable, CaseIterable {
     /// Wan2.2 T2V-A14B: two experts switched at a boundary ratio, the Wan2.1 VAE (8x, patch 2), 16 fps.
     case t2vA14B = "t2v-a14b"
 
-    public var spatialStride: Int {
-        switch self {
-        case .ti2v5B: 32
-        case .t2vA14B: 16
+    /// The catalog's entry (engine/reel_engine/catalog.json, embedded by scripts/embed-catalog.py).
+    var catalog: CatalogData.ArchitectureEntry {
+        guard let entry = CatalogData.architecture(named: rawValue) else {
+            preconditionFailure("the model catalog has no architecture \(rawValue); run scripts/embed-catalog.py")
         }
+        return entry
     }
 
-    public var temporalStride: Int { 4 }
-
-    public var fps: Int {
-        switch self {
-        case .ti2v5B: 24
-        case .t2vA14B: 16
-        }
-    }
+    public var spatialStride: Int { catalog.spatialStride }
+    public var temporalStride: Int { catalog.temporalStride }
+    public var fps: Int { catalog.fps }
 
     /// The Hugging Face repository a user downloads for this architecture.
-    public var downloadName: String {
-        switch self {
-        case .ti2v5B: "Wan-AI/Wan2.2-TI2V-5B-Diffusers"
-        case .t2vA14B: "Wan-AI/Wan2.2-T2V-A14B-Diffusers"
-        }
-    }
+    public var downloadName: String { catalog.repo }
 }

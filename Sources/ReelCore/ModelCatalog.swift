@@ -5,27 +5,22 @@ import Foundation
 /// Built-in names need no files. A directory is recognised from its diffusers `model_index.json` and component
 /// configs; a missing or incomplete directory is an error that names the missing part and what to download.
 public enum ModelCatalog {
-    public static let builtInNames = ["tiny", "tiny:ti2v-5b", "tiny:t2v-a14b", "random:ti2v-5b", "random:t2v-a14b"]
+    /// The names that need no files, from the model catalog (engine/reel_engine/catalog.json).
+    public static let builtInNames = CatalogData.models.map(\.name)
 
     public static func resolve(_ name: String) throws(ReelError) -> ModelInfo {
-        switch name {
-        case "tiny", "tiny:ti2v-5b":
-            return ModelInfo(name: name, architecture: .ti2v5B, randomWeights: true, defaults: .tinyTI2V)
-        case "tiny:t2v-a14b":
-            return ModelInfo(name: name, architecture: .t2vA14B, randomWeights: true, defaults: .tinyA14B)
-        case "random:ti2v-5b":
-            return ModelInfo(name: name, architecture: .ti2v5B, randomWeights: true, defaults: .ti2v5B)
-        case "random:t2v-a14b":
-            return ModelInfo(name: name, architecture: .t2vA14B, randomWeights: true, defaults: .t2vA14B)
-        default:
-            if name.hasPrefix("tiny:") || name.hasPrefix("random:") {
-                throw ReelError(
-                    .modelNotFound, field: "model",
-                    "unknown model '\(name)'; built-in models are \(builtInNames.joined(separator: ", ")), "
-                        + "or give the path of a diffusers-format Wan2.2 directory")
-            }
-            return try inspectDirectory(name)
+        if let entry = CatalogData.model(named: name), let architecture = Architecture(rawValue: entry.architecture) {
+            return ModelInfo(
+                name: name, architecture: architecture, randomWeights: true,
+                defaults: GenerationDefaults(entry.defaults))
         }
+        if name.hasPrefix("tiny:") || name.hasPrefix("random:") {
+            throw ReelError(
+                .modelNotFound, field: "model",
+                "unknown model '\(name)'; built-in models are \(builtInNames.joined(separator: ", ")), "
+                    + "or give the path of a diffusers-format Wan2.2 directory")
+        }
+        return try inspectDirectory(name)
     }
 
     /// Reads a diffusers-format Wan2.2 directory's configs to learn its architecture.
@@ -70,8 +65,8 @@ public enum ModelCatalog {
                         + "(expected \(expected)); it is not a Wan2.2 model Reel supports")
             }
         }
-        let defaults: GenerationDefaults = architecture == .ti2v5B ? .ti2v5B : .t2vA14B
-        return ModelInfo(name: path, architecture: architecture, randomWeights: false, defaults: defaults)
+        return ModelInfo(
+            name: path, architecture: architecture, randomWeights: false, defaults: .fullSize(architecture))
     }
 
     private static func readJSON(_ url: URL) -> [String: Any]? {

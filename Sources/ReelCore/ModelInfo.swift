@@ -39,10 +39,14 @@ public struct GenerationDefaults: Sendable, Equatable {
         self.guidance2 = guidance2
     }
 
-    public static let ti2v5B = GenerationDefaults(width: 1280, height: 704, frames: 121, steps: 50, guidance: 5.0)
-    public static let t2vA14B = GenerationDefaults(
-        width: 1280, height: 720, frames: 81, steps: 40, guidance: 4.0, guidance2: 3.0)
-    public static let tinyTI2V = GenerationDefaults(width: 256, height: 256, frames: 17, steps: 4, guidance: 5.0)
-    public static let tinyA14B = GenerationDefaults(
-        width: 256, height: 256, frames: 17, steps: 4, guidance: 4.0, guidance2: 3.0)
+    init(_ catalog: CatalogData.Defaults) {
+        self.init(
+            width: catalog.width, height: catalog.height, frames: catalog.frames, steps: catalog.steps,
+            guidance: catalog.guidance, guidance2: catalog.guidance2)
+    }
+
+    /// A full-size model's defaults (a directory, or `random:`), from the catalog.
+    public static func fullSize(_ architecture: Architecture) -> GenerationDefaults {
+        GenerationDefaults(architecture.catalog.defaults)
+    }
 }

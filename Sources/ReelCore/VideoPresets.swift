@@ -7,22 +7,9 @@ public enum VideoPresets {
         public var size: String { "\(width)x\(height)" }
     }
 
-    /// The presets of an architecture; every one is a multiple of its stride.
+    /// The presets of an architecture (from the model catalog); every one is a multiple of its stride.
     public static func presets(for architecture: Architecture) -> [Preset] {
-        switch architecture {
-        case .ti2v5B:
-            [
-                Preset(name: "720p", width: 1280, height: 704), Preset(name: "720p-portrait", width: 704, height: 1280),
-                Preset(name: "540p", width: 960, height: 544), Preset(name: "540p-portrait", width: 544, height: 960),
-                Preset(name: "square", width: 704, height: 704), Preset(name: "small", width: 512, height: 288),
-            ]
-        case .t2vA14B:
-            [
-                Preset(name: "720p", width: 1280, height: 720), Preset(name: "720p-portrait", width: 720, height: 1280),
-                Preset(name: "480p", width: 832, height: 480), Preset(name: "480p-portrait", width: 480, height: 832),
-                Preset(name: "square", width: 720, height: 720),
-            ]
-        }
+        architecture.catalog.presets.map { Preset(name: $0.name, width: $0.width, height: $0.height) }
     }
 
     public static func preset(named name: String, for architecture: Architecture) -> Preset? {

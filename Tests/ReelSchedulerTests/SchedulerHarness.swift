@@ -27,7 +27,7 @@ final class SchedulerHarness: Sendable {
         grace: Duration = .seconds(30), model: String = "tiny", leaseDuration: Duration = .seconds(30),
         checkpointEvery: Int? = nil, slotList: [Slot]? = nil, relayout: Relayout? = nil,
         metrics: any MetricsFactory = NOOPMetricsHandler.instance, worker: TestSupport.Worker = .scripted,
-        outputRoot: String? = nil, minFreeDiskBytes: Int64? = nil
+        outputRoot: String? = nil, minFreeDiskBytes: Int64? = nil, environment: [String: String] = [:]
     ) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("reel-sched-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -43,7 +43,8 @@ final class SchedulerHarness: Sendable {
             node: "test", slots: slotList, engine: TestSupport.engine(worker), model: model, dataDirectory: directory.path,
             maxAttempts: maxAttempts, stallTimeout: stallTimeout, leaseDuration: leaseDuration, grace: grace,
             backoff: Backoff(base: .milliseconds(100), ceiling: .seconds(1)),
-            workerEnvironment: ["REEL_ENGINE_ALLOW_FAULTS": "1"], checkpointEvery: checkpointEvery)
+            workerEnvironment: ["REEL_ENGINE_ALLOW_FAULTS": "1"].merging(environment) { _, new in new },
+            checkpointEvery: checkpointEvery)
         configuration.relayout = relayout
         configuration.outputRoot = outputRoot
         configuration.minFreeDiskBytes = minFreeDiskBytes

@@ -20,10 +20,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from reel_engine import checkpoint, pipeline  # noqa: E402
-from reel_engine.models import load_model  # noqa: E402
+from reel_engine import checkpoint, pipeline
+from reel_engine.models import load_model
 
 PROMPT, NEGATIVE = "a red fox walks through snow", "blurry"
 
@@ -41,7 +41,7 @@ def loop_only(model, size, steps, ckpt):
                           progress=progress, cancelled=lambda: len(stamps) == steps + 1, checkpoint=ckpt, **size)
     except pipeline.Cancelled:
         pass
-    return [b - a for a, b in zip(stamps[1:], stamps[2:])]
+    return [b - a for a, b in zip(stamps[1:], stamps[2:], strict=False)]
 
 
 def identity(model, size, steps):

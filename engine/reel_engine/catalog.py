@@ -1,7 +1,10 @@
 """The model catalog without torch: which model names exist, their architectures, recommended request values,
-frame rates and strides, where tiny models are cached, and the check that a directory is a complete diffusers-format
-Wan2.2 model. models.py loads what this describes; the scripted worker (scripted_worker.py) reports it without
-loading anything, so both workers describe a model name the same way.
+frame rates and strides, size presets, where tiny models are cached, and the check that a directory is a complete
+diffusers-format Wan2.2 model. models.py loads what this describes; the scripted worker (scripted_worker.py) reports it
+without loading anything, so both workers describe a model name the same way.
+
+The values come from catalog.json beside this file, the one source that Reel's Swift side is generated from too
+(scripts/embed-catalog.py writes Sources/ReelCore/ModelCatalog.generated.swift).
 """
 
 from __future__ import annotations
@@ -9,16 +12,42 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from importlib import resources
 
 TI2V = "ti2v-5b"
 A14B = "t2v-a14b"
-ARCHITECTURES = (TI2V, A14B)
-REPOS = {TI2V: "Wan-AI/Wan2.2-TI2V-5B-Diffusers", A14B: "Wan-AI/Wan2.2-T2V-A14B-Diffusers"}
-FPS = {TI2V: 24, A14B: 16}
+
+
+def _read_catalog() -> dict:
+    data = json.loads(resources.files(__package__).joinpath("catalog.json").read_text(encoding="utf-8"))
+    names = tuple(a["name"] for a in data["architectures"])
+    if names != (TI2V, A14B):  # the code below (and models.py) branches on these two names
+        raise RuntimeError(f"catalog.json lists the architectures {names}, expected {(TI2V, A14B)}")
+    return data
+
+
+CATALOG = _read_catalog()
+_ARCH = {a["name"]: a for a in CATALOG["architectures"]}
+ARCHITECTURES = tuple(_ARCH)
+REPOS = {name: a["repo"] for name, a in _ARCH.items()}
+FPS = {name: a["fps"] for name, a in _ARCH.items()}
 # (spatial, temporal) pixels per latent token: the VAE's scale factors times the transformer's patch size (1, 2, 2).
 # The tiny models have the same strides as the full-size ones (tests/test_models.py checks both against this).
-STRIDES = {TI2V: (32, 4), A14B: (16, 4)}
-TINY_NAMES = {"tiny": TI2V, "tiny:ti2v-5b": TI2V, "tiny:t2v-a14b": A14B}
+STRIDES = {name: (a["spatial_stride"], a["temporal_stride"]) for name, a in _ARCH.items()}
+# Named sizes per architecture, as (name, width, height): `720p` instead of `1280x704`.
+PRESETS = {name: tuple((p["name"], p["width"], p["height"]) for p in a["presets"]) for name, a in _ARCH.items()}
+MODEL_NAMES = tuple(m["name"] for m in CATALOG["models"])  # the built-in ones; any other name is a directory
+TINY_NAMES = {m["name"]: m["architecture"] for m in CATALOG["models"] if m["kind"] == "tiny"}
+RANDOM_NAMES = {m["name"]: m["architecture"] for m in CATALOG["models"] if m["kind"] == "random"}
+
+
+def _listed(kind: str) -> str:
+    """The models of a kind for a message, an alias beside the name it stands for: `tiny (= tiny:ti2v-5b) and …`."""
+    models = [m for m in CATALOG["models"] if m["kind"] == kind]
+    aliases = {m["alias_of"]: m["name"] for m in models if m.get("alias_of")}
+    named = [f"{aliases[m['name']]} (= {m['name']})" if m["name"] in aliases else m["name"]
+             for m in models if not m.get("alias_of")]
+    return " and ".join(named)
 
 
 class ModelError(Exception):
@@ -36,6 +65,11 @@ class Defaults:
     guidance: float
     guidance_2: float | None = None
 
+    @classmethod
+    def from_json(cls, d: dict) -> Defaults:
+        return cls(d["width"], d["height"], d["frames"], d["steps"], float(d["guidance"]),
+                   float(d["guidance_2"]) if d.get("guidance_2") is not None else None)
+
     def to_json(self) -> dict:
         d = {"width": self.width, "height": self.height, "frames": self.frames, "steps": self.steps,
              "guidance": self.guidance}
@@ -44,14 +78,8 @@ class Defaults:
         return d
 
 
-DEFAULTS = {
-    TI2V: Defaults(1280, 704, 121, 50, 5.0),
-    A14B: Defaults(1280, 720, 81, 40, 4.0, 3.0),
-}
-TINY_DEFAULTS = {
-    TI2V: Defaults(256, 256, 17, 4, 5.0),
-    A14B: Defaults(256, 256, 17, 4, 5.0, 5.0),
-}
+DEFAULTS = {name: Defaults.from_json(a["defaults"]) for name, a in _ARCH.items()}
+TINY_DEFAULTS = {name: Defaults.from_json(a["tiny_defaults"]) for name, a in _ARCH.items()}
 
 
 @dataclass(frozen=True)
@@ -71,13 +99,12 @@ def parse_model_name(name: str) -> ModelName:
     """Classifies a `--model` value; raises ModelError for an unknown tiny or random model."""
     if name in TINY_NAMES:
         return ModelName("tiny", TINY_NAMES[name])
+    if name in RANDOM_NAMES:
+        return ModelName("random", RANDOM_NAMES[name])
     if name.startswith("random:"):
-        architecture = name.split(":", 1)[1]
-        if architecture not in ARCHITECTURES:
-            raise ModelError(f"unknown model {name!r}; random models are random:ti2v-5b and random:t2v-a14b")
-        return ModelName("random", architecture)
+        raise ModelError(f"unknown model {name!r}; random models are {_listed('random')}")
     if name.startswith("tiny:"):
-        raise ModelError(f"unknown model {name!r}; tiny models are tiny (= tiny:ti2v-5b) and tiny:t2v-a14b")
+        raise ModelError(f"unknown model {name!r}; tiny models are {_listed('tiny')}")
     return ModelName("directory", None, os.path.abspath(os.path.expanduser(name)))
 
 

@@ -90,7 +90,8 @@ def identity(model, *, prompt: str, negative_prompt: str, width: int, height: in
     """What a checkpoint must match to be resumed: the job's inputs and everything that changes the computation."""
     import diffusers
 
-    from .models import A14B, TINY_RECIPE_VERSION
+    from .catalog import A14B
+    from .tiny_models import TINY_RECIPE_VERSION
 
     if model.architecture == A14B and guidance_2 is None:
         guidance_2 = guidance

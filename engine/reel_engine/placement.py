@@ -26,7 +26,7 @@ GIB = 1 << 30
 # rounded up by a fifth.
 FORWARD_BYTES_PER_TOKEN_WIDTH = 125.0
 # Bytes per output pixel of one frame at the VAE decode's peak, untiled (21e9 / (1280 * 704 * 121)), and tiled in
-# 512-pixel tiles (models.py): a tile holds at most (512 * 512) / (1280 * 704) = 29% of a 720p frame's area.
+# 512-pixel tiles (model_placement.py): a tile holds at most (512 * 512) / (1280 * 704) = 29% of a 720p frame's area.
 VAE_BYTES_PER_PIXEL = 200.0
 VAE_TILED_BYTES_PER_PIXEL = 60.0
 # The text encoder's activations for 512 tokens, and the allocator's slack, per tier.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from . import __version__, approximate, catalog, distributed, placement
 from .catalog import A14B, TI2V, ModelError
 
-# Bytes of weights of each component, as placement.component_sizes measures them on models.build_pipeline's
+# Bytes of weights of each component, as placement.component_sizes measures them on building.build_pipeline's
 # pipelines built on the meta device: (architecture, tiny, dtype) -> sizes. tests/test_scripted_model.py checks the
 # float32 tiny ones against the loaded tiny models, and every width against the model configs.
 COMPONENT_SIZES = {
@@ -27,7 +27,7 @@ COMPONENT_SIZES = {
     (TI2V, False, "float32"): placement.ComponentSizes(22723641344, 20000199424, 2818754672, 20000199424, 3072),
     (A14B, False, "float32"): placement.ComponentSizes(22723641344, 114310029824, 507570124, 57155014912, 5120),
 }
-# The transformer's attention heads (models.component_configs), which a parallel group's size must divide.
+# The transformer's attention heads (model_configs.component_configs), which a parallel group's size must divide.
 ATTENTION_HEADS = {(TI2V, True): 2, (A14B, True): 2, (TI2V, False): 24, (A14B, False): 40}
 # What a scripted CUDA device reports: no GPU is touched, so its memory is this many GiB.
 GPU_MEMORY_ENV = "REEL_SCRIPTED_GPU_MEMORY_GIB"
@@ -115,7 +115,7 @@ class ScriptedModel:
         return max(0, self.total_memory_bytes - on_device), self.total_memory_bytes
 
     def ready_fields(self) -> dict:
-        """The `ready` event's fields, the same as worker.ready_fields gives for a real model, plus `scripted`."""
+        """The `ready` event's fields, the same as startup.ready_fields gives for a real model, plus `scripted`."""
         free, total = self.memory()
         fields = dict(
             device=self.device,
@@ -173,7 +173,7 @@ def parse_device(spec: str, what: str = "device") -> str:
 
 
 def load(args) -> ScriptedModel:
-    """The ScriptedModel for the worker's command-line arguments (worker.parse_args); raises ModelError (or
+    """The ScriptedModel for the worker's command-line arguments (cli.parse_args); raises ModelError (or
     distributed.GroupError, ValueError) for what a real worker would refuse at start."""
     t0 = time.perf_counter()
     device = parse_device(args.device)
@@ -205,7 +205,7 @@ def load(args) -> ScriptedModel:
 
 
 def _plan(model: ScriptedModel, memory_budget_gib: float | None) -> None:
-    """The placement a real worker chooses (models._place): placement.plan_memory on the model's sizes."""
+    """The placement a real worker chooses (model_placement.place): placement.plan_memory on the model's sizes."""
     cuda = model.device != "cpu"
     sizes = model.sizes
     if model.text_device is not None:
@@ -234,7 +234,7 @@ def _plan(model: ScriptedModel, memory_budget_gib: float | None) -> None:
 
 
 def _speed(model: ScriptedModel, compile_mode: str, approximate_spec: str | None) -> None:
-    """What worker.prepare_for_speed records: the attention kernel and VAE warm-up on CUDA, compilation, the
+    """What startup.prepare_for_speed records: the attention kernel and VAE warm-up on CUDA, compilation, the
     approximate speed-up (parsed, and refused, as there)."""
     cuda = model.device != "cpu"
     if cuda:

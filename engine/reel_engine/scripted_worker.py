@@ -1,7 +1,7 @@
 """The scripted worker: `python -m reel_engine.scripted_worker` with the flags of `python -m reel_engine.worker`.
 
 A stand-in engine worker for tests of the processes around it (the Swift scheduler's fault tests): it speaks worker
-protocol v1 through the real worker's own code (worker.Worker's dispatcher, worker.EventWriter, protocol.py's
+protocol v1 through the real worker's own code (dispatcher.Worker, event_writer.EventWriter, protocol.py's
 parsing and validation), reports the `ready` event a real worker reports for the same model name (plus
 `"scripted": true`), and runs jobs with scripted_jobs.py, which emits the real event sequence and writes real files
 (an H.264 MP4 through PyAV, PNGs, job.json, checkpoints) without computing anything: it never imports torch,
@@ -24,7 +24,17 @@ import threading
 import time
 
 from . import __version__, protocol
-from .worker import LOAD_FAILED_EXIT_STATUS, EventWriter, Worker, claim_stdout, parse_args
+from .cli import parse_args
+from .dispatcher import Worker
+from .event_writer import EventWriter
+from .process import (
+    INTERRUPTED_EXIT_STATUS,
+    LOAD_FAILED_EXIT_STATUS,
+    claim_stdout,
+    configure_logging,
+    exit_now,
+    faults_allowed,
+)
 
 log = logging.getLogger("reel_engine.scripted_worker")
 
@@ -82,11 +92,10 @@ def load(args):
 
 def main(argv: list[str] | None = None) -> int:
     out = claim_stdout()
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     args = parse_args(argv, prog="python -m reel_engine.scripted_worker", description=__doc__.splitlines()[0])
     writer = EventWriter(out)
-    allow_faults = os.environ.get("REEL_ENGINE_ALLOW_FAULTS") == "1"
+    allow_faults = faults_allowed()
     log.info("reel-engine %s scripted worker starting: model %s on %s (pid %d)", __version__, args.model,
              args.device, os.getpid())
     try:
@@ -106,11 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         Worker(model, writer, allow_faults=allow_faults, run_job=run_job).serve(sys.stdin.buffer)
     except KeyboardInterrupt:
-        return 130
+        return INTERRUPTED_EXIT_STATUS
     return 0
 
 
 if __name__ == "__main__":
-    status = main()
-    sys.stderr.flush()
-    os._exit(status)
+    exit_now(main())

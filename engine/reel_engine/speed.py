@@ -13,6 +13,7 @@ Both are exact in the sense of ../shared/PERF.md: the same function, up to float
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -60,7 +61,7 @@ def time_attention(device: torch.device, heads: int, head_dim: int, tokens: int,
         try:
             with sdpa_kernel([_backend(name)]):
                 timings[name] = cuda_seconds(
-                    lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v), repeats=repeats)
+                    functools.partial(torch.nn.functional.scaled_dot_product_attention, q, k, v), repeats=repeats)
         except RuntimeError as e:  # the kernel does not support this GPU, dtype or shape
             log.info("attention kernel %s is unavailable here: %s", name, str(e).splitlines()[0][:200])
     del q, k, v

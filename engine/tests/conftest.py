@@ -48,7 +48,7 @@ def tiny_on_disk(data_dir) -> str:
     """The tiny TI2V model's directory in the session's data directory, created before any worker process is started
     on it, so that workers started together do not each build it."""
     from reel_engine.catalog import TI2V
-    from reel_engine.models import ensure_tiny
+    from reel_engine.tiny_models import ensure_tiny
 
     return ensure_tiny(data_dir, TI2V)[0]
 
@@ -60,7 +60,7 @@ def full_size_meta():
 
     import torch
 
-    from reel_engine.models import build_pipeline
+    from reel_engine.building import build_pipeline
 
     @functools.cache
     def build(architecture: str):
@@ -183,6 +183,7 @@ class EarlyStart:
     args: tuple[str, ...]  # "{dir}" in an argument stands for a directory of the session's (rendezvous files)
     module: str = REAL_WORKER
     env: tuple[tuple[str, str], ...] = ()
+    selects: str = ""  # started only if the id of a selected test of the module holds this ("": any test)
 
 
 class EarlyWorkers:
@@ -226,8 +227,10 @@ def early_workers(data_dir, tiny_on_disk, tmp_path_factory):
 @pytest.fixture(scope="session", autouse=True)
 def _start_early_workers(request):
     """Starts, before the session's first test, the workers that the modules of the selected tests declare."""
-    modules = list(dict.fromkeys(item.module for item in request.session.items if hasattr(item, "module")))
-    specs = [spec for module in modules for spec in getattr(module, "EARLY_WORKERS", ())]
+    items = [item for item in request.session.items if hasattr(item, "module")]
+    specs = [spec for module in dict.fromkeys(item.module for item in items)
+             for spec in getattr(module, "EARLY_WORKERS", ())
+             if any(spec.selects in item.nodeid for item in items if item.module is module)]
     if specs:
         early = request.getfixturevalue("early_workers")
         for spec in specs:

@@ -248,7 +248,7 @@ def test_scheduler_state_round_trip_restores_every_attribute(tiny_ti2v):
             continue
         got = getattr(fresh, name)
         if isinstance(value, list):
-            assert len(got) == len(value) and all(torch.equal(a, b) for a, b in zip(got, value)), name
+            assert len(got) == len(value) and all(torch.equal(a, b) for a, b in zip(got, value, strict=True)), name
         elif isinstance(value, torch.Tensor):
             assert torch.equal(got, value) and got.dtype == value.dtype, name
         else:

@@ -4,7 +4,7 @@ apart, except for the scripted worker's `"scripted": true` in `ready` and job.js
 
 These are the tests whose outcome depends on the job runner and the model behind it (the ready fields, the files, a
 cancel at a step, every testing hook, checkpoints, full and read-only disks). The dispatch rules both workers run
-through the same code (bad requests, busy, ping, prepare, shutdown) are tested once, on the scripted worker, in
+through the same code (bad requests, busy, ping, prepare, shutdown, EOF) are tested once, on the scripted worker, in
 test_dispatcher.py."""
 
 import json
@@ -19,8 +19,9 @@ from PIL import Image
 READY_FIELDS = {"event", "protocol", "device", "model", "architecture", "dtype", "free_memory_bytes",
                 "total_memory_bytes", "fps", "spatial_stride", "temporal_stride", "engine_version", "pid",
                 "random_weights", "load_seconds", "defaults", "memory_saving", "model_path", "placement", "speed"}
-SPARES = 3  # the tests that end a worker: killed mid-denoising, crash in a stage, hang
-WORKERS_OF = {kind: EarlyStart(f"conformance-{kind}", 1 + SPARES, ("--device", "cpu", "--model", "tiny"), module)
+SPARES = 2  # the tests that end a worker before the others are done with the shared one: the crash hooks
+WORKERS_OF = {kind: EarlyStart(f"conformance-{kind}", 1 + SPARES, ("--device", "cpu", "--model", "tiny"), module,
+                               selects=f"[{kind}]")
               for kind, module in WORKERS.items()}
 EARLY_WORKERS = [WORKERS_OF["real"]]  # started when the session begins (conftest.py); the scripted ones start at once
 
@@ -40,7 +41,7 @@ def pace(kind) -> float:
 @pytest.fixture(scope="module")
 def workers(kind, early_workers):
     """Every worker of this kind the module needs, started together: `shared` is used by the tests below in file order
-    (the EOF test ends it), the spares by the tests that end theirs."""
+    (the hang test, last, ends it), the spares by the crash tests."""
     started = early_workers.take(WORKERS_OF[kind])
     yield WorkerSet(started[0], started[1:])
     for w in started:
@@ -284,30 +285,21 @@ def test_the_crash_hook_of_a_stage_exits_with_status_70(workers, tmp_path):
     assert not os.path.exists(tmp_path / "x-3" / "video.mp4")
 
 
-def test_hang_hook_stops_all_events(workers, pace, tmp_path):
-    w = workers.take()
-    w.send(generate_request("h-1", str(tmp_path / "h-1"), steps=4, debug={"hang_at_step": 1}))
-    last, _ = w.wait_for(lambda e: e.get("stage") == "denoising")
-    assert last["step"] == 1
-    w.send({"type": "ping"})
-    with pytest.raises(AssertionError, match="no event within"):
-        w.next_event(timeout=max(1.0, 2 * pace))
-    assert w.proc.poll() is None
-
-
-def test_eof_during_a_job_cancels_it_and_exits_zero(worker, pace, tmp_path):
-    worker.send(generate_request("e-1", str(tmp_path / "e-1"), steps=50, debug={"step_delay": 1.0 * pace}))
-    worker.wait_for(lambda e: e.get("job") == "e-1" and e.get("stage") == "denoising")
-    worker.close_stdin()
-    assert worker.wait_exit(timeout=30) == 0
-    final, _ = worker.wait_final("e-1", timeout=5)
-    assert final["code"] == "cancelled"
-    assert worker.next_event() is None  # stdout closed, nothing after the last event
-
-
 def test_stdout_holds_only_json_event_lines(worker):
-    assert worker.raw_lines  # after the EOF test: every line the worker ever wrote
+    assert worker.raw_lines
     for line in worker.raw_lines:
         assert line.endswith(b"\n")
         event = json.loads(line)
         assert isinstance(event, dict) and "event" in event
+
+
+def test_hang_hook_stops_all_events(worker, pace, tmp_path):
+    # The last test of the shared worker: it writes nothing more afterwards. (Stopping on EOF or shutdown while a
+    # job runs is the dispatcher's, tested in test_dispatcher.py, and on real workers in test_distributed.py.)
+    worker.send(generate_request("h-1", str(tmp_path / "h-1"), steps=4, debug={"hang_at_step": 1}))
+    last, _ = worker.wait_for(lambda e: e.get("job") == "h-1" and e.get("stage") == "denoising")
+    assert last["step"] == 1
+    worker.send({"type": "ping"})
+    with pytest.raises(AssertionError, match="no event within"):
+        worker.next_event(timeout=max(1.0, 2 * pace))
+    assert worker.proc.poll() is None

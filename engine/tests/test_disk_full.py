@@ -10,7 +10,7 @@ import shutil
 import pytest
 from conftest import files_under
 
-from reel_engine import checkpoint_file, jobflow, jobs, scripted_jobs, scripted_model, worker
+from reel_engine import checkpoint_file, cli, jobflow, jobs, scripted_jobs, scripted_model
 from reel_engine.protocol import GenerateRequest
 
 
@@ -19,7 +19,7 @@ def runner(request, data_dir):
     """(model, run_job) of the real engine on the tiny model, or of the scripted worker."""
     if request.param == "real":
         return request.getfixturevalue("tiny_ti2v"), jobs.run_job
-    model = scripted_model.load(worker.parse_args(["--device", "cpu", "--model", "tiny", "--data-dir", data_dir]))
+    model = scripted_model.load(cli.parse_args(["--device", "cpu", "--model", "tiny", "--data-dir", data_dir]))
     return model, scripted_jobs.run_job
 
 

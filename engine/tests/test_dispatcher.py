@@ -1,8 +1,8 @@
 """The protocol's dispatch rules, through a worker process: bad requests, ping and busy while a job runs, a job still
-encoding, prepare, shutdown, the testing-hook switch and a model that cannot be loaded.
+encoding, prepare, shutdown, EOF during a job, the testing-hook switch and a model that cannot be loaded.
 
-Both workers run these rules through the same code (worker.Worker's dispatcher, protocol.py's parser and validation,
-the event writer, catalog.py's directory check), whatever model is loaded, so they are tested once, on the scripted
+Both workers run these rules through the same code (dispatcher.Worker, protocol.py's parser and validation, the
+event writer, catalog.py's directory check), whatever model is loaded, so they are tested once, on the scripted
 worker, which starts in a fraction of a second. What depends on the model is in test_conformance.py, against both."""
 
 import json
@@ -89,6 +89,18 @@ def test_shutdown_exits_zero(worker):
     worker.send({"type": "shutdown"})
     assert worker.wait_exit() == 0
     assert worker.next_event() is None  # stdout closed, nothing after the last event
+
+
+def test_eof_during_a_job_cancels_it_and_exits_zero(start_worker, tmp_path):
+    w = start_worker("--device", "cpu", "--model", "tiny", module=SCRIPTED_WORKER)
+    assert w.next_event()["event"] == "ready", w.log()
+    w.send(generate_request("e-1", str(tmp_path / "e-1"), steps=50, debug={"step_delay": 1.0 * PACE}))
+    w.wait_for(lambda e: e.get("job") == "e-1" and e.get("stage") == "denoising")
+    w.close_stdin()
+    assert w.wait_exit(timeout=30) == 0
+    final, _ = w.wait_final("e-1", timeout=5)
+    assert final["code"] == "cancelled"
+    assert w.next_event() is None  # stdout closed, nothing after the last event
 
 
 def test_debug_is_refused_without_the_environment_switch(start_worker, tmp_path):

@@ -70,6 +70,23 @@ def test_ranks_given_different_jobs_fail_the_job_and_keep_serving(processes, tmp
     assert [w.wait_final("job-3")[0]["event"] for w in ranks] == ["result", "result"]
 
 
+def test_eof_during_a_job_cancels_it_on_every_rank_and_they_exit_zero(processes, tmp_path):
+    # How Reel stops a group: stdin closed on every rank while a job runs. The group's last test.
+    ranks = processes.group
+    for worker in ranks:
+        worker.send(generate_request("job-4", str(tmp_path / "job-4"), steps=50, width=64, height=64, frames=5,
+                                     debug={"step_delay": 1.0}))
+    for worker in ranks:
+        worker.wait_for(lambda e: e.get("job") == "job-4" and e.get("stage") == "denoising")
+    for worker in ranks:
+        worker.close_stdin()
+    assert [w.wait_exit(timeout=30) for w in ranks] == [0, 0]
+    for worker in ranks:
+        final, _ = worker.wait_final("job-4", timeout=5)
+        assert final["code"] == "cancelled", final
+        assert worker.next_event() is None  # stdout closed, nothing after the last event
+
+
 def test_a_rank_whose_group_never_forms_fails_to_start(processes):
     lonely = processes.lonely
     event = lonely.next_event()

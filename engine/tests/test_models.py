@@ -6,15 +6,15 @@ import shutil
 import pytest
 import torch
 
-from reel_engine import catalog, models, placement, scripted_model, worker
-from reel_engine.models import ModelError
+from reel_engine import building, catalog, cli, devices, models, placement, scripted_model, startup, tiny_models
+from reel_engine.catalog import ModelError
 
 
 def test_tiny_model_is_created_once_then_reloaded(tmp_path):
     data_dir = str(tmp_path)
     first = models.load_model("tiny", "cpu", data_dir)
     assert first.created and first.path == os.path.join(data_dir, "models", "tiny-ti2v-5b")
-    marker = os.path.join(first.path, models.TINY_MARKER)
+    marker = os.path.join(first.path, tiny_models.TINY_MARKER)
     weights = os.path.join(first.path, "transformer", "diffusion_pytorch_model.safetensors")
     stamp = (os.stat(marker).st_mtime_ns, os.stat(weights).st_mtime_ns, os.stat(weights).st_ino)
     second = models.load_model("tiny:ti2v-5b", "cpu", data_dir)
@@ -36,14 +36,14 @@ def test_racing_creators_leave_one_complete_copy(tmp_path, monkeypatch):
             # Another worker finishes creating the same model just before this one renames its copy into place.
             raced.append(True)
             monkeypatch.setattr(os, "rename", real_rename)
-            assert models.ensure_tiny(str(tmp_path), "t2v-a14b") == (dst, True)
+            assert tiny_models.ensure_tiny(str(tmp_path), "t2v-a14b") == (dst, True)
         return real_rename(src, dst)
 
     monkeypatch.setattr(os, "rename", rename)
-    path, created = models.ensure_tiny(str(tmp_path), "t2v-a14b")
+    path, created = tiny_models.ensure_tiny(str(tmp_path), "t2v-a14b")
     assert raced and not created
     assert os.listdir(tmp_path / "models") == ["tiny-t2v-a14b"]  # the loser's temporary copy is gone
-    assert models.inspect_model_dir(path) == "t2v-a14b"
+    assert catalog.inspect_model_dir(path) == "t2v-a14b"
 
 
 def test_tiny_model_metadata(tiny_ti2v, tiny_a14b):
@@ -114,7 +114,7 @@ def test_missing_shard_of_a_sharded_component(tiny_ti2v, tmp_path):
         f.write('{"weight_map": {"a": "diffusion_pytorch_model-00001-of-00002.safetensors",'
                 ' "b": "diffusion_pytorch_model-00002-of-00002.safetensors"}}')
     with pytest.raises(ModelError) as info:
-        models.inspect_model_dir(path)
+        catalog.inspect_model_dir(path)
     assert "2 of 2 weight shards are missing" in str(info.value)
 
 
@@ -134,7 +134,7 @@ def test_unknown_names_and_devices():
     with pytest.raises(ModelError, match="tiny models are"):
         models.load_model("tiny:sdxl", "cpu")
     with pytest.raises(ModelError, match="expected cpu, cuda or cuda:N"):
-        models.resolve_device("tpu")
+        devices.resolve_device("tpu")
 
 
 def test_full_size_configs_have_the_published_sizes(full_size_meta):
@@ -157,8 +157,8 @@ def test_full_size_configs_have_the_published_sizes(full_size_meta):
 def test_direct_build_in_bf16_matches_the_float32_structure():
     # random:* models are built directly in the target dtype; the rope tables must not be affected by that.
     cpu = torch.device("cpu")
-    bf16 = models.build_pipeline("ti2v-5b", tiny=True, device=cpu, dtype=torch.bfloat16)
-    fp32 = models.build_pipeline("ti2v-5b", tiny=True, device=cpu, dtype=torch.float32)
+    bf16 = building.build_pipeline("ti2v-5b", tiny=True, device=cpu, dtype=torch.bfloat16)
+    fp32 = building.build_pipeline("ti2v-5b", tiny=True, device=cpu, dtype=torch.float32)
     assert torch.equal(bf16.transformer.rope.freqs_cos, fp32.transformer.rope.freqs_cos)
     assert bf16.transformer.blocks[0].ffn.net[0].proj.weight.dtype == torch.bfloat16
     assert bf16.text_encoder.dtype == torch.bfloat16 and bf16.vae.dtype == torch.bfloat16
@@ -172,9 +172,9 @@ READY_FIELDS_THAT_VARY = ("pid", "load_seconds", "free_memory_bytes")  # between
 @pytest.mark.parametrize("name, fixture", [("tiny", "tiny_ti2v"), ("tiny:t2v-a14b", "tiny_a14b")])
 def test_the_scripted_workers_ready_fields_are_the_real_workers(request, data_dir, name, fixture):
     model = request.getfixturevalue(fixture)
-    worker.prepare_for_speed(model)  # what a real worker does between loading and `ready`
-    real = worker.ready_fields(model)
-    args = worker.parse_args(["--device", "cpu", "--model", name, "--data-dir", data_dir])
+    startup.prepare_for_speed(model)  # what a real worker does between loading and `ready`
+    real = startup.ready_fields(model)
+    args = cli.parse_args(["--device", "cpu", "--model", name, "--data-dir", data_dir])
     scripted = scripted_model.load(args).ready_fields()
     assert scripted.pop("scripted") is True
     for fields in (real, scripted):

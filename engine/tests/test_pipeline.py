@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import ForwardCounter
+
 from reel_engine import pipeline
 from reel_engine.pipeline import Cancelled
 

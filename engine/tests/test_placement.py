@@ -2,18 +2,18 @@
 
 import pytest
 
-from reel_engine import models, placement
+from reel_engine import catalog, placement
 from reel_engine.placement import GIB, JobShape, plan_memory
 
 
 @pytest.fixture(scope="module")
 def ti2v(full_size_meta):
-    return placement.component_sizes(full_size_meta(models.TI2V))
+    return placement.component_sizes(full_size_meta(catalog.TI2V))
 
 
 @pytest.fixture(scope="module")
 def a14b(full_size_meta):
-    return placement.component_sizes(full_size_meta(models.A14B))
+    return placement.component_sizes(full_size_meta(catalog.A14B))
 
 
 TI2V_720P = JobShape(1280, 704, 121, spatial_stride=32, temporal_stride=4)

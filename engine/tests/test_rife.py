@@ -91,8 +91,10 @@ def test_interpolate_two_keeps_sources_and_adds_finite_middle_frames(checkpoint,
     assert np.array_equal(out[::2], source)
     # the network's in-between frames, computed directly: padded to 128x128, timestep 0.5, cropped back
     net = rife.load(checkpoint)
+    def pad(frame):
+        return torch.nn.functional.pad(torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255, (0, 64, 0, 64))
+
     with torch.inference_mode():
-        pad = lambda f: torch.nn.functional.pad(torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255, (0, 64, 0, 64))
         mid = net(pad(source[3]), pad(source[4]), 0.5)
     assert mid.shape == (1, 3, 128, 128) and torch.isfinite(mid).all()
     expected = (mid[0, :, :64, :64].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()

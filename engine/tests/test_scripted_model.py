@@ -6,21 +6,21 @@ import re
 
 import pytest
 
-from reel_engine import catalog, distributed, models, scripted_model, worker
+from reel_engine import catalog, cli, distributed, model_configs, scripted_model
 from reel_engine.catalog import ModelError
 
 
 @pytest.fixture
 def scripted(data_dir):
     def load(*argv):
-        return scripted_model.load(worker.parse_args(["--data-dir", data_dir, *argv]))
+        return scripted_model.load(cli.parse_args(["--data-dir", data_dir, *argv]))
     return load
 
 
 @pytest.mark.parametrize("architecture", catalog.ARCHITECTURES)
 @pytest.mark.parametrize("tiny", [True, False])
 def test_attention_heads_and_widths_are_the_model_configs(architecture, tiny):
-    config = models.component_configs(architecture, tiny)["transformer"]
+    config = model_configs.component_configs(architecture, tiny)["transformer"]
     assert scripted_model.ATTENTION_HEADS[(architecture, tiny)] == config["num_attention_heads"]
     width = config["num_attention_heads"] * config["attention_head_dim"]
     for dtype in ("float32", "bfloat16"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from reel_engine import jobs, models, speed, worker
+from reel_engine import cli, jobs, models, speed, startup
 from reel_engine.pipeline import generate
 from reel_engine.protocol import GenerateRequest
 
@@ -84,9 +84,9 @@ def test_approximate_speed_ups_are_named_and_bounded():
 
 def test_first_block_cache_is_opt_in_and_recorded_in_ready_and_job_json(data_dir, tmp_path):
     model = models.load_model("tiny", "cpu", data_dir)  # its own: the cache's hooks stay on its transformer
-    args = worker.parse_args(["--device", "cpu", "--model", "tiny", "--approximate", "first-block-cache:0.5"])
-    worker.prepare_for_speed(model, args.compile, args.approximate)  # as a real worker does before `ready`
-    assert worker.ready_fields(model)["speed"]["approximate"] == {"name": "first-block-cache", "threshold": 0.5}
+    args = cli.parse_args(["--device", "cpu", "--model", "tiny", "--approximate", "first-block-cache:0.5"])
+    startup.prepare_for_speed(model, args.compile, args.approximate)  # as a real worker does before `ready`
+    assert startup.ready_fields(model)["speed"]["approximate"] == {"name": "first-block-cache", "threshold": 0.5}
     req = GenerateRequest(job="a-1", prompt="a red fox in snow", negative_prompt="blurry", width=64, height=64,
                           frames=5, steps=6, guidance=5.0, seed=7, out_dir=str(tmp_path / "a-1"))
     final = jobs.run_job(model, jobs.Job(req), lambda event: None)
@@ -98,6 +98,6 @@ def test_first_block_cache_is_opt_in_and_recorded_in_ready_and_job_json(data_dir
 def test_an_unknown_approximate_speed_up_fails_the_start_by_name(tiny_ti2v):
     # Refused before the model is touched; a real worker reports what prepare_for_speed raises as its start error.
     with pytest.raises(ValueError) as e:
-        worker.prepare_for_speed(tiny_ti2v, "auto", "teacache")
-    code, message = worker._load_error(e.value)
+        startup.prepare_for_speed(tiny_ti2v, "auto", "teacache")
+    code, message = startup.load_error(e.value)
     assert code == "model_error" and "teacache" in message and "first-block-cache" in message

@@ -1,0 +1,33 @@
+"""The worker's command line, shared by the real worker and the scripted one (which takes the same flags)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def parse_args(argv: list[str] | None, prog: str = "python -m reel_engine.worker",
+               description: str | None = None) -> argparse.Namespace:
+    """The worker's command line (the scripted worker's too: it takes the same flags)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description or __doc__.splitlines()[0])
+    parser.add_argument("--device", required=True, help="cpu, cuda or cuda:N")
+    parser.add_argument("--model", required=True,
+                        help="tiny, tiny:t2v-a14b, random:ti2v-5b, random:t2v-a14b, or a diffusers Wan2.2 directory")
+    parser.add_argument("--data-dir", default=None, help="where tiny models are cached (default $REEL_DATA_DIR, "
+                                                          "else ~/.local/share/reel)")
+    parser.add_argument("--memory-saving", action="store_true",
+                        help="VAE tiling always, model CPU offload on CUDA")
+    parser.add_argument("--text-device", default=None,
+                        help="run the text encoder on this device instead of --device (the split layout)")
+    parser.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
+                        help="cap this worker's GPU memory at GIB and place components to fit")
+    parser.add_argument("--approximate", default=None, metavar="NAME[:THRESHOLD]",
+                        help="an approximate speed-up that changes the output (off by default): first-block-cache")
+    parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
+                        help="regional torch.compile of the transformer blocks, warmed up before ready "
+                             "(auto: on CUDA only)")
+    group = parser.add_argument_group("parallel groups (distributed.py): one job over several workers")
+    group.add_argument("--rank", type=int, default=None, help="this worker's rank in its group")
+    group.add_argument("--world-size", type=int, default=None, help="how many workers the group has")
+    group.add_argument("--dist-init", default=None, metavar="URL",
+                       help="the group's torch.distributed rendezvous: file:///PATH or tcp://127.0.0.1:PORT")
+    return parser.parse_args(argv)

@@ -1,0 +1,116 @@
+"""A real worker's start-up, between its command line and its `ready` event: the libraries configured, the parallel
+group joined, the model loaded and placed (models.py), the speed options applied, and the `ready` fields; a failure
+becomes the start's one `error` event."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from . import __version__
+
+log = logging.getLogger("reel_engine.startup")
+
+
+def start(args) -> tuple:
+    """(model, group) for the worker's parsed command line (cli.parse_args); group is None for a worker of its own.
+    Raises whatever makes the start fail (load_error turns it into the error event's code and message)."""
+    configure_libraries()
+    from .models import load_model
+
+    group = None
+    if args.world_size is not None or args.rank is not None or args.dist_init is not None:
+        from . import distributed  # every rank joins before loading, so a missing rank fails fast
+
+        group = distributed.join(args.rank, args.world_size, args.dist_init, args.device, args.model)
+    model = load_model(args.model, args.device, args.data_dir, memory_saving=args.memory_saving,
+                       text_device=args.text_device, memory_budget_gib=args.memory_budget)
+    if group is not None:  # before compilation: the compiled blocks must see the sharded attention
+        distributed.attach(model, group)
+    prepare_for_speed(model, args.compile, args.approximate)
+    return model, group
+
+
+def configure_libraries() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models are local paths; never wait on the network
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.set_verbosity_warning()
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_warning()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def prepare_for_speed(model, compile_mode: str = "auto", approximate: str | None = None) -> None:
+    """On CUDA: picks the fastest attention kernel; compiles the transformer blocks and warms them up at the
+    model's default size (compile "on" does it on the CPU too). Records what it did in `model.speed`."""
+    from . import speed
+    from .placement import JobShape
+
+    d = model.defaults
+    tokens = JobShape(d.width, d.height, d.frames, model.spatial_stride, model.temporal_stride).tokens
+    if model.device.type == "cuda":
+        model.speed.update(speed.select_attention(model, tokens))
+        if not (model.memory_plan is not None and model.memory_plan.model_offload):
+            model.speed["vae_warm_up_seconds"] = round(speed.warm_up_vae(model, d.width, d.height, d.frames), 2)
+    compile_on = compile_mode == "on" or (compile_mode == "auto" and model.device.type == "cuda")
+    if approximate:
+        model.speed["approximate"] = speed.apply_approximate(model, approximate)
+        compile_on = False  # the cache's hooks decide per step which blocks run: not one graph to compile
+    model.speed["compiled"] = compile_on
+    if compile_on:
+        t0 = time.perf_counter()
+        speed.compile_transformers(model)
+        speed.warm_up(model, d.width, d.height, d.frames)
+        model.speed["warm_up_seconds"] = round(time.perf_counter() - t0, 2)
+        log.info("transformer blocks compiled and warmed up at %dx%dx%d in %.1fs", d.width, d.height, d.frames,
+                 model.speed["warm_up_seconds"])
+    # The negative prompt jobs share unless a style or the user sets one (empty) is encoded once, now.
+    model.text.prepare([""])
+
+
+def ready_fields(model) -> dict:
+    """The `ready` event's fields for a loaded model (without a group's)."""
+    from .devices import memory_info
+
+    free, total = memory_info(model.device)
+    return dict(
+        device=str(model.device),
+        model=model.name,
+        architecture=model.architecture,
+        dtype=model.dtype_name,
+        free_memory_bytes=free,
+        total_memory_bytes=total,
+        fps=model.fps,
+        spatial_stride=model.spatial_stride,
+        temporal_stride=model.temporal_stride,
+        engine_version=__version__,
+        pid=os.getpid(),
+        random_weights=model.random_weights,
+        load_seconds=round(model.load_seconds, 3),
+        defaults=model.defaults.to_json(),
+        memory_saving=model.memory_saving,
+        model_path=model.path,
+        placement=model.memory_plan.to_json() | {"text_device": str(model.text_device or model.device),
+                                                 "text_encoder": model.text.placement},
+        speed=model.speed,
+    )
+
+
+def load_error(e: Exception) -> tuple[str, str]:
+    """(code, message) of the `error` event for what made the start fail."""
+    try:
+        import torch
+
+        oom = isinstance(e, (MemoryError, torch.cuda.OutOfMemoryError))
+    except Exception:  # torch itself may be what failed to import
+        oom = isinstance(e, MemoryError)
+    if oom:
+        return "out_of_memory", f"out of memory while loading the model: {e}"
+    if type(e).__name__ == "ModelError":
+        return "model_error", str(e)
+    return "model_error", f"{type(e).__name__}: {e}"
