@@ -117,7 +117,7 @@ def client(port, cases, stop, results, index):
             # Heavy requests queue behind each other on the server's request threads; a client that gives up
             # waiting is not a server failure (a reset or refused connection is).
             results.status(what, "gave up waiting")
-        except Exception as error:
+        except (OSError, http.client.HTTPException, ValueError, IndexError) as error:
             results.fail(f"{what}: {error!r}")
 
 
@@ -132,7 +132,7 @@ def prober(port, stop, results):
                     results.latencies.append(elapsed)
             if code != 200:
                 results.fail(f"/healthz: {code}")
-        except Exception as error:
+        except (OSError, http.client.HTTPException) as error:
             results.fail(f"/healthz: {error!r}")
         time.sleep(0.05)
 
@@ -149,7 +149,7 @@ def main():
     data_dir = pathlib.Path(tempfile.mkdtemp(prefix="reel-load-"))
     port = free_port()
     env = dict(os.environ, REEL_PYTHON="/bin/false")
-    log = open(data_dir / "server.log", "wb")
+    log = open(data_dir / "server.log", "wb")  # noqa: SIM115 (the server writes to it as long as it runs)
     server = subprocess.Popen(
         [args.reel, "serve", "--port", str(port), "--data-dir", str(data_dir), "--devices", "cpu", "--model", "tiny",
          "--log-level", "error"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
