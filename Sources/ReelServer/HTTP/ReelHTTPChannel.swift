@@ -32,8 +32,10 @@ struct ReelHTTPChannel: ServerChildChannel, HTTPChannelHandler {
     }
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        channel.eventLoop.makeCompletedFuture {
-            let ticket = registry.admit(channel)
+        let ticket = registry.admit(channel)
+        return channel.eventLoop.makeCompletedFuture {
+            // Until the guard is in the pipeline, nothing would forget this connection when it closes.
+            channel.closeFuture.whenComplete { [registry] _ in registry.remove(ticket.id) }
             let activity = ByteActivity()
             let presence = ClientPresence()
             var limits = NIOHTTPDecoderLimitConfiguration()
