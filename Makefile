@@ -7,7 +7,7 @@ VPY := $(VENV)/bin/python
 REEL := .build/debug/reel
 export REEL_PYTHON := $(CURDIR)/$(VPY)
 
-.PHONY: demo test venv build swift-test engine-test web-test clean bundle postgres-shell soak
+.PHONY: demo test venv build swift-test engine-test web-test api-test clean bundle postgres-shell soak
 
 $(VENV)/.installed: engine/pyproject.toml
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ $(VENV)/.installed: engine/pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed
+
+# The API fuzzer, pinned, into the same .venv.
+$(VENV)/.api-installed: $(VENV)/.installed e2e/api/requirements.txt
+	$(VPY) -m pip install -q -r e2e/api/requirements.txt
+	touch $@
 
 build:
 	$(SWIFT) build
@@ -53,7 +58,15 @@ web-test: venv build
 	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-wqy-microhei)
 	$(PYTHON) e2e/web/test_web.py --reel $(REEL) --python $(VPY)
 
-test: engine-test swift-test web-test
+# The REST API against its contract: schemathesis fuzzes docs/openapi.json against a live `reel serve` (scripted
+# worker), with and without API keys, then /healthz is timed while 16 clients send worst-case requests.
+# Reports land in test-artifacts/api/. First checks that the embedded copy of docs/openapi.json is up to date.
+api-test: $(VENV)/.api-installed build
+	$(PYTHON) scripts/embed-web.py --check
+	$(VPY) e2e/api/test_api.py --reel $(REEL) --python $(VPY) --schemathesis $(VENV)/bin/schemathesis
+	$(VPY) e2e/api/healthz_under_load.py --reel $(REEL) --seconds 20
+
+test: engine-test swift-test api-test web-test
 
 # dist/: a stripped static `reel`, the engine and the wheels a CUDA host with PyTorch may lack, for installing on a
 # GPU server without internet (dist/install.sh). Checks that dist/ stays under 60 MiB.

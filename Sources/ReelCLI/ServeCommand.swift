@@ -86,6 +86,16 @@ struct ServeCommand: AsyncParsableCommand {
                 + "$REEL_API_KEYS, comma-separated) every route but /healthz needs 'Authorization: Bearer KEY'.",
             valueName: "file"))
     var apiKeyFile: String?
+    @Option(
+        help: ArgumentHelp(
+            "Seconds a connection may take to send a complete request head (from opening, or from its last "
+                + "answer), or pause within a body, before it is closed (408).", valueName: "seconds"))
+    var requestTimeout: Double = 30
+    @Option(
+        help: ArgumentHelp(
+            "Most connections open at once; at the limit a new one closes the longest-idle one (default: half "
+                + "the open-file limit, after raising the soft limit to the hard one, at most 10000)."))
+    var maxConnections: Int?
     @Option(help: "Most jobs one API key may have queued at once (0: no limit).") var maxQueuedPerKey = 0
     @Option(help: "Most requests one API key may make per minute (0: no limit).") var rateLimit = 0
 
@@ -93,9 +103,24 @@ struct ServeCommand: AsyncParsableCommand {
         for (name, value) in [("--max-queued-per-key", maxQueuedPerKey), ("--rate-limit", rateLimit)] where value < 0 {
             throw ValidationError("\(name) must be 0 (no limit) or more, not \(value)")
         }
-        for (name, value) in [("--max-batch-bytes", maxBatchBytes), ("--max-batch-rows", maxBatchRows),
-                              ("--max-body-bytes", maxBodyBytes)] where value < 1 {
-            throw ValidationError("\(name) must be at least 1, not \(value)")
+        for (name, value, most) in [
+            ("--max-batch-bytes", maxBatchBytes, 1 << 30), ("--max-batch-rows", maxBatchRows, 1_000_000),
+            ("--max-body-bytes", maxBodyBytes, 1 << 30),
+        ] where !(1...most).contains(value) {
+            throw ValidationError("\(name) must be between 1 and \(most), not \(value)")
+        }
+        guard requestTimeout > 0 && requestTimeout <= 86_400 else {
+            throw ValidationError("--request-timeout must be a number of seconds above 0 and at most 86400")
+        }
+        if let maxConnections, maxConnections < 1 {
+            throw ValidationError("--max-connections must be at least 1, not \(maxConnections)")
+        }
+        // Bounded so that no product of limits (frames × pixels, prompt × 4) can overflow.
+        for (name, value, most) in [
+            ("--max-frames", maxFrames, 100_000), ("--max-pixels", maxPixels, 1 << 30),
+            ("--max-steps", maxSteps, 100_000), ("--max-prompt-characters", maxPromptCharacters, 1_000_000),
+        ] where !(1...most).contains(value) {
+            throw ValidationError("\(name) must be between 1 and \(most), not \(value)")
         }
         if let memoryBudget, !(memoryBudget > 0) {
             throw ValidationError("--memory-budget must be a positive number of GiB, not \(memoryBudget)")
@@ -213,11 +238,20 @@ struct ServeCommand: AsyncParsableCommand {
             store: store, scheduler: scheduler, limits: limits, styles: styles,
             maxQueuedPerOwner: maxQueuedPerKey > 0 ? maxQueuedPerKey : nil)
         let keys = try apiKeys()
+        // Connections are capped below the open-file limit, so accepting one never fails for want of a descriptor.
+        let descriptors = DescriptorLimit.raiseSoftLimit()
+        let safeConnections = DescriptorLimit.connectionCap(descriptors: descriptors)
+        if let maxConnections, maxConnections > safeConnections {
+            printFlushed(
+                "  note: --max-connections \(maxConnections) is more than \(descriptors) open files leave room for; "
+                    + "using \(safeConnections)")
+        }
         let server = ReelServerApplication(
             configuration: ReelServerConfiguration(
                 host: host, port: port, maxBodyBytes: maxBodyBytes, maxBatchBytes: maxBatchBytes,
                 apiKeys: keys.isEmpty ? nil : keys, rateLimitPerMinute: rateLimit > 0 ? rateLimit : nil,
-                maxBatchRows: maxBatchRows),
+                maxBatchRows: maxBatchRows, requestTimeout: .milliseconds(Int64(requestTimeout * 1000)),
+                maxConnections: min(maxConnections ?? safeConnections, safeConnections)),
             service: service, metrics: metrics, logger: logger)
 
         printFlushed("reel serving \(modelInfo.name) (\(modelInfo.architecture.rawValue)) at http://\(host):\(port)")
@@ -230,6 +264,9 @@ struct ServeCommand: AsyncParsableCommand {
                     + "parallel groups after \(after) s idle (--relayout-after)")
         }
         printFlushed("data: \(dataDirectory)")
+        printFlushed(
+            "connections: at most \(server.connectionLimit) (open-file limit \(descriptors)), request timeout "
+                + String(format: "%g", requestTimeout) + " s")
         printFlushed(
             keys.isEmpty
                 ? "api keys: none (open to this machine only)"

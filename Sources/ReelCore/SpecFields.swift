@@ -26,15 +26,19 @@ public enum SpecFields {
         var row = SpecRow(request: try request(from: fields))
         if let model = fields["model"]?.trimmingWhitespace, !model.isEmpty { row.model = model }
         if let text = fields["priority"]?.trimmingWhitespace, !text.isEmpty {
-            guard let priority = Int(text) else { throw .invalid("priority", "'\(text)' is not a whole number") }
+            guard let priority = Numerals.wholeNumber(text, allowNegative: true) else {
+                throw .invalid("priority", "\(text.quotedForMessage()) is not a whole number (digits, optionally after -)")
+            }
             row.priority = priority
         }
         return row
     }
 
     public static func request(from fields: [String: String]) throws(ReelError) -> GenerationRequest {
-        for name in fields.keys where !known.contains(name) {
-            throw .invalid(name, "unknown column '\(name)'; the known columns are \(known.joined(separator: ", "))")
+        for name in fields.keys.sorted() where !known.contains(name) {
+            throw .invalid(
+                String(name.unicodeScalars.prefix(60)),
+                "unknown column \(name.quotedForMessage(limit: 60)); the known columns are \(known.joined(separator: ", "))")
         }
         func text(_ name: String) -> String? {
             guard let value = fields[name]?.trimmingWhitespace, !value.isEmpty else { return nil }
@@ -42,12 +46,16 @@ public enum SpecFields {
         }
         func integer(_ name: String) throws(ReelError) -> Int? {
             guard let value = text(name) else { return nil }
-            guard let number = Int(value) else { throw .invalid(name, "'\(value)' is not a whole number") }
+            guard let number = Numerals.wholeNumber(value) else {
+                throw .invalid(name, "\(value.quotedForMessage()) is not a whole number (ASCII digits only)")
+            }
             return number
         }
         func number(_ name: String) throws(ReelError) -> Double? {
             guard let value = text(name) else { return nil }
-            guard let number = Double(value), number.isFinite else { throw .invalid(name, "'\(value)' is not a number") }
+            guard let number = Numerals.decimal(value) else {
+                throw .invalid(name, "\(value.quotedForMessage()) is not a number (such as 2, 2.5 or 1e1)")
+            }
             return number
         }
         var request = GenerationRequest()
@@ -62,16 +70,17 @@ public enum SpecFields {
         request.style = text("style")
         request.guidance = try number("guidance")
         if let seed = text("seed") {
-            guard let value = UInt64(seed), value <= UInt64(Int64.max) else {
-                throw .invalid("seed", "'\(seed)' is not a whole number between 0 and \(Int64.max)")
+            guard let value = Numerals.wholeNumber(seed) else {
+                throw .invalid(
+                    "seed", "\(seed.quotedForMessage()) is not a whole number between 0 and \(Int64.max)")
             }
-            request.seed = value
+            request.seed = UInt64(value)
         }
         if let flag = text("png_frames") {
             switch flag.lowercased() {
             case "1", "true", "yes", "y": request.pngFrames = true
             case "0", "false", "no", "n": request.pngFrames = false
-            default: throw .invalid("png_frames", "'\(flag)' is not true or false")
+            default: throw .invalid("png_frames", "\(flag.quotedForMessage()) is not true or false")
             }
         }
         return request

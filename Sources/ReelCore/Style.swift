@@ -46,19 +46,46 @@ public struct StyleLibrary: Sendable, Equatable {
     /// The styles shipped with Reel.
     public static let builtIn = StyleLibrary(styles: BuiltInStyles.all)
 
+    /// The longest name for which `closestNames` suggests anything: the edit distance costs the product of the two
+    /// lengths, so a long value gets no suggestion rather than a slow one. `style(named:)` suggests only for names
+    /// at most 8 longer than the longest style name, too.
+    public static let maxSuggestedNameLength = 64
+
     /// The style of that name (case-insensitive), or an error that lists the closest names.
+    ///
+    /// The cost is linear in the length of `name`, whatever it is: a name much longer than every style's is unknown
+    /// without being compared (lowercasing may change a few scalars, hence the margin), and only short names are
+    /// matched for suggestions.
     public func style(named name: String) throws(ReelError) -> Style {
-        if let style = styles.first(where: { $0.name.lowercased() == name.lowercased() }) { return style }
+        let length = name.unicodeScalars.count
+        let longest = styles.map { $0.name.unicodeScalars.count }.max() ?? 0
+        if length <= longest + 16 {
+            let key = name.lowercased()
+            if let style = styles.first(where: { $0.name.lowercased() == key }) { return style }
+        }
+        let listing = "(list them with `reel styles` or GET /v1/styles)"
+        guard !styles.isEmpty else {
+            throw .invalid("style", "unknown style \(name.quotedForMessage()); no styles are loaded \(listing)")
+        }
+        // A name much longer than every style's is no typo of one: no suggestion, and no edit distances.
+        guard length <= min(Self.maxSuggestedNameLength, longest + 8) else {
+            throw .invalid(
+                "style",
+                "unknown style \(name.quotedForMessage()) of \(length) characters; style names are short \(listing)")
+        }
         let closest = closestNames(to: name, count: 3)
         let hint = closest.isEmpty ? "no styles are loaded" : "the closest are \(closest.joined(separator: ", "))"
-        throw .invalid("style", "unknown style '\(name)'; \(hint) (list them with `reel styles` or GET /v1/styles)")
+        throw .invalid("style", "unknown style \(name.quotedForMessage()); \(hint) \(listing)")
     }
 
-    /// Style names ordered by edit distance to `name`.
+    /// Style names ordered by edit distance to `name`; none for a name longer than `maxSuggestedNameLength`.
     public func closestNames(to name: String, count: Int) -> [String] {
-        let target = Array(name.lowercased())
+        guard name.unicodeScalars.count <= Self.maxSuggestedNameLength else { return [] }
+        let target = Array(name.lowercased().unicodeScalars)
         let scored: [(name: String, distance: Int)] = styles.map { style in
-            (style.name, Self.distance(Array(style.name.lowercased()), target))
+            // A style name longer than any suggestion is compared by its first part only: still a fair hint.
+            let candidate = Array(style.name.lowercased().unicodeScalars.prefix(Self.maxSuggestedNameLength * 2))
+            return (style.name, Self.distance(candidate, target))
         }
         let sorted = scored.sorted { lhs, rhs in
             lhs.distance == rhs.distance ? lhs.name < rhs.name : lhs.distance < rhs.distance
@@ -77,7 +104,7 @@ public struct StyleLibrary: Sendable, Equatable {
         }
     }
 
-    static func distance(_ a: [Character], _ b: [Character]) -> Int {
+    static func distance(_ a: [Unicode.Scalar], _ b: [Unicode.Scalar]) -> Int {
         if a.isEmpty { return b.count }
         if b.isEmpty { return a.count }
         var previous = Array(0...b.count)

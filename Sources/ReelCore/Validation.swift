@@ -12,16 +12,10 @@ public enum Validation {
         let userPrompt = (request.prompt ?? "").trimmingWhitespace
         guard !userPrompt.isEmpty else { throw .invalid("prompt", "the prompt is empty; describe the video to generate") }
         // The limits bound what the user wrote; a style adds a fixed template around it.
-        guard userPrompt.count <= limits.maxPromptCharacters else {
-            throw .invalid(
-                "prompt", "the prompt has \(userPrompt.count) characters; the limit is \(limits.maxPromptCharacters)")
-        }
+        try checkLength(userPrompt, field: "prompt", what: "the prompt", limit: limits.maxPromptCharacters)
         let userNegative = request.negativePrompt ?? ""
-        guard userNegative.count <= limits.maxPromptCharacters else {
-            throw .invalid(
-                "negative_prompt",
-                "the negative prompt has \(userNegative.count) characters; the limit is \(limits.maxPromptCharacters)")
-        }
+        try checkLength(
+            userNegative, field: "negative_prompt", what: "the negative prompt", limit: limits.maxPromptCharacters)
         var prompt = userPrompt
         var styleName: String?
         var negativeFromStyle: String?
@@ -40,14 +34,20 @@ public enum Validation {
             } else if size.first?.isLetter == true {
                 let names = VideoPresets.presets(for: model.architecture).map(\.name).joined(separator: ", ")
                 throw .invalid(
-                    "size", "'\(size)' is not a size preset of \(model.architecture.rawValue) (\(names)) nor WIDTHxHEIGHT")
+                    "size",
+                    "\(size.quotedForMessage()) is not a size preset of \(model.architecture.rawValue) (\(names)) "
+                        + "nor WIDTHxHEIGHT")
             } else {
-                (width, height) = try parseSize(size, stride: model.spatialStride, architecture: model.architecture)
+                (width, height) = try parseSize(
+                    size, stride: model.spatialStride, architecture: model.architecture,
+                    maxPixels: limits.maxPixelsPerFrame)
             }
         }
-        guard width * height <= limits.maxPixelsPerFrame else {
+        // Both sides are at most `maxSide` here (presets are small), so the product cannot overflow.
+        let pixels = width * height
+        guard pixels <= limits.maxPixelsPerFrame else {
             throw .invalid(
-                "size", "\(width)x\(height) has \(width * height) pixels per frame; the limit is \(limits.maxPixelsPerFrame)")
+                "size", "\(width)x\(height) has \(pixels) pixels per frame; the limit is \(limits.maxPixelsPerFrame)")
         }
 
         let fps = request.fps ?? model.fps
@@ -74,6 +74,14 @@ public enum Validation {
         } else if let seconds = request.seconds {
             guard seconds.isFinite, seconds > 0 else {
                 throw .invalid("seconds", "seconds must be a positive number")
+            }
+            // Bounded before it becomes a frame count: at `fps` frames a second, more seconds than this cannot fit.
+            let longest = Double(limits.maxFrames) / Double(fps)
+            guard seconds <= longest + 1 else {
+                throw .invalid(
+                    "seconds",
+                    "\(seconds) seconds exceeds the limit of \(limits.maxFrames) frames "
+                        + "(\(String(format: "%.1f", longest)) s at \(fps) fps)")
             }
             frames = framesFor(seconds: seconds, fps: fps)
         } else {
@@ -106,14 +114,55 @@ public enum Validation {
             requestedSeconds: request.frames == nil ? request.seconds : nil)
     }
 
-    /// Parses "WxH" and checks both sides are positive multiples of the stride.
-    public static func parseSize(_ text: String, stride: Int, architecture: Architecture) throws(ReelError) -> (Int, Int) {
-        let parts = text.lowercased().split(separator: "x", omittingEmptySubsequences: false)
-        guard parts.count == 2, let width = Int(parts[0].trimmingWhitespace), let height = Int(parts[1].trimmingWhitespace)
-        else {
-            throw .invalid("size", "size '\(text)' is not of the form WIDTHxHEIGHT, for example 1280x704")
+    /// The longest side `parseSize` reads; longer ones are refused before any arithmetic.
+    public static let maxSide = 1 << 20
+
+    /// Parses "WIDTHxHEIGHT" and checks both sides are positive multiples of the stride and their product is at
+    /// most `maxPixels`.
+    ///
+    /// The grammar: whitespace around the whole value is ignored; each side is ASCII digits only (no sign, no
+    /// separators), optionally with spaces or tabs between it and the `x` (or `X`).
+    public static func parseSize(
+        _ text: String, stride: Int, architecture: Architecture,
+        maxPixels: Int = GenerationLimits.standard.maxPixelsPerFrame
+    ) throws(ReelError) -> (Int, Int) {
+        let malformed = ReelError.invalid(
+            "size",
+            "size \(text.quotedForMessage()) is not of the form WIDTHxHEIGHT (digits only), for example 1280x704")
+        let bytes = Numerals.trimmed(text.utf8)
+        let parts = bytes.split(
+            omittingEmptySubsequences: false, whereSeparator: { $0 == UInt8(ascii: "x") || $0 == UInt8(ascii: "X") })
+        guard parts.count == 2 else { throw malformed }
+        var sides: [Int] = []
+        for part in parts {
+            let digits = part.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+                .reversed().drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+            guard !digits.isEmpty, digits.allSatisfy(Numerals.isDigit) else {
+                if part.contains(UInt8(ascii: "-")) {
+                    throw ReelError.invalid(
+                        "size", "size \(text.quotedForMessage()) must have a positive width and height")
+                }
+                throw malformed
+            }
+            // Leading zeros aside, more digits than the longest side has is too large whatever they say.
+            let significant = digits.reversed().drop { $0 == UInt8(ascii: "0") }
+            guard significant.count <= String(maxSide).count,
+                let side = Numerals.wholeNumber(String(decoding: digits.reversed(), as: UTF8.self)), side <= maxSide
+            else {
+                throw ReelError.invalid(
+                    "size", "size \(text.quotedForMessage()) exceeds the limit of \(maxPixels) pixels per frame")
+            }
+            sides.append(side)
         }
-        guard width > 0, height > 0 else { throw .invalid("size", "size '\(text)' must have a positive width and height") }
+        let (width, height) = (sides[0], sides[1])
+        guard width > 0, height > 0 else {
+            throw .invalid("size", "size \(text.quotedForMessage()) must have a positive width and height")
+        }
+        let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
+        guard !overflow, pixels <= maxPixels else {
+            throw .invalid(
+                "size", "size \(width)x\(height) exceeds the limit of \(maxPixels) pixels per frame")
+        }
         guard width % stride == 0, height % stride == 0 else {
             let nearest = "\(nearestMultiple(width, of: stride))x\(nearestMultiple(height, of: stride))"
             throw .invalid(
@@ -124,25 +173,62 @@ public enum Validation {
         return (width, height)
     }
 
+    /// How long a text is as the limits count it: Unicode scalars after NFC normalisation, so a letter with a
+    /// combining accent counts once however it was typed, and each combining mark that does not compose counts
+    /// on its own (a single "character" cannot carry a 300 KB prompt). The text encoder's tokenizer normalises
+    /// too (NFKC), so this is close to what the model sees.
+    public static func length(_ text: String) -> Int {
+        text.precomposedStringWithCanonicalMapping.unicodeScalars.count
+    }
+
+    private static func checkLength(_ text: String, field: String, what: String, limit: Int) throws(ReelError) {
+        // NFC composes at most a few scalars into one: a text with many times the limit in scalars is over it
+        // without being normalised, which keeps the cost linear whatever the input.
+        let raw = text.unicodeScalars.count
+        if raw / 4 > limit {
+            throw .invalid(
+                field,
+                "\(what) has \(raw) Unicode scalars, far over the limit of \(limit) characters "
+                    + "(counted as Unicode scalars after NFC normalisation)")
+        }
+        // Normalising reorders each run of combining marks, at a cost that grows with the square of the run.
+        try CombiningMarks.check(text, field: field)
+        let count = length(text)
+        guard count <= limit else {
+            throw .invalid(
+                field,
+                "\(what) has \(count) characters (Unicode scalars after NFC normalisation); the limit is \(limit)")
+        }
+    }
+
     /// The number of frames (4n+1) whose playing time (frames / fps) is closest to a duration:
     /// 5 s at 24 fps is 121 frames (5.04 s), at 16 fps 81 frames (5.06 s).
     public static func framesFor(seconds: Double, fps: Int) -> Int {
         let intervals = ((seconds * Double(fps) - 1) / 4).rounded()
-        return Int(max(intervals, 0)) * 4 + 1
+        // Callers bound `seconds` first; the clamp only keeps a careless caller from trapping.
+        guard intervals.isFinite else { return 1 }
+        return Int(min(max(intervals, 0), Double(1 << 40))) * 4 + 1
     }
 
     public static func nearestFrames(_ frames: Int) -> Int {
-        max(1, Int((Double(frames - 1) / 4).rounded()) * 4 + 1)
+        let bounded = min(max(frames, 1), 1 << 40)
+        return max(1, Int((Double(bounded - 1) / 4).rounded()) * 4 + 1)
     }
 
     /// The multiple of `stride` nearest to `value`; a tie goes to the smaller, cheaper size.
     public static func nearestMultiple(_ value: Int, of stride: Int) -> Int {
-        max(stride, (value + (stride - 1) / 2) / stride * stride)
+        max(stride, (min(value, maxSide) + (stride - 1) / 2) / stride * stride)
     }
 }
 
 extension StringProtocol {
+    /// The text without the whitespace (Unicode's White_Space) around it; only its ends are looked at.
     var trimmingWhitespace: String {
-        String(self.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
+        let scalars = unicodeScalars
+        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
+            let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })
+        else { return "" }
+        if first == scalars.startIndex && scalars.index(after: last) == scalars.endIndex { return String(self) }
+        return String(String.UnicodeScalarView(scalars[first...last]))
     }
 }

@@ -11,8 +11,8 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let keys: APIKeys?
     let rateLimiter: RateLimiter?
 
-    /// Paths open without a key: a liveness probe must not need a secret.
-    static var openPaths: Set<String> { ["/healthz", "/"] }
+    /// Paths open without a key: a liveness probe must not need a secret, nor the API's published contract.
+    static var openPaths: Set<String> { ["/healthz", "/", "/openapi.json"] }
 
     /// The web page's static files hold no secret; the page asks for a key and sends it with every API call.
     static func isOpen(_ path: String) -> Bool {

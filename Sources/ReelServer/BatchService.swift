@@ -26,9 +26,12 @@ public struct BatchService: Sendable {
 
     /// Validates a CSV document: the header first (an unknown column rejects the whole file), then every row.
     func check(csv text: String) throws(ReelError) -> [CheckedRow] {
+        try ClientText.check(text.utf8, as: .utf8)
         let table: CSVTable
         do {
-            table = try CSVReader.parse(text)
+            table = try CSVReader.parse(text, maxRows: maxRows)
+        } catch let error where error.tooManyRows {
+            throw .invalid("jobs", "the batch has more than \(maxRows) rows; the limit is \(maxRows): split it")
         } catch {
             throw ReelError(.invalidValue, field: "row \(error.row)", "the CSV cannot be read: \(error.message)")
         }
@@ -36,7 +39,7 @@ public struct BatchService: Sendable {
             throw .invalid("prompt", "the CSV header has no 'prompt' column; it has \(table.header.joined(separator: ", "))")
         }
         for name in table.header where !SpecFields.known.contains(name) {
-            throw .invalid(name, "unknown column '\(name)'; the known columns are \(SpecFields.known.joined(separator: ", "))")
+            throw .invalid(String(name.unicodeScalars.prefix(60)), "unknown column \(name.quotedForMessage(limit: 60)); the known columns are \(SpecFields.known.joined(separator: ", "))")
         }
         try checkCount(table.rows.count)
         return table.rows.map { row in
@@ -56,6 +59,7 @@ public struct BatchService: Sendable {
 
     /// Validates a JSON batch `{"jobs":[…],"defaults":{…}}`; each job's fields override the defaults.
     func check(json body: some Collection<UInt8>) throws(ReelError) -> [CheckedRow] {
+        try ClientText.check(body, as: .json)
         let decoded: JSONInput
         do {
             decoded = try JSONDecoder().decode(JSONInput.self, from: Data(body))
@@ -66,7 +70,9 @@ public struct BatchService: Sendable {
             throw ReelError(.invalidJSON, "the body is \(decoded.typeName), not {\"jobs\": […], \"defaults\": {…}}")
         }
         for name in top.keys where name != "jobs" && name != "defaults" {
-            throw .invalid(name, "unknown field '\(name)'; a batch has jobs and defaults")
+            throw .invalid(
+                String(name.unicodeScalars.prefix(60)),
+                "unknown field \(name.quotedForMessage(limit: 60)); a batch has jobs and defaults")
         }
         guard case .array(let items)? = top["jobs"] else { throw .invalid("jobs", "jobs must be an array of job specs") }
         var defaults: [String: JSONInput] = [:]

@@ -1,5 +1,7 @@
 import Hummingbird
 import Logging
+import NIOCore
+import NIOHTTP1
 import ReelCore
 import ReelStore
 
@@ -27,8 +29,24 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             switch error.code {
             case .notFound: return APIError(ReelError(.notFound, error.message))
             case .idempotencyConflict, .duplicateID: return APIError(ReelError(.conflict, error.message))
+            case .diskFull:
+                logger.error("\(request.method) \(request.uri.path): \(error.message)")
+                return APIError(status: .insufficientStorage, ReelError(.storageFull, error.message))
+            case .busy:
+                logger.warning("\(request.method) \(request.uri.path): \(error.message)")
+                return APIError(
+                    status: .serviceUnavailable, ReelError(.storeBusy, error.message),
+                    headers: [.retryAfter: String(JobStoreError.busyRetryAfterSeconds)])
+            case .unavailable:
+                logger.error("\(request.method) \(request.uri.path): \(error.message)")
+                return APIError(
+                    status: .serviceUnavailable, ReelError(.storeUnavailable, error.message),
+                    headers: [.retryAfter: String(JobStoreError.busyRetryAfterSeconds)])
             case .corrupt: break
             }
+        case is HTTPParserError, is ByteToMessageDecoderError:
+            // The body's framing broke while a route read it (a bad chunk, a body cut short).
+            return HTTPProtocolError.apiError(for: error)
         case let error as any HTTPResponseError:
             return APIError(status: error.status, frameworkError(error.status, request: request))
         default:
@@ -48,6 +66,8 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return ReelError(.methodNotAllowed, "\(request.uri.path) does not support \(request.method)")
         case .contentTooLarge:
             return ReelError(.payloadTooLarge, "the request body is too large")
+        case .badRequest:
+            return ReelError(.malformedRequest, "the request is malformed: \(request.method) \(request.uri.path)")
         case .internalServerError:
             return ReelError(.internalError, "the server failed to handle this request; its log says why")
         default:

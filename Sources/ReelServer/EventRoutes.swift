@@ -15,7 +15,9 @@ struct EventRoutes {
         router.get("/v1/events") { request, _ in
             let query = request.uri.queryParameters
             for (name, _) in query where name != "job" {
-                throw ReelError.invalid(String(name), "unknown query parameter '\(name)'; only job is understood")
+                throw ReelError.invalid(
+                    String(name.unicodeScalars.prefix(60)),
+                    "unknown query parameter \(name.quotedForMessage(limit: 60)); only job is understood")
             }
             let jobID = query["job"].flatMap { $0.isEmpty ? nil : String($0) }
             // Another tenant's job is a 404, as everywhere.

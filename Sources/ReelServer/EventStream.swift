@@ -22,6 +22,11 @@ struct EventStream: Sendable {
     func write(to writer: inout any ResponseBodyWriter) async throws {
         let (items, continuation) = AsyncStream<Item>.makeStream(bufferingPolicy: .bufferingNewest(1024))
         let encoder = APIJSON.makeEncoder()
+        // Ends at once when the client goes away, rather than at the next write that fails: until then the
+        // subscription, both buffers and the tasks below would be held for a reader that is gone.
+        let presence = ClientPresence.current
+        let token = presence?.onGone { continuation.finish() }
+        defer { if let token { presence?.cancel(token) } }
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {

@@ -43,23 +43,25 @@ struct JobRoutes {
     private func list(_ request: Request) async throws -> Response {
         let query = request.uri.queryParameters
         for (name, _) in query where !["state", "limit", "before"].contains(name) {
-            throw ReelError.invalid(String(name), "unknown query parameter '\(name)'; use state, limit and before")
+            throw ReelError.invalid(
+                String(name.unicodeScalars.prefix(60)),
+                "unknown query parameter \(name.quotedForMessage(limit: 60)); use state, limit and before")
         }
         var state: JobState?
         if let text = query["state"], !text.isEmpty {
             guard let parsed = JobState(rawValue: String(text)) else {
                 throw ReelError.invalid(
                     "state",
-                    "'\(text)' is not a job state; use one of "
+                    "\(String(text).quotedForMessage()) is not a job state; use one of "
                         + JobState.allCases.map(\.rawValue).joined(separator: ", "))
             }
             state = parsed
         }
         var limit = configuration.defaultPageSize
         if let text = query["limit"], !text.isEmpty {
-            guard let parsed = Int(text), (1...configuration.maxPageSize).contains(parsed) else {
+            guard let parsed = Numerals.wholeNumber(text), (1...configuration.maxPageSize).contains(parsed) else {
                 throw ReelError.invalid(
-                    "limit", "limit must be a whole number from 1 to \(configuration.maxPageSize), not '\(text)'")
+                    "limit", "limit must be a whole number from 1 to \(configuration.maxPageSize), not \(String(text).quotedForMessage())")
             }
             limit = parsed
         }

@@ -186,7 +186,8 @@ public final class JobService: Sendable {
         if let model = row.model, model != self.model.name {
             throw .invalid(
                 "model",
-                "this server runs the model '\(self.model.name)', not '\(model)'; leave model out or give that name")
+                "this server runs the model '\(self.model.name)', not \(model.quotedForMessage(limit: 80)); leave model out or give "
+                    + "that name")
         }
         if let priority = row.priority, !JobSubmission.priorityRange.contains(priority) {
             throw .invalid(
@@ -194,28 +195,7 @@ public final class JobService: Sendable {
                 "priority must be between \(JobSubmission.priorityRange.lowerBound) and "
                     + "\(JobSubmission.priorityRange.upperBound), not \(priority)")
         }
-        try checkMagnitudes(row.request)
         return try Validation.resolve(row.request, model: model, limits: limits, styles: styles)
-    }
-
-    /// Refuses values so large that turning them into frames or pixels would overflow, before validation does the
-    /// arithmetic: a duration longer than the frame limit at 1 fps, or a side longer than the pixel limit.
-    private func checkMagnitudes(_ request: GenerationRequest) throws(ReelError) {
-        if let seconds = request.seconds, seconds.isFinite, seconds > Double(limits.maxFrames) {
-            throw .invalid(
-                "seconds", "\(seconds) seconds exceeds the limit of \(limits.maxFrames) frames at any frame rate")
-        }
-        guard let size = request.size else { return }
-        let sides = size.lowercased().split(separator: "x", omittingEmptySubsequences: false)
-        guard sides.count == 2 else { return }
-        for side in sides {
-            let digits = side.trimmingCharacters(in: .whitespaces)
-            guard !digits.isEmpty, digits.allSatisfy(\.isNumber) else { continue }
-            if digits.count > 12 || (Int(digits) ?? .max) > limits.maxPixelsPerFrame {
-                throw .invalid(
-                    "size", "size \(size.prefix(40)) exceeds the limit of \(limits.maxPixelsPerFrame) pixels per frame")
-            }
-        }
     }
 }
 

@@ -7,6 +7,7 @@ extension JobSubmission {
     /// Strict about types (a string is never read as a number, so `"NaN"` or `"abc"` for `steps` is an error
     /// about `steps`), lenient about form: a number with an integral value (`17.0`, `1e3`) is a whole number.
     public init(json body: some Collection<UInt8>) throws(ReelError) {
+        try ClientText.check(body, as: .json)
         let decoded: JSONInput
         do {
             decoded = try JSONDecoder().decode(JSONInput.self, from: Data(body))
@@ -24,7 +25,9 @@ extension JobSubmission {
         // Sorted, so that the field an error names does not depend on dictionary order.
         for name in fields.keys.sorted() where !Self.knownFields.contains(name) {
             throw .invalid(
-                name, "unknown field '\(name)'; the known fields are \(Self.knownFields.joined(separator: ", "))")
+                String(name.unicodeScalars.prefix(60)),
+                "unknown field \(name.quotedForMessage(limit: 60)); the known fields are "
+                    + Self.knownFields.joined(separator: ", "))
         }
         let reader = FieldReader(fields: fields)
         self.init()
@@ -83,7 +86,7 @@ private struct FieldReader {
         case .number(let number):
             throw .invalid(name, "\(name) must be a whole number of sensible size, not \(number)")
         case .string(let text):
-            throw .invalid(name, "\(name) must be a whole number, not the string \"\(text.prefix(40))\"")
+            throw .invalid(name, "\(name) must be a whole number, not the string \(text.quotedForMessage(limit: 40))")
         default:
             throw .invalid(name, "\(name) must be a whole number, not \(value.typeName)")
         }
@@ -97,7 +100,7 @@ private struct FieldReader {
         case .number(let number) where number.isFinite:
             return number
         case .string(let text):
-            throw .invalid(name, "\(name) must be a number, not the string \"\(text.prefix(40))\"")
+            throw .invalid(name, "\(name) must be a number, not the string \(text.quotedForMessage(limit: 40))")
         default:
             throw .invalid(name, "\(name) must be a finite number, not \(value.typeName)")
         }

@@ -21,9 +21,16 @@ struct Multipart {
     static let maxParts = 64
 
     /// The boundary of a `multipart/form-data` content type, or nil when it is another type.
+    ///
+    /// A boundary is 1 to 70 of RFC 2046's characters (letters, digits and `'()+_,-./:=?`, and spaces but not at
+    /// the end), quoted or not; anything else is refused with a message that says so.
     static func boundary(ofContentType contentType: String) throws(ReelError) -> String? {
         let pieces = contentType.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
         guard pieces.first?.lowercased() == "multipart/form-data" else { return nil }
+        let invalid = ReelError.invalid(
+            "Content-Type",
+            "a multipart/form-data body needs a boundary of 1 to 70 letters, digits or '()+_,-./:=? (spaces not at "
+                + "the end), such as boundary=reel-form-1")
         for piece in pieces.dropFirst() {
             let pair = piece.split(separator: "=", maxSplits: 1).map(String.init)
             guard pair.count == 2, pair[0].trimmingCharacters(in: .whitespaces).lowercased() == "boundary" else {
@@ -33,10 +40,21 @@ struct Multipart {
             if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") {
                 value = String(value.dropFirst().dropLast())
             }
-            guard (1...70).contains(value.utf8.count) else { break }
+            guard (1...70).contains(value.utf8.count), value.utf8.allSatisfy(isBoundaryByte),
+                value.utf8.last != UInt8(ascii: " ")
+            else { throw invalid }
             return value
         }
-        throw .invalid("Content-Type", "a multipart/form-data body needs a boundary of 1 to 70 characters")
+        throw invalid
+    }
+
+    private static func isBoundaryByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+            UInt8(ascii: "A")...UInt8(ascii: "Z"):
+            true
+        default: Array("'()+_,-./:=? ".utf8).contains(byte)
+        }
     }
 
     init(body: [UInt8], boundary: String) throws(ReelError) {
@@ -89,32 +107,45 @@ struct Multipart {
         return Part(name: name, filename: filename, contentType: contentType, body: body)
     }
 
-    /// The `key=value` or `key="value"` parameters after `form-data;`, keys lowercased.
+    /// The `key=value` or `key="value"` parameters after `form-data;`, keys lowercased. One pass over the text.
     private static func parameters(_ value: String) -> [(String, String)] {
         var result: [(String, String)] = []
-        var rest = Substring(value)
-        while let semicolon = rest.firstIndex(of: ";") {
-            rest = rest[rest.index(after: semicolon)...].drop(while: { $0 == " " })
-            guard let equals = rest.firstIndex(of: "=") else { break }
-            let key = rest[..<equals].trimmingCharacters(in: .whitespaces).lowercased()
-            rest = rest[rest.index(after: equals)...]
-            var parsed = ""
-            if rest.first == "\"" {
-                rest = rest.dropFirst()
-                while let character = rest.first, character != "\"" {
-                    if character == "\\", rest.count > 1 {
-                        rest = rest.dropFirst()
-                    }
-                    parsed.append(rest.first!)
-                    rest = rest.dropFirst()
-                }
-                rest = rest.dropFirst()
-            } else {
-                let end = rest.firstIndex(of: ";") ?? rest.endIndex
-                parsed = rest[..<end].trimmingCharacters(in: .whitespaces)
-                rest = rest[end...]
+        let scalars = Array(value.unicodeScalars)
+        var index = 0
+        func skipSpaces() { while index < scalars.count, scalars[index] == " " || scalars[index] == "\t" { index += 1 } }
+        // Skip the disposition type ("form-data").
+        while index < scalars.count, scalars[index] != ";" { index += 1 }
+        while index < scalars.count {
+            index += 1  // the ";"
+            skipSpaces()
+            var key = String.UnicodeScalarView()
+            while index < scalars.count, scalars[index] != "=", scalars[index] != ";" {
+                key.append(scalars[index])
+                index += 1
             }
-            result.append((key, parsed))
+            guard index < scalars.count, scalars[index] == "=" else { continue }
+            index += 1
+            skipSpaces()
+            var parsed = String.UnicodeScalarView()
+            if index < scalars.count, scalars[index] == "\"" {
+                index += 1
+                while index < scalars.count, scalars[index] != "\"" {
+                    if scalars[index] == "\\", index + 1 < scalars.count { index += 1 }
+                    parsed.append(scalars[index])
+                    index += 1
+                }
+                index += 1  // the closing quote
+                while index < scalars.count, scalars[index] != ";" { index += 1 }
+            } else {
+                while index < scalars.count, scalars[index] != ";" {
+                    parsed.append(scalars[index])
+                    index += 1
+                }
+            }
+            result.append((
+                String(key).trimmingCharacters(in: .whitespaces).lowercased(),
+                String(parsed).trimmingCharacters(in: .whitespaces)
+            ))
         }
         return result
     }

@@ -46,6 +46,7 @@ struct OpenAIVideoRoutes {
         let model = service.model.name
         let submission: JobSubmission
         if let boundary = try Multipart.boundary(ofContentType: contentType) {
+            try ClientText.check(body.readableBytesView, as: .utf8)
             let form = try Multipart(body: Array(body.readableBytesView), boundary: boundary)
             submission = try VideoSubmission.submission(form: form.parts, serverModel: model)
         } else if contentType.lowercased().hasPrefix("application/x-www-form-urlencoded") {
@@ -69,13 +70,13 @@ struct OpenAIVideoRoutes {
         let query = request.uri.queryParameters
         for (name, _) in query where !["after", "limit", "order"].contains(name) {
             throw ReelError.invalid(
-                String(name.prefix(60)), "unknown query parameter '\(name.prefix(60))'; use after, limit and order")
+                String(name.unicodeScalars.prefix(60)), "unknown query parameter \(name.quotedForMessage(limit: 60)); use after, limit and order")
         }
         var limit = Self.defaultPageSize
         if let text = query["limit"], !text.isEmpty {
-            guard let parsed = Int(text), (1...Self.maxPageSize).contains(parsed) else {
+            guard let parsed = Numerals.wholeNumber(text), (1...Self.maxPageSize).contains(parsed) else {
                 throw ReelError.invalid(
-                    "limit", "limit must be a whole number from 1 to \(Self.maxPageSize), not '\(text.prefix(40))'")
+                    "limit", "limit must be a whole number from 1 to \(Self.maxPageSize), not \(text.quotedForMessage(limit: 40))")
             }
             limit = parsed
         }
@@ -83,7 +84,7 @@ struct OpenAIVideoRoutes {
         switch query["order"].map(String.init) {
         case nil, "", "desc": break
         case "asc": order = .oldestFirst
-        case let other?: throw ReelError.invalid("order", "order must be asc or desc, not '\(other.prefix(40))'")
+        case let other?: throw ReelError.invalid("order", "order must be asc or desc, not \(other.quotedForMessage(limit: 40))")
         }
         let after = query["after"].flatMap { $0.isEmpty ? nil : String($0) }
         // One more than asked for tells whether there is a next page.
@@ -97,7 +98,7 @@ struct OpenAIVideoRoutes {
         let query = request.uri.queryParameters
         for (name, _) in query where name != "variant" {
             throw ReelError.invalid(
-                String(name.prefix(60)), "unknown query parameter '\(name.prefix(60))'; only variant is understood")
+                String(name.unicodeScalars.prefix(60)), "unknown query parameter \(name.quotedForMessage(limit: 60)); only variant is understood")
         }
         let variant = query["variant"].map(String.init) ?? "video"
         guard variant == "video" || variant == "thumbnail" else {
@@ -105,7 +106,7 @@ struct OpenAIVideoRoutes {
                 "variant",
                 variant == "spritesheet"
                     ? "Reel makes no spritesheets; ask for variant video or thumbnail"
-                    : "variant must be video or thumbnail, not '\(variant.prefix(40))'")
+                    : "variant must be video or thumbnail, not \(variant.quotedForMessage(limit: 40))")
         }
         let job = try await service.job(id: id)
         guard job.state == .succeeded, let outputs = job.outputs else {
@@ -129,8 +130,14 @@ struct OpenAIVideoRoutes {
         guard JobFileResponse.isRegularFile(outputs.video, inside: outputs.directory) else {
             throw ReelError(.notFound, "the video \(job.id).mp4 is no longer on the server")
         }
-        let thumbnail = try await Thumbnail.make(
-            video: outputs.video, directory: outputs.directory, python: service.scheduler.configuration.engine.python)
+        let thumbnail: String
+        do {
+            thumbnail = try await Thumbnail.make(
+                video: outputs.video, directory: outputs.directory, python: service.scheduler.configuration.engine.python)
+        } catch where !JobFileResponse.isRegularFile(outputs.video, inside: outputs.directory) {
+            // Deleted while its frame was being decoded (a DELETE racing this request): gone, not a server fault.
+            throw ReelError(.notFound, "the video \(job.id).mp4 is no longer on the server")
+        }
         return try await JobFileResponse.make(
             path: thumbnail, directory: outputs.directory, contentType: "image/jpeg",
             filename: "\(job.id)-thumbnail.jpg", fileIO: fileIO, context: context)

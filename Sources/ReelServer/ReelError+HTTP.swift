@@ -18,6 +18,12 @@ extension ReelError.Code {
     public static let rateLimitExceeded = ReelError.Code("rate_limit_exceeded")
     /// The key has as many jobs queued as the server allows; more are accepted as those start.
     public static let tooManyQueued = ReelError.Code("too_many_queued")
+    /// The job database's disk is full: the request was not stored (507).
+    public static let storageFull = ReelError.Code("storage_full")
+    /// The job database stayed locked past its busy timeout: retry after `Retry-After` (503).
+    public static let storeBusy = ReelError.Code("store_busy")
+    /// The job database cannot be read or written (503).
+    public static let storeUnavailable = ReelError.Code("store_unavailable")
 }
 
 extension ReelError {
@@ -31,8 +37,17 @@ extension ReelError {
         case .missingAPIKey, .invalidAPIKey: .unauthorized
         case .rateLimitExceeded, .tooManyQueued: .tooManyRequests
         case .methodNotAllowed: .methodNotAllowed
-        case .engineUnavailable: .serviceUnavailable
+        case .engineUnavailable, .storeBusy, .storeUnavailable, .tooManyConnections: .serviceUnavailable
+        case .storageFull: .insufficientStorage
+        case .malformedRequest: .badRequest
+        case .headersTooLarge: .requestHeaderFieldsTooLarge
+        case .requestTimeout: .requestTimeout
         default: .internalServerError
         }
     }
+}
+
+extension HTTPResponse.Status {
+    /// 507 Insufficient Storage (RFC 4918): the server cannot store what the request needs stored.
+    static var insufficientStorage: Self { .init(code: 507, reasonPhrase: "Insufficient Storage") }
 }

@@ -19,6 +19,8 @@ public struct ReelServerApplication: Service {
     public let configuration: ReelServerConfiguration
     /// The Hummingbird application; tests drive it with `application.test(.router)` or `.live`.
     public let application: Application<RouterResponder<BasicRequestContext>>
+    /// Every open connection, kept under the descriptor limit.
+    let connections: ConnectionRegistry
 
     public init(
         configuration: ReelServerConfiguration = ReelServerConfiguration(), service: JobService,
@@ -26,12 +28,18 @@ public struct ReelServerApplication: Service {
     ) {
         self.configuration = configuration
         let router = Self.makeRouter(service: service, metrics: metrics, configuration: configuration)
+        connections = ConnectionRegistry(
+            limit: configuration.maxConnections ?? DescriptorLimit.connectionCap(descriptors: DescriptorLimit.current))
         application = Application(
             router: router,
+            server: ReelHTTPChannel.builder(registry: connections, requestTimeout: configuration.requestTimeout),
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "reel"),
             logger: logger)
     }
+
+    /// The most connections this server keeps open at once.
+    public var connectionLimit: Int { connections.limit }
 
     public func run() async throws {
         try await application.run()
@@ -46,6 +54,8 @@ public struct ReelServerApplication: Service {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorMiddleware<BasicRequestContext>())
         router.add(middleware: OpenAIErrorMiddleware<BasicRequestContext>())
+        router.add(middleware: URITextMiddleware<BasicRequestContext>())
+        router.add(middleware: RequestWorkMiddleware<BasicRequestContext>())
         let rateLimiter = configuration.rateLimitPerMinute.map { RateLimiter(perMinute: $0) }
         router.add(middleware: AuthMiddleware<BasicRequestContext>(keys: configuration.apiKeys, rateLimiter: rateLimiter))
         JobRoutes(service: service, configuration: configuration).register(on: router)

@@ -19,13 +19,21 @@ public struct ReelServerConfiguration: Sendable {
     public var rateLimitPerMinute: Int?
     /// The most rows one batch may have.
     public var maxBatchRows: Int
+    /// How long a connection may take to send a complete request head (from opening, or from its last response),
+    /// and may pause in the middle of a body, before it is closed.
+    public var requestTimeout: Duration
+    /// The most connections open at once; nil for as many as the descriptor limit leaves room for
+    /// (`DescriptorLimit.connectionCap`). At the limit, a new connection closes the longest-idle one.
+    public var maxConnections: Int?
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 1 << 20, maxBatchBytes: Int = 16 << 20,
         heartbeatInterval: Duration = .seconds(15), defaultPageSize: Int = 50, maxPageSize: Int = 500,
         maxIdempotencyKeyLength: Int = 255, apiKeys: APIKeys? = nil, rateLimitPerMinute: Int? = nil,
-        maxBatchRows: Int = 10_000
+        maxBatchRows: Int = 10_000, requestTimeout: Duration = .seconds(30), maxConnections: Int? = nil
     ) {
+        self.requestTimeout = requestTimeout
+        self.maxConnections = maxConnections
         self.host = host
         self.port = port
         self.maxBodyBytes = maxBodyBytes

@@ -15,14 +15,26 @@ extension Request {
         }
     }
 
-    /// The `Idempotency-Key` header, when there is one, no longer than `maxLength`.
+    /// The `Idempotency-Key` header, when there is one, no longer than `maxLength` bytes of UTF-8.
     func idempotencyKey(maxLength: Int) throws(ReelError) -> String? {
         guard let name = HTTPField.Name("Idempotency-Key"), let key = headers[name], !key.isEmpty else { return nil }
-        guard key.count <= maxLength else {
+        guard key.utf8.count <= maxLength else {
             throw ReelError(
                 .invalidValue, field: "Idempotency-Key",
-                "the Idempotency-Key has \(key.count) characters; the limit is \(maxLength)")
+                "the Idempotency-Key has \(key.utf8.count) bytes; the limit is \(maxLength)")
         }
+        try CombiningMarks.check(key, field: "Idempotency-Key")
         return key
+    }
+}
+
+/// Client text checked before it is parsed: see `CombiningMarks` for why a long run of combining marks is refused
+/// before the text becomes JSON keys, form fields or CSV cells.
+enum ClientText {
+    static func check(_ bytes: some Sequence<UInt8>, as encoding: CombiningMarks.Encoding, field: String = "body")
+        throws(ReelError)
+    {
+        let run = CombiningMarks.longestRun(in: bytes, encoding: encoding)
+        if run > CombiningMarks.maxRun { throw CombiningMarks.error(field: field, run: run) }
     }
 }

@@ -35,6 +35,7 @@ enum VideoSubmission {
     }
 
     static func submission(json body: some Collection<UInt8>, serverModel: String) throws(ReelError) -> JobSubmission {
+        try ClientText.check(body, as: .json)
         let decoded: JSONInput
         do {
             decoded = try JSONDecoder().decode(JSONInput.self, from: Data(body))
@@ -64,6 +65,7 @@ enum VideoSubmission {
 
     /// An `application/x-www-form-urlencoded` body, as `curl -d` sends.
     static func submission(urlencoded body: String, serverModel: String) throws(ReelError) -> JobSubmission {
+        try ClientText.check(body.utf8, as: .percentEncoded)
         var pairs: [(String, String)] = []
         for item in body.split(separator: "&") where !item.isEmpty {
             let pair = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -82,40 +84,43 @@ enum VideoSubmission {
     private static func submission(pairs: [(String, String)], serverModel: String) throws(ReelError) -> JobSubmission {
         var fields: [String: JSONInput] = [:]
         for (name, text) in pairs {
-            guard fields[name] == nil else { throw .invalid(name, "\(name) is given more than once") }
+            guard fields[name] == nil else {
+                throw .invalid(String(name.unicodeScalars.prefix(60)), "\(name.quotedForMessage(limit: 60)) is given more than once")
+            }
             guard let kind = kinds[name] else { throw unknown(name) }
             fields[name] = text.isEmpty ? .null : try parse(text, as: kind, name)
         }
         return try submission(fields: fields, serverModel: serverModel)
     }
 
+    /// A form field's text as its kind, read with `Numerals`' grammar (the same as a CSV cell's).
     private static func parse(_ text: String, as kind: Kind, _ name: String) throws(ReelError) -> JSONInput {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
         switch kind {
         case .text:
             return .string(text)
         case .integer:
-            guard let value = Int64(trimmed) else {
-                throw .invalid(name, "\(name) must be a whole number, not '\(trimmed.prefix(40))'")
+            guard let value = Numerals.wholeNumber(text, allowNegative: true) else {
+                throw .invalid(name, "\(name) must be a whole number (ASCII digits), not \(text.quotedForMessage())")
             }
-            return .integer(value)
+            return .integer(Int64(value))
         case .number, .seconds:
-            guard let value = Double(trimmed), value.isFinite else {
-                throw .invalid(name, "\(name) must be a finite number, not '\(trimmed.prefix(40))'")
+            guard let value = Numerals.decimal(text) else {
+                throw .invalid(name, "\(name) must be a finite number, not \(text.quotedForMessage())")
             }
             return .number(value)
         case .flag:
-            switch trimmed.lowercased() {
+            switch text.trimmingCharacters(in: .whitespacesAndNewlines).lowercased() {
             case "true", "1": return .bool(true)
             case "false", "0": return .bool(false)
-            default: throw .invalid(name, "\(name) must be true or false, not '\(trimmed.prefix(40))'")
+            default: throw .invalid(name, "\(name) must be true or false, not \(text.quotedForMessage())")
             }
         }
     }
 
     private static func unknown(_ name: String) -> ReelError {
         .invalid(
-            name, "unknown field '\(name.prefix(60))'; the known fields are \(knownFields.joined(separator: ", "))")
+            String(name.unicodeScalars.prefix(60)),
+            "unknown field \(name.quotedForMessage(limit: 60)); the known fields are \(knownFields.joined(separator: ", "))")
     }
 
     private static func submission(fields: [String: JSONInput], serverModel: String) throws(ReelError) -> JobSubmission
@@ -133,7 +138,7 @@ enum VideoSubmission {
             } else {
                 throw .invalid(
                     "model",
-                    "this server runs the model '\(serverModel)', not '\(model.prefix(80))'; give that name, an OpenAI "
+                    "this server runs the model '\(serverModel)', not \(model.quotedForMessage(limit: 80)); give that name, an OpenAI "
                         + "name such as sora-2 (which runs as \(serverModel)), or leave model out")
             }
         }

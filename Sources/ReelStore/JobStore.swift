@@ -139,7 +139,16 @@ public enum JobDeletion: Sendable, Equatable {
 }
 
 public struct JobStoreError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Code: String, Sendable { case idempotencyConflict, duplicateID, notFound, corrupt }
+    public enum Code: String, Sendable {
+        case idempotencyConflict, duplicateID, notFound, corrupt
+        /// The database's disk is full: nothing was written (the transaction rolled back), so nothing stored
+        /// before is lost, and writes succeed again once there is space.
+        case diskFull
+        /// The database stayed locked by another connection past the busy (or lock) timeout; retry later.
+        case busy
+        /// The database cannot be read or written at all (its disk failed, went away, or became read-only).
+        case unavailable
+    }
     public var code: Code
     public var message: String
 

@@ -19,3 +19,27 @@ extension JobStoreError {
         JobStoreError(.notFound, "no job \(id)")
     }
 }
+
+extension JobStoreError {
+    /// How long a client should wait before retrying a write that met a locked database.
+    public static let busyRetryAfterSeconds = 5
+
+    static func diskFull(_ detail: String) -> JobStoreError {
+        JobStoreError(
+            .diskFull,
+            "the job database's disk is full, so nothing was stored (\(detail)); nothing stored before is lost. "
+                + "Free space on that disk, then retry")
+    }
+
+    static func busy(_ detail: String) -> JobStoreError {
+        JobStoreError(
+            .busy,
+            "the job database is locked by another connection (\(detail)); retry in \(busyRetryAfterSeconds) s")
+    }
+
+    static func unavailable(_ detail: String) -> JobStoreError {
+        JobStoreError(
+            .unavailable,
+            "the job database cannot be read or written (\(detail)); the server's operator must check its disk")
+    }
+}

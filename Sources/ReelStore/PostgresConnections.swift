@@ -34,7 +34,20 @@ actor PostgresConnections {
             return result
         } catch {
             await release(connection)
-            throw error
+            throw Self.storeError(error)
+        }
+    }
+
+    /// A `JobStoreError` for the server's answers an operator or client can act on: a full disk (class 53100),
+    /// and a lock not obtained in time (55P03 lock_not_available, 40P01 deadlock_detected, 57014 query_canceled by
+    /// a statement or lock timeout). Anything else, unchanged.
+    static func storeError(_ error: any Error) -> any Error {
+        guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return error }
+        let detail = "PostgreSQL \(state): \(error.serverInfo?[.message] ?? "")"
+        switch state {
+        case "53100": return JobStoreError.diskFull(detail)
+        case "55P03", "40P01", "57014": return JobStoreError.busy(detail)
+        default: return error
         }
     }
 

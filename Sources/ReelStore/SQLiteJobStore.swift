@@ -14,7 +14,8 @@ import ReelCore
 /// is `BEGIN IMMEDIATE`, and a busy timeout makes a writer wait for another one instead of failing with
 /// `SQLITE_BUSY`. Every method is one transaction, so a claim is atomic across processes too.
 public final class SQLiteJobStore: JobStore {
-    let dbPool: DatabasePool
+    /// The pool, through which every read and write throws `JobStoreError`s for a full, locked or failed database.
+    let dbPool: SQLitePool
 
     /// Opens the database at `path`, creating the file if needed, and brings its schema up to date.
     ///
@@ -24,18 +25,28 @@ public final class SQLiteJobStore: JobStore {
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
         configuration.label = "ReelStore"
-        dbPool = try DatabasePool(path: path, configuration: configuration)
+        let pool: DatabasePool
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+        } catch let error as DatabaseError {
+            throw SQLitePool.storeError(error)
+        }
+        dbPool = SQLitePool(pool: pool)
         // Only the writer connection writes. It is set here rather than in `prepareDatabase` because opening a pool
         // sets NORMAL on it after `prepareDatabase` has run.
         try dbPool.barrierWriteWithoutTransaction { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         do {
-            try Self.migrator.migrate(dbPool)
+            try Self.migrator.migrate(pool)
         } catch {
             // Two processes opening a new file at once both see no migration applied; the second one's CREATE
             // TABLE fails once the first has committed. Migrating again sees the schema in place.
-            try Self.migrator.migrate(dbPool)
+            do {
+                try Self.migrator.migrate(pool)
+            } catch let error as DatabaseError {
+                throw SQLitePool.storeError(error)
+            }
         }
     }
 

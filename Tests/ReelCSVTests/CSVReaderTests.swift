@@ -46,3 +46,23 @@ import Testing
         #expect(table.rows.last?.number == 1001)
     }
 }
+
+@Suite struct CSVBoundsTests {
+    /// A batch body at the size limit made of tiny rows: reading stops at the row limit instead of building
+    /// millions of records first.
+    @Test func readingStopsPastTheRowLimit() {
+        let text = "prompt\n" + String(repeating: "a\n", count: 2_000_000)
+        let started = ContinuousClock.now
+        let error = #expect(throws: CSVError.self) { try CSVReader.parse(text, maxRows: 10_000) }
+        #expect(error?.tooManyRows == true && error?.row == 10_002)
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(throws: Never.self) { try CSVReader.parse("prompt\na\nb\n", maxRows: 2) }
+    }
+
+    @Test func aRowOfCommasIsBounded() {
+        let error = #expect(throws: CSVError.self) {
+            try CSVReader.parse("prompt\n" + String(repeating: ",", count: 1_000_000))
+        }
+        #expect(error?.row == 2 && error?.message.contains("fields") == true)
+    }
+}

@@ -14,6 +14,8 @@ import Foundation
 final class RawHTTPConnection {
     private let socket: Int32
     private(set) var received: [UInt8] = []
+    /// The server closed (or reset) the connection.
+    private(set) var isClosedByPeer = false
 
     init(port: Int) throws {
         socket = try connectToLoopback(port: port)
@@ -53,8 +55,17 @@ final class RawHTTPConnection {
         guard poll(&descriptor, 1, 0) > 0 else { return false }
         var buffer = [UInt8](repeating: 0, count: 65536)
         let count = recv(socket, &buffer, buffer.count, 0)
-        if count > 0 { received.append(contentsOf: buffer[0..<count]) }
+        if count > 0 {
+            received.append(contentsOf: buffer[0..<count])
+        } else {
+            isClosedByPeer = true
+        }
         return true
+    }
+
+    /// Closes the sending side (a FIN), as a client does that has sent all it will.
+    func shutdownWrite() {
+        Glibc.shutdown(socket, Int32(SHUT_WR))
     }
 
     /// Reads until the text received contains `marker`; throws after `timeout`.
