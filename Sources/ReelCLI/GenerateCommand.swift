@@ -97,9 +97,9 @@ struct GenerateCommand: AsyncParsableCommand {
                     display.finish()
                     printError("worker ready on \(worker.device)")
                 }
-                if let event, event.kind == "requeued" {
+                if let event, event.kind == .requeued {
                     display.finish()
-                    printError("retrying: \(event.message ?? "the attempt failed")")
+                    printError(event.message ?? "the attempt failed; retrying")
                 }
             }
         } catch let error as ValidationError {

@@ -21,10 +21,10 @@ struct LocalQueue {
 
     /// What the command shows while the jobs run: called after every job event and slot change, with the event (nil
     /// for a slot change) and the slots as they are now.
-    typealias Observer = @Sendable (ServerEvent?, [WorkerStatus]) -> Void
+    typealias Observer = @Sendable (JobUpdate?, [WorkerStatus]) -> Void
 
     private enum Update: Sendable {
-        case event(ServerEvent)
+        case event(JobUpdate)
         case slots
     }
 
@@ -48,13 +48,12 @@ struct LocalQueue {
             placementNotes: plan.notes)
         configuration.approximate = engine.approximate
         configuration.minFreeDiskBytes = try ServeCommand.minimumFreeDisk(nil, model: engine.resolveModel())
-        let bus = EventBus()
         let scheduler = Scheduler(
-            configuration: configuration, store: store, bus: bus,
+            configuration: configuration, store: store,
             metrics: SchedulerMetrics(factory: NOOPMetricsHandler.instance), logger: logger,
             jobDebug: testFaults ? PromptFaults.debugFields : nil)
         // Subscribed before anything runs, so no event is missed.
-        let events = bus.subscribe()
+        let events = store.updates()
         let slotChanges = scheduler.workerChanges()
         let ids = Set(queued.map(\.id))
         return try await withThrowingTaskGroup(of: Void.self) { group in

@@ -62,7 +62,7 @@ final class BatchDisplay: Sendable {
 
     init(total: Int) { self.total = total }
 
-    func update(_ event: ServerEvent?, workers: [WorkerStatus]) {
+    func update(_ event: JobUpdate?, workers: [WorkerStatus]) {
         state.withLock { state in
             if let event, event.state.isTerminal, state.finished[event.job] == nil {
                 state.finished[event.job] = event.state.rawValue

@@ -228,7 +228,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let metrics = ReelMetricsRegistry()
         let scheduler = Scheduler(
-            configuration: configuration, store: store, bus: EventBus(), metrics: metrics.schedulerMetrics,
+            configuration: configuration, store: store, metrics: metrics.schedulerMetrics,
             logger: logger, jobDebug: testFaults ? PromptFaults.debugFields : nil)
         let styles = try styleFile.library(dataDirectory: dataDirectory)
         let limits = GenerationLimits(

@@ -15,7 +15,6 @@ import Synchronization
 public final class Scheduler: Service, Sendable {
     public let configuration: SchedulerConfiguration
     public let store: any JobStore
-    public let bus: EventBus
     let doorbell: Doorbell
     /// Rung whenever a slot's status changes.
     private let statusChanged: Doorbell
@@ -46,7 +45,7 @@ public final class Scheduler: Service, Sendable {
 
     /// A scheduler whose slots run worker processes and read the system's continuous clock.
     public convenience init(
-        configuration: SchedulerConfiguration, store: any JobStore, bus: EventBus, metrics: SchedulerMetrics,
+        configuration: SchedulerConfiguration, store: any JobStore, metrics: SchedulerMetrics,
         logger: Logger, jobDebug: (@Sendable (Job) -> [String: JSONValue]?)? = nil
     ) {
         let slotLogger = logger
@@ -54,19 +53,18 @@ public final class Scheduler: Service, Sendable {
             slotLogger.debug("engine\(rank > 0 ? " rank \(rank)" : ""): \(line)")
         }
         self.init(
-            configuration: configuration, store: store, bus: bus, metrics: metrics, logger: logger, jobDebug: jobDebug,
+            configuration: configuration, store: store, metrics: metrics, logger: logger, jobDebug: jobDebug,
             spawner: spawner, clock: ContinuousClock())
     }
 
     /// A scheduler with the given worker spawner and clock (the slots' timers follow `clock`).
     public init<C: Clock>(
-        configuration: SchedulerConfiguration, store: any JobStore, bus: EventBus, metrics: SchedulerMetrics,
+        configuration: SchedulerConfiguration, store: any JobStore, metrics: SchedulerMetrics,
         logger: Logger, jobDebug: (@Sendable (Job) -> [String: JSONValue]?)? = nil, spawner: any WorkerSpawner,
         clock: C
     ) where C.Duration == Duration {
         self.configuration = configuration
         self.store = store
-        self.bus = bus
         self.metrics = metrics
         self.logger = logger
         self.jobDebug = jobDebug
@@ -76,7 +74,7 @@ public final class Scheduler: Service, Sendable {
         self.statusChanged = statusChanged
         makeRunner = { slot, board, stop in
             SlotDriver(
-                slot: slot, configuration: configuration, store: store, bus: bus, board: board, metrics: metrics,
+                slot: slot, configuration: configuration, store: store, board: board, metrics: metrics,
                 logger: logger, doorbell: doorbell, shutdown: stop, jobDebug: jobDebug, spawner: spawner, clock: clock)
         }
         current = Mutex(
@@ -102,14 +100,23 @@ public final class Scheduler: Service, Sendable {
             by: configuration.node, now: Date(), maxAttempts: configuration.maxAttempts)
         for job in recovered {
             logger.info("recovered job \(job.id) from a previous run: now \(job.state.rawValue)")
-            bus.publish(ServerEvent(kind: job.state == .queued ? "requeued" : job.state.rawValue, job: job.id,
-                                    state: job.state, message: "recovered after a restart"))
         }
+        let updates = store.updates()
         await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await self.runLayouts() }
-                group.addTask { await self.sweepExpiredLeases() }
-                await group.waitForAll()
+            await withTaskGroup(of: Void.self) { node in
+                // Other nodes' updates (PostgreSQL), and a wake-up for idle slots whenever any node queues a job.
+                node.addTask { await self.store.relayUpdates() }
+                node.addTask {
+                    for await update in updates where update.kind == .queued || update.kind == .requeued {
+                        self.doorbell.ring()
+                    }
+                }
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { await self.runLayouts() }
+                    group.addTask { await self.sweepExpiredLeases() }
+                    await group.waitForAll()
+                }
+                node.cancelAll()
             }
         } onGracefulShutdown: {
             self.beginShutdown()
@@ -246,8 +253,6 @@ public final class Scheduler: Service, Sendable {
             do {
                 for job in try await store.recoverExpired(now: Date(), maxAttempts: configuration.maxAttempts) {
                     logger.info("job \(job.id): its lease expired; now \(job.state.rawValue)")
-                    bus.publish(ServerEvent(kind: job.state == .queued ? "requeued" : job.state.rawValue, job: job.id,
-                                            state: job.state, message: "its lease expired"))
                     if job.state == .queued { doorbell.ring() }
                 }
             } catch {

@@ -127,9 +127,6 @@ public struct BatchService: Sendable {
             try await jobs.store.enqueueAll(newJobs, now: Date())
         }
         try manifests.save(manifest)
-        for job in queued {
-            jobs.scheduler.bus.publish(ServerEvent(kind: "queued", job: job.id, state: .queued, at: job.createdAt))
-        }
         jobs.scheduler.jobsEnqueued()
         return (manifest, true)
     }

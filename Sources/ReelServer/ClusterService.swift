@@ -5,7 +5,8 @@ import ReelStore
 import ServiceLifecycle
 
 /// This node's part in a cluster of `reel serve` nodes sharing one store: a heartbeat with its slots every
-/// `interval`, so `/v1/workers` on any node lists every node's; and wake-ups when any node queues a job. On a graceful
+/// `interval`, so `/v1/workers` on any node lists every node's (wake-ups when any node queues a job come with the
+/// store's updates, which the scheduler follows). On a graceful
 /// shutdown the node leaves the directory; a node killed outright stays listed, marked stale once its heartbeat is old.
 public struct ClusterService: Service {
     public let directory: any ClusterDirectory
@@ -32,9 +33,6 @@ public struct ClusterService: Service {
     public func run() async throws {
         let node = scheduler.configuration.node
         await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                await directory.watchQueuedJobs { scheduler.jobsEnqueued() }
-            }
             group.addTask {
                 while !Task.isCancelled && !Task.isShuttingDownGracefully {
                     await beat(node)

@@ -3,7 +3,6 @@ import Hummingbird
 import ReelCore
 import ReelScheduler
 import ReelStore
-import Synchronization
 
 /// `GET /v1/events`: every job's events as they happen, as Server-Sent Events; `?job=ID` for one job's. A tenant
 /// sees only its own jobs' events.
@@ -24,9 +23,10 @@ struct EventRoutes {
             if let jobID { _ = try await service.job(id: jobID) }
             // Subscribed before the response leaves, so no event published after this request is missed.
             var visible = EventStream(
-                events: service.scheduler.bus.subscribe(), jobID: jobID, heartbeat: configuration.heartbeatInterval)
+                events: service.store.updates(), jobID: jobID, heartbeat: configuration.heartbeatInterval)
             if let owner = Caller.current.owner, jobID == nil {
-                visible.isVisible = OwnerFilter(owner: owner, store: service.store).admits
+                // Every update carries its job's owner.
+                visible.isVisible = { $0.owner == owner }
             }
             let stream = visible
             var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
@@ -34,27 +34,5 @@ struct EventRoutes {
             return Response(
                 status: .ok, headers: headers, body: ResponseBody { writer in try await stream.write(to: &writer) })
         }
-    }
-}
-
-/// Tells whether an event is about one owner's job, asking the store once per job (a job's owner never changes).
-private final class OwnerFilter: Sendable {
-    let owner: String
-    let store: any JobStore
-    private let known = Mutex<[String: Bool]>([:])
-
-    init(owner: String, store: any JobStore) {
-        self.owner = owner
-        self.store = store
-    }
-
-    @Sendable func admits(_ event: ServerEvent) async -> Bool {
-        if let answer = known.withLock({ $0[event.job] }) { return answer }
-        let answer = (try? await store.job(id: event.job))?.owner == owner
-        known.withLock { known in
-            if known.count >= 10_000 { known.removeAll() }
-            known[event.job] = answer
-        }
-        return answer
     }
 }

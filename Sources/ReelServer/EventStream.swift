@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import ReelCore
 import ReelScheduler
 import ServiceLifecycle
 
@@ -7,15 +8,15 @@ import ServiceLifecycle
 /// `: ping` comment after every quiet `heartbeat`. Ends when the client goes away (a write fails), or when the
 /// server shuts down gracefully, so an open stream never holds a shutdown up.
 struct EventStream: Sendable {
-    let events: AsyncStream<ServerEvent>
+    let events: AsyncStream<JobUpdate>
     /// Only this job's events, when set.
     let jobID: String?
     let heartbeat: Duration
     /// Whether the client may see an event: a tenant sees only its own jobs' events.
-    var isVisible: @Sendable (ServerEvent) async -> Bool = { _ in true }
+    var isVisible: @Sendable (JobUpdate) -> Bool = { _ in true }
 
     private enum Item: Sendable {
-        case event(ServerEvent)
+        case event(JobUpdate)
         case ping
     }
 
@@ -31,7 +32,7 @@ struct EventStream: Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for await event in events where jobID == nil || event.job == jobID {
-                        if await isVisible(event) { continuation.yield(.event(event)) }
+                        if isVisible(event) { continuation.yield(.event(event)) }
                     }
                     continuation.finish()
                 }

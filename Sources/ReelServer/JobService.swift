@@ -71,10 +71,6 @@ public final class JobService: Sendable {
         }
         if result.created {
             scheduler.jobsEnqueued()
-            scheduler.bus.publish(
-                ServerEvent(
-                    kind: JobEvent.Kind.queued.rawValue, job: result.job.id, state: .queued,
-                    at: result.job.createdAt))
         }
         return result
     }
@@ -116,13 +112,7 @@ public final class JobService: Sendable {
     public func cancel(id: String) async throws -> Job {
         let before = try await job(id: id)
         guard let job = try await store.cancel(id: before.id, now: Date()) else { throw ReelError.noJob(id) }
-        if job.state == .cancelled && before.state != .cancelled {
-            scheduler.bus.publish(
-                ServerEvent(
-                    kind: JobEvent.Kind.cancelled.rawValue, job: job.id, state: .cancelled,
-                    attempt: job.attempts == 0 ? nil : job.attempts, message: "cancelled while queued",
-                    at: job.finishedAt ?? Date()))
-        } else if job.state == .running && job.cancelRequested {
+        if job.state == .running && job.cancelRequested {
             scheduler.requestCancel(jobID: job.id)
         }
         return job

@@ -7,7 +7,7 @@ import ServiceLifecycle
 ///
 /// ```swift
 /// let metrics = ReelMetricsRegistry()
-/// let scheduler = Scheduler(configuration: …, store: store, bus: EventBus(), metrics: metrics.schedulerMetrics,
+/// let scheduler = Scheduler(configuration: …, store: store, metrics: metrics.schedulerMetrics,
 ///                           logger: logger)
 /// let service = try JobService(store: store, scheduler: scheduler)
 /// let server = ReelServerApplication(configuration: .init(port: 8080), service: service, metrics: metrics,

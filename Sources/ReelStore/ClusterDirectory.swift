@@ -30,8 +30,4 @@ public protocol ClusterDirectory: Sendable {
 
     /// Forgets a node that stopped cleanly.
     func removeNode(_ name: String) async throws
-
-    /// Calls `onQueued` whenever any node queues a job (a new one, or one sent back to the queue), until the task is
-    /// cancelled. Also calls it once each time it (re)connects, for what may have been queued meanwhile.
-    func watchQueuedJobs(_ onQueued: @escaping @Sendable () -> Void) async
 }

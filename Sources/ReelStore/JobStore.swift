@@ -94,6 +94,23 @@ public protocol JobStore: Sendable {
 
     /// Appends to a job's event log. Throws `JobStoreError.notFound` for an unknown job.
     func appendEvent(jobID: String, kind: String, message: String?, now: Date) async throws
+
+    // MARK: Updates
+
+    /// Every change this store commits from now on, as a `JobUpdate`, published after its commit (on PostgreSQL by
+    /// whichever node made it, to every node), while the stream is iterated: the one source of job events.
+    func updates() -> AsyncStream<JobUpdate>
+
+    /// Publishes an update that is not stored (a running job's progress) to every `updates()` subscriber: this
+    /// process's, and on PostgreSQL every node's.
+    func publish(_ update: JobUpdate) async
+
+    /// Keeps the updates of other processes coming while it runs (PostgreSQL's `LISTEN`); returns at once for a
+    /// store whose updates are all local. Run it for as long as `updates()` should hear other nodes.
+    func relayUpdates() async
+
+    /// How many `updates()` streams are open (each open `/v1/events` holds one).
+    var updateSubscriberCount: Int { get }
 }
 
 /// What a listing asks for: which jobs, in which order, from where.

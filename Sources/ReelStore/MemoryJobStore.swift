@@ -11,6 +11,8 @@ public final class MemoryJobStore: JobStore {
         var jobIDsByIdempotencyKey: [String: String] = [:]
         var events: [String: [JobEvent]] = [:]
         var lastSequence: Int64 = 0
+        /// Updates of the operation under way, published once it has committed (left the lock).
+        var outbox: [JobUpdate] = []
 
         mutating func insert(_ new: NewJob, now: Date) throws -> (job: Job, created: Bool) {
             if let key = new.idempotencyKey, let existingID = jobIDsByIdempotencyKey[key],
@@ -36,6 +38,9 @@ public final class MemoryJobStore: JobStore {
                 JobEvent(
                     jobID: jobID, sequence: lastSequence, at: now.storedPrecision, kind: event.kind,
                     message: event.message))
+            if let job = jobs[jobID] {
+                outbox.append(JobUpdate(kind: event.kind, message: event.message, job: job, at: now.storedPrecision))
+            }
         }
 
         /// Applies `change` to the job `lease` names if the lease is current; false otherwise.
@@ -59,15 +64,35 @@ public final class MemoryJobStore: JobStore {
     }
 
     private let storage = Mutex(Storage())
+    private let feed = UpdateFeed()
 
     public init() {}
 
+    /// Runs `body` under the lock, then publishes the updates it logged.
+    private func mutate<R>(_ body: (inout Storage) throws -> R) rethrows -> R {
+        let (result, outbox) = try storage.withLock { storage -> (R, [JobUpdate]) in
+            defer { storage.outbox = [] }
+            let result = try body(&storage)
+            return (result, storage.outbox)
+        }
+        feed.publish(outbox)
+        return result
+    }
+
+    public func updates() -> AsyncStream<JobUpdate> { feed.subscribe() }
+
+    public var updateSubscriberCount: Int { feed.subscriberCount }
+
+    public func publish(_ update: JobUpdate) { feed.publish(update) }
+
+    public func relayUpdates() {}
+
     public func enqueue(_ job: NewJob, now: Date) throws -> (job: Job, created: Bool) {
-        try storage.withLock { try $0.insert(job, now: now) }
+        try mutate { try $0.insert(job, now: now) }
     }
 
     public func enqueueAll(_ jobs: [NewJob], now: Date) throws -> [Job] {
-        try storage.withLock { storage in
+        try mutate { storage in
             // Work on a copy so that a failure part-way leaves nothing behind.
             var copy = storage
             let added = try jobs.map { try copy.insert($0, now: now).job }
@@ -124,7 +149,7 @@ public final class MemoryJobStore: JobStore {
     }
 
     public func delete(id: String) -> JobDeletion {
-        storage.withLock { storage in
+        mutate { storage in
             guard let job = storage.jobs[id] else { return .notFound }
             guard job.state.isTerminal else { return .notFinished(job) }
             storage.jobs[id] = nil
@@ -146,7 +171,7 @@ public final class MemoryJobStore: JobStore {
     }
 
     public func claim(owner: String, slot: String, leaseExpiresAt: Date, now: Date) -> (job: Job, lease: Lease)? {
-        storage.withLock { storage in
+        mutate { storage in
             guard var job = storage.jobs.values.filter({ $0.state == .queued }).min(by: Job.claimsBefore) else {
                 return nil
             }
@@ -158,7 +183,7 @@ public final class MemoryJobStore: JobStore {
     }
 
     public func renew(_ lease: Lease, until: Date, progress: JobProgress?, now: Date) -> Bool {
-        storage.withLock { storage in
+        mutate { storage in
             storage.update(lease, now: now) { job in
                 job.renew(until: until, progress: progress)
                 return nil
@@ -167,12 +192,12 @@ public final class MemoryJobStore: JobStore {
     }
 
     public func complete(_ lease: Lease, outputs: JobOutputs, now: Date) -> Bool {
-        storage.withLock { $0.update(lease, now: now) { $0.succeed(outputs: outputs, now: now) } }
+        mutate { $0.update(lease, now: now) { $0.succeed(outputs: outputs, now: now) } }
     }
 
     public func fail(_ lease: Lease, code: String, message: String, retry: Bool, memorySaving: Bool, now: Date) -> Bool
     {
-        storage.withLock { storage in
+        mutate { storage in
             storage.update(lease, now: now) {
                 $0.fail(code: code, message: message, retry: retry, memorySaving: memorySaving, now: now)
             }
@@ -180,15 +205,15 @@ public final class MemoryJobStore: JobStore {
     }
 
     public func release(_ lease: Lease, now: Date) -> Bool {
-        storage.withLock { $0.update(lease, now: now) { $0.release(now: now) } }
+        mutate { $0.update(lease, now: now) { $0.release(now: now) } }
     }
 
     public func finishCancelled(_ lease: Lease, now: Date) -> Bool {
-        storage.withLock { $0.update(lease, now: now) { $0.finishCancelled(now: now) } }
+        mutate { $0.update(lease, now: now) { $0.finishCancelled(now: now) } }
     }
 
     public func cancel(id: String, now: Date) -> Job? {
-        storage.withLock { storage in
+        mutate { storage in
             guard var job = storage.jobs[id] else { return nil }
             if let event = job.cancel(now: now) {
                 storage.jobs[id] = job
@@ -199,7 +224,7 @@ public final class MemoryJobStore: JobStore {
     }
 
     public func recoverExpired(now: Date, maxAttempts: Int) -> [Job] {
-        storage.withLock { storage in
+        mutate { storage in
             let expired = storage.jobs.values.filter { job in
                 job.state == .running && job.leaseExpiresAt.map { $0 < now.storedPrecision } ?? true
             }
@@ -210,7 +235,7 @@ public final class MemoryJobStore: JobStore {
     }
 
     public func recoverOwned(by owner: String, now: Date, maxAttempts: Int) -> [Job] {
-        storage.withLock { storage in
+        mutate { storage in
             let owned = storage.jobs.values.filter { $0.isOwned(by: owner) }
             return storage.recover(
                 owned.sorted(by: Job.claimsBefore).map(\.id), maxAttempts: maxAttempts, now: now,
@@ -223,7 +248,7 @@ public final class MemoryJobStore: JobStore {
     }
 
     public func appendEvent(jobID: String, kind: String, message: String?, now: Date) throws {
-        try storage.withLock { storage in
+        try mutate { storage in
             guard storage.jobs[jobID] != nil else { throw JobStoreError.unknownJob(jobID) }
             storage.log(PendingEvent(kind: kind, message: message), for: jobID, now: now)
         }

@@ -8,8 +8,9 @@ import ReelCore
 /// - Claims lock the head of the queue with `FOR UPDATE SKIP LOCKED`: two nodes claiming at once take different jobs
 ///   and never wait for each other. Every method is one transaction; a connection lost before its `COMMIT` changes
 ///   nothing, so a claim cut off half-way leaves the job queued.
-/// - Whenever a job is queued, the transaction sends `NOTIFY reel_job_queued`; `watchQueuedJobs` listens, so idle slots
-///   on every node wake at once instead of at their next poll.
+/// - Every change a transaction logs is also announced with `NOTIFY reel_job_updates`, delivered at its commit;
+///   `relayUpdates` listens and publishes every node's updates to `updates()`, so every node's event stream shows
+///   every job's, and idle slots on every node wake as soon as any node queues a job.
 /// - Time: with `TimeSource.database` (what `reel serve` uses), every date the store writes comes from the database's
 ///   `clock_timestamp()`, and a lease the caller asks for "until T" lasts `T - now` by the database's clock. Nodes'
 ///   clocks may differ; only durations cross from a node to the database, so a node whose clock runs ahead cannot take
@@ -25,11 +26,14 @@ public final class PostgresJobStore: JobStore, ClusterDirectory {
         case caller
     }
 
-    /// The channel that `NOTIFY` announces newly queued jobs on.
-    static let queuedChannel = "reel_job_queued"
+    /// The channel every committed change and every progress report is announced on, to every node (`JobUpdate` as
+    /// JSON, with the job's owner).
+    static let updatesChannel = "reel_job_updates"
 
     let connections: PostgresConnections
     let timeSource: TimeSource
+    /// The updates every node announced, as this node's `LISTEN` (`relayUpdates`) hears them.
+    let feed = UpdateFeed()
     let logger: Logger
     /// Called inside a claim's transaction after its `UPDATE`, before `COMMIT`, with the connection's backend pid:
     /// lets a test cut the connection at that very point.
@@ -287,9 +291,9 @@ public final class PostgresJobStore: JobStore, ClusterDirectory {
 
     public func appendEvent(jobID: String, kind: String, message: String?, now: Date) async throws {
         try await transaction { connection in
-            guard try await self.lockJob(jobID, connection) != nil else { throw JobStoreError.unknownJob(jobID) }
+            guard let (job, _) = try await self.lockJob(jobID, connection) else { throw JobStoreError.unknownJob(jobID) }
             let moment = try await self.moment(now, connection)
-            try await self.log(PendingEvent(kind: kind, message: message), for: jobID, at: moment.now, connection)
+            try await self.log(PendingEvent(kind: kind, message: message), for: job, at: moment.now, connection)
         }
     }
 
@@ -329,15 +333,35 @@ public final class PostgresJobStore: JobStore, ClusterDirectory {
         }
     }
 
-    public func watchQueuedJobs(_ onQueued: @escaping @Sendable () -> Void) async {
+    // MARK: Updates
+
+    public func updates() -> AsyncStream<JobUpdate> { feed.subscribe() }
+
+    public var updateSubscriberCount: Int { feed.subscriberCount }
+
+    public func publish(_ update: JobUpdate) async {
+        do {
+            try await connections.withConnection { connection in
+                try await connection.run(
+                    "SELECT pg_notify(\(Self.updatesChannel), \(Self.notice(update)))", logger: self.logger)
+            }
+        } catch {
+            logger.warning("could not announce an update of job \(update.job): \(error)")
+        }
+    }
+
+    /// Listens on the updates channel on a connection of its own and publishes what every node announces, this one
+    /// included, to `updates()`; reconnects after a failure, until the task is cancelled. Updates announced while it
+    /// was reconnecting are not heard (the jobs' states and event logs have them).
+    public func relayUpdates() async {
         while !Task.isCancelled {
             do {
-                // A connection of its own: LISTEN holds it for as long as the node runs.
                 let connection = try await connections.connect()
                 do {
-                    try await connection.listen(on: Self.queuedChannel) { notifications in
-                        onQueued()
-                        for try await _ in notifications { onQueued() }
+                    try await connection.listen(on: Self.updatesChannel) { notifications in
+                        for try await notification in notifications {
+                            if let update = Self.decodeNotice(notification.payload) { self.feed.publish(update) }
+                        }
                     }
                     try? await connection.close()
                 } catch {
@@ -346,7 +370,7 @@ public final class PostgresJobStore: JobStore, ClusterDirectory {
                 }
             } catch {
                 if Task.isCancelled { return }
-                logger.warning("listening for queued jobs failed, retrying in 1 s: \(String(reflecting: error))")
+                logger.warning("listening for job updates failed, retrying in 1 s: \(String(reflecting: error))")
             }
             try? await Task.sleep(for: .seconds(1))
         }
@@ -482,8 +506,7 @@ extension PostgresJobStore {
         if found { throw JobStoreError.duplicateID(new.id) }
         let job = Job(new, now: now)
         try await insertRow(job, digest: new.requestDigest, connection)
-        try await log(PendingEvent(.queued), for: job.id, at: now, connection)
-        try await notifyQueued(job.id, connection)
+        try await log(PendingEvent(.queued), for: job, at: now, connection)
         return (job, true)
     }
 
@@ -541,21 +564,51 @@ extension PostgresJobStore {
                 node = \(job.node), doc = \(doc)::json
             WHERE id = \(job.id)
             """, logger: logger)
-        if let event { try await log(event, for: job.id, at: now, connection) }
-        if job.state == .queued { try await notifyQueued(job.id, connection) }
+        if let event { try await log(event, for: job, at: now, connection) }
     }
 
-    func log(_ event: PendingEvent, for jobID: String, at now: Date, _ connection: PostgresConnection) async throws {
+    /// Logs `event` of `job` (as the change left it) and announces its update, which every node's listener
+    /// receives once the transaction commits (and none if it rolls back).
+    func log(
+        _ event: PendingEvent, for job: Job, at now: Date, _ connection: PostgresConnection, announce: Bool = true
+    ) async throws {
         try await connection.run(
             """
             INSERT INTO job_event (job_id, at, kind, message)
-            VALUES (\(jobID), \(now.storedPrecision.timeIntervalSince1970), \(event.kind), \(event.message))
+            VALUES (\(job.id), \(now.storedPrecision.timeIntervalSince1970), \(event.kind), \(event.message))
             """, logger: logger)
+        guard announce else { return }
+        let update = JobUpdate(kind: event.kind, message: event.message, job: job, at: now.storedPrecision)
+        try await connection.run("SELECT pg_notify(\(Self.updatesChannel), \(Self.notice(update)))", logger: logger)
     }
 
-    /// Delivered to listeners when the transaction commits; nothing is sent when it rolls back.
-    private func notifyQueued(_ jobID: String, _ connection: PostgresConnection) async throws {
-        try await connection.run("SELECT pg_notify(\(Self.queuedChannel), \(jobID))", logger: logger)
+    /// What travels on the updates channel: the update with its owner, within PostgreSQL's 8000-byte payload limit
+    /// (a long message is shortened).
+    struct Notice: Codable {
+        var update: JobUpdate
+        var owner: String?
+    }
+
+    static func notice(_ update: JobUpdate) -> String {
+        var update = update
+        for limit in [2000, 200, 0] {
+            if let message = update.message, message.utf8.count > limit {
+                update.message = limit == 0 ? nil : String(message.prefix(limit)) + "…"
+            }
+            if let data = try? JSONEncoder.notices.encode(Notice(update: update, owner: update.owner)),
+                data.count < 7900
+            {
+                return String(decoding: data, as: UTF8.self)
+            }
+        }
+        return "{}"
+    }
+
+    static func decodeNotice(_ payload: String) -> JobUpdate? {
+        guard let notice = try? JSONDecoder.notices.decode(Notice.self, from: Data(payload.utf8)) else { return nil }
+        var update = notice.update
+        update.owner = notice.owner
+        return update
     }
 
     static func encode(_ job: Job) throws -> String {
@@ -573,6 +626,23 @@ extension PostgresJobStore {
         } catch {
             throw JobStoreError(.corrupt, "table job holds a row whose doc does not decode as a job: \(error)")
         }
+    }
+}
+
+extension JSONEncoder {
+    /// Dates as seconds since 1970, as the notices carry them.
+    static var notices: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .secondsSince1970
+        return encoder
+    }
+}
+
+extension JSONDecoder {
+    static var notices: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .secondsSince1970
+        return decoder
     }
 }
 
@@ -618,14 +688,11 @@ extension PostgresJobStore: TransferableJobStore {
                 for try await _ in exists { found = true }
                 if found { throw JobStoreError.duplicateID(stored.job.id) }
                 try await self.insertRow(stored.job, digest: stored.requestDigest, connection)
+                // A job's history, not news: logged, not announced.
                 for event in stored.events {
                     try await self.log(
-                        PendingEvent(kind: event.kind, message: event.message), for: stored.job.id, at: event.at,
-                        connection)
-                }
-                if stored.job.state == .queued {
-                    try await connection.run(
-                        "SELECT pg_notify(\(Self.queuedChannel), \(stored.job.id))", logger: self.logger)
+                        PendingEvent(kind: event.kind, message: event.message), for: stored.job, at: event.at,
+                        connection, announce: false)
                 }
             }
         }

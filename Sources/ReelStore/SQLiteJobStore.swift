@@ -16,6 +16,7 @@ import ReelCore
 public final class SQLiteJobStore: JobStore {
     /// The pool, through which every read and write throws `JobStoreError`s for a full, locked or failed database.
     let dbPool: SQLitePool
+    let feed = UpdateFeed()
 
     /// Opens the database at `path`, creating the file if needed, and brings its schema up to date.
     ///
@@ -51,11 +52,28 @@ public final class SQLiteJobStore: JobStore {
     }
 
     public func enqueue(_ job: NewJob, now: Date) async throws -> (job: Job, created: Bool) {
-        try await dbPool.write { db in try Self.insert(job, now: now, db) }
+        try await writing { db, outbox in try Self.insert(job, now: now, db, outbox) }
     }
 
     public func enqueueAll(_ jobs: [NewJob], now: Date) async throws -> [Job] {
-        try await dbPool.write { db in try jobs.map { try Self.insert($0, now: now, db).job } }
+        try await writing { db, outbox in try jobs.map { try Self.insert($0, now: now, db, outbox).job } }
+    }
+
+    public func updates() -> AsyncStream<JobUpdate> { feed.subscribe() }
+
+    public var updateSubscriberCount: Int { feed.subscriberCount }
+
+    public func publish(_ update: JobUpdate) async { feed.publish(update) }
+
+    /// Every update of this store is made in this process.
+    public func relayUpdates() async {}
+
+    /// One write transaction; the updates it logs are published once it has committed.
+    private func writing<T: Sendable>(_ body: @escaping @Sendable (Database, Outbox) throws -> T) async throws -> T {
+        let outbox = Outbox()
+        let result = try await dbPool.write { db in try body(db, outbox) }
+        feed.publish(outbox.updates)
+        return result
     }
 
     public func job(id: String) async throws -> Job? {
@@ -145,11 +163,11 @@ public final class SQLiteJobStore: JobStore {
     )? {
         // One IMMEDIATE transaction reads the head of the queue and takes it, so no other connection can take the
         // same job in between.
-        try await dbPool.write { db in
+        try await writing { db, outbox in
             guard let record = try JobRecord.all().claimable().fetchOne(db) else { return nil }
             var job = record.job
             let (lease, event) = job.start(owner: owner, slot: slot, leaseExpiresAt: leaseExpiresAt, now: now)
-            try Self.save(job, replacing: record, event: event, now: now, db)
+            try Self.save(job, replacing: record, event: event, now: now, db, outbox)
             return (job, lease)
         }
     }
@@ -182,36 +200,36 @@ public final class SQLiteJobStore: JobStore {
     }
 
     public func cancel(id: String, now: Date) async throws -> Job? {
-        try await dbPool.write { db in
+        try await writing { db, outbox in
             guard let record = try JobRecord.fetchOne(db, key: id) else { return nil }
             var job = record.job
             if let event = job.cancel(now: now) {
-                try Self.save(job, replacing: record, event: event, now: now, db)
+                try Self.save(job, replacing: record, event: event, now: now, db, outbox)
             }
             return job
         }
     }
 
     public func recoverExpired(now: Date, maxAttempts: Int) async throws -> [Job] {
-        try await dbPool.write { db in
+        try await writing { db, outbox in
             let expiresAt = JobRecord.Columns.leaseExpiresAt
             let expired = try JobRecord.all().running()
                 .filter(expiresAt == nil || expiresAt < now.databaseSeconds)
                 .inClaimOrder()
                 .fetchAll(db)
-            return try Self.recover(expired, maxAttempts: maxAttempts, now: now, db) { job in
+            return try Self.recover(expired, maxAttempts: maxAttempts, now: now, db, outbox) { job in
                 "the lease of \(job.leaseOwner ?? "?") expired"
             }
         }
     }
 
     public func recoverOwned(by owner: String, now: Date, maxAttempts: Int) async throws -> [Job] {
-        try await dbPool.write { db in
+        try await writing { db, outbox in
             // Running jobs are few (one per GPU slot), and matching in Swift keeps the owner test exactly the
             // in-memory store's, with no LIKE wildcards to escape.
             let owned = try JobRecord.all().running().inClaimOrder().fetchAll(db)
                 .filter { $0.job.isOwned(by: owner) }
-            return try Self.recover(owned, maxAttempts: maxAttempts, now: now, db) { job in
+            return try Self.recover(owned, maxAttempts: maxAttempts, now: now, db, outbox) { job in
                 "\(job.leaseOwner ?? owner) restarted"
             }
         }
@@ -227,16 +245,17 @@ public final class SQLiteJobStore: JobStore {
     }
 
     public func appendEvent(jobID: String, kind: String, message: String?, now: Date) async throws {
-        try await dbPool.write { db in
-            guard try JobRecord.exists(db, key: jobID) else { throw JobStoreError.unknownJob(jobID) }
-            var record = JobEventRecord(jobID: jobID, event: PendingEvent(kind: kind, message: message), at: now)
-            try record.insert(db)
+        try await writing { db, outbox in
+            guard let record = try JobRecord.fetchOne(db, key: jobID) else { throw JobStoreError.unknownJob(jobID) }
+            try Self.log(PendingEvent(kind: kind, message: message), for: record.job, now: now, db, outbox)
         }
     }
 }
 
 extension SQLiteJobStore {
-    private static func insert(_ new: NewJob, now: Date, _ db: Database) throws -> (job: Job, created: Bool) {
+    private static func insert(_ new: NewJob, now: Date, _ db: Database, _ outbox: Outbox) throws
+        -> (job: Job, created: Bool)
+    {
         if let key = new.idempotencyKey,
             let existing = try JobRecord.filter(JobRecord.Columns.idempotencyKey == key).fetchOne(db)
         {
@@ -248,7 +267,7 @@ extension SQLiteJobStore {
         guard try !JobRecord.exists(db, key: new.id) else { throw JobStoreError.duplicateID(new.id) }
         let job = Job(new, now: now)
         try JobRecord(job, requestDigest: new.requestDigest).insert(db)
-        try log(PendingEvent(.queued), for: job.id, now: now, db)
+        try log(PendingEvent(.queued), for: job, now: now, db, outbox)
         return (job, true)
     }
 
@@ -256,39 +275,47 @@ extension SQLiteJobStore {
     private func update(_ lease: Lease, now: Date, _ change: @escaping @Sendable (inout Job) -> PendingEvent?)
         async throws -> Bool
     {
-        try await dbPool.write { db in
+        try await writing { db, outbox in
             guard let record = try JobRecord.fetchOne(db, key: lease.jobID), record.job.isHeld(by: lease) else {
                 return false
             }
             var job = record.job
             let event = change(&job)
-            try Self.save(job, replacing: record, event: event, now: now, db)
+            try Self.save(job, replacing: record, event: event, now: now, db, outbox)
             return true
         }
     }
 
     private static func recover(
-        _ records: [JobRecord], maxAttempts: Int, now: Date, _ db: Database, because why: (Job) -> String
+        _ records: [JobRecord], maxAttempts: Int, now: Date, _ db: Database, _ outbox: Outbox,
+        because why: (Job) -> String
     ) throws -> [Job] {
         try records.map { record in
             var job = record.job
             let event = job.recover(because: why(job), maxAttempts: maxAttempts, now: now)
-            try save(job, replacing: record, event: event, now: now, db)
+            try save(job, replacing: record, event: event, now: now, db, outbox)
             return job
         }
     }
 
     /// Writes the columns of `job` that differ from `record`, and logs `event`.
-    private static func save(_ job: Job, replacing record: JobRecord, event: PendingEvent?, now: Date, _ db: Database)
-        throws
-    {
+    private static func save(
+        _ job: Job, replacing record: JobRecord, event: PendingEvent?, now: Date, _ db: Database, _ outbox: Outbox
+    ) throws {
         try JobRecord(job, requestDigest: record.requestDigest).updateChanges(db, from: record)
-        if let event { try log(event, for: job.id, now: now, db) }
+        if let event { try log(event, for: job, now: now, db, outbox) }
     }
 
-    private static func log(_ event: PendingEvent, for jobID: String, now: Date, _ db: Database) throws {
-        var record = JobEventRecord(jobID: jobID, event: event, at: now)
+    /// Logs `event` of `job` (as the change left it) and keeps its update for after the commit.
+    private static func log(_ event: PendingEvent, for job: Job, now: Date, _ db: Database, _ outbox: Outbox) throws {
+        var record = JobEventRecord(jobID: job.id, event: event, at: now)
         try record.insert(db)
+        outbox.updates.append(JobUpdate(kind: event.kind, message: event.message, job: job, at: now.storedPrecision))
+    }
+
+    /// The updates of one write transaction. Used only on GRDB's writer queue, one transaction at a time.
+    final class Outbox: @unchecked Sendable {
+        var updates: [JobUpdate] = []
     }
 }
 

@@ -148,14 +148,14 @@ import Testing
                 common + ["--prompt", "a fox [crash-once]", "--out", "crashed"], in: directory, environment: faults,
                 worker: .scripted)
             #expect(crashed.status == 0, "\(crashed.stderr)")
-            #expect(crashed.stderr.contains("retrying: the worker exited with status 70"), "\(crashed.stderr)")
+            #expect(crashed.stderr.contains("attempt 1 failed: worker_crashed: the worker exited with status 70"), "\(crashed.stderr)")
             #expect(try TestSupport.probeVideo(directory.appendingPathComponent("crashed/video.mp4").path).frames == 5)
 
             let hung = try TestSupport.runReel(
                 common + ["--prompt", "a fox [hang-once]", "--stall-timeout", "2", "--out", "hung"], in: directory,
                 environment: faults, worker: .scripted)
             #expect(hung.status == 0, "\(hung.stderr)")
-            #expect(hung.stderr.contains("retrying: stalled: no progress for 2.0 seconds"), "\(hung.stderr)")
+            #expect(hung.stderr.contains("attempt 1 failed: worker_stalled: stalled: no progress for 2.0 seconds"), "\(hung.stderr)")
             #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("hung/video.mp4").path))
 
             let poisoned = try TestSupport.runReel(

@@ -3,6 +3,7 @@ import Foundation
 import ReelClient
 import ReelTestSupport
 import ReelWorkerProtocol
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -143,6 +144,62 @@ import Testing
         }
     }
 
+    /// The store publishes every change through PostgreSQL: a node's `/v1/events` shows the jobs the other node
+    /// runs, live, with their progress.
+    @Test func everyNodesEventStreamShowsTheOtherNodesJobs() async throws {
+        try await TestPostgres.withDatabase { url in
+            try await TestSupport.withTemporaryDirectory { directory in
+                let nodes = try await startNodes(["node-a", "node-b"], database: url, in: directory)
+                defer { nodes.forEach { $0.stop() } }
+                let seen = SeenEvents()
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for index in 0..<2 {
+                        group.addTask {
+                            // The stream says `: connected` as a comment the parser skips; the first ping or event
+                            // comes later, so subscription is confirmed by a probe job below instead.
+                            for try await message in nodes[index].client.events() {
+                                guard let event = try? JSONDecoder().decode(SeenEvents.Event.self, from: Data(message.data.utf8))
+                                else { continue }
+                                seen.events.withLock { $0[index].append(event) }
+                            }
+                        }
+                    }
+                    // Both streams are open once each has seen a probe job queued on node a.
+                    let probe = try await nodes[0].client.submit(Self.spec("a probe", seed: 99)).0.id
+                    let deadline = ContinuousClock.now + .seconds(30)
+                    while seen.events.withLock({ $0.contains(where: \.isEmpty) }), ContinuousClock.now < deadline {
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                    var ids = [probe]
+                    for index in 0..<5 {
+                        ids.append(try await nodes[index % 2].client.submit(Self.spec("a heron \(index)", seed: index)).0.id)
+                    }
+                    let finished = try await waitForEnd(ids, on: nodes[1], timeout: .seconds(120))
+                    // The last events may still be on their way through NOTIFY.
+                    let settled = ContinuousClock.now + .seconds(10)
+                    func complete(_ index: Int) -> Bool {
+                        let kinds = seen.events.withLock { Set($0[index].filter { $0.kind == "succeeded" }.map(\.job)) }
+                        return ids.allSatisfy(kinds.contains)
+                    }
+                    while !(complete(0) && complete(1)), ContinuousClock.now < settled {
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                    group.cancelAll()
+                    for id in ids {
+                        let job = try #require(finished[id])
+                        #expect(job.state == "succeeded", "\(id): \(job)")
+                        // The node that did not run the job saw it start, progress and succeed.
+                        let other = job.node == "node-a" ? 1 : 0
+                        let kinds = seen.events.withLock { $0[other].filter { $0.job == id }.map(\.kind) }
+                        #expect(kinds.first == "queued" || id == probe, "\(id) on node \(other): \(kinds)")
+                        #expect(kinds.contains("started") && kinds.contains("progress"), "\(id): \(kinds)")
+                        #expect(kinds.last == "succeeded", "\(id) on node \(other): \(kinds)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test func jobsOfANodeKilledMidRunFinishOnTheOtherOnceTheirLeasesExpire() async throws {
         try await TestPostgres.withDatabase { url in
             try await TestSupport.withTemporaryDirectory { directory in
@@ -199,3 +256,10 @@ import Testing
         }
     }
 }
+
+/// What each node's event stream delivered, by node index.
+final class SeenEvents: Sendable {
+    struct Event: Decodable, Sendable { var kind: String; var job: String }
+    let events = Mutex<[[Event]]>([[], []])
+}
+

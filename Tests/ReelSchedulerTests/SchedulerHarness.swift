@@ -49,7 +49,7 @@ final class SchedulerHarness: Sendable {
         configuration.outputRoot = outputRoot
         configuration.minFreeDiskBytes = minFreeDiskBytes
         scheduler = Scheduler(
-            configuration: configuration, store: store, bus: EventBus(), metrics: SchedulerMetrics(factory: metrics),
+            configuration: configuration, store: store, metrics: SchedulerMetrics(factory: metrics),
             logger: TestSupport.logger, jobDebug: PromptFaults.debugFields)
         let scheduler = scheduler
         task = Task { try await scheduler.run() }

@@ -137,7 +137,6 @@ extension JobEnd {
         #expect(slot.machine.status.state == .ready && slot.machine.status.pids == [100])
         let (job, lease, started) = slot.give(slot.makeJob())
         #expect(started.contains(.run(job, lease, keepCheckpoint: true, checkpoints: true)))
-        #expect(started.contains(.started(job, lease)))
         #expect(slot.machine.status.state == .busy && slot.machine.status.job == job.id)
         #expect(slot.machine.status.totalSteps == 4 && slot.machine.status.step == 0)
         _ = slot.progress(job, .denoising, 2)

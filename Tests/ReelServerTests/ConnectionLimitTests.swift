@@ -179,13 +179,13 @@ import Testing
             for round in 0..<3 {
                 let streams = try (0..<50).map { _ in try RawHTTPStream(port: port, path: "/v1/events") }
                 for stream in streams { _ = try await stream.waitFor(": connected") }
-                #expect(server.scheduler.bus.subscriberCount == 50)
+                #expect(server.scheduler.store.updateSubscriberCount == 50)
                 for stream in streams { stream.close() }
                 let deadline = ContinuousClock.now + .seconds(5)
-                while server.scheduler.bus.subscriberCount > 0 && ContinuousClock.now < deadline {
+                while server.scheduler.store.updateSubscriberCount > 0 && ContinuousClock.now < deadline {
                     try await Task.sleep(for: .milliseconds(10))
                 }
-                #expect(server.scheduler.bus.subscriberCount == 0, "round \(round)")
+                #expect(server.scheduler.store.updateSubscriberCount == 0, "round \(round)")
             }
         }
     }

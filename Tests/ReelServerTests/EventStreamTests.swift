@@ -63,14 +63,14 @@ import Testing
         try await server.test(.live) { client in
             let stream = try RawHTTPStream(port: try #require(client.port), path: "/v1/events")
             _ = try await stream.waitFor(": connected")
-            #expect(server.scheduler.bus.subscriberCount == 1)
+            #expect(server.scheduler.store.updateSubscriberCount == 1)
             stream.close()
             // The next heartbeat's write fails and ends the stream.
             let deadline = ContinuousClock.now + .seconds(10)
-            while server.scheduler.bus.subscriberCount > 0 && ContinuousClock.now < deadline {
+            while server.scheduler.store.updateSubscriberCount > 0 && ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(20))
             }
-            #expect(server.scheduler.bus.subscriberCount == 0)
+            #expect(server.scheduler.store.updateSubscriberCount == 0)
         }
     }
 

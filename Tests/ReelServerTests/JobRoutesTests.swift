@@ -176,7 +176,7 @@ import Testing
         let server = try TestServer()
         try await server.test { client in
             let id = try await client.submitJob()
-            let events = server.scheduler.bus.subscribe()
+            let events = server.scheduler.store.updates()
             let response = try await client.execute(uri: "/v1/jobs/\(id)", method: .delete)
             #expect(response.status == .ok)
             let job = try response.object()
@@ -184,7 +184,7 @@ import Testing
             #expect(job["finished_at"] is String)
             var iterator = events.makeAsyncIterator()
             let event = try #require(await iterator.next())
-            #expect(event.kind == "cancelled")
+            #expect(event.kind == .cancelled)
             #expect(event.job == id)
             #expect(try await server.store.counts()[.cancelled] == 1)
 

@@ -35,7 +35,7 @@ struct KeyedServer {
             configuration: SchedulerConfiguration(
                 node: "test", slots: [], engine: EngineLocation(python: python, packageDirectory: nil), model: "tiny",
                 dataDirectory: dataDirectory.path),
-            store: store, bus: EventBus(), metrics: metrics.schedulerMetrics, logger: TestSupport.logger)
+            store: store, metrics: metrics.schedulerMetrics, logger: TestSupport.logger)
         service = try JobService(store: store, scheduler: scheduler, maxQueuedPerOwner: maxQueued)
         server = ReelServerApplication(
             configuration: ReelServerConfiguration(

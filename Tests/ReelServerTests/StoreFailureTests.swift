@@ -29,7 +29,7 @@ import Testing
                 configuration: SchedulerConfiguration(
                     node: "test", slots: [], engine: EngineLocation(python: "python3", packageDirectory: nil),
                     model: "tiny", dataDirectory: URL(fileURLWithPath: path).deletingLastPathComponent().path),
-                store: store, bus: EventBus(), metrics: metrics.schedulerMetrics, logger: TestSupport.logger)
+                store: store, metrics: metrics.schedulerMetrics, logger: TestSupport.logger)
             let service = try JobService(store: store, scheduler: scheduler)
             server = ReelServerApplication(
                 configuration: ReelServerConfiguration(port: 0), service: service, metrics: metrics,

@@ -21,7 +21,7 @@ struct TestServer {
             node: "test", slots: [], engine: EngineLocation(python: "python3", packageDirectory: nil), model: "tiny",
             dataDirectory: FileManager.default.temporaryDirectory.appendingPathComponent("reel-server-tests").path)
         scheduler = Scheduler(
-            configuration: schedulerConfiguration, store: store, bus: EventBus(), metrics: metrics.schedulerMetrics,
+            configuration: schedulerConfiguration, store: store, metrics: metrics.schedulerMetrics,
             logger: TestSupport.logger)
         service = try JobService(store: store, scheduler: scheduler)
         server = ReelServerApplication(

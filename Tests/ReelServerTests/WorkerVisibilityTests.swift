@@ -22,7 +22,7 @@ import Testing
                 configuration: SchedulerConfiguration(
                     node: "test", slots: [], engine: EngineLocation(python: "python3", packageDirectory: nil),
                     model: "tiny", dataDirectory: directory.path),
-                store: store, bus: EventBus(), metrics: metrics.schedulerMetrics, logger: TestSupport.logger)
+                store: store, metrics: metrics.schedulerMetrics, logger: TestSupport.logger)
             let server = ReelServerApplication(
                 configuration: ReelServerConfiguration(port: 0, apiKeys: keys),
                 service: try JobService(store: store, scheduler: scheduler), metrics: metrics,
@@ -63,7 +63,10 @@ final class DirectoryStore: JobStore, ClusterDirectory {
     func heartbeat(node: String, url: String, workers: Data) async throws {}
     func nodes() async throws -> [ClusterNode] { nodeList.withLock { $0 } }
     func removeNode(_ name: String) async throws {}
-    func watchQueuedJobs(_ onQueued: @escaping @Sendable () -> Void) async {}
+    func updates() -> AsyncStream<JobUpdate> { base.updates() }
+    func publish(_ update: JobUpdate) async { await base.publish(update) }
+    func relayUpdates() async { await base.relayUpdates() }
+    var updateSubscriberCount: Int { base.updateSubscriberCount }
 
     func enqueue(_ job: NewJob, now: Date) async throws -> (job: Job, created: Bool) {
         try await base.enqueue(job, now: now)

@@ -1,4 +1,5 @@
 import Foundation
+import ReelCore
 import ReelTestSupport
 import Synchronization
 import Testing
@@ -111,20 +112,53 @@ import Testing
         }
     }
 
-    @Test func queuingAJobWakesListenersOnEveryNode() async throws {
+    @Test func everyNodeHearsEveryNodesUpdatesInOrderAfterTheyCommit() async throws {
         try await withTwoNodes { a, b, _ in
-            let wakes = Atomic<Int>(0)
-            let listener = Task { await b.watchQueuedJobs { wakes.add(1, ordering: .relaxed) } }
-            defer { listener.cancel() }
-            // One call once listening starts.
-            try await waitUntil("the listener starts") { wakes.load(ordering: .relaxed) == 1 }
+            let heard = Mutex<[String]>([])
+            let updates = b.updates()
+            let relay = Task { await b.relayUpdates() }
+            let listener = Task {
+                for await update in updates {
+                    heard.withLock { $0.append("\(update.job) \(update.kind) \(update.state.rawValue)") }
+                }
+            }
+            defer {
+                relay.cancel()
+                listener.cancel()
+            }
+            // Once b hears its own probe, its listener is in place.
+            try await hear(probe: "listening", from: b, heard: heard)
+            heard.withLock { $0.removeAll() }
             try await a.add("j1", at: Date())
-            try await waitUntil("another node queues a job") { wakes.load(ordering: .relaxed) == 2 }
-            // A claim queues nothing; a failed attempt sent back to the queue does.
             let (_, lease) = try #require(
                 await a.claim(owner: slot0, slot: slot0, leaseExpiresAt: Date() + 60, now: Date()))
+            await a.publish(
+                JobUpdate(
+                    kind: .progress, job: "j1", state: .running, attempt: 1,
+                    progress: JobProgress(stage: "denoising", step: 1, total: 2), owner: "tenant-1"))
             #expect(try await a.fail(lease, code: "x", message: "y", retry: true, memorySaving: false, now: Date()))
-            try await waitUntil("a job goes back to the queue") { wakes.load(ordering: .relaxed) == 3 }
+            try await waitUntil("node b hears node a's four updates") { heard.withLock { $0.count } >= 4 }
+            #expect(
+                heard.withLock { $0 } == [
+                    "j1 queued queued", "j1 started running", "j1 progress running", "j1 requeued queued",
+                ])
+            // A transaction that rolls back (a duplicate id) announces nothing: the next thing heard is a later probe.
+            await #expect(throws: (any Error).self) { try await a.add("j1", at: Date()) }
+            try await hear(probe: "after the rollback", from: a, heard: heard)
+            #expect(heard.withLock { Array($0.dropFirst(4)) } == ["after the rollback progress running"])
+        }
+    }
+
+    /// Publishes a progress update for job `probe` from `store` until `heard` has it (at most 5 s).
+    func hear(probe: String, from store: PostgresJobStore, heard: borrowing Mutex<[String]>) async throws {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !heard.withLock({ $0.contains { $0.hasPrefix(probe + " ") } }) {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("the probe \(probe) was never heard")
+                return
+            }
+            await store.publish(JobUpdate(kind: .progress, job: probe, state: .running))
+            try await Task.sleep(for: .milliseconds(50))
         }
     }
 

@@ -25,13 +25,11 @@ enum SlotAction: Sendable, Equatable {
     case checkCancel(jobID: String)
     /// Read the oldest queued jobs, so a split slot can prepare the next prompt.
     case readQueue
-    /// Record how the job's attempt ended: in the store, then for clients and metrics if the store took it.
+    /// Record how the job's attempt ended in the store (which publishes it), and in metrics if the store took it.
     case end(Job, Lease, JobEnd)
-    /// Append a note to the job's event log and publish it (`resumed`, `checkpoint_rejected`).
+    /// Append a note to the job's event log (`resumed`, `checkpoint_rejected`); the store publishes it.
     case note(Job, Lease, kind: String, message: String)
-    /// Publish that the job's attempt started on this slot.
-    case started(Job, Lease)
-    /// Publish the job's progress.
+    /// Publish the job's progress (through the store, which does not keep it).
     case progress(Job, Lease, JobProgress)
     /// The slot's denoising rate, for metrics.
     case stepsPerSecond(Double)

@@ -25,7 +25,6 @@ final class SlotDriver<C: Clock>: SlotRunning where C.Duration == Duration {
     let slot: Slot
     let configuration: SchedulerConfiguration
     let store: any JobStore
-    let bus: EventBus
     let board: StatusBoard
     let metrics: SchedulerMetrics
     let logger: Logger
@@ -39,14 +38,13 @@ final class SlotDriver<C: Clock>: SlotRunning where C.Duration == Duration {
     private let running = Mutex<Set<String>>([])
 
     init(
-        slot: Slot, configuration: SchedulerConfiguration, store: any JobStore, bus: EventBus, board: StatusBoard,
+        slot: Slot, configuration: SchedulerConfiguration, store: any JobStore, board: StatusBoard,
         metrics: SchedulerMetrics, logger: Logger, doorbell: Doorbell, shutdown: ShutdownState,
         jobDebug: (@Sendable (Job) -> [String: JSONValue]?)?, spawner: any WorkerSpawner, clock: C
     ) {
         self.slot = slot
         self.configuration = configuration
         self.store = store
-        self.bus = bus
         self.board = board
         self.metrics = metrics
         var logger = logger
@@ -106,6 +104,7 @@ final class SlotDriver<C: Clock>: SlotRunning where C.Duration == Duration {
         case readQueue
         case end(Job, Lease, JobEnd)
         case note(Job, Lease, kind: String, message: String)
+        case progress(JobUpdate)
     }
 
     func run() async {
@@ -217,10 +216,13 @@ final class SlotDriver<C: Clock>: SlotRunning where C.Duration == Duration {
                 call.yield(.end(job, lease, end))
             case .note(let job, let lease, let kind, let message):
                 call.yield(.note(job, lease, kind: kind, message: message))
-            case .started(let job, let lease):
-                publish("started", job, state: .running, attempt: lease.attempt)
             case .progress(let job, let lease, let progress):
-                publish("progress", job, state: .running, progress: progress, attempt: lease.attempt)
+                // Published through the store (not stored), in order with the job's other calls.
+                call.yield(
+                    .progress(
+                        JobUpdate(
+                            kind: .progress, job: job.id, state: .running, attempt: lease.attempt, progress: progress,
+                            slot: slot.id, owner: job.owner)))
             case .stepsPerSecond(let rate):
                 metrics.stepsPerSecond(slot: slot.id, rate)
             case .workerRestarted:
@@ -394,9 +396,10 @@ final class SlotDriver<C: Clock>: SlotRunning where C.Duration == Duration {
                 post.yield(.queueRead(queued ?? []))
             case .end(let job, let lease, let end):
                 await record(end, job: job, lease: lease)
-            case .note(let job, let lease, let kind, let message):
+            case .note(let job, _, let kind, let message):
                 try? await store.appendEvent(jobID: job.id, kind: kind, message: message, now: Date())
-                publish(kind, job, state: .running, message: message, attempt: lease.attempt)
+            case .progress(let update):
+                await store.publish(update)
             }
         }
     }
@@ -418,14 +421,13 @@ final class SlotDriver<C: Clock>: SlotRunning where C.Duration == Duration {
         }
     }
 
-    /// Records how an attempt ended; what clients see and metrics count follows only what the store took.
+    /// Records how an attempt ended (the store publishes the update); metrics count only what the store took.
     private func record(_ end: JobEnd, job: Job, lease: Lease) async {
         let now = Date()
         do {
             switch end {
             case .succeeded(let outputs):
                 if try await store.complete(lease, outputs: outputs, now: now) {
-                    publish("succeeded", job, state: .succeeded, attempt: lease.attempt)
                     metrics.jobFinished(state: "succeeded")
                     for (stage, value) in outputs.secondsPerStage where stage != "total" {
                         metrics.stageSeconds(stage, value)
@@ -443,38 +445,25 @@ final class SlotDriver<C: Clock>: SlotRunning where C.Duration == Duration {
                         lease, code: code, message: message, retry: retry, memorySaving: memorySaving, now: now)
                 else { return }
                 if retry {
-                    publish("requeued", job, state: .queued, errorCode: code, message: message)
                     doorbell.ring()
                 } else {
                     discardCheckpoint(of: job)
-                    publish("failed", job, state: .failed, errorCode: code, message: message)
                     metrics.jobFinished(state: "failed")
                 }
             case .cancelled:
                 if try await store.finishCancelled(lease, now: now) {
                     discardCheckpoint(of: job)
-                    publish("cancelled", job, state: .cancelled, attempt: lease.attempt)
                     metrics.jobFinished(state: "cancelled")
                 }
             case .released(let reason):
                 if try await store.release(lease, now: now) {
-                    publish("requeued", job, state: .queued, message: reason)
+                    logger.info("job \(job.id): \(reason)")
                     doorbell.ring()
                 }
             }
         } catch {
             logger.error("could not record the end of job \(job.id): \(error); its lease will expire")
         }
-    }
-
-    private func publish(
-        _ kind: String, _ job: Job, state: JobState, progress: JobProgress? = nil, errorCode: String? = nil,
-        message: String? = nil, attempt: Int? = nil
-    ) {
-        bus.publish(
-            ServerEvent(
-                kind: kind, job: job.id, state: state, attempt: attempt ?? job.attempts, progress: progress,
-                slot: slot.id, errorCode: errorCode, message: message))
     }
 
     /// A job that ended for good will not resume: its checkpoint only takes space.

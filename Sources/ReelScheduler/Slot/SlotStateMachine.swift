@@ -473,7 +473,6 @@ struct SlotStateMachine<Instant: InstantProtocol>: Sendable where Instant.Durati
         lastState = .busy
         if settings.preparesNext { prepareDue = now }
         return [
-            .started(job, lease),
             .log(.info, "job \(job.id) attempt \(lease.attempt) started"),
             .run(job, lease, keepCheckpoint: settings.worldSize == 1, checkpoints: settings.checkpoints),
         ]
