@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import ReelCore
 
@@ -66,16 +67,7 @@ public struct APIKeys: Sendable {
     }
 
     static func digest(_ text: some StringProtocol) -> [UInt8] {
-        let hex = SHA256.hexDigest(Array(text.utf8))
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(32)
-        var index = hex.startIndex
-        while index < hex.endIndex {
-            let next = hex.index(index, offsetBy: 2)
-            bytes.append(UInt8(hex[index..<next], radix: 16)!)
-            index = next
-        }
-        return bytes
+        Array(SHA256.hash(data: Array(text.utf8)))
     }
 
     /// Equality that reads every byte of both, with no branch on their values.

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 extension JobSubmission {
@@ -9,6 +10,21 @@ extension JobSubmission {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // Encoding plain strings and numbers cannot fail.
         let canonical = (try? encoder.encode(self)) ?? Data()
-        return "sha256:" + SHA256.hexDigest(canonical)
+        return "sha256:" + SHA256.hash(data: canonical).hexDigits
+    }
+}
+
+extension SHA256.Digest {
+    private static let digits = Array("0123456789abcdef".utf8)
+
+    /// The digest as 64 lowercase hexadecimal digits.
+    var hexDigits: String {
+        var text: [UInt8] = []
+        text.reserveCapacity(2 * Self.byteCount)
+        for byte in self {
+            text.append(Self.digits[Int(byte >> 4)])
+            text.append(Self.digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 }
