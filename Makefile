@@ -9,17 +9,20 @@ export REEL_PYTHON := $(CURDIR)/$(VPY)
 
 .PHONY: demo test venv build swift-test engine-test web-test api-test clean bundle postgres-shell soak
 
+# uv (from PyPI) fetches PyTorch and its CUDA libraries in parallel: about 2 minutes where pip takes 8 or more; pip
+# is the fallback.
 $(VENV)/.installed: engine/pyproject.toml
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -e 'engine[test]'
+	($(VPY) -m pip install -q uv && $(VENV)/bin/uv pip install -q --python $(VPY) -e 'engine[test]') \
+		|| $(VPY) -m pip install -q -e 'engine[test]'
 	touch $@
 
 venv: $(VENV)/.installed
 
 # The API fuzzer, pinned, into the same .venv.
 $(VENV)/.api-installed: $(VENV)/.installed e2e/api/requirements.txt
-	$(VPY) -m pip install -q -r e2e/api/requirements.txt
+	$(VENV)/bin/uv pip install -q --python $(VPY) -r e2e/api/requirements.txt \
+		|| $(VPY) -m pip install -q -r e2e/api/requirements.txt
 	touch $@
 
 build:
@@ -34,12 +37,17 @@ engine-test: venv
 	$(PYTHON) scripts/embed-catalog.py --check
 	cd engine && ../$(VPY) -m pytest -q
 
-# Suites run one after another: several start real worker processes, and on a small machine parallel suites
-# would slow each other past the timeouts they test. One OpenMP thread per CPU worker for the same reason.
+# The Swift tests that time something run alone, after the rest ran in parallel (see scripts/test.sh).
 # scripts/with-postgres.sh starts a throwaway PostgreSQL server on loopback (installing it when missing) for the
 # PostgreSQL store and cluster tests; REEL_REQUIRE_POSTGRES makes them fail, not skip, should it be missing.
-swift-test: venv build
-	OMP_NUM_THREADS=1 REEL_REQUIRE_POSTGRES=1 scripts/with-postgres.sh $(SWIFT) test --no-parallel
+REEL_TIMED_TESTS := ConnectionLimitTests|ClientInputRoutesTests|ClientInputTests|ClientInputCLITests|CSVReaderTests
+export REEL_TIMED_TESTS
+swift-test: venv
+	$(SWIFT) build --build-tests
+	OMP_NUM_THREADS=1 REEL_REQUIRE_POSTGRES=1 scripts/with-postgres.sh $(SWIFT) test --skip-build --parallel \
+		--skip '$(REEL_TIMED_TESTS)'
+	OMP_NUM_THREADS=1 REEL_REQUIRE_POSTGRES=1 scripts/with-postgres.sh $(SWIFT) test --skip-build --no-parallel \
+		--filter '$(REEL_TIMED_TESTS)'
 
 # The soak tests (60 jobs with random worker kills on one node; 100 jobs on two nodes) at full size with the real
 # engine; `make test` runs them with the scripted worker.
@@ -66,7 +74,10 @@ api-test: $(VENV)/.api-installed build
 	$(VPY) e2e/api/test_api.py --reel $(REEL) --python $(VPY) --schemathesis $(VENV)/bin/schemathesis
 	$(VPY) e2e/api/healthz_under_load.py --reel $(REEL) --seconds 20
 
-test: engine-test swift-test api-test web-test
+# Everything above, the independent parts side by side (scripts/test.sh says in which order); logs in
+# test-artifacts/logs/.
+test:
+	SWIFT=$(SWIFT) PYTHON=$(PYTHON) scripts/test.sh
 
 # dist/: a stripped static `reel`, the engine and the wheels a CUDA host with PyTorch may lack, for installing on a
 # GPU server without internet (dist/install.sh). Checks that dist/ stays under 60 MiB.
