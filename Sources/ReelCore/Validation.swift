@@ -173,23 +173,25 @@ public enum Validation {
         return (width, height)
     }
 
-    /// How long a text is as the limits count it: Unicode scalars after NFC normalisation, so a letter with a
-    /// combining accent counts once however it was typed, and each combining mark that does not compose counts
-    /// on its own (a single "character" cannot carry a 300 KB prompt). The text encoder's tokenizer normalises
-    /// too (NFKC), so this is close to what the model sees.
+    /// How long a text is as the limits count it: Unicode scalars after NFKC normalisation, which is what the text
+    /// encoder's tokenizer applies first, so the count is what the model reads. A letter with a combining accent
+    /// counts once however it was typed, each combining mark that does not compose counts on its own (a single
+    /// "character" cannot carry a 300 KB prompt), and a compatibility character counts as what it expands to
+    /// (U+FDFA, one ligature, is 18).
     public static func length(_ text: String) -> Int {
-        text.precomposedStringWithCanonicalMapping.unicodeScalars.count
+        text.precomposedStringWithCompatibilityMapping.unicodeScalars.count
     }
 
     private static func checkLength(_ text: String, field: String, what: String, limit: Int) throws(ReelError) {
-        // NFC composes at most a few scalars into one: a text with many times the limit in scalars is over it
-        // without being normalised, which keeps the cost linear whatever the input.
+        // Normalisation composes at most a few scalars into one: a text with many times the limit in scalars is over
+        // it without being normalised, which keeps the cost linear whatever the input (and NFKC expands a scalar
+        // to at most 18).
         let raw = text.unicodeScalars.count
         if raw / 4 > limit {
             throw .invalid(
                 field,
                 "\(what) has \(raw) Unicode scalars, far over the limit of \(limit) characters "
-                    + "(counted as Unicode scalars after NFC normalisation)")
+                    + "(counted as Unicode scalars after NFKC normalisation)")
         }
         // Normalising reorders each run of combining marks, at a cost that grows with the square of the run.
         try CombiningMarks.check(text, field: field)
@@ -197,7 +199,7 @@ public enum Validation {
         guard count <= limit else {
             throw .invalid(
                 field,
-                "\(what) has \(count) characters (Unicode scalars after NFC normalisation); the limit is \(limit)")
+                "\(what) has \(count) characters (Unicode scalars after NFKC normalisation); the limit is \(limit)")
         }
     }
 

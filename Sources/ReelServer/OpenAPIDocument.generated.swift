@@ -2779,7 +2779,7 @@ enum OpenAPIDocument {
         "properties": {
           "prompt": {
             "type": "string",
-            "description": "What the video shows; at most --max-prompt-characters Unicode scalars after NFC"
+            "description": "What the video shows; at most --max-prompt-characters Unicode scalars after NFKC"
           },
           "negative_prompt": {
             "type": [
@@ -2904,7 +2904,7 @@ enum OpenAPIDocument {
         "properties": {
           "prompt": {
             "type": "string",
-            "description": "What the video shows; at most --max-prompt-characters Unicode scalars after NFC"
+            "description": "What the video shows; at most --max-prompt-characters Unicode scalars after NFKC"
           },
           "negative_prompt": {
             "type": [

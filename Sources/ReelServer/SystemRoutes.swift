@@ -47,8 +47,8 @@ struct SystemRoutes {
     /// Each slot says which node it is on (`node`, `node_url`) and whether that node's heartbeat is older than
     /// `ClusterService.staleAfterSeconds` (`stale`: the node may be dead, and the slot's state is its last known).
     ///
-    /// A tenant sees every slot, but the id of a job only when the job is its own: another key's job shows as a busy
-    /// slot with `job: null`, as no other route lets it see that job either.
+    /// A tenant sees every slot, but the id and progress of a job only when the job is its own: another key's job
+    /// shows as a busy slot with `job: null` and no stage or step, as no other route lets it see that job either.
     private func workers() async throws -> Response {
         let tenant = Caller.current.owner
         guard let directory = service.store as? any ClusterDirectory else {
@@ -81,8 +81,8 @@ struct SystemRoutes {
         return try Self.json(["data": await visible(byNode)])
     }
 
-    /// `slots` with the ids of jobs the current caller may not see replaced by null (each job asked of the store
-    /// once).
+    /// `slots` with the ids and progress of jobs the current caller may not see replaced by null (each job asked of
+    /// the store once).
     private func visible(_ slots: [[String: Any]]) async -> [[String: Any]] {
         guard Caller.current.owner != nil else { return slots }
         var seen: [String: Bool] = [:]
@@ -93,7 +93,11 @@ struct SystemRoutes {
                     let job = try? await service.store.job(id: id)
                     seen[id] = job.map { Caller.current.canSee($0) } ?? false
                 }
-                if seen[id] != true { slot["job"] = NSNull() }
+                if seen[id] != true {
+                    for field in ["job", "stage", "step", "total_steps", "steps_per_second"] where slot[field] != nil {
+                        slot[field] = NSNull()
+                    }
+                }
             }
             result.append(slot)
         }

@@ -86,7 +86,20 @@ import Testing
         #expect(try SpecFields.row(from: ["prompt": "x", "seed": "9223372036854775807"]).request.seed == UInt64(Int64.max))
     }
 
-    /// Combining marks made one "character" of a 300 KB prompt; the limit counts scalars after NFC.
+    /// The text encoder's tokenizer applies NFKC first, so the limit counts what that leaves: a ligature that
+    /// expands to 18 letters counts 18, and full-width letters count as the letters they become.
+    @Test func thePromptLimitCountsWhatTheTokenizerSees() throws {
+        let limits = GenerationLimits(maxPromptCharacters: 4000)
+        let ligatures = String(repeating: "\u{FDFA}", count: 300)
+        #expect(Validation.length(ligatures) == 300 * 18)
+        let error = #expect(throws: ReelError.self) {
+            try Validation.resolve(GenerationRequest(prompt: ligatures), model: ti2v, limits: limits, randomSeed: { 1 })
+        }
+        #expect(error?.field == "prompt" && error?.message.contains("5400 characters") == true, "\(String(describing: error))")
+        #expect(Validation.length("\u{FF21}\u{FF22}") == 2)
+    }
+
+    /// Combining marks made one "character" of a 300 KB prompt; the limit counts scalars after NFKC.
     @Test func combiningMarksCountTowardsThePromptLimit() throws {
         let limits = GenerationLimits(maxPromptCharacters: 4000)
         let heavy = "a" + String(repeating: "\u{0301}", count: 150_000)

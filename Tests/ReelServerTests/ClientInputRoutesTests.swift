@@ -83,7 +83,7 @@ import Testing
     }
 
     /// A 300 KB prompt of combining marks was accepted: the limit counted characters, and each character carried
-    /// dozens of marks. Now the limit counts Unicode scalars after NFC, and longer runs of marks are refused outright.
+    /// dozens of marks. Now the limit counts Unicode scalars after NFKC, and longer runs of marks are refused outright.
     @Test func combiningMarksDoNotCarryAHugePrompt() async throws {
         try await TestSupport.withTemporaryDirectory { directory in
             let server = try KeyedServer(dataDirectory: directory)

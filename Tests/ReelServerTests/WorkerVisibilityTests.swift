@@ -36,7 +36,8 @@ import Testing
                         name: "gpu-2", url: "http://gpu-2:8188",
                         workers: Data(
                             (#"[{"slot": "cuda:0", "state": "busy", "job": "\#(mine)", "step": 3, "total_steps": 8},"#
-                                + #"{"slot": "cuda:1", "state": "busy", "job": "\#(theirs)"},"#
+                                + #"{"slot": "cuda:1", "state": "busy", "job": "\#(theirs)", "stage": "denoising", "step": 5, "#
+                                + #""total_steps": 40, "steps_per_second": 0.5},"#
                                 + #"{"slot": "cuda:2", "state": "ready"}]"#).utf8),
                         secondsSinceHeartbeat: 1)
                 ])
@@ -44,8 +45,15 @@ import Testing
                 #expect(a.map { $0["state"] as? String } == ["busy", "busy", "ready"])
                 #expect(a[0]["job"] as? String == mine)
                 #expect(a[1]["job"] is NSNull, "key A must not see key B's job id: \(a[1])")
+                // Nor how far key B's job has got.
+                for field in ["stage", "step", "total_steps", "steps_per_second"] {
+                    #expect(a[1][field] == nil || a[1][field] is NSNull, "key A sees \(field) of key B's job: \(a[1])")
+                }
+                #expect(a[0]["step"] as? Int == 3 && a[0]["total_steps"] as? Int == 8)
                 let b = try await client.call(.get, "/v1/workers", key: KeyedServer.keyB).dataList()
                 #expect(b[0]["job"] is NSNull && b[1]["job"] as? String == theirs)
+                #expect(b[0]["step"] == nil || b[0]["step"] is NSNull)
+                #expect(b[1]["step"] as? Int == 5 && b[1]["stage"] as? String == "denoising")
                 let text = String(buffer: try await client.call(.get, "/v1/workers", key: KeyedServer.keyA).body)
                 #expect(!text.contains(theirs))
             }

@@ -65,9 +65,11 @@ public final class ServerProcess: @unchecked Sendable {
 
     public var client: ReelAPIClient { ReelAPIClient(baseURL: "http://127.0.0.1:\(port)") }
 
-    /// Waits until `/readyz` answers 200: at least one worker is ready.
-    public func waitUntilReady(timeout: Duration = .seconds(120)) async throws {
+    /// Waits until `/readyz` answers 200: at least one worker is ready (asked with `apiKey` behind API keys).
+    public func waitUntilReady(timeout: Duration = .seconds(120), apiKey: String? = nil) async throws {
         let deadline = ContinuousClock.now + timeout
+        var client = client
+        client.apiKey = apiKey
         while ContinuousClock.now < deadline {
             if (try? await client.send(.GET, "/readyz")) != nil { return }
             guard process.isRunning else { throw ServerProcessError("the server exited:\n\(log)") }
