@@ -4,9 +4,11 @@ import ReelCore
 
 extension Request {
     /// The whole body, refused with a 413 that says `tooLarge` as soon as it is declared, or grows, larger than
-    /// `limit` bytes, so an oversized body is never read to its end.
+    /// `limit` bytes, so an oversized body is never read to its end. The answer closes the connection: the rest of
+    /// the body is never read, so nothing after it on the connection could be found.
     mutating func collectBody(limit: Int, tooLarge message: String) async throws -> ByteBuffer {
-        let tooLarge = APIError(ReelError(.payloadTooLarge, message))
+        let tooLarge = APIError(
+            status: .contentTooLarge, ReelError(.payloadTooLarge, message), headers: [.connection: "close"])
         if let length = headers[.contentLength].flatMap(Int.init), length > limit { throw tooLarge }
         do {
             return try await collectBody(upTo: limit)

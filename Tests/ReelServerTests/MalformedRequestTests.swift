@@ -38,6 +38,7 @@ import Testing
         Case("garbage instead of a request line", "hello there\r\n\r\n"),
         Case("an invalid method", "G@T /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"),
         Case("an unknown HTTP version", "GET /healthz HTTP/7.3\r\nHost: localhost\r\n\r\n"),
+        Case("CONNECT, as to a proxy", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 405),
         Case("a space inside the target", "GET /v1/jo bs HTTP/1.1\r\nHost: localhost\r\n\r\n"),
         Case("a control character in the target", "GET /v1/\u{01}jobs HTTP/1.1\r\nHost: localhost\r\n\r\n"),
         // Headers

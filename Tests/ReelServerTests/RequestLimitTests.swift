@@ -53,6 +53,14 @@ import Testing
                             + "Content-Type: \(route.contentType)\r\nContent-Length: 1000000000\r\n\r\n")
                     let head = try await declared.waitFor("\r\n\r\n")
                     #expect(head.hasPrefix("HTTP/1.1 413"), "\(route.uri): \(head)")
+                    // The rest of the body is never read, so the connection cannot carry another request: the
+                    // answer says so, and the server closes it.
+                    #expect(head.lowercased().contains("connection: close"), "\(route.uri): \(head)")
+                    let closedBy = ContinuousClock.now + .seconds(5)
+                    while !declared.isClosedByPeer, ContinuousClock.now < closedBy {
+                        if !declared.readAvailable() { try await Task.sleep(for: .milliseconds(10)) }
+                    }
+                    #expect(declared.isClosedByPeer, "\(route.uri): the connection stayed open after the 413")
 
                     // A chunked body of 16 KiB chunks that would go on for 64 MiB and never ends.
                     let chunked = try RawHTTPConnection(port: port)

@@ -124,6 +124,12 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         // After a failure outside a request (or a refusal), what the decoder still passes on belongs to nothing.
         if closing || (failed && !requestOpen) { return }
         switch unwrapInboundIn(data) {
+        case .head(let head) where head.method == .connect:
+            // NIO's encoder writes any answer to CONNECT without a body (as a 2xx one must be), so the refusal goes
+            // out as bytes, past the HTTP handlers.
+            failed = true
+            answerBelowHTTP(HTTPProtocolError.connect, context: context)
+            return
         case .head:
             requestOpen = true
             unanswered += 1
@@ -182,6 +188,11 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         case .head(let head):
             // An informational head (100 Continue) is not the response.
             if head.status.kind != .informational { responseStarted = true }
+            // An answer that says it closes the connection (a 413 whose body is left unread) does, once it is
+            // written, even while the client is still sending.
+            if let connection = head.headerFields[.connection], connection.lowercased().contains("close") {
+                closeAfterResponse = true
+            }
             context.write(data, promise: promise)
         case .body:
             context.write(data, promise: promise)
@@ -268,6 +279,28 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         closing = true
         cancelTimer()
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    /// Writes `error` as a whole HTTP/1.1 response straight to the socket, then closes the connection.
+    private func answerBelowHTTP(_ error: APIError, context: ChannelHandlerContext) {
+        guard !closing, let front = try? context.pipeline.syncOperations.context(handlerType: ByteWatcher.self) else {
+            close(context)
+            return
+        }
+        closing = true
+        cancelTimer()
+        let body = (try? APIJSON.encode(
+            APIError.Body(error: .init(code: error.error.code.rawValue, message: error.error.message, field: nil))))
+            ?? ByteBuffer()
+        var head = "HTTP/1.1 \(error.status.code) \(error.status.reasonPhrase)\r\n"
+        for field in error.headers where field.name != .contentLength && field.name != .contentType {
+            head += "\(field.name): \(field.value)\r\n"
+        }
+        head += "Content-Type: application/json; charset=utf-8\r\nContent-Length: \(body.readableBytes)\r\n\r\n"
+        var bytes = ByteBuffer(string: head)
+        bytes.writeImmutableBuffer(body)
+        let channel = context.channel
+        front.writeAndFlush(NIOAny(bytes)).whenComplete { _ in channel.close(promise: nil) }
     }
 
     /// Closes a connection that has nothing in flight to it.

@@ -79,6 +79,12 @@ enum HTTPProtocolError {
             headers: [.connection: "close", .retryAfter: "1"])
     }
 
+    /// The answer to CONNECT: this server is no proxy.
+    static let connect = APIError(
+        status: .methodNotAllowed,
+        ReelError(.methodNotAllowed, "CONNECT is not supported: this is Reel's API, not a proxy"),
+        headers: [.connection: "close", .allow: "GET, HEAD, POST, DELETE"])
+
     private static func answer(_ status: HTTPResponse.Status, _ code: ReelError.Code, _ message: String) -> APIError {
         APIError(status: status, ReelError(code, message), headers: [.connection: "close"])
     }
