@@ -118,7 +118,9 @@ let package = Package(
         .testTarget(name: "ReelWorkerProtocolTests", dependencies: ["ReelWorkerProtocol"], swiftSettings: swiftSettings),
         .testTarget(name: "ReelCSVTests", dependencies: ["ReelCSV"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "ReelStoreTests", dependencies: ["ReelStore", "ReelTestSupport"], swiftSettings: swiftSettings),
+            name: "ReelStoreTests",
+            dependencies: ["ReelStore", "ReelTestSupport", .product(name: "PostgresNIO", package: "postgres-nio")],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "ReelSchedulerTests",
             dependencies: [

@@ -42,4 +42,11 @@ extension JobStoreError {
             .unavailable,
             "the job database cannot be read or written (\(detail)); the server's operator must check its disk")
     }
+
+    static func unreachable(_ detail: String) -> JobStoreError {
+        JobStoreError(
+            .unavailable,
+            "the job database cannot be reached just now (\(detail)); nothing was changed. Retry in "
+                + "\(busyRetryAfterSeconds) s")
+    }
 }

@@ -23,30 +23,48 @@ actor PostgresConnections {
     }
 
     /// Lends a connection to `body`; a connection that `body` leaves closed (the server dropped it, say) is not
-    /// reused.
-    nonisolated func withConnection<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result)
-        async throws -> Result
-    {
-        let connection = try await acquire()
+    /// reused. Errors a caller can act on become `JobStoreError`s (see `storeError`), unless `rawErrors`.
+    nonisolated func withConnection<Result: Sendable>(
+        rawErrors: Bool = false, _ body: (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        let connection: PostgresConnection
+        do {
+            connection = try await acquire()
+        } catch let error as PostgresStoreError {
+            throw error
+        } catch {
+            throw rawErrors ? error : Self.storeError(error, connecting: true)
+        }
         do {
             let result = try await body(connection)
             await release(connection)
             return result
         } catch {
             await release(connection)
-            throw Self.storeError(error)
+            throw rawErrors ? error : Self.storeError(error)
         }
     }
 
-    /// A `JobStoreError` for the server's answers an operator or client can act on: a full disk (class 53100),
-    /// and a lock not obtained in time (55P03 lock_not_available, 40P01 deadlock_detected, 57014 query_canceled by
-    /// a statement or lock timeout). Anything else, unchanged.
-    static func storeError(_ error: any Error) -> any Error {
-        guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return error }
+    /// A `JobStoreError` for the failures an operator or client can act on: a full disk (class 53100); a lock not
+    /// obtained in time (55P03 lock_not_available, 40P01 deadlock_detected, 57014 query_canceled by the statement
+    /// or lock timeout); and a server that cannot be reached or used just now (the connection failed or dropped,
+    /// class 08, 53300 too_many_connections, 57P01–57P03 shutting down or starting), all of which a retry may get
+    /// past. Anything else, unchanged.
+    static func storeError(_ error: any Error, connecting: Bool = false) -> any Error {
+        guard let error = error as? PSQLError else {
+            // What NIO throws when the server cannot be reached at all.
+            return connecting ? JobStoreError.unreachable("connecting: \(error)") : error
+        }
+        if error.code == .connectionError || error.code == .serverClosedConnection || error.code == .uncleanShutdown {
+            return JobStoreError.unreachable("PostgreSQL: the connection failed (\(error.code))")
+        }
+        guard let state = error.serverInfo?[.sqlState] else { return error }
         let detail = "PostgreSQL \(state): \(error.serverInfo?[.message] ?? "")"
         switch state {
         case "53100": return JobStoreError.diskFull(detail)
         case "55P03", "40P01", "57014": return JobStoreError.busy(detail)
+        case "53300", "57P01", "57P02", "57P03": return JobStoreError.unreachable(detail)
+        case _ where state.hasPrefix("08"): return JobStoreError.unreachable(detail)
         default: return error
         }
     }

@@ -45,9 +45,12 @@ public final class PostgresJobStore: JobStore, ClusterDirectory {
             location: PostgresLocation(url: url), timeSource: timeSource, logger: logger, beforeClaimCommit: nil)
     }
 
+    /// `lockTimeout`: how long a statement waits for a row another connection holds before it fails (answered 503
+    /// with Retry-After). Every statement is also limited to a minute, and a transaction left open and idle (by a
+    /// node that hung mid-way) is ended after a minute, so no request and no node waits on another for ever.
     init(
         location: PostgresLocation, timeSource: TimeSource, logger: Logger?,
-        beforeClaimCommit: (@Sendable (Int32) async -> Void)?
+        beforeClaimCommit: (@Sendable (Int32) async -> Void)?, lockTimeout: Duration = .seconds(10)
     ) async throws {
         var logger = logger ?? Logger(label: "reel.store.postgres")
         logger[metadataKey: "database"] = "\(location.redacted)"
@@ -61,6 +64,11 @@ public final class PostgresJobStore: JobStore, ClusterDirectory {
             throw PostgresLocation.explain(error, connecting: location)
         }
         configuration.options.connectTimeout = .seconds(10)
+        let lockMilliseconds = lockTimeout.components.seconds * 1000 + lockTimeout.components.attoseconds / 1_000_000_000_000_000
+        configuration.options.additionalStartupParameters = [
+            ("lock_timeout", "\(max(1, lockMilliseconds))ms"), ("statement_timeout", "60s"),
+            ("idle_in_transaction_session_timeout", "60s"),
+        ]
         let connections = PostgresConnections(configuration: configuration, maximum: 16, logger: connectionLogger)
         self.connections = connections
         self.timeSource = timeSource
@@ -68,7 +76,8 @@ public final class PostgresJobStore: JobStore, ClusterDirectory {
         self.beforeClaimCommit = beforeClaimCommit
         // The first connection fails at once with the server's reason (no such database, wrong password…).
         do {
-            try await connections.withConnection { connection in
+            // Raw errors: PostgresLocation.explain words them for the person who typed the URL.
+            try await connections.withConnection(rawErrors: true) { connection in
                 try await Self.migrate(connection, logger: logger)
             }
         } catch {
@@ -722,7 +731,7 @@ extension PostgresConnection {
     /// statement written to a closed channel (the server ended the session, say).
     func rows(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
         guard !isClosed else {
-            throw PostgresStoreError("the connection to PostgreSQL was closed (the server ended the session)")
+            throw JobStoreError.unreachable("PostgreSQL: the server ended the session")
         }
         return try await self.query(query, logger: logger)
     }

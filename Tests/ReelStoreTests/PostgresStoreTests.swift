@@ -1,4 +1,5 @@
 import Foundation
+import PostgresNIO
 import ReelCore
 import ReelTestSupport
 import Synchronization
@@ -76,6 +77,32 @@ import Testing
         }
     }
 
+    /// A row another connection holds past the lock timeout fails the statement as `busy` (a 503 with
+    /// Retry-After at the API), promptly, and changes nothing.
+    @Test func aRowLockedPastTheLockTimeoutIsBusyNotAHang() async throws {
+        try await TestPostgres.withDatabase { url in
+            let store = try await PostgresJobStore(
+                location: PostgresLocation(url: url), timeSource: .database, logger: nil, beforeClaimCommit: nil,
+                lockTimeout: .milliseconds(500))
+            try await store.add("held", at: Date())
+            // Another session locks the job's row and keeps its transaction open.
+            let holder = try await PostgresConnection.connect(
+                configuration: try PostgresLocation(url: url).connectionConfiguration(), id: 99,
+                logger: TestSupport.logger)
+            try await holder.query("BEGIN", logger: TestSupport.logger)
+            try await holder.query("SELECT id FROM job WHERE id = 'held' FOR UPDATE", logger: TestSupport.logger)
+            let started = ContinuousClock.now
+            let error = await #expect(throws: JobStoreError.self) { try await store.cancel(id: "held", now: Date()) }
+            #expect(error?.code == .busy, "\(String(describing: error))")
+            #expect(ContinuousClock.now - started < .seconds(20), "it waited for the lock timeout, not for ever")
+            try await holder.query("ROLLBACK", logger: TestSupport.logger)
+            try await holder.close()
+            #expect(try await store.job(id: "held")?.state == .queued)
+            #expect(try await store.cancel(id: "held", now: Date())?.state == .cancelled)
+            await store.close()
+        }
+    }
+
     @Test func aConnectionDroppedDuringAClaimLeavesTheJobQueued() async throws {
         try await TestPostgres.withDatabase { url in
             let other = try await PostgresJobStore(url: url)
@@ -95,9 +122,11 @@ import Testing
                 })
             try await other.add("j1", at: Date())
 
-            await #expect(throws: (any Error).self) {
+            // The lost connection is a store error a client can act on (503 with Retry-After), not a bare 500.
+            let lost = await #expect(throws: JobStoreError.self) {
                 try await dropping.claim(owner: "node-a/cpu", slot: "cpu", leaseExpiresAt: Date() + 60, now: Date())
             }
+            #expect(lost?.code == .unavailable, "\(String(describing: lost))")
             #expect(sawLocked.withLock { $0 } == true, "SKIP LOCKED: the other node did not wait for the claim")
             let job = try #require(await other.job(id: "j1"))
             #expect(job.state == .queued && job.attempts == 0 && job.leaseOwner == nil && job.node == nil)
