@@ -7,7 +7,7 @@ Two runs, each against its own server: without API keys, and with two keys (as t
 generates requests from the document, both valid ones and ones that break it (wrong types, missing fields,
 values out of range), for every operation but the endless `GET /v1/events` stream, and checks every answer: no
 5xx, no dropped connection, the status, content type, headers and body as the document says. At the end the
-server must be the process it was (same pid), still running, and answering /healthz.
+server process started for the run (nothing restarts it) must still be running and answering /healthz.
 
 The server runs the tiny model with the scripted worker (REEL_ENGINE_MODULE=reel_engine.scripted_worker: torch-
 free, a job takes no time) and small limits, so the jobs the fuzzer queues finish at once.
@@ -104,18 +104,16 @@ def main():
     for name, keys in [("without keys", []), ("with keys", KEYS)]:
         data_dir = pathlib.Path(tempfile.mkdtemp(prefix="reel-api-"))
         process, base = start_server(args, data_dir, keys)
-        pid = process.pid
         try:
             report = args.artifacts / f"schemathesis-{'keys' if keys else 'open'}.xml"
             result, elapsed = run_schemathesis(args, base, keys[0] if keys else None, report)
             summary = [line for line in result.stdout.splitlines() if line.strip()][-12:]
             alive = process.poll() is None and healthz(base) == 200
-            same = alive and process.pid == pid
             print(f"== {name}: schemathesis exited {result.returncode} after {elapsed:.0f} s; "
-                  f"server {'still answering, same pid ' + str(pid) if same else 'GONE'}")
+                  f"server {f'pid {process.pid} still running and answering' if alive else 'GONE'}")
             print("\n".join("   " + line for line in summary))
             (args.artifacts / f"schemathesis-{'keys' if keys else 'open'}.log").write_text(result.stdout + result.stderr)
-            if result.returncode != 0 or not same:
+            if result.returncode != 0 or not alive:
                 failed = True
                 print(result.stdout[-6000:])
                 print(result.stderr[-2000:], file=sys.stderr)
