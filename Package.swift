@@ -150,7 +150,7 @@ let package = Package(
         .testTarget(
             name: "ReelClusterTests",
             dependencies: [
-                "ReelCLI", "ReelTestSupport", "ReelClient", "ReelWorkerProtocol", "ReelStore", "ReelCore",
+                "ReelCLI", "ReelTestSupport", "ReelClient", "ReelWorkerProtocol", "ReelStore", "ReelCore", "ReelCSV",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings

@@ -7,13 +7,11 @@ import ReelStore
 /// Batches: many rows validated together, queued together, and reported together.
 public struct BatchService: Sendable {
     public let jobs: JobService
-    let manifests: BatchManifestStore
     /// The most rows one batch may have.
     public var maxRows: Int
 
     public init(jobs: JobService, maxRows: Int = BatchValidation.defaultMaxRows) {
         self.jobs = jobs
-        manifests = BatchManifestStore(dataDirectory: jobs.scheduler.configuration.dataDirectory)
         self.maxRows = maxRows
     }
 
@@ -73,7 +71,8 @@ public struct BatchService: Sendable {
         return try validation.check(rows)
     }
 
-    /// Queues the valid rows in one transaction (all of them, or none when `atomic` and any row is bad).
+    /// Queues the valid rows and the batch's manifest in one transaction (all of them, or none when `atomic` and any
+    /// row is bad).
     func submit(_ rows: [BatchVerdict], source: String, atomic: Bool) async throws -> (BatchManifest, queued: Bool) {
         let id = BatchManifest.makeID()
         let owner = Caller.current.owner
@@ -96,18 +95,20 @@ public struct BatchService: Sendable {
             manifest.accepted = []
             return (manifest, false)
         }
-        let queued = try await jobs.withQueueRoom(for: newJobs.count) {
-            try await jobs.store.enqueueAll(newJobs, now: Date())
+        // The manifest goes into the store with its jobs, in one transaction: every node sharing the store can
+        // report the batch, and no crash leaves jobs without their manifest or a manifest without its jobs.
+        let stored = try await jobs.withQueueRoom(for: newJobs.count) {
+            try await jobs.store.enqueueBatch(manifest, jobs: newJobs, now: Date()).manifest
         }
-        try manifests.save(manifest)
         jobs.scheduler.jobsEnqueued()
-        return (manifest, true)
+        return (stored, true)
     }
 
     /// A batch's manifest and its jobs as they are now, if the current caller may see it.
     func status(id: String) async throws -> (BatchManifest, [String: Job]) {
         let caller = Caller.current
-        guard let manifest = manifests.load(id), caller.owner == nil || manifest.owner == caller.owner else {
+        guard let manifest = try await jobs.store.batch(id: id), caller.owner == nil || manifest.owner == caller.owner
+        else {
             throw ReelError(.notFound, "no batch \(id)")
         }
         var byID: [String: Job] = [:]
