@@ -35,6 +35,9 @@ let package = Package(
         .target(name: "ReelWorkerProtocol", swiftSettings: swiftSettings),
         // RFC 4180 CSV reading.
         .target(name: "ReelCSV", swiftSettings: swiftSettings),
+        // The one validation of a batch (CSV text or rows → whole-file error or per-row verdicts), for the CLI and
+        // the server alike. No I/O.
+        .target(name: "ReelBatch", dependencies: ["ReelCore", "ReelCSV"], swiftSettings: swiftSettings),
         // Starting and talking to one engine worker process.
         .target(
             name: "ReelWorker",
@@ -71,7 +74,7 @@ let package = Package(
         .target(
             name: "ReelServer",
             dependencies: [
-                "ReelCore", "ReelStore", "ReelScheduler", "ReelCSV",
+                "ReelCore", "ReelStore", "ReelScheduler", "ReelCSV", "ReelBatch",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -98,7 +101,7 @@ let package = Package(
         .executableTarget(
             name: "ReelCLI",
             dependencies: [
-                "ReelCore", "ReelWorkerProtocol", "ReelWorker", "ReelCSV", "ReelStore", "ReelScheduler", "ReelServer", "ReelClient",
+                "ReelCore", "ReelWorkerProtocol", "ReelWorker", "ReelCSV", "ReelBatch", "ReelStore", "ReelScheduler", "ReelServer", "ReelClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -117,6 +120,9 @@ let package = Package(
         .testTarget(name: "ReelCoreTests", dependencies: ["ReelCore"], swiftSettings: swiftSettings),
         .testTarget(name: "ReelWorkerProtocolTests", dependencies: ["ReelWorkerProtocol"], swiftSettings: swiftSettings),
         .testTarget(name: "ReelCSVTests", dependencies: ["ReelCSV"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ReelBatchTests", dependencies: ["ReelBatch", "ReelCore", "ReelTestSupport"],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "ReelStoreTests",
             dependencies: ["ReelStore", "ReelTestSupport", .product(name: "PostgresNIO", package: "postgres-nio")],
@@ -149,14 +155,14 @@ let package = Package(
         .testTarget(
             name: "ReelClusterTests",
             dependencies: [
-                "ReelCLI", "ReelTestSupport", "ReelClient", "ReelWorkerProtocol", "ReelStore", "ReelCore",
+                "ReelCLI", "ReelTestSupport", "ReelClient", "ReelWorkerProtocol", "ReelStore", "ReelCore", "ReelCSV",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "ReelCLITests",
-            dependencies: ["ReelCLI", "ReelTestSupport", "ReelClient", "ReelWorkerProtocol"],
+            dependencies: ["ReelCLI", "ReelTestSupport", "ReelClient", "ReelWorkerProtocol", "ReelCSV"],
             swiftSettings: swiftSettings
         ),
     ]

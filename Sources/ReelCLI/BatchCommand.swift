@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
-import ReelCSV
 import ReelClient
 import Metrics
+import ReelBatch
 import ReelCore
 import ReelScheduler
 import ReelServer
@@ -53,6 +53,7 @@ struct BatchCommand: AsyncParsableCommand {
     struct PlannedRow {
         var row: Int
         var spec: GenerationSpec
+        var priority: Int
         /// The row's folder name in the output directory, also its job id.
         var directory: String
     }
@@ -64,24 +65,11 @@ struct BatchCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("cannot read \(file) as UTF-8 text: \(error.localizedDescription)")
         }
-        let table: CSVTable
-        do {
-            table = try CSVReader.parse(text)
-        } catch {
-            throw ValidationError("\(file): \(error)")
-        }
-        guard table.header.contains("prompt") else {
-            throw ValidationError("\(file): the header has no 'prompt' column; found \(table.header.joined(separator: ", "))")
-        }
-        for name in table.header where !SpecFields.known.contains(name) {
-            throw ValidationError(
-                "\(file): unknown column '\(name)'; the known columns are \(SpecFields.known.joined(separator: ", "))")
-        }
         let library = try loadStyles()
         if let server {
-            try await runOnServer(table: table, text: text, server: server, styles: library)
+            try await runOnServer(text: text, server: server)
         } else {
-            try await runLocally(table: table, styles: library)
+            try await runLocally(text: text, styles: library)
         }
     }
 
@@ -89,58 +77,49 @@ struct BatchCommand: AsyncParsableCommand {
         try styleFile.library(dataDirectory: engine.resolvedDataDir)
     }
 
-    private func fields(of row: CSVTable.Row, header: [String]) -> [String: String] {
-        var fields: [String: String] = [:]
-        for (index, name) in header.enumerated() where index < row.fields.count { fields[name] = row.fields[index] }
-        return fields
+    /// A problem with the whole file, as the command reports it.
+    private func fileError(_ error: ReelError) -> ValidationError {
+        ValidationError("\(file): \(error)")
     }
 
-    /// Checks every row locally; returns the rows that pass and prints the others by row and column.
-    private func check(
-        _ table: CSVTable, model: ModelInfo?, styles: StyleLibrary
-    ) -> (valid: [(row: Int, spec: GenerationSpec?)], rejected: [Int: [String]]) {
-        var valid: [(row: Int, spec: GenerationSpec?)] = []
-        var rejected: [Int: [String]] = [:]
-        for row in table.rows {
-            do throws(ReelError) {
-                guard row.fields.count <= table.header.count else {
-                    throw ReelError.invalid(
-                        "row", "the row has \(row.fields.count) fields but the header has \(table.header.count)")
-                }
-                let parsed = try SpecFields.row(from: fields(of: row, header: table.header))
-                if let model {
-                    if let named = parsed.model, named != model.name {
-                        throw ReelError.invalid("model", "this batch runs '\(model.name)', not '\(named)'")
-                    }
-                    valid.append((row.number, try Validation.resolve(parsed.request, model: model, styles: styles)))
-                } else {
-                    valid.append((row.number, nil))
-                }
-            } catch {
-                printError("row \(row.number), column \(error.field ?? "?"): \(error.message)")
-                rejected[row.number] = BatchReport.rejectedLine(row: row.number, column: error.field, message: error.message)
-            }
-        }
-        return (valid, rejected)
+    /// Prints a rejected row by row and column, and returns its line of the report.
+    private func reject(row: Int, _ error: ReelError) -> [String] {
+        printError("row \(row), column \(error.field ?? "?"): \(error.message)")
+        return BatchReport.rejectedLine(row: row, column: error.field, message: error.message)
     }
 
     // MARK: - Local
 
     /// Runs the valid rows on this machine's slots (`--devices`), one warm worker each, with the same
     /// scheduler, retries and stall detection as `reel serve`, over a queue that lives as long as the command.
-    private func runLocally(table: CSVTable, styles: StyleLibrary) async throws {
+    ///
+    /// The rows are checked as `POST /v1/batches` checks them (`BatchValidation`, with the standard limits): a row
+    /// the server would refuse is refused here too.
+    private func runLocally(text: String, styles: StyleLibrary) async throws {
         let model = try engine.resolveModel()
         let outDir = absolutePath(out)
-        let (valid, rejected) = check(table, model: model, styles: styles)
-        var report = rejected
-        let planned = valid.compactMap { item in
-            item.spec.map {
-                PlannedRow(
-                    row: item.row, spec: $0,
-                    directory: String(format: "%03d-", item.row) + Slug.make($0.userPrompt ?? $0.prompt))
+        let validation = BatchValidation(model: model, styles: styles, runner: "reel batch")
+        let verdicts: [BatchVerdict]
+        do {
+            verdicts = try validation.check(csv: text)
+        } catch {
+            throw fileError(error)
+        }
+        var report: [Int: [String]] = [:]
+        var planned: [PlannedRow] = []
+        for verdict in verdicts {
+            switch verdict.result {
+            case .success(let spec):
+                planned.append(
+                    PlannedRow(
+                        row: verdict.row, spec: spec, priority: verdict.priority,
+                        directory: String(format: "%03d-", verdict.row) + Slug.make(spec.userPrompt ?? spec.prompt)))
+            case .failure(let error):
+                report[verdict.row] = reject(row: verdict.row, error)
             }
         }
-        printError("\(planned.count) of \(table.rows.count) rows are valid")
+        let total = verdicts.count
+        printError("\(planned.count) of \(total) rows are valid")
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
 
         if !planned.isEmpty {
@@ -156,7 +135,7 @@ struct BatchCommand: AsyncParsableCommand {
             printError("running on " + plan.slots.map(\.device).joined(separator: ", "))
             if plan.chosen != .replica || !plan.notes.isEmpty { plan.lines.forEach(printError) }
             // The job id is the row's folder name, so each job writes straight into out/<row>-<slug>/.
-            let jobs = planned.map { NewJob(id: $0.directory, spec: $0.spec, priority: 0) }
+            let jobs = planned.map { NewJob(id: $0.directory, spec: $0.spec, priority: $0.priority) }
             let display = BatchDisplay(total: jobs.count)
             let finished = try await LocalQueue(engine: engine, options: supervision, plan: plan, outputRoot: outDir).run(jobs) {
                 event, workers in display.update(event, workers: workers)
@@ -172,15 +151,27 @@ struct BatchCommand: AsyncParsableCommand {
         let reportPath = outDir + "/report.csv"
         try BatchReport.csv(lines: report).write(toFile: reportPath, atomically: true, encoding: .utf8)
         let succeeded = report.values.filter { $0[2] == "succeeded" }.count
-        print("\(succeeded) of \(table.rows.count) videos in \(outDir); report: \(reportPath)")
-        if succeeded < table.rows.count { throw ExitCode(1) }
+        print("\(succeeded) of \(total) videos in \(outDir); report: \(reportPath)")
+        if succeeded < total { throw ExitCode(1) }
     }
 
     // MARK: - On a server
 
-    private func runOnServer(table: CSVTable, text: String, server: String, styles: StyleLibrary) async throws {
-        // The server knows its model; here only the file's form and each field's type are checked.
-        let (_, rejectedLocally) = check(table, model: nil, styles: styles)
+    private func runOnServer(text: String, server: String) async throws {
+        // The server knows its model and limits and checks every row with them (`BatchValidation`, as a local run
+        // does); here only the file and each field's form are checked, the row limit left to the server.
+        let rows: [BatchInputRow]
+        do {
+            rows = try BatchValidation.read(csv: text, maxRows: nil)
+        } catch {
+            throw fileError(error)
+        }
+        var rejectedLocally = Set<Int>()
+        for input in rows {
+            guard case .failure(let error) = input.fields else { continue }
+            _ = reject(row: input.row, error)
+            rejectedLocally.insert(input.row)
+        }
         if !rejectedLocally.isEmpty && atomic {
             printError("\(rejectedLocally.count) rows are invalid; nothing was sent (--atomic)")
             throw ExitCode(1)
@@ -189,7 +180,7 @@ struct BatchCommand: AsyncParsableCommand {
             baseURL: server, apiKey: apiKey ?? ProcessInfo.processInfo.environment["REEL_API_KEY"])
         try await reportingErrors {
             let submission = try await client.submitBatch(csv: text, atomic: atomic)
-            for rejected in submission.rejected where rejectedLocally[rejected.row] == nil {
+            for rejected in submission.rejected where !rejectedLocally.contains(rejected.row) {
                 printError("row \(rejected.row), column \(rejected.column ?? "?"): \(rejected.message)")
             }
             guard let id = submission.id, submission.queued else {
@@ -202,9 +193,7 @@ struct BatchCommand: AsyncParsableCommand {
             let outDir = absolutePath(out)
             try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
             let prompts = Dictionary(
-                uniqueKeysWithValues: table.rows.map { row in
-                    (row.number, fields(of: row, header: table.header)["prompt"] ?? "")
-                })
+                uniqueKeysWithValues: rows.map { row in (row.row, (try? row.fields.get())?.request.prompt ?? "") })
             let status = try await follow(batch: id, client: client, outDir: outDir, prompts: prompts)
             let report = try await client.batchReport(id)
             try report.write(toFile: outDir + "/report.csv", atomically: true, encoding: .utf8)

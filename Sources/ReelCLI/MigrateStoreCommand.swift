@@ -2,15 +2,15 @@ import ArgumentParser
 import Foundation
 import ReelStore
 
-/// `reel migrate-store`: copies a queue (jobs, their event logs and idempotency keys) from one store to another, for
-/// example from a node's SQLite file to the PostgreSQL database a cluster will share.
+/// `reel migrate-store`: copies a queue (jobs, their event logs and idempotency keys, and batch manifests) from one
+/// store to another, for example from a node's SQLite file to the PostgreSQL database a cluster will share.
 struct MigrateStoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "migrate-store",
-        abstract: "Copy every job and its events from one job store into another, empty one.",
+        abstract: "Copy every job with its events, and every batch, from one job store into another, empty one.",
         discussion: """
-            Stop every `reel serve` that uses either store first. The target must hold no jobs: the copy refuses a
-            store that does, so that nothing is duplicated or overwritten, and it is one transaction, so an
+            Stop every `reel serve` that uses either store first. The target must hold no jobs nor batches: the copy
+            refuses a store that does, so that nothing is duplicated or overwritten, and it is one transaction, so an
             interrupted copy leaves the target empty for another try. Jobs that were running arrive queued, their
             attempt not counted. The source is only read (a SQLite file's schema is brought
             up to date first).
@@ -46,7 +46,8 @@ struct MigrateStoreCommand: AsyncParsableCommand {
         await Self.close(target)
         let report = try result.get()
         printFlushed(
-            "copied \(report.jobs) job\(report.jobs == 1 ? "" : "s") and \(report.events) event\(report.events == 1 ? "" : "s") "
+            "copied \(report.jobs) job\(report.jobs == 1 ? "" : "s"), \(report.events) event\(report.events == 1 ? "" : "s") "
+                + "and \(report.batches) batch\(report.batches == 1 ? "" : "es") "
                 + "from \(Self.describe(from)) to \(Self.describe(to))")
         if !report.requeued.isEmpty {
             printFlushed(

@@ -5,6 +5,9 @@ public struct SpecRow: Sendable, Equatable {
     public var model: String?
     public var priority: Int?
 
+    /// The priorities a row or a submission may have: higher runs first; absent means 0.
+    public static let priorityRange = -100...100
+
     public init(request: GenerationRequest, model: String? = nil, priority: Int? = nil) {
         self.request = request
         self.model = model

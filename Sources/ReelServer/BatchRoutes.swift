@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import ReelBatch
 import ReelCore
 
 /// `POST /v1/batches` (CSV or JSON), `GET /v1/batches/{id}` and `GET /v1/batches/{id}/report.csv`.
@@ -37,7 +38,7 @@ struct BatchRoutes {
         let body = try await request.collectBody(
             limit: maxBodyBytes, tooLarge: "the batch is larger than \(maxBodyBytes) bytes; split it into several")
         let contentType = (request.headers[.contentType] ?? "").lowercased()
-        let rows: [BatchService.CheckedRow]
+        let rows: [BatchVerdict]
         let source: String
         if contentType.hasPrefix("text/csv") {
             guard let text = String(validating: body.readableBytesView, as: UTF8.self) else {

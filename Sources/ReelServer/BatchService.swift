@@ -1,5 +1,5 @@
 import Foundation
-import ReelCSV
+import ReelBatch
 import ReelCore
 import ReelScheduler
 import ReelStore
@@ -7,58 +7,28 @@ import ReelStore
 /// Batches: many rows validated together, queued together, and reported together.
 public struct BatchService: Sendable {
     public let jobs: JobService
-    let manifests: BatchManifestStore
     /// The most rows one batch may have.
     public var maxRows: Int
 
-    public init(jobs: JobService, maxRows: Int = 10_000) {
+    public init(jobs: JobService, maxRows: Int = BatchValidation.defaultMaxRows) {
         self.jobs = jobs
-        manifests = BatchManifestStore(dataDirectory: jobs.scheduler.configuration.dataDirectory)
         self.maxRows = maxRows
     }
 
-    /// One row as submitted: its number as the user sees it, and either its validated spec or what is wrong.
-    struct CheckedRow {
-        var row: Int
-        var priority: Int
-        var result: Result<GenerationSpec, ReelError>
+    /// The checks every batch passes, the same `reel batch` makes: this server's model, limits and styles.
+    var validation: BatchValidation {
+        BatchValidation(
+            model: jobs.model, limits: jobs.limits, styles: jobs.styles, maxRows: maxRows, runner: "this server")
     }
 
     /// Validates a CSV document: the header first (an unknown column rejects the whole file), then every row.
-    func check(csv text: String) throws(ReelError) -> [CheckedRow] {
-        try ClientText.check(text.utf8, as: .utf8)
-        let table: CSVTable
-        do {
-            table = try CSVReader.parse(text, maxRows: maxRows)
-        } catch let error where error.tooManyRows {
-            throw .invalid("jobs", "the batch has more than \(maxRows) rows; the limit is \(maxRows): split it")
-        } catch {
-            throw ReelError(.invalidValue, field: "row \(error.row)", "the CSV cannot be read: \(error.message)")
-        }
-        guard table.header.contains("prompt") else {
-            throw .invalid("prompt", "the CSV header has no 'prompt' column; it has \(table.header.joined(separator: ", "))")
-        }
-        for name in table.header where !SpecFields.known.contains(name) {
-            throw .invalid(String(name.unicodeScalars.prefix(60)), "unknown column \(name.quotedForMessage(limit: 60)); the known columns are \(SpecFields.known.joined(separator: ", "))")
-        }
-        try checkCount(table.rows.count)
-        return table.rows.map { row in
-            var fields: [String: String] = [:]
-            for (index, name) in table.header.enumerated() where index < row.fields.count { fields[name] = row.fields[index] }
-            do throws(ReelError) {
-                guard row.fields.count <= table.header.count else {
-                    throw .invalid("row", "the row has \(row.fields.count) fields but the header has \(table.header.count)")
-                }
-                let parsed = try SpecFields.row(from: fields)
-                return CheckedRow(row: row.number, priority: parsed.priority ?? 0, result: .success(try jobs.resolve(parsed)))
-            } catch {
-                return CheckedRow(row: row.number, priority: 0, result: .failure(error))
-            }
-        }
+    func check(csv text: String) throws(ReelError) -> [BatchVerdict] {
+        try validation.check(csv: text)
     }
 
-    /// Validates a JSON batch `{"jobs":[…],"defaults":{…}}`; each job's fields override the defaults.
-    func check(json body: some Collection<UInt8>) throws(ReelError) -> [CheckedRow] {
+    /// Validates a JSON batch `{"jobs":[…],"defaults":{…}}`; each job's fields override the defaults. The JSON is
+    /// read here (its form is the API's); its rows are checked as a CSV's are.
+    func check(json body: some Collection<UInt8>) throws(ReelError) -> [BatchVerdict] {
         try ClientText.check(body, as: .json)
         let decoded: JSONInput
         do {
@@ -80,28 +50,30 @@ public struct BatchService: Sendable {
             guard case .object(let object) = given else { throw .invalid("defaults", "defaults must be an object") }
             defaults = object
         }
-        try checkCount(items.count)
-        return items.enumerated().map { index, item in
+        // Counted before any job is read, so an oversized batch costs no more than its count.
+        try validation.checkCount(items.count)
+        let rows = items.enumerated().map { index, item in
             do throws(ReelError) {
                 guard case .object(let fields) = item else {
                     throw .invalid("jobs", "job \(index + 1) is \(item.typeName), not an object")
                 }
                 let submission = try JobSubmission(fields: defaults.merging(fields) { _, own in own })
-                return CheckedRow(
-                    row: index + 1, priority: submission.priority ?? 0, result: .success(try jobs.resolve(submission)))
+                return BatchInputRow(
+                    row: index + 1,
+                    fields: .success(
+                        SpecRow(
+                            request: submission.generationRequest, model: submission.model,
+                            priority: submission.priority)))
             } catch {
-                return CheckedRow(row: index + 1, priority: 0, result: .failure(error))
+                return BatchInputRow(row: index + 1, fields: .failure(error))
             }
         }
+        return try validation.check(rows)
     }
 
-    private func checkCount(_ count: Int) throws(ReelError) {
-        guard count > 0 else { throw .invalid("jobs", "the batch has no rows") }
-        guard count <= maxRows else { throw .invalid("jobs", "the batch has \(count) rows; the limit is \(maxRows)") }
-    }
-
-    /// Queues the valid rows in one transaction (all of them, or none when `atomic` and any row is bad).
-    func submit(_ rows: [CheckedRow], source: String, atomic: Bool) async throws -> (BatchManifest, queued: Bool) {
+    /// Queues the valid rows and the batch's manifest in one transaction (all of them, or none when `atomic` and any
+    /// row is bad).
+    func submit(_ rows: [BatchVerdict], source: String, atomic: Bool) async throws -> (BatchManifest, queued: Bool) {
         let id = BatchManifest.makeID()
         let owner = Caller.current.owner
         var accepted: [BatchManifest.Accepted] = []
@@ -123,18 +95,20 @@ public struct BatchService: Sendable {
             manifest.accepted = []
             return (manifest, false)
         }
-        let queued = try await jobs.withQueueRoom(for: newJobs.count) {
-            try await jobs.store.enqueueAll(newJobs, now: Date())
+        // The manifest goes into the store with its jobs, in one transaction: every node sharing the store can
+        // report the batch, and no crash leaves jobs without their manifest or a manifest without its jobs.
+        let stored = try await jobs.withQueueRoom(for: newJobs.count) {
+            try await jobs.store.enqueueBatch(manifest, jobs: newJobs, now: Date()).manifest
         }
-        try manifests.save(manifest)
         jobs.scheduler.jobsEnqueued()
-        return (manifest, true)
+        return (stored, true)
     }
 
     /// A batch's manifest and its jobs as they are now, if the current caller may see it.
     func status(id: String) async throws -> (BatchManifest, [String: Job]) {
         let caller = Caller.current
-        guard let manifest = manifests.load(id), caller.owner == nil || manifest.owner == caller.owner else {
+        guard let manifest = try await jobs.store.batch(id: id), caller.owner == nil || manifest.owner == caller.owner
+        else {
             throw ReelError(.notFound, "no batch \(id)")
         }
         var byID: [String: Job] = [:]

@@ -171,21 +171,10 @@ public final class JobService: Sendable {
         try resolve(SpecRow(request: body.generationRequest, model: body.model, priority: body.priority))
     }
 
-    /// Validation of a batch row or a submission: the model, the priority range, then the spec itself.
+    /// Validation of a batch row or a submission: the model, the priority range, then the spec itself (the same
+    /// check `reel batch` makes, `Validation.resolve(_:model:limits:styles:runner:)`).
     public func resolve(_ row: SpecRow) throws(ReelError) -> GenerationSpec {
-        if let model = row.model, model != self.model.name {
-            throw .invalid(
-                "model",
-                "this server runs the model '\(self.model.name)', not \(model.quotedForMessage(limit: 80)); leave model out or give "
-                    + "that name")
-        }
-        if let priority = row.priority, !JobSubmission.priorityRange.contains(priority) {
-            throw .invalid(
-                "priority",
-                "priority must be between \(JobSubmission.priorityRange.lowerBound) and "
-                    + "\(JobSubmission.priorityRange.upperBound), not \(priority)")
-        }
-        return try Validation.resolve(row.request, model: model, limits: limits, styles: styles)
+        try Validation.resolve(row, model: model, limits: limits, styles: styles, runner: "this server")
     }
 }
 

@@ -50,7 +50,7 @@ public struct JobSubmission: Sendable, Equatable {
     /// The field names a submission understands: the batch CSV's columns and the API's own.
     public static let knownFields: [String] = SpecFields.known
 
-    public static let priorityRange = -100...100
+    public static let priorityRange = SpecRow.priorityRange
 
     /// The generation request this submission asks for, before validation against a model.
     public var generationRequest: GenerationRequest {

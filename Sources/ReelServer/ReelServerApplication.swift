@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import ReelStore
 import ServiceLifecycle
 
 /// Reel's HTTP API as a `Service`: run it in a `ServiceGroup` after the `Scheduler`, so that on shutdown the API
@@ -30,12 +31,26 @@ public struct ReelServerApplication: Service {
         let router = Self.makeRouter(service: service, metrics: metrics, configuration: configuration)
         connections = ConnectionRegistry(
             limit: configuration.maxConnections ?? DescriptorLimit.connectionCap(descriptors: DescriptorLimit.current))
-        application = Application(
+        var application = Application(
             router: router,
             server: ReelHTTPChannel.builder(registry: connections, requestTimeout: configuration.requestTimeout),
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "reel"),
             logger: logger)
+        let legacy = LegacyBatchManifests(dataDirectory: service.scheduler.configuration.dataDirectory)
+        application.beforeServerStarts { [store = service.store] in
+            // A failure here only leaves the old batches unlisted until the next start; the server still serves.
+            do {
+                let added = try await legacy.importAll(into: store, logger: logger)
+                if added > 0 {
+                    logger.info("imported \(added) batch manifests from \(legacy.directory.path) into the job store")
+                }
+            } catch {
+                logger.warning(
+                    "could not import the batch manifests of \(legacy.directory.path): \(error); trying at next start")
+            }
+        }
+        self.application = application
     }
 
     /// The most connections this server keeps open at once.

@@ -95,6 +95,23 @@ public protocol JobStore: Sendable {
     /// Appends to a job's event log. Throws `JobStoreError.notFound` for an unknown job.
     func appendEvent(jobID: String, kind: String, message: String?, now: Date) async throws
 
+    // MARK: Batches
+
+    /// Adds a batch: its manifest and the jobs of its accepted rows, in one transaction (all or none), so that no
+    /// crash leaves jobs without their manifest or a manifest without its jobs. The jobs follow `enqueueAll`'s rules,
+    /// share `now` and are tagged with the manifest's id (whatever `batchID` they carried); the manifest is kept with
+    /// the jobs' creation time as its `createdAt`, and returned as kept. Throws `JobStoreError.duplicateID` when a
+    /// batch of that id exists.
+    func enqueueBatch(_ manifest: BatchManifest, jobs: [NewJob], now: Date) async throws
+        -> (manifest: BatchManifest, jobs: [Job])
+
+    /// The manifest of a batch; nil when the store has no batch of that id.
+    func batch(id: String) async throws -> BatchManifest?
+
+    /// Adds a manifest as it is (its `createdAt` kept), without jobs, unless the store has a batch of its id: how
+    /// the manifest files of older versions come into the store. True when it was added.
+    func importBatch(_ manifest: BatchManifest) async throws -> Bool
+
     // MARK: Updates
 
     /// Every change this store commits from now on, as a `JobUpdate`, published after its commit (on PostgreSQL by

@@ -11,6 +11,10 @@ extension JobStoreError {
         JobStoreError(.duplicateID, "a job with id \(id) already exists; give the new job another id")
     }
 
+    static func duplicateBatch(_ id: String) -> JobStoreError {
+        JobStoreError(.duplicateID, "a batch with id \(id) already exists; give the new batch another id")
+    }
+
     static func unknownCursor(_ id: String) -> JobStoreError {
         JobStoreError(.notFound, "no job \(id) to page from; pass the id of the last job of the previous page")
     }

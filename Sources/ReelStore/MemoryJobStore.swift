@@ -10,6 +10,7 @@ public final class MemoryJobStore: JobStore {
         var requestDigests: [String: String] = [:]
         var jobIDsByIdempotencyKey: [String: String] = [:]
         var events: [String: [JobEvent]] = [:]
+        var batches: [String: BatchManifest] = [:]
         var lastSequence: Int64 = 0
         /// Updates of the operation under way, published once it has committed (left the lock).
         var outbox: [JobUpdate] = []
@@ -98,6 +99,40 @@ public final class MemoryJobStore: JobStore {
             let added = try jobs.map { try copy.insert($0, now: now).job }
             storage = copy
             return added
+        }
+    }
+
+    public func enqueueBatch(_ manifest: BatchManifest, jobs: [NewJob], now: Date) throws
+        -> (manifest: BatchManifest, jobs: [Job])
+    {
+        try mutate { storage in
+            guard storage.batches[manifest.id] == nil else { throw JobStoreError.duplicateBatch(manifest.id) }
+            // Work on a copy so that a failure part-way leaves nothing behind, manifest included.
+            var copy = storage
+            let added = try jobs.map { job in
+                var job = job
+                job.batchID = manifest.id
+                return try copy.insert(job, now: now).job
+            }
+            var stored = manifest
+            stored.createdAt = now.storedPrecision
+            copy.batches[stored.id] = stored
+            storage = copy
+            return (stored, added)
+        }
+    }
+
+    public func batch(id: String) -> BatchManifest? {
+        storage.withLock { $0.batches[id] }
+    }
+
+    public func importBatch(_ manifest: BatchManifest) -> Bool {
+        storage.withLock { storage in
+            guard storage.batches[manifest.id] == nil else { return false }
+            var stored = manifest
+            stored.createdAt = manifest.createdAt.storedPrecision
+            storage.batches[stored.id] = stored
+            return true
         }
     }
 

@@ -14,7 +14,8 @@ extension PostgresJobStore {
     /// Columns that queries filter or sort on are real columns; the rest of a job is the `doc` column, the `Job`
     /// value as JSON (kept as `json`, which stores the text verbatim, so doubles and 64-bit seeds read back exactly).
     /// Dates are double precision seconds since 1970, as SQLite keeps them, so a job compares equal across stores.
-    /// Ids sort by bytes (`COLLATE "C"`), as SQLite's BINARY collation does.
+    /// Ids sort by bytes (`COLLATE "C"`), as SQLite's BINARY collation does. A batch's manifest is likewise its id,
+    /// its date and its owner as columns, and the `BatchManifest` as JSON in `doc`.
     static let migrations: [Migration] = [
         Migration(
             id: "v1",
@@ -61,6 +62,20 @@ extension PostgresJobStore {
                     heartbeat_at timestamptz NOT NULL
                 )
                 """,
+            ]),
+        // Batch manifests, added in the same transaction as their jobs (they were files in the data directory of the
+        // node that took the batch, which no other node could read; `reel serve` imports those at startup).
+        Migration(
+            id: "v2",
+            statements: [
+                """
+                CREATE TABLE batch (
+                    id text COLLATE "C" PRIMARY KEY,
+                    created_at double precision NOT NULL,
+                    owner text,
+                    doc json NOT NULL
+                )
+                """
             ]),
     ]
 

@@ -688,8 +688,11 @@ extension PostgresJobStore: TransferableJobStore {
         }
     }
 
-    public func importJobs(_ jobs: [StoredJob]) async throws {
+    public func importJobs(_ jobs: [StoredJob], batches: [BatchManifest]) async throws {
         try await transaction { connection in
+            for manifest in batches where !(try await self.insertBatch(manifest, connection, unlessPresent: true)) {
+                throw JobStoreError.duplicateBatch(manifest.id)
+            }
             for stored in jobs {
                 let exists = try await connection.rows(
                     "SELECT 1 FROM job WHERE id = \(stored.job.id)", logger: self.logger)

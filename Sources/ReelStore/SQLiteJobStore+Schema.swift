@@ -56,6 +56,18 @@ extension SQLiteJobStore {
         migrator.registerMigration("v3") { db in
             try db.alter(table: "job") { t in t.add(column: "node", .text) }
         }
+        // v4: batch manifests, added in the same transaction as their jobs (they were files in the data directory
+        // of the node that took the batch; `reel serve` imports those at startup).
+        migrator.registerMigration("v4") { db in
+            try db.create(table: "batch") { t in
+                t.primaryKey("id", .text)
+                t.column("created_at", .double).notNull()
+                t.column("source", .text).notNull()
+                t.column("owner", .text)
+                t.column("accepted", .jsonText).notNull()
+                t.column("rejected", .jsonText).notNull()
+            }
+        }
         return migrator
     }
 }

@@ -59,6 +59,35 @@ public final class SQLiteJobStore: JobStore {
         try await writing { db, outbox in try jobs.map { try Self.insert($0, now: now, db, outbox).job } }
     }
 
+    public func enqueueBatch(_ manifest: BatchManifest, jobs: [NewJob], now: Date) async throws
+        -> (manifest: BatchManifest, jobs: [Job])
+    {
+        try await writing { db, outbox in
+            guard try !BatchRecord.exists(db, key: manifest.id) else { throw JobStoreError.duplicateBatch(manifest.id) }
+            var stored = manifest
+            stored.createdAt = now.storedPrecision
+            try BatchRecord(stored).insert(db)
+            let added = try jobs.map { job in
+                var job = job
+                job.batchID = manifest.id
+                return try Self.insert(job, now: now, db, outbox).job
+            }
+            return (stored, added)
+        }
+    }
+
+    public func batch(id: String) async throws -> BatchManifest? {
+        try await dbPool.read { db in try BatchRecord.fetchOne(db, key: id)?.manifest }
+    }
+
+    public func importBatch(_ manifest: BatchManifest) async throws -> Bool {
+        try await dbPool.write { db in
+            guard try !BatchRecord.exists(db, key: manifest.id) else { return false }
+            try BatchRecord(manifest).insert(db)
+            return true
+        }
+    }
+
     public func updates() -> AsyncStream<JobUpdate> { feed.subscribe() }
 
     public var updateSubscriberCount: Int { feed.subscriberCount }
@@ -332,8 +361,22 @@ extension SQLiteJobStore: TransferableJobStore {
         }
     }
 
-    public func importJobs(_ jobs: [StoredJob]) async throws {
+    public func exportBatches(after: String?, limit: Int) async throws -> [BatchManifest] {
+        try await dbPool.read { db in
+            var request = BatchRecord.all()
+            if let after { request = request.filter(BatchRecord.Columns.id > after) }
+            return try request.order(BatchRecord.Columns.id).limit(limit).fetchAll(db).map(\.manifest)
+        }
+    }
+
+    public func importJobs(_ jobs: [StoredJob], batches: [BatchManifest]) async throws {
         try await dbPool.write { db in
+            for manifest in batches {
+                guard try !BatchRecord.exists(db, key: manifest.id) else {
+                    throw JobStoreError.duplicateBatch(manifest.id)
+                }
+                try BatchRecord(manifest).insert(db)
+            }
             for stored in jobs {
                 guard try !JobRecord.exists(db, key: stored.job.id) else {
                     throw JobStoreError.duplicateID(stored.job.id)
@@ -351,5 +394,9 @@ extension SQLiteJobStore: TransferableJobStore {
 
     public func jobCount() async throws -> Int {
         try await dbPool.read { db in try JobRecord.fetchCount(db) }
+    }
+
+    public func batchCount() async throws -> Int {
+        try await dbPool.read { db in try BatchRecord.fetchCount(db) }
     }
 }

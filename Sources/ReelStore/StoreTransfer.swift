@@ -21,35 +21,47 @@ public protocol TransferableJobStore: JobStore {
     /// Up to `limit` jobs in id order, after the job `after` (nil: from the first).
     func exportJobs(after: String?, limit: Int) async throws -> [StoredJob]
 
-    /// Adds every job as it is, with its event log, in one transaction: all or none. Throws
-    /// `JobStoreError.duplicateID` for an id already in the store.
-    func importJobs(_ jobs: [StoredJob]) async throws
+    /// Up to `limit` batch manifests in id order, after the batch `after` (nil: from the first).
+    func exportBatches(after: String?, limit: Int) async throws -> [BatchManifest]
+
+    /// Adds every job as it is, with its event log, and every batch manifest as it is, in one transaction: all or
+    /// none. Throws `JobStoreError.duplicateID` for a job or batch id already in the store.
+    func importJobs(_ jobs: [StoredJob], batches: [BatchManifest]) async throws
 
     /// How many jobs the store holds.
     func jobCount() async throws -> Int
+
+    /// How many batch manifests the store holds.
+    func batchCount() async throws -> Int
 }
 
 /// What `StoreTransfer.copy` did.
 public struct StoreTransferReport: Sendable, Equatable {
     public var jobs = 0
     public var events = 0
+    public var batches = 0
     /// Jobs that were running in the source: the leases of its nodes mean nothing in the target, so they arrive
     /// queued (with a `requeued` event), their attempt not counted.
     public var requeued: [String] = []
 }
 
 public enum StoreTransfer {
-    /// Copies every job of `source` into `target`, which must be empty: a store that already holds jobs is refused,
-    /// so that nothing is duplicated or overwritten. The copy is one transaction in the target: an interrupted copy
-    /// leaves it empty, ready for another try. `source` is only read.
+    /// Copies every job and every batch manifest of `source` into `target`, which must be empty: a store that
+    /// already holds jobs or batches is refused, so that nothing is duplicated or overwritten. The copy is one
+    /// transaction in the target: an interrupted copy leaves it empty, ready for another try. `source` is only read.
     public static func copy(
         from source: any TransferableJobStore, to target: any TransferableJobStore, now: Date = Date()
     ) async throws -> StoreTransferReport {
         let existing = try await target.jobCount()
-        guard existing == 0 else {
+        let existingBatches = try await target.batchCount()
+        guard existing == 0 && existingBatches == 0 else {
+            let held = [
+                existing > 0 ? "\(existing) job\(existing == 1 ? "" : "s")" : nil,
+                existingBatches > 0 ? "\(existingBatches) batch\(existingBatches == 1 ? "" : "es")" : nil,
+            ].compactMap { $0 }.joined(separator: " and ")
             throw JobStoreError(
                 .duplicateID,
-                "the target store already holds \(existing) job\(existing == 1 ? "" : "s"); migrate-store copies "
+                "the target store already holds \(held); migrate-store copies "
                     + "into an empty store only, so that nothing is duplicated or overwritten. Point --to at a new "
                     + "database, or empty this one first")
         }
@@ -75,7 +87,16 @@ public enum StoreTransfer {
                 all.append(stored)
             }
         }
-        try await target.importJobs(all)
+        var batches: [BatchManifest] = []
+        var afterBatch: String?
+        while true {
+            let page = try await source.exportBatches(after: afterBatch, limit: 500)
+            guard let last = page.last else { break }
+            afterBatch = last.id
+            batches += page
+        }
+        report.batches = batches.count
+        try await target.importJobs(all, batches: batches)
         return report
     }
 }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import ReelCSV
 import ReelClient
 import ReelTestSupport
 import ReelWorkerProtocol
@@ -196,6 +197,50 @@ import Testing
                         #expect(kinds.last == "succeeded", "\(id) on node \(other): \(kinds)")
                     }
                 }
+            }
+        }
+    }
+
+    /// Batch manifests live in the shared store: a batch submitted to node a is read, with its report, from node b;
+    /// and the manifest file an older version left in node b's data directory is imported when b starts, for a to
+    /// read.
+    @Test func aBatchSubmittedToOneNodeIsReportedByTheOther() async throws {
+        try await TestPostgres.withDatabase { url in
+            try await TestSupport.withTemporaryDirectory { directory in
+                let legacy = directory.appendingPathComponent("node-b/batches")
+                try FileManager.default.createDirectory(at: legacy, withIntermediateDirectories: true)
+                try #"""
+                {"id":"batch_legacy","created_at":1750000000,"source":"csv","accepted":[],"rejected":[{"row":2,"column":"prompt","message":"the prompt is empty"}]}
+                """#.write(to: legacy.appendingPathComponent("batch_legacy.json"), atomically: true, encoding: .utf8)
+                let nodes = try await startNodes(["node-a", "node-b"], database: url, in: directory)
+                defer { nodes.forEach { $0.stop() } }
+                let (a, b) = (nodes[0], nodes[1])
+
+                let csv = "prompt,size,frames,steps,seed\r\na kite,32x32,5,2,1\r\nbad,33x32,5,2,2\r\na boat,32x32,5,2,3\r\n"
+                let submission = try await a.client.submitBatch(csv: csv)
+                let id = try #require(submission.id)
+                #expect(submission.accepted.map(\.row) == [2, 4] && submission.rejected.map(\.row) == [3])
+
+                // Node b knows the batch at once, and follows its jobs, wherever they run, to the end.
+                var status = try await b.client.batch(id)
+                #expect(status.total == 3 && status.jobs.map(\.id) == submission.accepted.map(\.job))
+                let deadline = ContinuousClock.now + .seconds(120)
+                while !status.done, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(250))
+                    status = try await b.client.batch(id)
+                }
+                #expect(status.done && status.counts["succeeded"] == 2, "\(status)")
+                let report = try await b.client.batchReport(id)
+                let rows = try CSVReader.parse(report).rows
+                #expect(rows.map { $0.fields[0] } == ["2", "3", "4"])
+                #expect(rows.map { $0.fields[2] } == ["succeeded", "rejected", "succeeded"])
+                #expect(rows[0].fields[1] == submission.accepted[0].job && rows[1].fields[9].hasPrefix("size: "))
+                #expect(try await a.client.batchReport(id) == report)
+
+                // The batch node b had kept as a file is in the store now, and node a reports it.
+                let old = try await a.client.batch("batch_legacy")
+                #expect(old.total == 1 && old.jobs.isEmpty && old.done)
+                #expect(try await a.client.batchReport("batch_legacy").contains("2,,rejected,"))
             }
         }
     }

@@ -4,7 +4,8 @@ import ReelStore
 import ReelTestSupport
 import Testing
 
-/// `reel migrate-store` moving a node's SQLite queue into a PostgreSQL database, run as the real command.
+/// `reel migrate-store` moving a node's SQLite queue (and its batches) into a PostgreSQL database, run as the real
+/// command.
 @Suite struct MigrateStoreTests {
     static func spec(_ prompt: String) -> GenerationSpec {
         GenerationSpec(
@@ -21,7 +22,11 @@ import Testing
                 _ = try await sqlite.enqueue(
                     NewJob(id: "job-done", spec: Self.spec("a kite"), priority: 2, idempotencyKey: "k1", requestDigest: "d1"),
                     now: now)
-                _ = try await sqlite.enqueue(NewJob(id: "job-running", spec: Self.spec("a boat"), batchID: "b1"), now: now + 1)
+                let manifest = BatchManifest(
+                    id: "b1", createdAt: now, source: "csv", accepted: [.init(row: 2, job: "job-running")],
+                    rejected: [.init(row: 3, column: "seed", message: "'x' is not a whole number")], owner: "key-1")
+                let batch = try await sqlite.enqueueBatch(
+                    manifest, jobs: [NewJob(id: "job-running", spec: Self.spec("a boat"))], now: now + 1).manifest
                 _ = try await sqlite.enqueue(NewJob(id: "job-queued", spec: Self.spec("a tree"), owner: "key-1"), now: now + 2)
                 let (_, lease) = try #require(await sqlite.claim(owner: "old/cpu", slot: "cpu", leaseExpiresAt: now + 60, now: now + 3))
                 #expect(try await sqlite.complete(
@@ -32,7 +37,7 @@ import Testing
 
                 let run = try TestSupport.runReel(["migrate-store", "--from", path, "--to", url], in: directory)
                 #expect(run.status == 0, "\(run.stderr)")
-                #expect(run.stdout.contains("copied 3 jobs and 7 events"), "\(run.stdout)")
+                #expect(run.stdout.contains("copied 3 jobs, 7 events and 1 batch"), "\(run.stdout)")
                 #expect(run.stdout.contains("1 running job was queued again: job-running"), "\(run.stdout)")
 
                 let postgres = try await PostgresJobStore(url: url, timeSource: .caller)
@@ -45,6 +50,9 @@ import Testing
                 let moved = try #require(after.last)
                 #expect(moved.job.state == .queued && moved.job.attempts == 0 && moved.job.leaseOwner == nil)
                 #expect(moved.events.map(\.kind) == ["queued", "started", "requeued"])
+                // The batch comes along: its manifest as it was, its job still its.
+                #expect(try await postgres.batch(id: "b1") == batch)
+                #expect(moved.job.batchID == "b1")
                 // The moved queue is live: its idempotency keys hold, and its queued jobs are claimed in order.
                 let again = try await postgres.enqueue(
                     NewJob(id: "other", spec: Self.spec("a kite"), idempotencyKey: "k1", requestDigest: "d1"), now: Date())
@@ -56,7 +64,7 @@ import Testing
                 // A second run finds the target in use and changes nothing.
                 let twice = try TestSupport.runReel(["migrate-store", "--from", path, "--to", url], in: directory)
                 #expect(twice.status != 0)
-                #expect(twice.stderr.contains("already holds 3 jobs") && twice.stderr.contains("empty"), "\(twice.stderr)")
+                #expect(twice.stderr.contains("already holds 3 jobs and 1 batch;") && twice.stderr.contains("empty"), "\(twice.stderr)")
                 // A bad URL names the option.
                 let bad = try TestSupport.runReel(["migrate-store", "--from", path, "--to", "postgres://db/reel"], in: directory)
                 #expect(bad.status != 0 && bad.stderr.contains("--to") && bad.stderr.contains("user"), "\(bad.stderr)")

@@ -6,6 +6,7 @@ import ReelCSV
 import ReelCore
 import ReelServer
 import ReelStore
+import ReelTestSupport
 import Testing
 
 extension TestClientProtocol {
@@ -155,5 +156,60 @@ extension TestClientProtocol {
             let traversal = try await client.execute(uri: "/v1/batches/..%2F..%2Fetc%2Fpasswd", method: .get)
             #expect(traversal.status == .notFound)
         }
+    }
+}
+
+/// Batches taken before manifests moved into the job store: their files in the data directory are imported when the
+/// server starts.
+@Suite struct LegacyBatchManifestTests {
+    /// A manifest file exactly as earlier versions wrote it (`<data-dir>/batches/<id>.json`, dates in seconds).
+    static let oldFile = #"""
+        {"id":"batch_old1","created_at":1750000000.25,"source":"csv","accepted":[{"row":2,"job":"job_old_a"},{"row":4,"job":"job_old_b"}],"rejected":[{"row":3,"column":"size","message":"size '65x64' is not a multiple of 16"}]}
+        """#
+
+    @Test func aBatchWhoseManifestIsAnOldFileIsImportedAtStartAndStillReported() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("reel-legacy-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let batches = directory.appendingPathComponent("batches")
+        try FileManager.default.createDirectory(at: batches, withIntermediateDirectories: true)
+        let file = batches.appendingPathComponent("batch_old1.json")
+        try Self.oldFile.write(to: file, atomically: true, encoding: .utf8)
+        try "not json".write(to: batches.appendingPathComponent("broken.json"), atomically: true, encoding: .utf8)
+
+        let server = try TestServer(dataDirectory: directory.path)
+        // The jobs are in the store already, tagged with the batch, as the old versions queued them.
+        let spec = GenerationSpec(
+            prompt: "a kite", negativePrompt: "", width: 32, height: 32, frames: 5, fps: 24, steps: 2, guidance: 5,
+            guidance2: nil, seed: 1, pngFrames: false, model: "tiny")
+        for id in ["job_old_a", "job_old_b"] {
+            _ = try await server.store.enqueue(NewJob(id: id, spec: spec, batchID: "batch_old1"), now: Date())
+        }
+        #expect(try await server.store.batch(id: "batch_old1") == nil)
+
+        try await server.test { client in
+            let status = try await client.execute(uri: "/v1/batches/batch_old1", method: .get)
+            #expect(status.status == .ok, "\(String(buffer: status.body))")
+            let body = try status.object()
+            #expect(body["total"] as? Int == 3)
+            #expect((body["jobs"] as? [[String: Any]])?.map { $0["id"] as? String } == ["job_old_a", "job_old_b"])
+            #expect((body["rejected"] as? [[String: Any]])?.first?["column"] as? String == "size")
+            #expect(body["created_at"] as? String == "2025-06-15T15:06:40.250Z")
+            let report = try await client.execute(uri: "/v1/batches/batch_old1/report.csv", method: .get)
+            let table = try CSVReader.parse(String(buffer: report.body))
+            #expect(table.rows.map { $0.fields[2] } == ["queued", "rejected", "queued"])
+        }
+        let imported = try #require(try await server.store.batch(id: "batch_old1"))
+        #expect(imported.accepted.map(\.job) == ["job_old_a", "job_old_b"] && imported.source == "csv")
+        #expect(imported.createdAt == Date(timeIntervalSince1970: 1_750_000_000.25))
+        // The file is left in place (an older reel still reads it), and a second start adds nothing.
+        #expect(FileManager.default.fileExists(atPath: file.path))
+        let again = ReelServerApplication(
+            configuration: ReelServerConfiguration(port: 0), service: server.service, metrics: ReelMetricsRegistry(),
+            logger: TestSupport.logger)
+        try await again.application.test(.router) { client in
+            let status = try await client.execute(uri: "/v1/batches/batch_old1", method: .get)
+            #expect(status.status == .ok)
+        }
+        #expect(try await server.store.batch(id: "batch_old1") == imported)
     }
 }

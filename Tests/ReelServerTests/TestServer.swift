@@ -16,10 +16,15 @@ struct TestServer {
     let metrics = ReelMetricsRegistry()
     let server: ReelServerApplication
 
-    init(configuration: ReelServerConfiguration = ReelServerConfiguration(port: 0)) throws {
+    /// - Parameter dataDirectory: the scheduler's data directory (where old batch manifest files are imported from);
+    ///   by default one all these servers share.
+    init(
+        configuration: ReelServerConfiguration = ReelServerConfiguration(port: 0), dataDirectory: String? = nil
+    ) throws {
         let schedulerConfiguration = SchedulerConfiguration(
             node: "test", slots: [], engine: EngineLocation(python: "python3", packageDirectory: nil), model: "tiny",
-            dataDirectory: FileManager.default.temporaryDirectory.appendingPathComponent("reel-server-tests").path)
+            dataDirectory: dataDirectory
+                ?? FileManager.default.temporaryDirectory.appendingPathComponent("reel-server-tests").path)
         scheduler = Scheduler(
             configuration: schedulerConfiguration, store: store, metrics: metrics.schedulerMetrics,
             logger: TestSupport.logger)

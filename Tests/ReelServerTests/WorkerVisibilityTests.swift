@@ -80,6 +80,13 @@ final class DirectoryStore: JobStore, ClusterDirectory {
         try await base.enqueue(job, now: now)
     }
     func enqueueAll(_ jobs: [NewJob], now: Date) async throws -> [Job] { try await base.enqueueAll(jobs, now: now) }
+    func enqueueBatch(_ manifest: BatchManifest, jobs: [NewJob], now: Date) async throws
+        -> (manifest: BatchManifest, jobs: [Job])
+    {
+        try await base.enqueueBatch(manifest, jobs: jobs, now: now)
+    }
+    func batch(id: String) async throws -> BatchManifest? { try await base.batch(id: id) }
+    func importBatch(_ manifest: BatchManifest) async throws -> Bool { try await base.importBatch(manifest) }
     func job(id: String) async throws -> Job? { try await base.job(id: id) }
     func jobs(state: JobState?, limit: Int, before: String?) async throws -> [Job] {
         try await base.jobs(state: state, limit: limit, before: before)

@@ -64,9 +64,10 @@ import Testing
         try await withTemporaryDirectory { directory in
             let store = try SQLiteJobStore(path: directory.appendingPathComponent("jobs.sqlite").path)
             try await store.add("j1", at: at(0.25))
-            let (applied, indexes, claimSQL, row) = try store.dbPool.read { db in
+            let (applied, batchColumns, indexes, claimSQL, row) = try store.dbPool.read { db in
                 (
                     try SQLiteJobStore.migrator.appliedIdentifiers(db),
+                    try db.columns(in: "batch").map(\.name),
                     try db.indexes(on: "job"),
                     try String.fetchOne(db, sql: "SELECT sql FROM sqlite_master WHERE name = 'job_claim'"),
                     try Row.fetchOne(
@@ -75,7 +76,8 @@ import Testing
                             + "typeof(created_at) AS type, created_at FROM job")
                 )
             }
-            #expect(applied == ["v1", "v2", "v3"])
+            #expect(applied == ["v1", "v2", "v3", "v4"])
+            #expect(batchColumns == ["id", "created_at", "source", "owner", "accepted", "rejected"])
             let byName = Dictionary(uniqueKeysWithValues: indexes.map { ($0.name, $0) })
             #expect(byName["job_owner_created"]?.columns == ["owner", "created_at", "id"])
             #expect(byName["job_owner_state"]?.columns == ["owner", "state"])
