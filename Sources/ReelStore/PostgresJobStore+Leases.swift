@@ -1,0 +1,105 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ReelCore
+
+/// Claims under leases, and everything a lease holder or the sweeper does to a running job.
+extension PostgresJobStore {
+    // MARK: Leases
+
+    public func claim(owner: String, slot: String, leaseExpiresAt: Date, now: Date) async throws -> (
+        job: Job, lease: Lease
+    )? {
+        try await transaction { connection in
+            // SKIP LOCKED: a row another transaction is claiming (or changing) right now is passed over, not waited
+            // for, so concurrent claimers each take the next free job.
+            let rows = try await self.fetchJobs(
+                """
+                SELECT doc::text, request_digest FROM job WHERE state = 'queued'
+                ORDER BY priority DESC, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
+                """, connection)
+            guard let (record, digest) = rows.first.map({ ($0.job, $0.digest) }) else { return nil }
+            let moment = try await self.moment(now, connection)
+            var job = record
+            let (lease, event) = job.start(
+                owner: owner, slot: slot, leaseExpiresAt: moment.shifted(leaseExpiresAt), now: moment.now)
+            try await self.save(job, digest: digest, event: event, at: moment.now, connection)
+            if let beforeClaimCommit = self.beforeClaimCommit {
+                await beforeClaimCommit(try await self.backendPID(connection))
+            }
+            return (job, lease)
+        }
+    }
+
+    public func renew(_ lease: Lease, until: Date, progress: JobProgress?, now: Date) async throws -> Bool {
+        try await update(lease, now: now) { job, moment in
+            job.renew(until: moment.shifted(until), progress: progress)
+            return nil
+        }
+    }
+
+    public func complete(_ lease: Lease, outputs: JobOutputs, now: Date) async throws -> Bool {
+        try await update(lease, now: now) { job, moment in job.succeed(outputs: outputs, now: moment.now) }
+    }
+
+    public func fail(_ lease: Lease, code: String, message: String, retry: Bool, memorySaving: Bool, now: Date)
+        async throws -> Bool
+    {
+        try await update(lease, now: now) { job, moment in
+            job.fail(code: code, message: message, retry: retry, memorySaving: memorySaving, now: moment.now)
+        }
+    }
+
+    public func release(_ lease: Lease, now: Date) async throws -> Bool {
+        try await update(lease, now: now) { job, moment in job.release(now: moment.now) }
+    }
+
+    public func finishCancelled(_ lease: Lease, now: Date) async throws -> Bool {
+        try await update(lease, now: now) { job, moment in job.finishCancelled(now: moment.now) }
+    }
+
+    public func cancel(id: String, now: Date) async throws -> Job? {
+        try await transaction { connection in
+            guard let (record, digest) = try await self.lockJob(id, connection) else { return nil }
+            var job = record
+            let moment = try await self.moment(now, connection)
+            if let event = job.cancel(now: moment.now) {
+                try await self.save(job, digest: digest, event: event, at: moment.now, connection)
+            }
+            return job
+        }
+    }
+
+    public func recoverExpired(now: Date, maxAttempts: Int) async throws -> [Job] {
+        try await transaction { connection in
+            let moment = try await self.moment(now, connection)
+            let seconds = moment.now.timeIntervalSince1970
+            // SKIP LOCKED: a job whose owner is renewing it right now is alive; the next sweep looks again.
+            let expired = try await self.fetchJobs(
+                """
+                SELECT doc::text, request_digest FROM job
+                WHERE state = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < \(seconds))
+                ORDER BY priority DESC, created_at, id FOR UPDATE SKIP LOCKED
+                """, connection)
+            return try await self.recover(expired, maxAttempts: maxAttempts, at: moment.now, connection) { job in
+                "the lease of \(job.leaseOwner ?? "?") expired"
+            }
+        }
+    }
+
+    public func recoverOwned(by owner: String, now: Date, maxAttempts: Int) async throws -> [Job] {
+        try await transaction { connection in
+            let moment = try await self.moment(now, connection)
+            // Running jobs are few; matching in Swift keeps the owner test exactly the other stores'.
+            let running = try await self.fetchJobs(
+                """
+                SELECT doc::text, request_digest FROM job WHERE state = 'running'
+                ORDER BY priority DESC, created_at, id FOR UPDATE
+                """, connection)
+            let owned = running.filter { $0.job.isOwned(by: owner) }
+            return try await self.recover(owned, maxAttempts: maxAttempts, at: moment.now, connection) { job in
+                "\(job.leaseOwner ?? owner) restarted"
+            }
+        }
+    }
+}
