@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Embeds web/ into Sources/ReelServer/WebAssets.generated.swift and docs/openapi.json into
-Sources/ReelServer/OpenAPIDocument.generated.swift, so the static `reel` binary serves the page and its API's
+"""Embeds web/ into Sources/ReelServer/Generated/WebAssets.generated.swift and docs/openapi.json into
+Sources/ReelServer/Generated/OpenAPIDocument.generated.swift, so the static `reel` binary serves the page and its API's
 contract (GET /openapi.json) without a resource bundle. Run it after changing either; `--check` exits 1 when a
 generated file is out of date."""
 import json
@@ -9,9 +9,9 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 WEB = ROOT / "web"
-OUT = ROOT / "Sources" / "ReelServer" / "WebAssets.generated.swift"
+OUT = ROOT / "Sources" / "ReelServer" / "Generated" / "WebAssets.generated.swift"
 OPENAPI = ROOT / "docs" / "openapi.json"
-OPENAPI_OUT = ROOT / "Sources" / "ReelServer" / "OpenAPIDocument.generated.swift"
+OPENAPI_OUT = ROOT / "Sources" / "ReelServer" / "Generated" / "OpenAPIDocument.generated.swift"
 TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
