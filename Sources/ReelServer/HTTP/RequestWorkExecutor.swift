@@ -52,16 +52,31 @@ final class RequestWorkExecutor: TaskExecutor, @unchecked Sendable {
     }
 }
 
-/// Runs the handlers of requests with a body (POST, PUT, PATCH) on `RequestWorkExecutor`.
+/// Runs the handlers of the requests whose cost grows with what they carry or ask for on `RequestWorkExecutor`:
+/// bodies over `smallBody` bytes (or of a length not declared), and a batch's status and report (up to 10,000 rows
+/// read and encoded). Small bodies are parsed where they arrive, so a job of a few hundred bytes never waits
+/// behind a 16 MiB batch in that executor's queue.
 struct RequestWorkMiddleware<Context: RequestContext>: RouterMiddleware {
+    static var smallBody: Int { 64 << 10 }
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
-        guard request.method == .post || request.method == .put || request.method == .patch else {
-            return try await next(request, context)
-        }
+        guard Self.isHeavy(request) else { return try await next(request, context) }
         return try await withTaskExecutorPreference(RequestWorkExecutor.shared) {
             try await next(request, context)
+        }
+    }
+
+    static func isHeavy(_ request: Request) -> Bool {
+        switch request.method {
+        case .post, .put, .patch:
+            guard let declared = request.headers[.contentLength], let length = Int(declared) else { return true }
+            return length > smallBody
+        case .get, .head:
+            return request.uri.path.hasPrefix("/v1/batches/")
+        default:
+            return false
         }
     }
 }
