@@ -233,23 +233,7 @@ struct BatchCommand: AsyncParsableCommand {
             let finished = ["succeeded", "failed", "cancelled"].reduce(0) { $0 + (status.counts[$1] ?? 0) }
             let accepted = status.jobs.count
             var lines = [progressLine(finished: finished, total: accepted, status: status)]
-            if case .object(let body) = try await client.workers(), case .array(let workers)? = body["data"] {
-                for case .object(let worker) in workers {
-                    guard case .string(let slot)? = worker["slot"], case .string(let state)? = worker["state"] else {
-                        continue
-                    }
-                    var line = "  \(slot): \(state)"
-                    if case .string(let job)? = worker["job"], let row = status.jobs.first(where: { $0.id == job }) {
-                        line += " row \(row.row)"
-                        if case .string(let stage)? = worker["stage"], case .number(let step)? = worker["step"],
-                            case .number(let total)? = worker["total_steps"]
-                        {
-                            line += " \(stage) \(Int(step))/\(Int(total))"
-                        }
-                    }
-                    lines.append(line)
-                }
-            }
+            lines += Self.slotLines(try await client.workers(), rows: status.jobs)
             if interactive {
                 let clear = lastLines > 0 ? "\u{1B}[\(lastLines)A" : ""
                 FileHandle.standardError.write(
@@ -264,11 +248,33 @@ struct BatchCommand: AsyncParsableCommand {
         }
     }
 
+    /// One line per slot of the server's `/v1/workers` answer; a slot on one of this batch's jobs names its row,
+    /// stage and step.
+    static func slotLines(_ workers: JSONValue, rows: [BatchStatus.Row]) -> [String] {
+        guard case .object(let body) = workers, case .array(let workers)? = body["data"] else { return [] }
+        var lines: [String] = []
+        for case .object(let worker) in workers {
+            guard case .string(let slot)? = worker["slot"], case .string(let state)? = worker["state"] else {
+                continue
+            }
+            var line = "  \(slot): \(state)"
+            if case .string(let job)? = worker["job"], let row = rows.first(where: { $0.id == job }) {
+                line += " row \(row.row)"
+                // JSON numbers arrive as Doubles: a step is shown only when it is a whole number an Int holds.
+                if case .string(let stage)? = worker["stage"], case .number(let step)? = worker["step"],
+                    case .number(let total)? = worker["total_steps"], let step = Int(exactly: step),
+                    let total = Int(exactly: total)
+                {
+                    line += " \(stage) \(step)/\(total)"
+                }
+            }
+            lines.append(line)
+        }
+        return lines
+    }
+
     private func progressLine(finished: Int, total: Int, status: BatchStatus) -> String {
-        let width = 30
-        let filled = total > 0 ? finished * width / total : width
-        var line = "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
-            + "\(finished)/\(total)"
+        var line = "[" + BatchDisplay.bar(finished, total) + "] " + "\(finished)/\(total)"
         if let rate = status.videosPerHour { line += String(format: ", %.0f videos/h", rate) }
         if let left = status.secondsLeft, !status.done { line += String(format: ", %.0f s left", left) }
         return line
