@@ -32,6 +32,8 @@ let package = Package(
         .target(name: "ReelCore", swiftSettings: swiftSettings),
         // The worker protocol as a pure codec: typed requests and events, NDJSON framing.
         .target(name: "ReelWorkerProtocol", swiftSettings: swiftSettings),
+        // The REST API's wire types: the Codable shapes the server encodes and the client decodes, keys as served.
+        .target(name: "ReelAPI", dependencies: ["ReelCore"], swiftSettings: swiftSettings),
         // RFC 4180 CSV reading.
         .target(name: "ReelCSV", swiftSettings: swiftSettings),
         // Starting and talking to one engine worker process.
@@ -113,6 +115,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "ReelCoreTests", dependencies: ["ReelCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "ReelAPITests", dependencies: ["ReelAPI", "ReelCore"], swiftSettings: swiftSettings),
         .testTarget(name: "ReelWorkerProtocolTests", dependencies: ["ReelWorkerProtocol"], swiftSettings: swiftSettings),
         .testTarget(name: "ReelCSVTests", dependencies: ["ReelCSV"], swiftSettings: swiftSettings),
         .testTarget(

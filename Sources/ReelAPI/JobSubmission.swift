@@ -1,0 +1,62 @@
+import ReelCore
+
+/// The body of `POST /v1/jobs`: a job spec with the batch CSV's column names, plus `model`, `style` and `priority`.
+///
+/// Every field may be left out (or null) and then takes the model's default; `prompt` is required by validation.
+/// A client encodes it with absent fields left out; the server reads a body with its own reader, which names the
+/// field of any value of the wrong type (`JobSubmission(json:)`), rather than with `Decodable`.
+public struct JobSubmission: Sendable, Equatable, Codable {
+    public var prompt: String?
+    public var negativePrompt: String?
+    /// A style name from the server's style library.
+    public var style: String?
+    /// "WIDTHxHEIGHT".
+    public var size: String?
+    public var seconds: Double?
+    public var frames: Int?
+    public var steps: Int?
+    public var guidance: Double?
+    /// 0…2^63−1 (`Int64.max`); sent as an exact JSON integer.
+    public var seed: UInt64?
+    /// Must be the server's model name when given.
+    public var model: String?
+    public var pngFrames: Bool?
+    /// -100…100; higher runs first. Absent means 0.
+    public var priority: Int?
+    /// The generation frame rate; the model's when absent.
+    public var fps: Int?
+    /// 1, 2 or 4: frame interpolation factor.
+    public var interpolate: Int?
+
+    public init(
+        prompt: String? = nil, negativePrompt: String? = nil, style: String? = nil, size: String? = nil,
+        seconds: Double? = nil, frames: Int? = nil, steps: Int? = nil, guidance: Double? = nil, seed: UInt64? = nil,
+        model: String? = nil, pngFrames: Bool? = nil, priority: Int? = nil, fps: Int? = nil, interpolate: Int? = nil
+    ) {
+        self.fps = fps
+        self.interpolate = interpolate
+        self.prompt = prompt
+        self.negativePrompt = negativePrompt
+        self.style = style
+        self.size = size
+        self.seconds = seconds
+        self.frames = frames
+        self.steps = steps
+        self.guidance = guidance
+        self.seed = seed
+        self.model = model
+        self.pngFrames = pngFrames
+        self.priority = priority
+    }
+
+    /// The field names a submission understands: the batch CSV's columns and the API's own.
+    public static let knownFields: [String] = SpecFields.known
+
+    public static let priorityRange = -100...100
+
+    enum CodingKeys: String, CodingKey {
+        case prompt, style, size, seconds, frames, steps, guidance, seed, model, priority, fps, interpolate
+        case negativePrompt = "negative_prompt"
+        case pngFrames = "png_frames"
+    }
+}
