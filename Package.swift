@@ -72,7 +72,7 @@ let package = Package(
         .target(
             name: "ReelServer",
             dependencies: [
-                "ReelCore", "ReelStore", "ReelScheduler", "ReelCSV",
+                "ReelAPI", "ReelCore", "ReelStore", "ReelScheduler", "ReelCSV",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -131,7 +131,7 @@ let package = Package(
         .testTarget(
             name: "ReelServerTests",
             dependencies: [
-                "ReelServer", "ReelScheduler", "ReelStore", "ReelTestSupport",
+                "ReelAPI", "ReelServer", "ReelScheduler", "ReelStore", "ReelTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

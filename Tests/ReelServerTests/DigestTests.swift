@@ -1,4 +1,5 @@
 import Foundation
+import ReelAPI
 import Testing
 
 @testable import ReelServer
