@@ -89,7 +89,7 @@ let package = Package(
         .target(
             name: "ReelClient",
             dependencies: [
-                "ReelWorkerProtocol",
+                "ReelAPI", "ReelCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings
@@ -98,7 +98,8 @@ let package = Package(
         .executableTarget(
             name: "ReelCLI",
             dependencies: [
-                "ReelCore", "ReelWorkerProtocol", "ReelWorker", "ReelCSV", "ReelStore", "ReelScheduler", "ReelServer", "ReelClient",
+                "ReelAPI", "ReelCore", "ReelWorkerProtocol", "ReelWorker", "ReelCSV", "ReelStore", "ReelScheduler",
+                "ReelServer", "ReelClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -147,14 +148,14 @@ let package = Package(
         .testTarget(
             name: "ReelClusterTests",
             dependencies: [
-                "ReelCLI", "ReelTestSupport", "ReelClient", "ReelWorkerProtocol", "ReelStore", "ReelCore",
+                "ReelCLI", "ReelTestSupport", "ReelAPI", "ReelClient", "ReelStore", "ReelCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "ReelCLITests",
-            dependencies: ["ReelCLI", "ReelTestSupport", "ReelClient", "ReelWorkerProtocol"],
+            dependencies: ["ReelCLI", "ReelTestSupport", "ReelAPI", "ReelClient", "ReelCore"],
             swiftSettings: swiftSettings
         ),
     ]
