@@ -33,6 +33,8 @@ let package = Package(
         .target(name: "ReelCore", swiftSettings: swiftSettings),
         // The worker protocol as a pure codec: typed requests and events, NDJSON framing.
         .target(name: "ReelWorkerProtocol", swiftSettings: swiftSettings),
+        // The REST API's wire types: the Codable shapes the server encodes and the client decodes, keys as served.
+        .target(name: "ReelAPI", dependencies: ["ReelCore"], swiftSettings: swiftSettings),
         // RFC 4180 CSV reading.
         .target(name: "ReelCSV", swiftSettings: swiftSettings),
         // The one validation of a batch (CSV text or rows → whole-file error or per-row verdicts), for the CLI and
@@ -74,7 +76,7 @@ let package = Package(
         .target(
             name: "ReelServer",
             dependencies: [
-                "ReelCore", "ReelStore", "ReelScheduler", "ReelCSV", "ReelBatch",
+                "ReelAPI", "ReelCore", "ReelStore", "ReelScheduler", "ReelCSV", "ReelBatch",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -92,7 +94,7 @@ let package = Package(
         .target(
             name: "ReelClient",
             dependencies: [
-                "ReelWorkerProtocol",
+                "ReelAPI", "ReelCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings
@@ -101,7 +103,8 @@ let package = Package(
         .executableTarget(
             name: "ReelCLI",
             dependencies: [
-                "ReelCore", "ReelWorkerProtocol", "ReelWorker", "ReelCSV", "ReelBatch", "ReelStore", "ReelScheduler", "ReelServer", "ReelClient",
+                "ReelAPI", "ReelCore", "ReelWorkerProtocol", "ReelWorker", "ReelCSV", "ReelBatch", "ReelStore",
+                "ReelScheduler", "ReelServer", "ReelClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -118,6 +121,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "ReelCoreTests", dependencies: ["ReelCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "ReelAPITests", dependencies: ["ReelAPI", "ReelCore"], swiftSettings: swiftSettings),
         .testTarget(name: "ReelWorkerProtocolTests", dependencies: ["ReelWorkerProtocol"], swiftSettings: swiftSettings),
         .testTarget(name: "ReelCSVTests", dependencies: ["ReelCSV"], swiftSettings: swiftSettings),
         .testTarget(
@@ -138,7 +142,7 @@ let package = Package(
         .testTarget(
             name: "ReelServerTests",
             dependencies: [
-                "ReelServer", "ReelScheduler", "ReelStore", "ReelTestSupport",
+                "ReelAPI", "ReelClient", "ReelServer", "ReelScheduler", "ReelStore", "ReelTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -155,14 +159,15 @@ let package = Package(
         .testTarget(
             name: "ReelClusterTests",
             dependencies: [
-                "ReelCLI", "ReelTestSupport", "ReelClient", "ReelWorkerProtocol", "ReelStore", "ReelCore", "ReelCSV",
+                "ReelCLI", "ReelTestSupport", "ReelAPI", "ReelClient", "ReelWorkerProtocol", "ReelStore", "ReelCore",
+                "ReelCSV",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "ReelCLITests",
-            dependencies: ["ReelCLI", "ReelTestSupport", "ReelClient", "ReelWorkerProtocol", "ReelCSV"],
+            dependencies: ["ReelCLI", "ReelTestSupport", "ReelAPI", "ReelClient", "ReelWorkerProtocol", "ReelCore", "ReelCSV"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import ReelAPI
+import ReelCSV
 import ReelClient
 import Metrics
 import ReelBatch
@@ -197,7 +199,7 @@ struct BatchCommand: AsyncParsableCommand {
             let status = try await follow(batch: id, client: client, outDir: outDir, prompts: prompts)
             let report = try await client.batchReport(id)
             try report.write(toFile: outDir + "/report.csv", atomically: true, encoding: .utf8)
-            let succeeded = status.counts["succeeded"] ?? 0
+            let succeeded = status.count(.succeeded)
             print("\(succeeded) of \(status.total) videos in \(outDir); report: \(outDir)/report.csv")
             if succeeded < status.total { throw ExitCode(1) }
         }
@@ -205,40 +207,26 @@ struct BatchCommand: AsyncParsableCommand {
 
     /// Shows the batch's progress and one line per busy slot, and downloads each video as soon as it is done.
     private func follow(batch id: String, client: ReelAPIClient, outDir: String, prompts: [Int: String]) async throws
-        -> BatchStatus
+        -> BatchResource
     {
         var downloaded = Set<String>()
         let interactive = isatty(STDERR_FILENO) != 0
         var lastLines = 0
         while true {
             let status = try await client.batch(id)
-            for row in status.jobs where row.state == "succeeded" && !downloaded.contains(row.id) {
+            for row in status.jobs where row.state == .succeeded && !downloaded.contains(row.id) {
                 let directory = outDir + "/" + String(format: "%03d-", row.row) + Slug.make(prompts[row.row] ?? "")
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
                 try await client.downloadVideo(row.id, to: directory + "/video.mp4")
                 try? await client.downloadMetadata(row.id, to: directory + "/job.json")
                 downloaded.insert(row.id)
             }
-            let finished = ["succeeded", "failed", "cancelled"].reduce(0) { $0 + (status.counts[$1] ?? 0) }
+            let finished = JobState.allCases.filter(\.isTerminal).reduce(0) { $0 + status.count($1) }
             let accepted = status.jobs.count
             var lines = [progressLine(finished: finished, total: accepted, status: status)]
-            if case .object(let body) = try await client.workers(), case .array(let workers)? = body["data"] {
-                for case .object(let worker) in workers {
-                    guard case .string(let slot)? = worker["slot"], case .string(let state)? = worker["state"] else {
-                        continue
-                    }
-                    var line = "  \(slot): \(state)"
-                    if case .string(let job)? = worker["job"], let row = status.jobs.first(where: { $0.id == job }) {
-                        line += " row \(row.row)"
-                        if case .string(let stage)? = worker["stage"], case .number(let step)? = worker["step"],
-                            case .number(let total)? = worker["total_steps"]
-                        {
-                            line += " \(stage) \(Int(step))/\(Int(total))"
-                        }
-                    }
-                    lines.append(line)
-                }
-            }
+            // The slot lines only show what the slots do: a listing this client cannot read (a step no integer
+            // holds, say) shows none rather than ending the batch.
+            lines += Self.slotLines((try? await client.workers()) ?? [], rows: status.jobs)
             if interactive {
                 let clear = lastLines > 0 ? "\u{1B}[\(lastLines)A" : ""
                 FileHandle.standardError.write(
@@ -253,11 +241,23 @@ struct BatchCommand: AsyncParsableCommand {
         }
     }
 
-    private func progressLine(finished: Int, total: Int, status: BatchStatus) -> String {
-        let width = 30
-        let filled = total > 0 ? finished * width / total : width
-        var line = "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
-            + "\(finished)/\(total)"
+    /// One line per slot of the server's `/v1/workers` answer; a slot on one of this batch's jobs names its row,
+    /// stage and step.
+    static func slotLines(_ workers: [WorkerResource], rows: [BatchResource.Row]) -> [String] {
+        workers.map { worker in
+            var line = "  \(worker.slot): \(worker.state)"
+            if let job = worker.job, let row = rows.first(where: { $0.id == job }) {
+                line += " row \(row.row)"
+                if let stage = worker.stage, let step = worker.step, let total = worker.totalSteps {
+                    line += " \(stage) \(step)/\(total)"
+                }
+            }
+            return line
+        }
+    }
+
+    private func progressLine(finished: Int, total: Int, status: BatchResource) -> String {
+        var line = "[" + BatchDisplay.bar(finished, total) + "] " + "\(finished)/\(total)"
         if let rate = status.videosPerHour { line += String(format: ", %.0f videos/h", rate) }
         if let left = status.secondsLeft, !status.done { line += String(format: ", %.0f s left", left) }
         return line

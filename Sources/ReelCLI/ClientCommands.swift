@@ -1,9 +1,8 @@
 import ArgumentParser
 import Foundation
+import ReelAPI
 import ReelClient
 import ReelCore
-import ReelStore
-import ReelWorkerProtocol
 
 /// Options shared by the commands that talk to a running `reel serve`.
 struct ServerOptions: ParsableArguments {
@@ -48,7 +47,7 @@ struct SubmitCommand: AsyncParsableCommand {
     @Option(help: "Duration in seconds.") var seconds: Double?
     @Option(help: "Denoising steps.") var steps: Int?
     @Option(help: "Guidance scale.") var guidance: Double?
-    @Option(help: "Random seed.") var seed: Int?
+    @Option(help: "Random seed, 0 to \(Int64.max).") var seed: UInt64?
     @Option(help: "Higher runs first.") var priority: Int?
     @Option(help: "A prompt style; see `reel styles`.") var style: String?
     @Option(help: "Multiply the frame rate by 2 or 4 with interpolation.") var interpolate: Int?
@@ -58,66 +57,43 @@ struct SubmitCommand: AsyncParsableCommand {
     @Option(help: "With --wait: download the video to this file.") var out: String?
 
     func run() async throws {
-        var spec: [String: JSONValue] = ["prompt": .string(prompt)]
-        if let negativePrompt { spec["negative_prompt"] = .string(negativePrompt) }
-        if let size { spec["size"] = .string(size) }
-        if let frames { spec["frames"] = .number(Double(frames)) }
-        if let seconds { spec["seconds"] = .number(seconds) }
-        if let steps { spec["steps"] = .number(Double(steps)) }
-        if let guidance { spec["guidance"] = .number(guidance) }
-        if let seed { spec["seed"] = .number(Double(seed)) }
-        if let priority { spec["priority"] = .number(Double(priority)) }
-        if pngFrames { spec["png_frames"] = .bool(true) }
-        if let style { spec["style"] = .string(style) }
-        if let interpolate { spec["interpolate"] = .number(Double(interpolate)) }
+        let submission = JobSubmission(
+            prompt: prompt, negativePrompt: negativePrompt, style: style, size: size, seconds: seconds, frames: frames,
+            steps: steps, guidance: guidance, seed: seed, pngFrames: pngFrames ? true : nil, priority: priority,
+            interpolate: interpolate)
         let client = serverOptions.client
         try await reportingErrors {
-            let (job, _) = try await client.submit(spec, idempotencyKey: idempotencyKey)
+            let job = try await client.submit(submission, idempotencyKey: idempotencyKey)
             print(job.id)
             guard wait else { return }
             let final = try await follow(job.id, client: client)
-            if final.state == "succeeded", let out {
+            if final.state == .succeeded, let out {
                 try await client.downloadVideo(job.id, to: absolutePath(out))
                 printError("video: \(absolutePath(out))")
             }
-            if final.state != "succeeded" { throw ExitCode(1) }
+            if final.state != .succeeded { throw ExitCode(1) }
         }
     }
 }
 
-/// Shows a job's progress from the event stream until it ends; returns its final state.
-func follow(_ id: String, client: ReelAPIClient) async throws -> JobSummary {
+/// Shows a job's progress from the event stream until it ends; returns the job as it ended.
+func follow(_ id: String, client: ReelAPIClient) async throws -> JobResource {
     let display = ProgressDisplay(label: id)
     defer { display.finish() }
     let stream = client.events(job: id)
     // The job may have ended before the stream was open: look once first.
-    var (job, _) = try await client.job(id)
-    if ["succeeded", "failed", "cancelled"].contains(job.state) { return job }
+    var job = try await client.job(id)
+    if job.state.isTerminal { return job }
     for try await message in stream {
-        if message.event == "progress", let data = message.data.data(using: .utf8),
-            let event = try? JSONDecoder().decode(EventLine.self, from: data), let progress = event.progress
-        {
-            display.update(JobProgress(stage: progress.stage, step: progress.step, total: progress.total))
+        if let update = message.update, update.kind == .progress, let progress = update.progress {
+            display.update(progress)
         }
-        if ["succeeded", "failed", "cancelled"].contains(message.event) { break }
+        if JobUpdate.Kind(rawValue: message.event).isTerminal { break }
     }
-    (job, _) = try await client.job(id)
+    job = try await client.job(id)
     display.finish()
-    printError("\(id): \(job.state)" + (job.error?.message.map { ": \($0)" } ?? ""))
+    printError("\(id): \(job.state.rawValue)" + (job.error.map { ": \($0.message)" } ?? ""))
     return job
-}
-
-struct EventLine: Decodable {
-    struct Progress: Decodable {
-        var stage: String
-        var step: Int
-        var total: Int
-    }
-    var kind: String?
-    var job: String?
-    var state: String?
-    var progress: Progress?
-    var message: String?
 }
 
 struct JobsCommand: AsyncParsableCommand {
@@ -132,13 +108,18 @@ struct JobsCommand: AsyncParsableCommand {
         @Option(help: "How many.") var limit = 50
 
         func run() async throws {
+            let wanted = try state.map { text in
+                guard let state = JobState(rawValue: text) else {
+                    let states = JobState.allCases.map(\.rawValue).joined(separator: ", ")
+                    throw ValidationError("\(text) is not a job state; use one of \(states)")
+                }
+                return state
+            }
             try await reportingErrors {
-                for job in try await serverOptions.client.jobs(state: state, limit: limit) {
-                    var line = "\(job.id)  \(job.state.padding(toLength: 9, withPad: " ", startingAt: 0))"
-                    if let progress = job.progress, let step = progress.step, let total = progress.total {
-                        line += "  \(progress.stage ?? "") \(step)/\(total)"
-                    }
-                    if let message = job.error?.message { line += "  \(message)" }
+                for job in try await serverOptions.client.jobs(state: wanted, limit: limit).data {
+                    var line = "\(job.id)  \(job.state.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0))"
+                    if let progress = job.progress { line += "  \(progress.stage) \(progress.step)/\(progress.total)" }
+                    if let error = job.error { line += "  \(error.message)" }
                     print(line)
                 }
             }
@@ -152,10 +133,10 @@ struct JobsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let (_, json) = try await serverOptions.client.job(id)
-                let encoder = JSONEncoder()
+                let job = try await serverOptions.client.job(id)
+                let encoder = WireJSON.makeEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                print(String(decoding: try encoder.encode(json), as: UTF8.self))
+                print(String(decoding: try encoder.encode(job), as: UTF8.self))
             }
         }
     }
@@ -168,7 +149,7 @@ struct JobsCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let job = try await serverOptions.client.cancel(id)
-                print("\(job.id) \(job.state)")
+                print("\(job.id) \(job.state.rawValue)")
             }
         }
     }
@@ -183,12 +164,10 @@ struct WatchCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             for try await message in serverOptions.client.events(job: job) {
-                guard let data = message.data.data(using: .utf8),
-                    let event = try? JSONDecoder().decode(EventLine.self, from: data)
-                else { continue }
-                var line = "\(message.event.padding(toLength: 9, withPad: " ", startingAt: 0)) \(event.job ?? "")"
-                if let progress = event.progress { line += " \(progress.stage) \(progress.step)/\(progress.total)" }
-                if let text = event.message { line += " \(text)" }
+                guard let update = message.update else { continue }
+                var line = "\(message.event.padding(toLength: 9, withPad: " ", startingAt: 0)) \(update.job)"
+                if let progress = update.progress { line += " \(progress.stage) \(progress.step)/\(progress.total)" }
+                if let text = update.message { line += " \(text)" }
                 printFlushed(line)
             }
         }

@@ -22,11 +22,8 @@ final class ProgressDisplay: @unchecked Sendable {
     func update(_ progress: JobProgress) {
         let elapsed = (ContinuousClock.now - start).seconds
         if interactive {
-            let fraction = progress.total > 0 ? Double(progress.step) / Double(progress.total) : 0
-            let width = 24
-            let filled = Int((fraction * Double(width)).rounded())
-            let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-            let line = "\(label) [\(bar)] \(progress.stage) \(progress.step)/\(progress.total) "
+            let line = "\(label) [\(Self.bar(step: progress.step, total: progress.total))] "
+                + "\(progress.stage) \(progress.step)/\(progress.total) "
                 + String(format: "%.1fs", elapsed)
             FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
         } else if progress.stage != lastStage || progress.step == progress.total {
@@ -38,6 +35,22 @@ final class ProgressDisplay: @unchecked Sendable {
     func finish() {
         if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
     }
+
+    /// A job's bar: `width` cells, filled by the share of the stage done, to the nearest cell. Whatever the numbers
+    /// of an event: a step past the total fills it, a negative step or a total of zero or below leaves it empty.
+    static func bar(step: Int, total: Int, width: Int = 24) -> String {
+        guard total > 0 else { return progressBarCells(0, of: width) }
+        // Clamped first, so the share is in 0…1 and the product in 0…width.
+        let share = Double(min(max(step, 0), total)) / Double(total)
+        return progressBarCells(Int((share * Double(width)).rounded()), of: width)
+    }
+}
+
+/// `width` cells of a text progress bar, the first `filled` of them (clamped to 0…width) marked `#`.
+func progressBarCells(_ filled: Int, of width: Int) -> String {
+    let width = max(width, 0)
+    let filled = min(max(filled, 0), width)
+    return String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
 }
 
 extension Duration {
@@ -94,9 +107,14 @@ final class BatchDisplay: Sendable {
 
     func finish() {}
 
-    static func bar(_ done: Int, _ total: Int) -> String {
-        let width = 30
-        let filled = total > 0 ? done * width / total : width
-        return String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+    /// A batch's bar: `width` cells, filled by the share of jobs done, rounded down. A count past the total fills it,
+    /// and a total of zero or below is nothing to do, so done.
+    static func bar(_ done: Int, _ total: Int, width: Int = 30) -> String {
+        guard total > 0 else { return progressBarCells(width, of: width) }
+        let done = min(max(done, 0), total)
+        // done ≤ total, so done × width / total ≤ width: only the product can overflow, and then the share is exact
+        // enough in floating point.
+        let (product, overflow) = done.multipliedReportingOverflow(by: width)
+        return progressBarCells(overflow ? Int(Double(done) / Double(total) * Double(width)) : product / total, of: width)
     }
 }

@@ -2,9 +2,10 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
-import ReelWorkerProtocol
+import ReelAPI
+import ReelCore
 
-/// An error answer of the REST API: `{"error":{"code":…,"message":…,"field":…}}`.
+/// An error answer of the REST API (an `ErrorBody`), or a failure to read an answer at all.
 public struct APIError: Error, Sendable, CustomStringConvertible {
     public var status: Int
     public var code: String
@@ -16,71 +17,13 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// The fields of a job object that the CLI shows; the full object is kept as JSON.
-public struct JobSummary: Sendable, Decodable {
-    public struct Progress: Sendable, Decodable {
-        public var stage: String?
-        public var step: Int?
-        public var total: Int?
-    }
-    public struct Failure: Sendable, Decodable {
-        public var code: String?
-        public var message: String?
-    }
-    public var id: String
-    public var state: String
-    public var attempts: Int?
-    public var progress: Progress?
-    public var error: Failure?
-
-    public var isTerminal: Bool { ["succeeded", "failed", "cancelled"].contains(state) }
-}
-
-/// The answer to a batch submission.
-public struct BatchSubmission: Sendable, Decodable {
-    public struct Accepted: Sendable, Decodable {
-        public var row: Int
-        public var job: String
-    }
-    public struct Rejected: Sendable, Decodable {
-        public var row: Int
-        public var column: String?
-        public var message: String
-    }
-    public var id: String?
-    public var queued: Bool
-    public var accepted: [Accepted]
-    public var rejected: [Rejected]
-}
-
-/// A batch's progress.
-public struct BatchStatus: Sendable, Decodable {
-    public struct Row: Sendable, Decodable {
-        public var row: Int
-        public var id: String
-        public var state: String?
-        public var progress: JobSummary.Progress?
-        public var error: String?
-    }
-    public var id: String
-    public var total: Int
-    public var counts: [String: Int]
-    public var jobs: [Row]
-    public var done: Bool
-    public var videosPerHour: Double?
-    public var secondsLeft: Double?
-
-    enum CodingKeys: String, CodingKey {
-        case id, total, counts, jobs, done
-        case videosPerHour = "videos_per_hour"
-        case secondsLeft = "seconds_left"
-    }
-}
-
 /// One Server-Sent Event.
 public struct SSEMessage: Sendable, Equatable {
     public var event: String
     public var data: String
+
+    /// The job update an event of `/v1/events` carries; nil for data that is not one.
+    public var update: JobUpdate? { try? WireJSON.makeDecoder().decode(JobUpdate.self, from: Data(data.utf8)) }
 }
 
 /// A client of a running `reel serve`, over HTTP.
@@ -114,57 +57,82 @@ public struct ReelAPIClient: Sendable {
         _ method: HTTPMethod, _ path: String, body: Data? = nil, headers: [(String, String)] = [],
         limit: Int = 64 << 20
     ) async throws -> Data {
+        try await exchange(method, path, body: body, headers: headers, limit: limit).data
+    }
+
+    private func exchange(
+        _ method: HTTPMethod, _ path: String, body: Data?, headers: [(String, String)], limit: Int = 64 << 20
+    ) async throws -> (status: HTTPResponseStatus, data: Data) {
         let response = try await http.execute(request(method, path, body: body, headers: headers), timeout: .seconds(60))
         let buffer = try await response.body.collect(upTo: limit)
         let data = Data(buffer.readableBytesView)
         guard (200..<300).contains(Int(response.status.code)) else { throw Self.apiError(status: response.status, data) }
-        return data
+        return (response.status, data)
+    }
+
+    /// Sends a request and decodes the body of its 2xx answer as the wire type the route answers with; a body that
+    /// is not one is an `APIError` too, not a crash or a silent default.
+    func call<Value: Decodable>(
+        _ type: Value.Type, _ method: HTTPMethod, _ path: String, body: Data? = nil, headers: [(String, String)] = []
+    ) async throws -> Value {
+        let (status, data) = try await exchange(method, path, body: body, headers: headers)
+        do {
+            return try WireJSON.makeDecoder().decode(type, from: data)
+        } catch {
+            throw APIError(
+                status: Int(status.code), code: "unreadable_answer",
+                message: "the answer to \(method) \(path) is not the \(type) this client reads (\(error)): "
+                    + String(decoding: data.prefix(300), as: UTF8.self))
+        }
     }
 
     static func apiError(status: HTTPResponseStatus, _ data: Data) -> APIError {
-        struct Envelope: Decodable {
-            struct Inner: Decodable {
-                var code: String?
-                var message: String?
-                var field: String?
-            }
-            var error: Inner
-        }
-        if let envelope = try? JSONDecoder().decode(Envelope.self, from: data) {
+        if let body = try? JSONDecoder().decode(ErrorBody.self, from: data) {
             return APIError(
-                status: Int(status.code), code: envelope.error.code ?? "error",
-                message: envelope.error.message ?? status.reasonPhrase, field: envelope.error.field)
+                status: Int(status.code), code: body.error.code, message: body.error.message, field: body.error.field)
         }
         return APIError(
             status: Int(status.code), code: "http_\(status.code)",
             message: String(decoding: data.prefix(500), as: UTF8.self))
     }
 
-    public func submit(_ spec: [String: JSONValue], idempotencyKey: String? = nil) async throws -> (JobSummary, JSONValue) {
-        let body = try JSONEncoder().encode(spec)
-        let data = try await send(
-            .POST, "/v1/jobs", body: body, headers: idempotencyKey.map { [("Idempotency-Key", $0)] } ?? [])
-        return (try JSONDecoder().decode(JobSummary.self, from: data), try JSONDecoder().decode(JSONValue.self, from: data))
+    /// Queues a job; with `idempotencyKey`, a retry of the same submission returns the same job.
+    public func submit(_ submission: JobSubmission, idempotencyKey: String? = nil) async throws -> JobResource {
+        try await call(
+            JobResource.self, .POST, "/v1/jobs", body: try WireJSON.makeEncoder().encode(submission),
+            headers: idempotencyKey.map { [("Idempotency-Key", $0)] } ?? [])
     }
 
-    public func job(_ id: String) async throws -> (JobSummary, JSONValue) {
-        let data = try await send(.GET, "/v1/jobs/\(Self.escape(id))")
-        return (try JSONDecoder().decode(JobSummary.self, from: data), try JSONDecoder().decode(JSONValue.self, from: data))
+    public func job(_ id: String) async throws -> JobResource {
+        try await call(JobResource.self, .GET, "/v1/jobs/\(Self.escape(id))")
     }
 
-    public func jobs(state: String? = nil, limit: Int = 50) async throws -> [JobSummary] {
-        struct Page: Decodable { var data: [JobSummary] }
+    /// One page of jobs, newest first; `before` is the `next` of the page before.
+    public func jobs(state: JobState? = nil, limit: Int = 50, before: String? = nil) async throws -> JobPage {
         var path = "/v1/jobs?limit=\(limit)"
-        if let state { path += "&state=\(Self.escape(state))" }
-        return try JSONDecoder().decode(Page.self, from: try await send(.GET, path)).data
+        if let state { path += "&state=\(state.rawValue)" }
+        if let before { path += "&before=\(Self.escape(before))" }
+        return try await call(JobPage.self, .GET, path)
     }
 
-    public func cancel(_ id: String) async throws -> JobSummary {
-        try JSONDecoder().decode(JobSummary.self, from: try await send(.DELETE, "/v1/jobs/\(Self.escape(id))"))
+    /// Cancels a queued or running job; answers the job as the cancel left it.
+    public func cancel(_ id: String) async throws -> JobResource {
+        try await call(JobResource.self, .DELETE, "/v1/jobs/\(Self.escape(id))")
     }
 
-    public func workers() async throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: try await send(.GET, "/v1/workers"))
+    /// A job's stored event log, oldest first.
+    public func eventLog(_ id: String) async throws -> [JobEventResource] {
+        try await call(DataList<JobEventResource>.self, .GET, "/v1/jobs/\(Self.escape(id))/events").data
+    }
+
+    /// Every slot the server knows of, its own and (with a shared store) every other node's.
+    public func workers() async throws -> [WorkerResource] {
+        try await call(DataList<WorkerResource>.self, .GET, "/v1/workers").data
+    }
+
+    /// The prompt styles a job's `style` may name.
+    public func styles() async throws -> [StyleResource] {
+        try await call(DataList<StyleResource>.self, .GET, "/v1/styles").data
     }
 
     /// Downloads a job's video to a file.
@@ -179,21 +147,22 @@ public struct ReelAPIClient: Sendable {
         try data.write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
-    /// Submits a CSV batch; the answer lists the accepted rows' jobs and the rejected rows.
-    public func submitBatch(csv: String, atomic: Bool = false) async throws -> BatchSubmission {
+    /// Submits a CSV batch; the answer lists the accepted rows' jobs and the rejected rows, also when `atomic` and a
+    /// bad row kept every row from being queued (`queued` false).
+    public func submitBatch(csv: String, atomic: Bool = false) async throws -> BatchSubmitted {
         var request = request(.POST, "/v1/batches" + (atomic ? "?atomic=true" : ""))
         request.headers.replaceOrAdd(name: "Content-Type", value: "text/csv; charset=utf-8")
         request.body = .bytes(ByteBuffer(string: csv))
         let response = try await http.execute(request, timeout: .seconds(120))
         let data = Data(try await response.body.collect(upTo: 64 << 20).readableBytesView)
-        guard let submission = try? JSONDecoder().decode(BatchSubmission.self, from: data) else {
+        guard let submission = try? WireJSON.makeDecoder().decode(BatchSubmitted.self, from: data) else {
             throw Self.apiError(status: response.status, data)
         }
         return submission
     }
 
-    public func batch(_ id: String) async throws -> BatchStatus {
-        try JSONDecoder().decode(BatchStatus.self, from: try await send(.GET, "/v1/batches/\(Self.escape(id))"))
+    public func batch(_ id: String) async throws -> BatchResource {
+        try await call(BatchResource.self, .GET, "/v1/batches/\(Self.escape(id))")
     }
 
     public func batchReport(_ id: String) async throws -> String {

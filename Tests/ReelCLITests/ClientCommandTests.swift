@@ -39,13 +39,13 @@ import Testing
             watcher.standardOutput = watched
             try watcher.run()
             let deadline = ContinuousClock.now + .seconds(60)
-            while ContinuousClock.now < deadline, try await server.client.job(slowID).0.state != "running" {
+            while ContinuousClock.now < deadline, try await server.client.job(slowID).state != .running {
                 try await Task.sleep(for: .milliseconds(100))
             }
             try await Task.sleep(for: .seconds(1))
             let cancel = try TestSupport.runReel(["jobs", "cancel", slowID, "--server", url], in: directory)
             #expect(cancel.status == 0, "\(cancel.stderr)")
-            while ContinuousClock.now < deadline, try await server.client.job(slowID).0.state != "cancelled" {
+            while ContinuousClock.now < deadline, try await server.client.job(slowID).state != .cancelled {
                 try await Task.sleep(for: .milliseconds(100))
             }
             try await Task.sleep(for: .milliseconds(500))
@@ -68,6 +68,28 @@ import Testing
             #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("kites/002-red-kite/job.json").path))
             let report = try String(contentsOf: directory.appendingPathComponent("kites/report.csv"), encoding: .utf8)
             #expect(report.contains(",succeeded,1,") && report.contains(",rejected,") && report.contains(",succeeded,3,"))
+        }
+    }
+
+    @Test func submitSendsTheSeedToTheLastDigit() async throws {
+        try await TestSupport.withTemporaryDirectory { directory in
+            let server = try ServerProcess(devices: "cpu", dataDirectory: directory.appendingPathComponent("server"))
+            defer { server.stop() }
+            try await server.waitUntilReady()
+            let url = "http://127.0.0.1:\(server.port)"
+            // Above 2^53 a Double holds no odd integer, and 2^63 - 1 rounds up to 2^63, past the largest seed.
+            for seed in ["9007199254740993", "9223372036854775807"] {
+                let submit = try TestSupport.runReel(
+                    ["submit", "--server", url, "--prompt", "a seeded kite", "--size", "32x32", "--frames", "5",
+                     "--steps", "2", "--seed", seed], in: directory)
+                #expect(submit.status == 0, "\(submit.stderr)")
+                let id = submit.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                let job = String(decoding: try await server.client.send(.GET, "/v1/jobs/\(id)"), as: UTF8.self)
+                #expect(job.contains(#""seed":\#(seed),"#), "\(job)")
+            }
+            let tooLarge = try TestSupport.runReel(
+                ["submit", "--server", url, "--prompt", "a kite", "--seed", "9223372036854775808"], in: directory)
+            #expect(tooLarge.status != 0 && tooLarge.stderr.contains("seed"), "\(tooLarge.stderr)")
         }
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
+import ReelAPI
 import ReelClient
 import ReelTestSupport
-import ReelWorkerProtocol
 import Synchronization
 import Testing
 
@@ -12,20 +12,19 @@ import Testing
 /// `reel serve` as a real process under kills, stops and signals: the kill -9 of the server with the real engine
 /// (tiny model), the rest with the scripted worker.
 @Suite(.serialized) struct ServeFaultTests {
-    static func spec(_ prompt: String, seed: Int = 1, steps: Int = 2) -> [String: JSONValue] {
-        ["prompt": .string(prompt), "size": .string("32x32"), "frames": .number(5), "steps": .number(Double(steps)),
-         "seed": .number(Double(seed))]
+    static func spec(_ prompt: String, seed: Int = 1, steps: Int = 2) -> JobSubmission {
+        JobSubmission(prompt: prompt, size: "32x32", frames: 5, steps: steps, seed: UInt64(seed))
     }
 
     func waitForTerminal(_ ids: [String], client: ReelAPIClient, timeout: Duration = .seconds(300)) async throws
-        -> [String: JobSummary]
+        -> [String: JobResource]
     {
         let deadline = ContinuousClock.now + timeout
-        var done: [String: JobSummary] = [:]
+        var done: [String: JobResource] = [:]
         while ContinuousClock.now < deadline {
             for id in ids where done[id] == nil {
-                let (job, _) = try await client.job(id)
-                if job.isTerminal { done[id] = job }
+                let job = try await client.job(id)
+                if job.state.isTerminal { done[id] = job }
             }
             if done.count == ids.count { return done }
             try await Task.sleep(for: .milliseconds(200))
@@ -45,12 +44,12 @@ import Testing
             try await server.waitUntilReady()
             var ids: [String] = []
             for index in 0..<6 {
-                ids.append(try await server.client.submit(Self.spec("a slow parade [slow]", seed: index, steps: 3)).0.id)
+                ids.append(try await server.client.submit(Self.spec("a slow parade [slow]", seed: index, steps: 3)).id)
             }
             // Wait until work is under way, then kill -9 the server (its workers lose their parent).
             let deadline = ContinuousClock.now + .seconds(120)
             while ContinuousClock.now < deadline {
-                if try await server.client.jobs(state: "running").count > 0 { break }
+                if try await server.client.jobs(state: .running).data.count > 0 { break }
                 try await Task.sleep(for: .milliseconds(100))
             }
             server.signal(SIGKILL)
@@ -59,7 +58,7 @@ import Testing
             try await server.waitUntilReady()
             let finished = try await waitForTerminal(ids, client: server.client)
             for id in ids {
-                #expect(finished[id]?.state == "succeeded", "\(id): \(String(describing: finished[id]))")
+                #expect(finished[id]?.state == .succeeded, "\(id): \(String(describing: finished[id]))")
                 #expect(videos(server, id) == ["video.mp4"])
             }
         }
@@ -70,9 +69,9 @@ import Testing
             let server = try ServerProcess(devices: "cpu", dataDirectory: directory, extraArguments: ["--grace", "1"])
             defer { server.stop() }
             try await server.waitUntilReady()
-            let long = try await server.client.submit(Self.spec("an endless road [slow]", steps: 30)).0.id
+            let long = try await server.client.submit(Self.spec("an endless road [slow]", steps: 30)).id
             let deadline = ContinuousClock.now + .seconds(60)
-            while ContinuousClock.now < deadline, try await server.client.job(long).0.state != "running" {
+            while ContinuousClock.now < deadline, try await server.client.job(long).state != .running {
                 try await Task.sleep(for: .milliseconds(100))
             }
             server.signal(SIGTERM)
@@ -81,10 +80,10 @@ import Testing
             // Back up: the job was left queued, its attempt not counted, and it now runs to the end.
             try server.restart()
             try await server.waitUntilReady()
-            let (queued, _) = try await server.client.job(long)
-            #expect(queued.state != "failed")
+            let queued = try await server.client.job(long)
+            #expect(queued.state != .failed)
             let finished = try await waitForTerminal([long], client: server.client)
-            #expect(finished[long]?.state == "succeeded")
+            #expect(finished[long]?.state == .succeeded)
             #expect(finished[long]?.attempts == 1, "the stopped attempt was not counted")
         }
     }
@@ -102,9 +101,8 @@ import Testing
             let terminal = Mutex<[String: Int]>([:])
             let listener = Task {
                 for try await message in client.events() where ["succeeded", "failed", "cancelled"].contains(message.event) {
-                    guard let id = message.data.split(separator: "\"job\":\"").dropFirst().first?.split(separator: "\"").first
-                    else { continue }
-                    terminal.withLock { $0[String(id), default: 0] += 1 }
+                    guard let id = message.update?.job else { continue }
+                    terminal.withLock { $0[id, default: 0] += 1 }
                 }
             }
             defer { listener.cancel() }
@@ -114,7 +112,7 @@ import Testing
             var poison: Set<String> = []
             for index in 0..<60 {
                 let prompt = index % 20 == 7 ? "poisoned clip [crash]" : (index % 3 == 0 ? "clip [slow]" : "clip")
-                let id = try await client.submit(Self.spec(prompt, seed: index)).0.id
+                let id = try await client.submit(Self.spec(prompt, seed: index)).id
                 ids.append(id)
                 if prompt.contains("[crash]") { poison.insert(id) }
             }
@@ -122,11 +120,9 @@ import Testing
             let chaos = Task {
                 for _ in 0..<4 {
                     try await Task.sleep(for: .seconds(4))
-                    guard case .object(let body) = try await client.workers(), case .array(let workers)? = body["data"]
-                    else { continue }
-                    for case .object(let worker) in workers {
-                        if case .string("busy")? = worker["state"], case .number(let pid)? = worker["pid"] {
-                            kill(-Int32(pid), SIGKILL)
+                    for worker in try await client.workers() where worker.state == .busy {
+                        if let pid = worker.pid {
+                            kill(-pid, SIGKILL)
                             break
                         }
                     }
@@ -138,10 +134,10 @@ import Testing
             for id in ids {
                 let job = finished[id]
                 if poison.contains(id) {
-                    #expect(job?.state == "failed", "the poisoned job fails after its attempts")
+                    #expect(job?.state == .failed, "the poisoned job fails after its attempts")
                     #expect(videos(server, id).isEmpty)
                 } else {
-                    #expect(job?.state == "succeeded", "\(id): \(String(describing: job))")
+                    #expect(job?.state == .succeeded, "\(id): \(String(describing: job))")
                     #expect(videos(server, id) == ["video.mp4"], "exactly one set of outputs for \(id)")
                 }
             }

@@ -1,4 +1,5 @@
 import Foundation
+import ReelAPI
 import ReelClient
 import ReelTestSupport
 import ReelWorkerProtocol
@@ -21,12 +22,10 @@ import Testing
             owner.apiKey = theirs
             var other = server.client
             other.apiKey = mine
-            let spec: [String: JSONValue] = [
-                "prompt": .string("a slow tide [slow]"), "size": .string("32x32"), "frames": .number(5),
-                "steps": .number(8), "seed": .number(1),
-            ]
-            let id = try await owner.submit(spec).0.id
+            let spec = JobSubmission(prompt: "a slow tide [slow]", size: "32x32", frames: 5, steps: 8, seed: 1)
+            let id = try await owner.submit(spec).id
 
+            // Read raw, as a client would: a field left out and a field that is null both hide it.
             func slots(_ client: ReelAPIClient) async throws -> [[String: Any]] {
                 let body = try await client.send(.GET, "/v1/workers")
                 let object = try JSONSerialization.jsonObject(with: body) as? [String: Any]

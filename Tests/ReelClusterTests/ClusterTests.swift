@@ -1,9 +1,10 @@
 import AsyncHTTPClient
 import Foundation
 import ReelCSV
+import ReelAPI
 import ReelClient
+import ReelCore
 import ReelTestSupport
-import ReelWorkerProtocol
 import Synchronization
 import Testing
 
@@ -14,9 +15,8 @@ import Testing
 /// Two real `reel serve` nodes with CPU workers (scripted; the real engine under `make soak`) sharing one queue in a real PostgreSQL database (see
 /// `TestPostgres`), checked through their HTTP APIs and their output directories.
 @Suite(.serialized) struct ClusterTests {
-    static func spec(_ prompt: String, seed: Int, steps: Int = 2) -> [String: JSONValue] {
-        ["prompt": .string(prompt), "size": .string("32x32"), "frames": .number(5), "steps": .number(Double(steps)),
-         "seed": .number(Double(seed))]
+    static func spec(_ prompt: String, seed: Int, steps: Int = 2) -> JobSubmission {
+        JobSubmission(prompt: prompt, size: "32x32", frames: 5, steps: steps, seed: UInt64(seed))
     }
 
     /// Starts one node per name on the database at `url`, each with its own data directory.
@@ -44,33 +44,18 @@ import Testing
         return nodes
     }
 
-    struct Job: Decodable {
-        var id: String
-        var state: String
-        var attempts: Int
-        var node: String?
-    }
-
-    struct Event: Decodable { var kind: String; var message: String? }
-    struct Events: Decodable { var data: [Event] }
-
-    func job(_ id: String, on node: ServerProcess) async throws -> Job {
-        try JSONDecoder().decode(Job.self, from: try await node.client.send(.GET, "/v1/jobs/\(id)"))
-    }
-
     func eventKinds(_ id: String, on node: ServerProcess) async throws -> [String] {
-        try JSONDecoder().decode(Events.self, from: try await node.client.send(.GET, "/v1/jobs/\(id)/events")).data
-            .map(\.kind)
+        try await node.client.eventLog(id).map(\.kind)
     }
 
     /// Waits until every job has ended, asking `node`.
-    func waitForEnd(_ ids: [String], on node: ServerProcess, timeout: Duration) async throws -> [String: Job] {
+    func waitForEnd(_ ids: [String], on node: ServerProcess, timeout: Duration) async throws -> [String: JobResource] {
         let deadline = ContinuousClock.now + timeout
-        var done: [String: Job] = [:]
+        var done: [String: JobResource] = [:]
         while ContinuousClock.now < deadline {
             for id in ids where done[id] == nil {
-                let job = try await job(id, on: node)
-                if ["succeeded", "failed", "cancelled"].contains(job.state) { done[id] = job }
+                let job = try await node.client.job(id)
+                if job.state.isTerminal { done[id] = job }
             }
             if done.count == ids.count { return done }
             try await Task.sleep(for: .milliseconds(250))
@@ -96,7 +81,7 @@ import Testing
                 var ids: [String] = []
                 for index in 0..<100 {
                     let node = nodes[index % 2]
-                    ids.append(try await node.client.submit(Self.spec("a lantern \(index)", seed: index)).0.id)
+                    ids.append(try await node.client.submit(Self.spec("a lantern \(index)", seed: index)).id)
                 }
                 let finished = try await waitForEnd(ids, on: b, timeout: .seconds(240))
                 print("100 jobs on two nodes took \(ContinuousClock.now - started)")
@@ -104,7 +89,7 @@ import Testing
                 var ranOn: [String: Int] = [:]
                 for id in ids {
                     let job = try #require(finished[id])
-                    #expect(job.state == "succeeded" && job.attempts == 1, "\(id): \(job)")
+                    #expect(job.state == .succeeded && job.attempts == 1, "\(id): \(job)")
                     let kinds = try await eventKinds(id, on: a)
                     #expect(kinds == ["queued", "started", "succeeded"], "\(id) ran more than once: \(kinds)")
                     // One video, in the output directory of the node the job says ran it, and none on the other.
@@ -118,14 +103,7 @@ import Testing
 
                 // /v1/workers on either node lists both nodes' slots, neither stale.
                 for node in nodes {
-                    guard case .object(let body) = try await node.client.workers(), case .array(let slots)? = body["data"]
-                    else { Issue.record("no data in /v1/workers"); continue }
-                    let seen = slots.compactMap { slot -> String? in
-                        guard case .object(let fields) = slot, case .string(let name)? = fields["node"],
-                            case .bool(false)? = fields["stale"]
-                        else { return nil }
-                        return name
-                    }
+                    let seen = try await node.client.workers().filter { $0.stale == false }.compactMap(\.node)
                     #expect(seen.sorted() == ["node-a", "node-b"])
                 }
 
@@ -159,27 +137,26 @@ import Testing
                             // The stream says `: connected` as a comment the parser skips; the first ping or event
                             // comes later, so subscription is confirmed by a probe job below instead.
                             for try await message in nodes[index].client.events() {
-                                guard let event = try? JSONDecoder().decode(SeenEvents.Event.self, from: Data(message.data.utf8))
-                                else { continue }
+                                guard let event = message.update else { continue }
                                 seen.events.withLock { $0[index].append(event) }
                             }
                         }
                     }
                     // Both streams are open once each has seen a probe job queued on node a.
-                    let probe = try await nodes[0].client.submit(Self.spec("a probe", seed: 99)).0.id
+                    let probe = try await nodes[0].client.submit(Self.spec("a probe", seed: 99)).id
                     let deadline = ContinuousClock.now + .seconds(30)
                     while seen.events.withLock({ $0.contains(where: \.isEmpty) }), ContinuousClock.now < deadline {
                         try await Task.sleep(for: .milliseconds(50))
                     }
                     var ids = [probe]
                     for index in 0..<5 {
-                        ids.append(try await nodes[index % 2].client.submit(Self.spec("a heron \(index)", seed: index)).0.id)
+                        ids.append(try await nodes[index % 2].client.submit(Self.spec("a heron \(index)", seed: index)).id)
                     }
                     let finished = try await waitForEnd(ids, on: nodes[1], timeout: .seconds(120))
                     // The last events may still be on their way through NOTIFY.
                     let settled = ContinuousClock.now + .seconds(10)
                     func complete(_ index: Int) -> Bool {
-                        let kinds = seen.events.withLock { Set($0[index].filter { $0.kind == "succeeded" }.map(\.job)) }
+                        let kinds = seen.events.withLock { Set($0[index].filter { $0.kind == .succeeded }.map(\.job)) }
                         return ids.allSatisfy(kinds.contains)
                     }
                     while !(complete(0) && complete(1)), ContinuousClock.now < settled {
@@ -188,10 +165,10 @@ import Testing
                     group.cancelAll()
                     for id in ids {
                         let job = try #require(finished[id])
-                        #expect(job.state == "succeeded", "\(id): \(job)")
+                        #expect(job.state == .succeeded, "\(id): \(job)")
                         // The node that did not run the job saw it start, progress and succeed.
                         let other = job.node == "node-a" ? 1 : 0
-                        let kinds = seen.events.withLock { $0[other].filter { $0.job == id }.map(\.kind) }
+                        let kinds = seen.events.withLock { $0[other].filter { $0.job == id }.map(\.kind.rawValue) }
                         #expect(kinds.first == "queued" || id == probe, "\(id) on node \(other): \(kinds)")
                         #expect(kinds.contains("started") && kinds.contains("progress"), "\(id): \(kinds)")
                         #expect(kinds.last == "succeeded", "\(id) on node \(other): \(kinds)")
@@ -255,15 +232,15 @@ import Testing
                 let (a, b) = (nodes[0], nodes[1])
                 var ids: [String] = []
                 for index in 0..<6 {
-                    ids.append(try await a.client.submit(Self.spec("a slow tide [slow]", seed: index, steps: 6)).0.id)
+                    ids.append(try await a.client.submit(Self.spec("a slow tide [slow]", seed: index, steps: 6)).id)
                 }
                 // Wait until node a is running one of them, then kill -9 it.
                 var victim: String?
                 let deadline = ContinuousClock.now + .seconds(60)
                 while victim == nil, ContinuousClock.now < deadline {
                     for id in ids {
-                        let job = try await job(id, on: b)
-                        if job.state == "running" && job.node == "node-a" { victim = id }
+                        let job = try await b.client.job(id)
+                        if job.state == .running && job.node == "node-a" { victim = id }
                     }
                     try await Task.sleep(for: .milliseconds(100))
                 }
@@ -274,28 +251,19 @@ import Testing
 
                 let finished = try await waitForEnd(ids, on: b, timeout: .seconds(120))
                 for id in ids {
-                    #expect(finished[id]?.state == "succeeded", "\(id): \(String(describing: finished[id]))")
+                    #expect(finished[id]?.state == .succeeded, "\(id): \(String(describing: finished[id]))")
                 }
                 let job = try #require(finished[killed])
                 #expect(job.node == "node-b" && job.attempts == 2)
                 #expect(videos(of: killed, on: b) == ["video.mp4"])
-                let events = try JSONDecoder().decode(
-                    Events.self, from: try await b.client.send(.GET, "/v1/jobs/\(killed)/events")
-                ).data
+                let events = try await b.client.eventLog(killed)
                 #expect(events.map(\.kind) == ["queued", "started", "requeued", "started", "succeeded"])
                 #expect(events[2].message?.contains("lease of node-a/cpu expired") == true, "\(events[2])")
 
                 // Node a's slots are still listed, as stale, once its heartbeat is old.
                 let staleBy = killedAt + .seconds(11)
                 if ContinuousClock.now < staleBy { try await Task.sleep(until: staleBy) }
-                guard case .object(let body) = try await b.client.workers(), case .array(let slots)? = body["data"]
-                else { throw ServerProcessError("no data in /v1/workers") }
-                let staleNodes = slots.compactMap { slot -> String? in
-                    guard case .object(let fields) = slot, case .bool(true)? = fields["stale"],
-                        case .string(let name)? = fields["node"]
-                    else { return nil }
-                    return name
-                }
+                let staleNodes = try await b.client.workers().filter { $0.stale == true }.compactMap(\.node)
                 #expect(staleNodes == ["node-a"])
             }
         }
@@ -304,7 +272,6 @@ import Testing
 
 /// What each node's event stream delivered, by node index.
 final class SeenEvents: Sendable {
-    struct Event: Decodable, Sendable { var kind: String; var job: String }
-    let events = Mutex<[[Event]]>([[], []])
+    let events = Mutex<[[JobUpdate]]>([[], []])
 }
 

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import ReelAPI
 import Testing
 
 @testable import ReelServer

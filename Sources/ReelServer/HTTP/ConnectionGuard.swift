@@ -1,6 +1,7 @@
 import HTTPTypes
 import NIOCore
 import NIOHTTPTypes
+import ReelAPI
 
 /// Whether bytes have arrived on a connection since it last became idle: shared by the raw `ByteWatcher` at the
 /// front of the pipeline and the `ConnectionGuard` behind the HTTP decoder, on the connection's event loop.
@@ -268,7 +269,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         pendingAnswer = nil
         var headers = error.headers
         let body = (try? APIJSON.encode(
-            APIError.Body(error: .init(code: error.error.code.rawValue, message: error.error.message, field: nil))))
+            ErrorBody(error: .init(code: error.error.code.rawValue, message: error.error.message, field: nil))))
             ?? ByteBuffer()
         headers[.contentType] = "application/json; charset=utf-8"
         headers[.contentLength] = String(body.readableBytes)
@@ -290,7 +291,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         closing = true
         cancelTimer()
         let body = (try? APIJSON.encode(
-            APIError.Body(error: .init(code: error.error.code.rawValue, message: error.error.message, field: nil))))
+            ErrorBody(error: .init(code: error.error.code.rawValue, message: error.error.message, field: nil))))
             ?? ByteBuffer()
         var head = "HTTP/1.1 \(error.status.code) \(error.status.reasonPhrase)\r\n"
         for field in error.headers where field.name != .contentLength && field.name != .contentType {

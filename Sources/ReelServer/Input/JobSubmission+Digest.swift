@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import ReelAPI
 
 extension JobSubmission {
     /// A stable digest of the submission, to tell a retry of a request from a different request under the same

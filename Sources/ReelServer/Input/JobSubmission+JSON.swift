@@ -1,4 +1,5 @@
 import Foundation
+import ReelAPI
 import ReelCore
 
 extension JobSubmission {

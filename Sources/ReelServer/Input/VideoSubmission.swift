@@ -1,4 +1,5 @@
 import Foundation
+import ReelAPI
 import ReelCore
 
 /// The body of `POST /v1/videos` turned into a `JobSubmission`: OpenAI's fields (`prompt`, `model`, `seconds`,

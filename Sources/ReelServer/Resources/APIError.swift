@@ -1,7 +1,8 @@
 import Hummingbird
+import ReelAPI
 import ReelCore
 
-/// An error as the API answers it: `{"error": {"code": …, "message": …, "field": … | null}}` with its status.
+/// An error as the API answers it: an `ErrorBody` (`{"error": {"code", "message", "field"}}`) with its status.
 struct APIError: Error, HTTPResponseError {
     var status: HTTPResponse.Status
     var error: ReelError
@@ -20,31 +21,9 @@ struct APIError: Error, HTTPResponseError {
         self.headers = headers
     }
 
-    struct Body: Encodable {
-        struct Detail: Encodable {
-            var code: String
-            var message: String
-            var field: String?
-
-            enum CodingKeys: String, CodingKey { case code, message, field }
-
-            func encode(to encoder: any Encoder) throws {
-                var container = encoder.container(keyedBy: CodingKeys.self)
-                try container.encode(code, forKey: .code)
-                try container.encode(message, forKey: .message)
-                try container.encode(field, forKey: .field)
-            }
-        }
-        var error: Detail
-    }
-
-    static func detail(code: String, message: String, field: String?) -> Body.Detail {
-        Body.Detail(code: code, message: message, field: field)
-    }
-
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        var response = try APIJSON.response(
-            Body(error: .init(code: error.code.rawValue, message: error.message, field: error.field)), status: status)
+        let body = ErrorBody(error: .init(code: error.code.rawValue, message: error.message, field: error.field))
+        var response = try APIJSON.response(body, status: status)
         for field in headers { response.headers.append(field) }
         return response
     }

@@ -1,50 +1,15 @@
 import Foundation
+import ReelAPI
 import ReelCSV
 import ReelCore
 import ReelStore
 
-/// A batch as the API shows it: counts by state, each row's job, throughput so far and time left.
-struct BatchResource: Encodable {
-    struct Row: Encodable {
-        var row: Int
-        var id: String
-        var state: JobState?
-        var progress: JobResource.Progress?
-        var videoURL: String?
-        var error: String?
-
-        enum CodingKeys: String, CodingKey {
-            case row, id, state, progress, error
-            case videoURL = "video_url"
-        }
-    }
-
-    var id: String
-    var object = "batch"
-    var createdAt: Date
-    var total: Int
-    var counts: [String: Int]
-    var jobs: [Row]
-    var rejected: [BatchManifest.Rejected]
-    var done: Bool
-    var videosPerHour: Double?
-    var secondsLeft: Double?
-
-    enum CodingKeys: String, CodingKey {
-        case id, object, total, counts, jobs, rejected, done
-        case createdAt = "created_at"
-        case videosPerHour = "videos_per_hour"
-        case secondsLeft = "seconds_left"
-    }
-
+extension BatchResource {
+    /// The batch `manifest` describes, its accepted rows' jobs as they are in `jobs` (by id) at `now`.
     init(_ manifest: BatchManifest, jobs: [String: Job], now: Date = Date()) {
-        id = manifest.id
-        createdAt = manifest.createdAt
-        total = manifest.accepted.count + manifest.rejected.count
-        rejected = manifest.rejected
         var counts: [String: Int] = [:]
         for state in JobState.allCases { counts[state.rawValue] = 0 }
-        self.jobs = manifest.accepted.map { entry in
+        let rows = manifest.accepted.map { entry in
             let job = jobs[entry.job]
             if let job { counts[job.state.rawValue, default: 0] += 1 }
             return Row(
@@ -53,9 +18,10 @@ struct BatchResource: Encodable {
                 videoURL: job?.state == .succeeded ? "/v1/jobs/\(entry.job)/video" : nil,
                 error: job?.state == .failed ? job?.errorMessage : nil)
         }
-        self.counts = counts
         let finished = manifest.accepted.compactMap { jobs[$0.job] }.filter { $0.state.isTerminal }
-        done = finished.count == manifest.accepted.count
+        let done = finished.count == manifest.accepted.count
+        var videosPerHour: Double?
+        var secondsLeft: Double?
         // Throughput from the first start to now (or to the last finish once done).
         let succeeded = finished.filter { $0.state == .succeeded }
         let started = jobs.values.compactMap(\.startedAt).min()
@@ -68,20 +34,10 @@ struct BatchResource: Encodable {
         } else {
             secondsLeft = done ? 0 : nil
         }
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(object, forKey: .object)
-        try container.encode(createdAt, forKey: .createdAt)
-        try container.encode(total, forKey: .total)
-        try container.encode(counts, forKey: .counts)
-        try container.encode(jobs, forKey: .jobs)
-        try container.encode(rejected, forKey: .rejected)
-        try container.encode(done, forKey: .done)
-        try container.encode(videosPerHour, forKey: .videosPerHour)
-        try container.encode(secondsLeft, forKey: .secondsLeft)
+        self.init(
+            id: manifest.id, createdAt: manifest.createdAt, total: manifest.accepted.count + manifest.rejected.count,
+            counts: counts, jobs: rows, rejected: manifest.rejected.map(RejectedRow.init), done: done,
+            videosPerHour: videosPerHour, secondsLeft: secondsLeft)
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import ReelBatch
+import ReelAPI
 import ReelCore
 
 /// `POST /v1/batches` (CSV or JSON), `GET /v1/batches/{id}` and `GET /v1/batches/{id}/report.csv`.
@@ -53,36 +54,6 @@ struct BatchRoutes {
             throw ReelError.invalid("Content-Type", "send text/csv or application/json, not \(contentType)")
         }
         let (manifest, queued) = try await batches.submit(rows, source: source, atomic: atomicText == "true")
-        return try APIJSON.response(
-            BatchSubmitted(
-                id: queued ? manifest.id : nil, queued: queued, accepted: manifest.accepted, rejected: manifest.rejected),
-            status: queued ? .created : .badRequest)
-    }
-}
-
-/// The answer to `POST /v1/batches`: the jobs each valid row became, and what is wrong with the others.
-struct BatchSubmitted: Encodable {
-    var id: String?
-    var object = "batch"
-    var queued: Bool
-    var accepted: [BatchManifest.Accepted]
-    var rejected: [BatchManifest.Rejected]
-    var error: APIError.Body.Detail? {
-        guard !queued else { return nil }
-        return APIError.detail(
-            code: "invalid_value", message: "\(rejected.count) rows are invalid and atomic=true, so nothing was queued",
-            field: rejected.first?.column)
-    }
-
-    enum CodingKeys: String, CodingKey { case id, object, queued, accepted, rejected, error }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(object, forKey: .object)
-        try container.encode(queued, forKey: .queued)
-        try container.encode(accepted, forKey: .accepted)
-        try container.encode(rejected, forKey: .rejected)
-        try container.encodeIfPresent(error, forKey: .error)
+        return try APIJSON.response(BatchSubmitted(manifest, queued: queued), status: queued ? .created : .badRequest)
     }
 }

@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import ReelAPI
 import ReelCore
 import ReelStore
 

@@ -1,5 +1,7 @@
 import Foundation
 import ReelBatch
+import ReelAPI
+import ReelCSV
 import ReelCore
 import ReelScheduler
 import ReelStore

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ReelAPI
 import ReelScheduler
 import ReelStore
 import ServiceLifecycle
@@ -52,8 +53,8 @@ public struct ClusterService: Service {
 
     private func beat(_ node: String) async {
         do {
-            // As /v1/workers writes them, so that every node's slots read alike.
-            let workers = try APIJSON.makeEncoder().encode(scheduler.workers)
+            // As /v1/workers lists them, so that every node's slots read alike.
+            let workers = try APIJSON.makeEncoder().encode(scheduler.workers.map(WorkerResource.init))
             try await directory.heartbeat(node: node, url: advertiseURL, workers: workers)
         } catch {
             logger.warning("heartbeat of node \(node) failed: \(error)")

@@ -1,10 +1,11 @@
-import Foundation
 import ReelCore
 
 /// The body of `POST /v1/jobs`: a job spec with the batch CSV's column names, plus `model`, `style` and `priority`.
 ///
 /// Every field may be left out (or null) and then takes the model's default; `prompt` is required by validation.
-public struct JobSubmission: Sendable, Equatable {
+/// A client encodes it with absent fields left out; the server reads a body with its own reader, which names the
+/// field of any value of the wrong type (`JobSubmission(json:)`), rather than with `Decodable`.
+public struct JobSubmission: Sendable, Equatable, Codable {
     public var prompt: String?
     public var negativePrompt: String?
     /// A style name from the server's style library.
@@ -15,6 +16,7 @@ public struct JobSubmission: Sendable, Equatable {
     public var frames: Int?
     public var steps: Int?
     public var guidance: Double?
+    /// 0…2^63−1 (`Int64.max`); sent as an exact JSON integer.
     public var seed: UInt64?
     /// Must be the server's model name when given.
     public var model: String?
@@ -52,16 +54,6 @@ public struct JobSubmission: Sendable, Equatable {
 
     public static let priorityRange = SpecRow.priorityRange
 
-    /// The generation request this submission asks for, before validation against a model.
-    public var generationRequest: GenerationRequest {
-        GenerationRequest(
-            prompt: prompt, negativePrompt: negativePrompt, size: size, frames: frames, seconds: seconds, steps: steps,
-            guidance: guidance, seed: seed, pngFrames: pngFrames ?? false, style: style, fps: fps,
-            interpolate: interpolate)
-    }
-}
-
-extension JobSubmission: Encodable {
     enum CodingKeys: String, CodingKey {
         case prompt, style, size, seconds, frames, steps, guidance, seed, model, priority, fps, interpolate
         case negativePrompt = "negative_prompt"
