@@ -7,7 +7,7 @@ VPY := $(VENV)/bin/python
 REEL := .build/debug/reel
 export REEL_PYTHON := $(CURDIR)/$(VPY)
 
-.PHONY: demo test venv build swift-test engine-test web-test api-test clean bundle postgres-shell soak
+.PHONY: demo test format lint venv build swift-test engine-test web-test api-test clean bundle postgres-shell soak
 
 # uv (from PyPI) fetches PyTorch and its CUDA libraries in parallel: about 2 minutes where pip takes 8 or more; pip
 # is the fallback.
@@ -73,6 +73,13 @@ api-test: $(VENV)/.api-installed build
 	$(PYTHON) scripts/embed-web.py --check
 	$(VPY) e2e/api/test_api.py --reel $(REEL) --python $(VPY) --schemathesis $(VENV)/bin/schemathesis
 	$(VPY) e2e/api/healthz_under_load.py --reel $(REEL) --seconds 20
+
+# Swift code formatted as .swift-format says; `make lint` checks it (make test does too), `make format` rewrites it.
+format:
+	$(SWIFT) format --in-place --recursive --parallel Sources Tests Package.swift
+
+lint:
+	$(SWIFT) format lint --strict --recursive --parallel Sources Tests Package.swift
 
 # Everything above, the independent parts side by side (scripts/test.sh says in which order); logs in
 # test-artifacts/logs/.

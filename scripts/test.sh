@@ -3,7 +3,8 @@
 # 2-core machine is done in about 12 minutes. In order:
 #
 #   1. At once: the Swift build (CPU), the engine's .venv (network: PyTorch) and the system packages the suites need
-#      (Debian's postgresql, chromium and a CJK font; network), each only when missing; the generated-file checks.
+#      (Debian's postgresql, chromium and a CJK font; network), each only when missing; the lint checks (swift-format,
+#      the generated files).
 #   2. As soon as .venv is there: the engine's lint (ruff) and tests, beside the build.
 #   3. Once the build is there: the Swift tests that do not time themselves (in parallel, one process), the web page in
 #      a real browser, and the API fuzzing (schemathesis), side by side.
@@ -97,8 +98,10 @@ venv() {
     make -s .venv/.installed .venv/.api-installed
 }
 
-generated_files() {
-    "$PYTHON" scripts/embed-web.py --check && "$PYTHON" scripts/embed-catalog.py --check
+# The generated files match their sources, and the Swift code is formatted as .swift-format says (`make format`).
+lint() {
+    "$PYTHON" scripts/embed-web.py --check && "$PYTHON" scripts/embed-catalog.py --check \
+        && "$SWIFT" format lint --strict --recursive --parallel Sources Tests Package.swift
 }
 
 engine_tests() {
@@ -129,8 +132,8 @@ healthz_under_load() {
 start build "$SWIFT" build --build-tests
 start venv venv
 start packages system_packages
-start generated generated_files
-finish generated
+start lint lint
+finish lint
 
 # 2.
 if finish venv; then

@@ -86,6 +86,10 @@ extension PostgresJobStore {
     static func migrate(_ connection: PostgresConnection, logger: Logger) async throws {
         try await connection.run("BEGIN", logger: logger)
         do {
+            // Nodes starting at once wait for each other's migrations, however long those take, not the lock timeout
+            // that bounds the waits of requests.
+            try await connection.run("SET LOCAL lock_timeout = 0", logger: logger)
+            try await connection.run("SET LOCAL statement_timeout = 0", logger: logger)
             try await connection.run("SELECT pg_advisory_xact_lock(\(migrationLock))", logger: logger)
             try await connection.run(
                 """

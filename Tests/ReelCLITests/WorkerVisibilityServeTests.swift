@@ -22,7 +22,7 @@ import Testing
             owner.apiKey = theirs
             var other = server.client
             other.apiKey = mine
-            let spec = JobSubmission(prompt: "a slow tide [slow]", size: "32x32", frames: 5, steps: 8, seed: 1)
+            let spec = JobSubmission(prompt: "a slow tide [slow]", size: "32x32", frames: 5, steps: 20, seed: 1)
             let id = try await owner.submit(spec).id
 
             // Read raw, as a client would: a field left out and a field that is null both hide it.
@@ -31,14 +31,17 @@ import Testing
                 let object = try JSONSerialization.jsonObject(with: body) as? [String: Any]
                 return object?["data"] as? [[String: Any]] ?? []
             }
+            // Catch a moment when the owner sees its job denoising and the other key, asked right after, sees the
+            // slot still busy with it.
             var busy: [String: Any]?
             let deadline = ContinuousClock.now + .seconds(60)
             while busy == nil, ContinuousClock.now < deadline {
-                // Wait until the owner sees its job denoising, then ask as the other key at once.
-                if try await slots(owner).contains(where: { $0["job"] as? String == id && $0["step"] is Int }) {
-                    busy = try await slots(other).first
+                if try await slots(owner).contains(where: { $0["job"] as? String == id && $0["step"] is Int }),
+                    let slot = try await slots(other).first, slot["state"] as? String == "busy"
+                {
+                    busy = slot
                 }
-                try await Task.sleep(for: .milliseconds(100))
+                try await Task.sleep(for: .milliseconds(50))
             }
             let seen = try #require(busy, "the job never ran: \(server.log.suffix(2000))")
             #expect(seen["state"] as? String == "busy", "\(seen)")
