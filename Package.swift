@@ -122,7 +122,8 @@ let package = Package(
         ),
         .testTarget(name: "ReelCoreTests", dependencies: ["ReelCore"], swiftSettings: swiftSettings),
         .testTarget(name: "ReelAPITests", dependencies: ["ReelAPI", "ReelCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "ReelWorkerProtocolTests", dependencies: ["ReelWorkerProtocol"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ReelWorkerProtocolTests", dependencies: ["ReelWorkerProtocol"], swiftSettings: swiftSettings),
         .testTarget(name: "ReelCSVTests", dependencies: ["ReelCSV"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ReelBatchTests", dependencies: ["ReelBatch", "ReelCore", "ReelTestSupport"],
@@ -167,7 +168,9 @@ let package = Package(
         ),
         .testTarget(
             name: "ReelCLITests",
-            dependencies: ["ReelCLI", "ReelTestSupport", "ReelAPI", "ReelClient", "ReelWorkerProtocol", "ReelCore", "ReelCSV"],
+            dependencies: [
+                "ReelCLI", "ReelTestSupport", "ReelAPI", "ReelClient", "ReelWorkerProtocol", "ReelCore", "ReelCSV",
+            ],
             swiftSettings: swiftSettings
         ),
     ]

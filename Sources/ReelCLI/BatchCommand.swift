@@ -1,10 +1,10 @@
 import ArgumentParser
 import Foundation
+import Metrics
 import ReelAPI
+import ReelBatch
 import ReelCSV
 import ReelClient
-import Metrics
-import ReelBatch
 import ReelCore
 import ReelScheduler
 import ReelServer
@@ -35,7 +35,9 @@ struct BatchCommand: AsyncParsableCommand {
     @Option(help: "Without --server: the local slots, as for `reel serve` (auto, cpu, cpu,cpu, cuda:0,cuda:1, …).")
     var devices: String?
 
-    @Option(help: "Without --server: how the slots use the devices, as for `reel serve` (replica, split, parallel:K, auto).")
+    @Option(
+        help: "Without --server: how the slots use the devices, as for `reel serve` (replica, split, parallel:K, auto)."
+    )
     var placement = "replica"
 
     @Option(help: "An API key for --server (default $REEL_API_KEY).")
@@ -128,7 +130,8 @@ struct BatchCommand: AsyncParsableCommand {
             let plan: PlacementPlan
             do {
                 plan = try PlacementPlanner.resolve(
-                    placement: placement, devices: devices ?? (engine.device == "auto" ? "auto" : engine.resolvedDevice),
+                    placement: placement,
+                    devices: devices ?? (engine.device == "auto" ? "auto" : engine.resolvedDevice),
                     model: model, modelPath: engine.modelArgument, memoryBudgetGiB: engine.memoryBudget,
                     queueDepth: planned.count)
             } catch {
@@ -139,14 +142,17 @@ struct BatchCommand: AsyncParsableCommand {
             // The job id is the row's folder name, so each job writes straight into out/<row>-<slug>/.
             let jobs = planned.map { NewJob(id: $0.directory, spec: $0.spec, priority: $0.priority) }
             let display = BatchDisplay(total: jobs.count)
-            let finished = try await LocalQueue(engine: engine, options: supervision, plan: plan, outputRoot: outDir).run(jobs) {
-                event, workers in display.update(event, workers: workers)
-            }
+            let finished = try await LocalQueue(engine: engine, options: supervision, plan: plan, outputRoot: outDir)
+                .run(jobs) {
+                    event, workers in display.update(event, workers: workers)
+                }
             display.finish()
             for item in planned {
                 guard let job = finished[item.directory] else { continue }
                 report[item.row] = BatchReport.line(row: item.row, jobID: job.id, job: job)
-                if job.state != .succeeded { printError("row \(item.row) \(job.state.rawValue): \(job.errorMessage ?? "")") }
+                if job.state != .succeeded {
+                    printError("row \(item.row) \(job.state.rawValue): \(job.errorMessage ?? "")")
+                }
             }
         }
 
@@ -190,7 +196,8 @@ struct BatchCommand: AsyncParsableCommand {
                 throw ExitCode(1)
             }
             print(id)
-            printError("batch \(id): \(submission.accepted.count) jobs queued, \(submission.rejected.count) rows rejected")
+            printError(
+                "batch \(id): \(submission.accepted.count) jobs queued, \(submission.rejected.count) rows rejected")
             guard wait else { return }
             let outDir = absolutePath(out)
             try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
@@ -206,7 +213,9 @@ struct BatchCommand: AsyncParsableCommand {
     }
 
     /// Shows the batch's progress and one line per busy slot, and downloads each video as soon as it is done.
-    private func follow(batch id: String, client: ReelAPIClient, outDir: String, prompts: [Int: String]) async throws
+    private func follow(
+        batch id: String, client: ReelAPIClient, outDir: String, prompts: [Int: String]
+    ) async throws
         -> BatchResource
     {
         var downloaded = Set<String>()

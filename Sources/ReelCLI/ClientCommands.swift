@@ -52,7 +52,8 @@ struct SubmitCommand: AsyncParsableCommand {
     @Option(help: "A prompt style; see `reel styles`.") var style: String?
     @Option(help: "Multiply the frame rate by 2 or 4 with interpolation.") var interpolate: Int?
     @Flag(help: "Also keep every frame as PNG.") var pngFrames = false
-    @Option(help: "Makes retries of this submission safe: the same key returns the same job.") var idempotencyKey: String?
+    @Option(help: "Makes retries of this submission safe: the same key returns the same job.") var idempotencyKey:
+        String?
     @Flag(help: "Wait until the job ends, showing its progress.") var wait = false
     @Option(help: "With --wait: download the video to this file.") var out: String?
 

@@ -18,13 +18,16 @@ struct EngineOptions: ParsableArguments {
     @Flag(help: "Load with VAE tiling and model offload, for small GPUs.")
     var memorySaving = false
 
-    @Option(help: ArgumentHelp("Cap each worker's GPU memory at this many GiB; the engine places components to fit.",
-                               valueName: "GiB"))
+    @Option(
+        help: ArgumentHelp(
+            "Cap each worker's GPU memory at this many GiB; the engine places components to fit.",
+            valueName: "GiB"))
     var memoryBudget: Double?
 
-    @Option(help: ArgumentHelp(
-        "An approximate speed-up that changes the video, off by default and recorded in job.json: "
-            + "first-block-cache[:THRESHOLD].", valueName: "name"))
+    @Option(
+        help: ArgumentHelp(
+            "An approximate speed-up that changes the video, off by default and recorded in job.json: "
+                + "first-block-cache[:THRESHOLD].", valueName: "name"))
     var approximate: String?
 
     @Flag(name: .shortAndLong, help: "Show the engine's log.")

@@ -74,14 +74,16 @@ struct GenerateCommand: AsyncParsableCommand {
         if let style = spec.style { printError("style \(style): \(spec.prompt)") }
         if let seconds, abs(spec.seconds - seconds) > 1e-9 {
             printError(
-                "note: \(seconds) s is \(spec.frames) frames at \(spec.fps) fps (\(String(format: "%.3f", spec.seconds)) s)")
+                "note: \(seconds) s is \(spec.frames) frames at \(spec.fps) fps (\(String(format: "%.3f", spec.seconds)) s)"
+            )
         }
         let outDir = absolutePath(out)
         // A one-job local batch: the job's directory is `--out`, so its id is that folder's name.
         let folder = URL(fileURLWithPath: outDir)
         let job = NewJob(id: folder.lastPathComponent, spec: spec)
         let plan = PlacementPlan.replica(on: engine.resolvedDevice)
-        var queue = LocalQueue(engine: engine, options: supervision, plan: plan, outputRoot: folder.deletingLastPathComponent().path)
+        var queue = LocalQueue(
+            engine: engine, options: supervision, plan: plan, outputRoot: folder.deletingLastPathComponent().path)
         // A command that cannot start its worker says why at once rather than retrying.
         queue.unhealthyAfter = 1
         printError("starting the \(engine.modelArgument) worker on \(engine.resolvedDevice) …")
@@ -92,7 +94,9 @@ struct GenerateCommand: AsyncParsableCommand {
             finished = try await queue.run([job]) { event, workers in
                 if let progress = event?.progress { display.update(progress) }
                 if let worker = workers.first, worker.state == .ready || worker.state == .busy,
-                    announced.withLock({ seen in defer { seen = true }; return !seen })
+                    announced.withLock({ seen in
+                        defer { seen = true }; return !seen
+                    })
                 {
                     display.finish()
                     printError("worker ready on \(worker.device)")
@@ -110,7 +114,8 @@ struct GenerateCommand: AsyncParsableCommand {
         display.finish()
         guard let done = finished[job.id], done.state == .succeeded, let outputs = done.outputs else {
             let ended = finished[job.id]
-            printError("error: the video was not made (\(ended?.state.rawValue ?? "unknown")): \(ended?.errorMessage ?? "")")
+            printError(
+                "error: the video was not made (\(ended?.state.rawValue ?? "unknown")): \(ended?.errorMessage ?? "")")
             throw ExitCode(1)
         }
         print("video:    \(outputs.video)")

@@ -78,7 +78,8 @@ struct LocalQueue {
                     case .slots:
                         observe(nil, workers)
                         if !workers.isEmpty, workers.allSatisfy({ $0.state == .unhealthy }) {
-                            throw ValidationError("no worker could start: \(workers.first?.lastError ?? "unknown error")")
+                            throw ValidationError(
+                                "no worker could start: \(workers.first?.lastError ?? "unknown error")")
                         }
                     }
                 }

@@ -19,9 +19,13 @@ struct MigrateStoreCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("The store to copy from: a SQLite file (or sqlite:PATH), or postgres://…", valueName: "store"))
+    @Option(
+        help: ArgumentHelp(
+            "The store to copy from: a SQLite file (or sqlite:PATH), or postgres://…", valueName: "store"))
     var from: String
-    @Option(help: ArgumentHelp("The empty store to copy into: postgres://USER@HOST:PORT/DATABASE, or a SQLite file.", valueName: "store"))
+    @Option(
+        help: ArgumentHelp(
+            "The empty store to copy into: postgres://USER@HOST:PORT/DATABASE, or a SQLite file.", valueName: "store"))
     var to: String
 
     func run() async throws {
@@ -66,7 +70,8 @@ struct MigrateStoreCommand: AsyncParsableCommand {
         }
         let path = text.hasPrefix("sqlite:") ? String(text.dropFirst("sqlite:".count)) : text
         guard !path.isEmpty, !path.contains("://") else {
-            throw ValidationError("\(option) \(text): expected a SQLite file path, sqlite:PATH or postgres://USER@HOST/DATABASE")
+            throw ValidationError(
+                "\(option) \(text): expected a SQLite file path, sqlite:PATH or postgres://USER@HOST/DATABASE")
         }
         if mustExist && !FileManager.default.fileExists(atPath: path) {
             throw ValidationError("\(option) \(path): no such SQLite file")

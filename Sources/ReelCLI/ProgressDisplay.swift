@@ -22,12 +22,14 @@ final class ProgressDisplay: @unchecked Sendable {
     func update(_ progress: JobProgress) {
         let elapsed = (ContinuousClock.now - start).seconds
         if interactive {
-            let line = "\(label) [\(Self.bar(step: progress.step, total: progress.total))] "
+            let line =
+                "\(label) [\(Self.bar(step: progress.step, total: progress.total))] "
                 + "\(progress.stage) \(progress.step)/\(progress.total) "
                 + String(format: "%.1fs", elapsed)
             FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
         } else if progress.stage != lastStage || progress.step == progress.total {
-            printError("\(label) \(progress.stage) \(progress.step)/\(progress.total) " + String(format: "%.1fs", elapsed))
+            printError(
+                "\(label) \(progress.stage) \(progress.step)/\(progress.total) " + String(format: "%.1fs", elapsed))
         }
         lastStage = progress.stage
     }
@@ -80,14 +82,17 @@ final class BatchDisplay: Sendable {
             if let event, event.state.isTerminal, state.finished[event.job] == nil {
                 state.finished[event.job] = event.state.rawValue
                 if event.state == .succeeded { state.succeeded += 1 }
-                if !interactive { printError("\(event.job): \(event.state.rawValue) (\(state.finished.count)/\(total))") }
+                if !interactive {
+                    printError("\(event.job): \(event.state.rawValue) (\(state.finished.count)/\(total))")
+                }
             }
             guard interactive else { return }
             let elapsed = (ContinuousClock.now - start).seconds
             var head = "[" + Self.bar(state.finished.count, total) + "] \(state.finished.count)/\(total)"
             if state.succeeded > 0 && elapsed > 0 {
                 let rate = Double(state.succeeded) / elapsed
-                head += String(format: ", %.0f videos/h, %.0f s left", rate * 3600, Double(total - state.finished.count) / rate)
+                head += String(
+                    format: ", %.0f videos/h, %.0f s left", rate * 3600, Double(total - state.finished.count) / rate)
             }
             var lines = [head]
             for worker in workers {
@@ -100,7 +105,8 @@ final class BatchDisplay: Sendable {
                 lines.append(line)
             }
             let up = state.lastLines > 0 ? "\u{1B}[\(state.lastLines)A" : ""
-            FileHandle.standardError.write(Data((up + lines.map { "\u{1B}[K" + $0 }.joined(separator: "\n") + "\n").utf8))
+            FileHandle.standardError.write(
+                Data((up + lines.map { "\u{1B}[K" + $0 }.joined(separator: "\n") + "\n").utf8))
             state.lastLines = lines.count
         }
     }
@@ -115,6 +121,7 @@ final class BatchDisplay: Sendable {
         // done ≤ total, so done × width / total ≤ width: only the product can overflow, and then the share is exact
         // enough in floating point.
         let (product, overflow) = done.multipliedReportingOverflow(by: width)
-        return progressBarCells(overflow ? Int(Double(done) / Double(total) * Double(width)) : product / total, of: width)
+        return progressBarCells(
+            overflow ? Int(Double(done) / Double(total) * Double(width)) : product / total, of: width)
     }
 }

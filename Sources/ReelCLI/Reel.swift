@@ -12,7 +12,10 @@ struct Reel: AsyncParsableCommand {
         commandName: "reel",
         abstract: "Turn prompts into videos with Wan2.2 on your own GPUs.",
         version: "0.1.0",
-        subcommands: [GenerateCommand.self, BatchCommand.self, ServeCommand.self, SubmitCommand.self, JobsCommand.self, WatchCommand.self, StylesCommand.self, MigrateStoreCommand.self]
+        subcommands: [
+            GenerateCommand.self, BatchCommand.self, ServeCommand.self, SubmitCommand.self, JobsCommand.self,
+            WatchCommand.self, StylesCommand.self, MigrateStoreCommand.self,
+        ]
     )
 
     static func main() async {

@@ -9,7 +9,9 @@ import ServiceLifecycle
 /// `reel serve --database`: one node's own SQLite file, or a PostgreSQL database several nodes share.
 extension ServeCommand {
     /// The job store `--database` names, and its cluster directory when it is a shared one.
-    func openStore(dataDirectory: String, logger: Logger) async throws -> (
+    func openStore(
+        dataDirectory: String, logger: Logger
+    ) async throws -> (
         store: any JobStore, directory: (any ClusterDirectory)?
     ) {
         let database = database ?? dataDirectory + "/reel.sqlite"

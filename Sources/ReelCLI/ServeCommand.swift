@@ -26,7 +26,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(
         help: ArgumentHelp(
             "How slots use the devices: replica (one worker per device), split (text encoder on one GPU, transformer "
-                + "and VAE on the next), parallel:K (K GPUs run each job), or auto (chosen from memory and the queue)."))
+                + "and VAE on the next), parallel:K (K GPUs run each job), or auto (chosen from memory and the queue).")
+    )
     var placement = "replica"
     @Option(
         help: ArgumentHelp(
@@ -36,9 +37,10 @@ struct ServeCommand: AsyncParsableCommand {
     var relayoutAfter: Double = 20
     @Option(help: ArgumentHelp("Cap each worker's GPU memory at this many GiB.", valueName: "GiB"))
     var memoryBudget: Double?
-    @Option(help: ArgumentHelp(
-        "An approximate speed-up that changes the videos, off by default and recorded in each job.json: "
-            + "first-block-cache[:THRESHOLD].", valueName: "name"))
+    @Option(
+        help: ArgumentHelp(
+            "An approximate speed-up that changes the videos, off by default and recorded in each job.json: "
+                + "first-block-cache[:THRESHOLD].", valueName: "name"))
     var approximate: String?
     @Option(help: "This node's name; it owns the leases of the jobs it runs (default: the host name).")
     var node: String?
@@ -52,7 +54,9 @@ struct ServeCommand: AsyncParsableCommand {
             "With a shared --database, the URL other nodes redirect clients to for this node's videos "
                 + "(default http://HOST:PORT).", valueName: "url"))
     var advertiseURL: String?
-    @Option(help: "Where job outputs go (default DATA_DIR/outputs); on a disk every node mounts, any node serves any video.")
+    @Option(
+        help: "Where job outputs go (default DATA_DIR/outputs); on a disk every node mounts, any node serves any video."
+    )
     var outputDir: String?
     @Option(help: "Attempts after which a job fails for good.") var maxAttempts = 3
     @Option(
@@ -74,10 +78,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Largest request body in bytes.") var maxBodyBytes = 1 << 20
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
     @OptionGroup var styleFile: StyleFileOption
-    @Option(help: "Most frames one job may generate (before interpolation).") var maxFrames = GenerationLimits.standard.maxFrames
+    @Option(help: "Most frames one job may generate (before interpolation).") var maxFrames = GenerationLimits.standard
+        .maxFrames
     @Option(help: "Most pixels per frame (width × height).") var maxPixels = GenerationLimits.standard.maxPixelsPerFrame
     @Option(help: "Most denoising steps per job.") var maxSteps = GenerationLimits.standard.maxSteps
-    @Option(help: "Most characters in a prompt.") var maxPromptCharacters = GenerationLimits.standard.maxPromptCharacters
+    @Option(help: "Most characters in a prompt.") var maxPromptCharacters = GenerationLimits.standard
+        .maxPromptCharacters
     @Option(help: "Largest batch body (CSV or JSON) in bytes.") var maxBatchBytes = 16 << 20
     @Option(help: "Most rows in one batch.") var maxBatchRows = 10_000
     @Option(

@@ -40,7 +40,9 @@ public enum CSVReader {
     /// `tooManyRows` error at the first data row past it, so an oversized document costs no more than the limit.
     public static func parse(_ text: String, maxRows: Int? = nil) throws(CSVError) -> CSVTable {
         let records = try records(in: text, maxRecords: maxRows.map { $0 + 1 })
-        guard let first = records.first else { throw CSVError(row: 1, message: "the file is empty; it needs a header row") }
+        guard let first = records.first else {
+            throw CSVError(row: 1, message: "the file is empty; it needs a header row")
+        }
         let header = first.fields.map { $0.trimmingCharacters(in: " \t") }
         // Numbered as a spreadsheet shows them: blank lines are rows too, and the header is row 1.
         let offset = first.number - 1
@@ -99,7 +101,8 @@ public enum CSVReader {
                 var start = index
                 while true {
                     guard let next = (index < count ? bytes[index...] : bytes[count...]).firstIndex(of: quote) else {
-                        throw CSVError(row: recordNumber, message: "a quoted field is never closed; add the closing quote")
+                        throw CSVError(
+                            row: recordNumber, message: "a quoted field is never closed; add the closing quote")
                     }
                     field += string(start, next)
                     if next + 1 < count && bytes[next + 1] == quote {
@@ -120,7 +123,9 @@ public enum CSVReader {
                     if bytes[index] == quote {
                         throw CSVError(
                             row: recordNumber,
-                            message: "a quote appears inside an unquoted field; quote the whole field and double inner quotes")
+                            message:
+                                "a quote appears inside an unquoted field; quote the whole field and double inner quotes"
+                        )
                     }
                     index += 1
                 }
@@ -148,6 +153,8 @@ public enum CSVReader {
 extension String {
     func trimmingCharacters(in set: String) -> String {
         let characters = Set(set)
-        return String(self.drop(while: { characters.contains($0) }).reversed().drop(while: { characters.contains($0) }).reversed())
+        return String(
+            self.drop(while: { characters.contains($0) }).reversed().drop(while: { characters.contains($0) }).reversed()
+        )
     }
 }

@@ -38,7 +38,9 @@ public struct ReelAPIClient: Sendable {
         self.http = http
     }
 
-    func request(_ method: HTTPMethod, _ path: String, body: Data? = nil, headers: [(String, String)] = [])
+    func request(
+        _ method: HTTPMethod, _ path: String, body: Data? = nil, headers: [(String, String)] = []
+    )
         -> HTTPClientRequest
     {
         var request = HTTPClientRequest(url: baseURL + path)
@@ -63,10 +65,13 @@ public struct ReelAPIClient: Sendable {
     private func exchange(
         _ method: HTTPMethod, _ path: String, body: Data?, headers: [(String, String)], limit: Int = 64 << 20
     ) async throws -> (status: HTTPResponseStatus, data: Data) {
-        let response = try await http.execute(request(method, path, body: body, headers: headers), timeout: .seconds(60))
+        let response = try await http.execute(
+            request(method, path, body: body, headers: headers), timeout: .seconds(60))
         let buffer = try await response.body.collect(upTo: limit)
         let data = Data(buffer.readableBytesView)
-        guard (200..<300).contains(Int(response.status.code)) else { throw Self.apiError(status: response.status, data) }
+        guard (200..<300).contains(Int(response.status.code)) else {
+            throw Self.apiError(status: response.status, data)
+        }
         return (response.status, data)
     }
 
@@ -195,7 +200,8 @@ public struct ReelAPIClient: Sendable {
     }
 
     static func escape(_ text: String) -> String {
-        text.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "/?&=+#")))
+        text.addingPercentEncoding(
+            withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "/?&=+#")))
             ?? text
     }
 }
@@ -217,7 +223,8 @@ public struct SSEParser: Sendable {
             if line.hasSuffix("\r") { line.removeLast() }
             if line.isEmpty {
                 if !data.isEmpty || !event.isEmpty {
-                    messages.append(SSEMessage(event: event.isEmpty ? "message" : event, data: data.joined(separator: "\n")))
+                    messages.append(
+                        SSEMessage(event: event.isEmpty ? "message" : event, data: data.joined(separator: "\n")))
                 }
                 event = ""
                 data = []

@@ -10,7 +10,8 @@ public enum ApproximateSpeedUp {
         let name = String(parts[0])
         guard known[name] != nil else {
             throw ApproximateSpeedUpError(
-                "--approximate \(spec): unknown; the approximate speed-ups are \(known.keys.sorted().joined(separator: ", "))")
+                "--approximate \(spec): unknown; the approximate speed-ups are \(known.keys.sorted().joined(separator: ", "))"
+            )
         }
         if parts.count == 2 {
             guard let threshold = Double(parts[1]) else {

@@ -99,8 +99,10 @@ public struct GenerationLimits: Sendable, Equatable {
     public var maxSteps: Int
     public var maxPromptCharacters: Int
 
-    public init(maxFrames: Int = 257, maxPixelsPerFrame: Int = 1920 * 1088, maxSteps: Int = 200,
-                maxPromptCharacters: Int = 4000) {
+    public init(
+        maxFrames: Int = 257, maxPixelsPerFrame: Int = 1920 * 1088, maxSteps: Int = 200,
+        maxPromptCharacters: Int = 4000
+    ) {
         self.maxFrames = maxFrames
         self.maxPixelsPerFrame = maxPixelsPerFrame
         self.maxSteps = maxSteps

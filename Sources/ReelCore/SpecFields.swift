@@ -30,7 +30,8 @@ public enum SpecFields {
         if let model = fields["model"]?.trimmingWhitespace, !model.isEmpty { row.model = model }
         if let text = fields["priority"]?.trimmingWhitespace, !text.isEmpty {
             guard let priority = Numerals.wholeNumber(text, allowNegative: true) else {
-                throw .invalid("priority", "\(text.quotedForMessage()) is not a whole number (digits, optionally after -)")
+                throw .invalid(
+                    "priority", "\(text.quotedForMessage()) is not a whole number (digits, optionally after -)")
             }
             row.priority = priority
         }
@@ -41,7 +42,8 @@ public enum SpecFields {
         for name in fields.keys.sorted() where !known.contains(name) {
             throw .invalid(
                 String(name.unicodeScalars.prefix(60)),
-                "unknown column \(name.quotedForMessage(limit: 60)); the known columns are \(known.joined(separator: ", "))")
+                "unknown column \(name.quotedForMessage(limit: 60)); the known columns are \(known.joined(separator: ", "))"
+            )
         }
         func text(_ name: String) -> String? {
             guard let value = fields[name]?.trimmingWhitespace, !value.isEmpty else { return nil }

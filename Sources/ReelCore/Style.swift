@@ -26,7 +26,8 @@ public struct Style: Sendable, Equatable, Codable {
     /// The styled prompt and negative prompt: `{prompt}` replaced by the user's prompt (appended when the template
     /// has none), and the style's negative prompt joined to the user's with a comma.
     public func apply(prompt userPrompt: String, negativePrompt userNegative: String) -> (String, String) {
-        let styled = prompt.contains("{prompt}")
+        let styled =
+            prompt.contains("{prompt}")
             ? prompt.replacingOccurrences(of: "{prompt}", with: userPrompt)
             : [prompt, userPrompt].filter { !$0.isEmpty }.joined(separator: ", ")
         let negative = [userNegative, negativePrompt].filter { !$0.isEmpty }.joined(separator: ", ")

@@ -37,7 +37,9 @@ extension StyleLibrary {
     /// `base` with the styles of every `*.json` file in `directory` merged over it, file by file in order of file
     /// name, so that `20-mine.json` overrides `10-team.json`. A directory that does not exist adds nothing;
     /// hidden files (`.name.json`) are skipped.
-    public static func loadDirectory(_ directory: String, over base: StyleLibrary = .builtIn) throws(ReelError)
+    public static func loadDirectory(
+        _ directory: String, over base: StyleLibrary = .builtIn
+    ) throws(ReelError)
         -> StyleLibrary
     {
         var isDirectory: ObjCBool = false

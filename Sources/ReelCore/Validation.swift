@@ -10,7 +10,9 @@ public enum Validation {
         randomSeed: () -> UInt64 = { UInt64.random(in: 0...UInt64(Int64.max)) }
     ) throws(ReelError) -> GenerationSpec {
         let userPrompt = (request.prompt ?? "").trimmingWhitespace
-        guard !userPrompt.isEmpty else { throw .invalid("prompt", "the prompt is empty; describe the video to generate") }
+        guard !userPrompt.isEmpty else {
+            throw .invalid("prompt", "the prompt is empty; describe the video to generate")
+        }
         // The limits bound what the user wrote; a style adds a fixed template around it.
         try checkLength(userPrompt, field: "prompt", what: "the prompt", limit: limits.maxPromptCharacters)
         let userNegative = request.negativePrompt ?? ""
@@ -68,7 +70,8 @@ public enum Validation {
             guard requested % model.temporalStride == 1 else {
                 throw .invalid(
                     "frames",
-                    "\(requested) frames is not of the form 4n+1; the nearest valid count is \(nearestFrames(requested))")
+                    "\(requested) frames is not of the form 4n+1; the nearest valid count is \(nearestFrames(requested))"
+                )
             }
             frames = requested
         } else if let seconds = request.seconds {

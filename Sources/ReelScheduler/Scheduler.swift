@@ -2,8 +2,8 @@ import Foundation
 import Logging
 import ReelCore
 import ReelStore
-import ReelWorkerProtocol
 import ReelWorker
+import ReelWorkerProtocol
 import ServiceLifecycle
 import Synchronization
 
@@ -185,7 +185,8 @@ public final class Scheduler: Service, Sendable {
             if let sick = statuses.first(where: { $0.state == .unhealthy }), var fallback = relayout.plan(.max),
                 fallback.slots != layout.slots, !avoiding.contains(fallback.slots)
             {
-                let reason = "auto: slot \(sick.slot) could not start its workers (\(sick.lastError ?? "no reason given")); "
+                let reason =
+                    "auto: slot \(sick.slot) could not start its workers (\(sick.lastError ?? "no reason given")); "
                     + "this node uses the layout with the most slots instead and does not try that one again"
                 fallback.notes.append(reason)
                 logger.error("\(reason)")
@@ -212,7 +213,8 @@ public final class Scheduler: Service, Sendable {
                 settle: relayout.settle)
             {
                 let summary = plan.lines.joined(separator: "; ")
-                logger.info("auto placement: \(depth) job(s) waiting; changing layout once running jobs finish: \(summary)")
+                logger.info(
+                    "auto placement: \(depth) job(s) waiting; changing layout once running jobs finish: \(summary)")
                 layout.stop.begin(grace: nil)
                 return Change(plan: plan, leavesBroken: false)
             }

@@ -64,7 +64,9 @@ public protocol JobStore: Sendable {
     /// Ends an attempt that failed, keeping `code` and `message` as the job's last error. With `retry`, the job
     /// goes back to the queue (or ends cancelled when a cancel was requested meanwhile); otherwise it fails for
     /// good. `memorySaving` sets the flag, which nothing clears later. False when the lease is no longer current.
-    func fail(_ lease: Lease, code: String, message: String, retry: Bool, memorySaving: Bool, now: Date)
+    func fail(
+        _ lease: Lease, code: String, message: String, retry: Bool, memorySaving: Bool, now: Date
+    )
         async throws -> Bool
 
     /// Gives a job back to the queue without counting the attempt (a graceful shutdown stopped it); a job whose
@@ -102,7 +104,9 @@ public protocol JobStore: Sendable {
     /// share `now` and are tagged with the manifest's id (whatever `batchID` they carried); the manifest is kept with
     /// the jobs' creation time as its `createdAt`, and returned as kept. Throws `JobStoreError.duplicateID` when a
     /// batch of that id exists.
-    func enqueueBatch(_ manifest: BatchManifest, jobs: [NewJob], now: Date) async throws
+    func enqueueBatch(
+        _ manifest: BatchManifest, jobs: [NewJob], now: Date
+    ) async throws
         -> (manifest: BatchManifest, jobs: [Job])
 
     /// The manifest of a batch; nil when the store has no batch of that id.

@@ -102,7 +102,9 @@ public final class MemoryJobStore: JobStore {
         }
     }
 
-    public func enqueueBatch(_ manifest: BatchManifest, jobs: [NewJob], now: Date) throws
+    public func enqueueBatch(
+        _ manifest: BatchManifest, jobs: [NewJob], now: Date
+    ) throws
         -> (manifest: BatchManifest, jobs: [Job])
     {
         try mutate { storage in

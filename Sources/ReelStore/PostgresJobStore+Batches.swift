@@ -4,7 +4,9 @@ import ReelCore
 
 /// Batch manifests in table `batch`, beside their jobs.
 extension PostgresJobStore {
-    public func enqueueBatch(_ manifest: BatchManifest, jobs: [NewJob], now: Date) async throws
+    public func enqueueBatch(
+        _ manifest: BatchManifest, jobs: [NewJob], now: Date
+    ) async throws
         -> (manifest: BatchManifest, jobs: [Job])
     {
         // A race on the batch id (or a job's key) is run again, and then answers as the rules say.

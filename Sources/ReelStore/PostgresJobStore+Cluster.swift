@@ -11,11 +11,11 @@ extension PostgresJobStore {
         let json = String(decoding: workers, as: UTF8.self)
         try await connections.withConnection { connection in
             try await connection.run(
-            """
-            INSERT INTO node (name, url, workers, heartbeat_at) VALUES (\(node), \(url), \(json)::json, clock_timestamp())
-            ON CONFLICT (name) DO UPDATE
-            SET url = excluded.url, workers = excluded.workers, heartbeat_at = excluded.heartbeat_at
-            """, logger: self.logger)
+                """
+                INSERT INTO node (name, url, workers, heartbeat_at) VALUES (\(node), \(url), \(json)::json, clock_timestamp())
+                ON CONFLICT (name) DO UPDATE
+                SET url = excluded.url, workers = excluded.workers, heartbeat_at = excluded.heartbeat_at
+                """, logger: self.logger)
         }
     }
 

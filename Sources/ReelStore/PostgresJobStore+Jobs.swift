@@ -115,7 +115,9 @@ extension PostgresJobStore {
 
     public func appendEvent(jobID: String, kind: String, message: String?, now: Date) async throws {
         try await transaction { connection in
-            guard let (job, _) = try await self.lockJob(jobID, connection) else { throw JobStoreError.unknownJob(jobID) }
+            guard let (job, _) = try await self.lockJob(jobID, connection) else {
+                throw JobStoreError.unknownJob(jobID)
+            }
             let moment = try await self.moment(now, connection)
             try await self.log(PendingEvent(kind: kind, message: message), for: job, at: moment.now, connection)
         }

@@ -7,7 +7,9 @@ import ReelCore
 extension PostgresJobStore {
     // MARK: Leases
 
-    public func claim(owner: String, slot: String, leaseExpiresAt: Date, now: Date) async throws -> (
+    public func claim(
+        owner: String, slot: String, leaseExpiresAt: Date, now: Date
+    ) async throws -> (
         job: Job, lease: Lease
     )? {
         try await transaction { connection in
@@ -42,7 +44,9 @@ extension PostgresJobStore {
         try await update(lease, now: now) { job, moment in job.succeed(outputs: outputs, now: moment.now) }
     }
 
-    public func fail(_ lease: Lease, code: String, message: String, retry: Bool, memorySaving: Bool, now: Date)
+    public func fail(
+        _ lease: Lease, code: String, message: String, retry: Bool, memorySaving: Bool, now: Date
+    )
         async throws -> Bool
     {
         try await update(lease, now: now) { job, moment in

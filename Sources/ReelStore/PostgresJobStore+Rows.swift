@@ -30,7 +30,9 @@ extension PostgresJobStore {
     }
 
     /// Runs `body` in one transaction on one connection: committed when it returns, rolled back when it throws.
-    func transaction<Result: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> Result) async throws
+    func transaction<Result: Sendable>(
+        _ body: @Sendable (PostgresConnection) async throws -> Result
+    ) async throws
         -> Result
     {
         try await connections.withConnection { connection in
@@ -54,7 +56,9 @@ extension PostgresJobStore {
 
     /// Runs `body` again when it loses a race on a unique index (two nodes adding the same idempotency key or id at
     /// once): the second run sees the first one's row and answers as the rules say.
-    func retryingUniqueViolations<Result: Sendable>(_ body: @Sendable () async throws -> Result) async throws
+    func retryingUniqueViolations<Result: Sendable>(
+        _ body: @Sendable () async throws -> Result
+    ) async throws
         -> Result
     {
         for _ in 0..<3 {

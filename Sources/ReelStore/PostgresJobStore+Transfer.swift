@@ -16,8 +16,7 @@ extension PostgresJobStore: TransferableJobStore {
                 let eventRows = try await connection.rows(
                     "SELECT sequence, at, kind, message FROM job_event WHERE job_id = \(job.id) ORDER BY sequence",
                     logger: self.logger)
-                for try await (sequence, at, kind, message) in eventRows.decode((Int64, Double, String, String?).self)
-                {
+                for try await (sequence, at, kind, message) in eventRows.decode((Int64, Double, String, String?).self) {
                     events.append(
                         JobEvent(
                             jobID: job.id, sequence: sequence, at: Date(timeIntervalSince1970: at), kind: kind,

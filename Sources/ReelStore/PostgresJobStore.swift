@@ -64,7 +64,8 @@ public final class PostgresJobStore: JobStore, ClusterDirectory {
             throw PostgresLocation.explain(error, connecting: location)
         }
         configuration.options.connectTimeout = .seconds(10)
-        let lockMilliseconds = lockTimeout.components.seconds * 1000 + lockTimeout.components.attoseconds / 1_000_000_000_000_000
+        let lockMilliseconds =
+            lockTimeout.components.seconds * 1000 + lockTimeout.components.attoseconds / 1_000_000_000_000_000
         configuration.options.additionalStartupParameters = [
             ("lock_timeout", "\(max(1, lockMilliseconds))ms"), ("statement_timeout", "60s"),
             ("idle_in_transaction_session_timeout", "60s"),

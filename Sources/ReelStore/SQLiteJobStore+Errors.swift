@@ -49,7 +49,8 @@ struct SQLitePool: Sendable {
         case .SQLITE_IOERR, .SQLITE_CANTOPEN, .SQLITE_READONLY, .SQLITE_CORRUPT, .SQLITE_NOTADB:
             // A write that failed for want of space can surface as an I/O error (ENOSPC on the WAL's memory map).
             if error.extendedResultCode == .SQLITE_IOERR_WRITE || error.extendedResultCode == .SQLITE_IOERR_FSYNC
-                || error.extendedResultCode == .SQLITE_IOERR_TRUNCATE || error.extendedResultCode == .SQLITE_IOERR_SHMSIZE
+                || error.extendedResultCode == .SQLITE_IOERR_TRUNCATE
+                || error.extendedResultCode == .SQLITE_IOERR_SHMSIZE
             {
                 return JobStoreError.unavailable(detail + "; the disk may be full")
             }

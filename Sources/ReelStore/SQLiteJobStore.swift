@@ -59,7 +59,9 @@ public final class SQLiteJobStore: JobStore {
         try await writing { db, outbox in try jobs.map { try Self.insert($0, now: now, db, outbox).job } }
     }
 
-    public func enqueueBatch(_ manifest: BatchManifest, jobs: [NewJob], now: Date) async throws
+    public func enqueueBatch(
+        _ manifest: BatchManifest, jobs: [NewJob], now: Date
+    ) async throws
         -> (manifest: BatchManifest, jobs: [Job])
     {
         try await writing { db, outbox in
@@ -153,7 +155,8 @@ public final class SQLiteJobStore: JobStore {
     public func counts(owner: String) async throws -> [JobState: Int] {
         try await dbPool.read { db in
             try Self.counts(
-                Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM job WHERE owner = ? GROUP BY state",
+                Row.fetchAll(
+                    db, sql: "SELECT state, COUNT(*) AS n FROM job WHERE owner = ? GROUP BY state",
                     arguments: [owner]))
         }
     }
@@ -187,7 +190,9 @@ public final class SQLiteJobStore: JobStore {
         return counts
     }
 
-    public func claim(owner: String, slot: String, leaseExpiresAt: Date, now: Date) async throws -> (
+    public func claim(
+        owner: String, slot: String, leaseExpiresAt: Date, now: Date
+    ) async throws -> (
         job: Job, lease: Lease
     )? {
         // One IMMEDIATE transaction reads the head of the queue and takes it, so no other connection can take the
@@ -212,7 +217,9 @@ public final class SQLiteJobStore: JobStore {
         try await update(lease, now: now) { $0.succeed(outputs: outputs, now: now) }
     }
 
-    public func fail(_ lease: Lease, code: String, message: String, retry: Bool, memorySaving: Bool, now: Date)
+    public func fail(
+        _ lease: Lease, code: String, message: String, retry: Bool, memorySaving: Bool, now: Date
+    )
         async throws -> Bool
     {
         try await update(lease, now: now) {
@@ -282,7 +289,9 @@ public final class SQLiteJobStore: JobStore {
 }
 
 extension SQLiteJobStore {
-    private static func insert(_ new: NewJob, now: Date, _ db: Database, _ outbox: Outbox) throws
+    private static func insert(
+        _ new: NewJob, now: Date, _ db: Database, _ outbox: Outbox
+    ) throws
         -> (job: Job, created: Bool)
     {
         if let key = new.idempotencyKey,
@@ -301,7 +310,9 @@ extension SQLiteJobStore {
     }
 
     /// Applies `change` to the job `lease` names, in one write transaction, if the lease is current.
-    private func update(_ lease: Lease, now: Date, _ change: @escaping @Sendable (inout Job) -> PendingEvent?)
+    private func update(
+        _ lease: Lease, now: Date, _ change: @escaping @Sendable (inout Job) -> PendingEvent?
+    )
         async throws -> Bool
     {
         try await writing { db, outbox in

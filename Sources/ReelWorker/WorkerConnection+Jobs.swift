@@ -23,7 +23,9 @@ public enum WorkerFailure: Error, Sendable, Equatable, CustomStringConvertible {
 
 extension WorkerConnection {
     /// Waits for the `ready` event that follows model loading.
-    public func awaitReady(_ events: inout AsyncStream<WorkerEvent>.Iterator) async throws(WorkerFailure)
+    public func awaitReady(
+        _ events: inout AsyncStream<WorkerEvent>.Iterator
+    ) async throws(WorkerFailure)
         -> WorkerEvent.Ready
     {
         while let event = await events.next() {

@@ -12,18 +12,22 @@ import Testing
     @Test func generateWritesAPlayableVideoAndMetadata() throws {
         try TestSupport.withTemporaryDirectorySync { directory in
             let run = try reel(
-                ["generate", "--prompt", "一只红色的狐狸在雪地里奔跑", "--size", "96x64", "--frames", "13", "--steps", "2",
-                 "--seed", "5", "--png-frames", "--device", "cpu", "--out", "clip"],
+                [
+                    "generate", "--prompt", "一只红色的狐狸在雪地里奔跑", "--size", "96x64", "--frames", "13", "--steps", "2",
+                    "--seed", "5", "--png-frames", "--device", "cpu", "--out", "clip",
+                ],
                 in: directory)
             #expect(run.status == 0, "\(run.stderr)")
             let video = directory.appendingPathComponent("clip/video.mp4").path
             #expect(run.stdout.contains(video))
             let probe = try TestSupport.probeVideo(video)
             #expect(probe.frames == 13 && probe.width == 96 && probe.height == 64 && probe.codec == "h264")
-            let pngs = try FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("clip/frames").path)
+            let pngs = try FileManager.default.contentsOfDirectory(
+                atPath: directory.appendingPathComponent("clip/frames").path)
             #expect(pngs.sorted().first == "000001.png" && pngs.count == 13)
-            let metadata = try JSONSerialization.jsonObject(
-                with: Data(contentsOf: directory.appendingPathComponent("clip/job.json"))) as? [String: Any]
+            let metadata =
+                try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: directory.appendingPathComponent("clip/job.json"))) as? [String: Any]
             #expect(metadata?["prompt"] as? String == "一只红色的狐狸在雪地里奔跑")
             #expect(metadata?["seed"] as? Int == 5)
             #expect(metadata?["steps"] as? Int == 2)
@@ -33,21 +37,27 @@ import Testing
     @Test func anApproximateSpeedUpIsOptInAndRecordedInTheJobsMetadata() throws {
         try TestSupport.withTemporaryDirectorySync { directory in
             func execution(_ clip: String) throws -> [String: Any]? {
-                let metadata = try JSONSerialization.jsonObject(
-                    with: Data(contentsOf: directory.appendingPathComponent("\(clip)/job.json"))) as? [String: Any]
+                let metadata =
+                    try JSONSerialization.jsonObject(
+                        with: Data(contentsOf: directory.appendingPathComponent("\(clip)/job.json"))) as? [String: Any]
                 return metadata?["execution"] as? [String: Any]
             }
-            let common = ["generate", "--prompt", "a heron", "--size", "64x64", "--frames", "5", "--steps", "4",
-                          "--device", "cpu"]
+            let common = [
+                "generate", "--prompt", "a heron", "--size", "64x64", "--frames", "5", "--steps", "4",
+                "--device", "cpu",
+            ]
             let exact = try reel(common + ["--out", "exact"], in: directory, worker: .scripted)
             #expect(exact.status == 0, "\(exact.stderr)")
             #expect(try execution("exact")?["approximate"] is NSNull, "exact math unless asked for")
-            let cached = try reel(common + ["--approximate", "first-block-cache:0.5", "--out", "cached"], in: directory, worker: .scripted)
+            let cached = try reel(
+                common + ["--approximate", "first-block-cache:0.5", "--out", "cached"], in: directory, worker: .scripted
+            )
             #expect(cached.status == 0, "\(cached.stderr)")
             let approximate = try execution("cached")?["approximate"] as? [String: Any]
             #expect(approximate?["name"] as? String == "first-block-cache")
             #expect(approximate?["threshold"] as? Double == 0.5)
-            let bad = try reel(common + ["--approximate", "teacache", "--out", "bad"], in: directory, worker: .scripted)
+            let bad = try reel(
+                common + ["--approximate", "teacache", "--out", "bad"], in: directory, worker: .scripted)
             #expect(bad.status != 0 && bad.stderr.contains("first-block-cache"), "\(bad.stderr)")
         }
     }
@@ -55,25 +65,32 @@ import Testing
     @Test func interpolationDoublesTheFrameCountAtTheSameDuration() throws {
         try TestSupport.withTemporaryDirectorySync { directory in
             let plain = try reel(
-                ["generate", "--prompt", "a kite", "--size", "64x64", "--frames", "9", "--steps", "2", "--seed", "3",
-                 "--device", "cpu", "--out", "plain"], in: directory, worker: .scripted)
+                [
+                    "generate", "--prompt", "a kite", "--size", "64x64", "--frames", "9", "--steps", "2", "--seed", "3",
+                    "--device", "cpu", "--out", "plain",
+                ], in: directory, worker: .scripted)
             #expect(plain.status == 0, "\(plain.stderr)")
             let doubled = try reel(
-                ["generate", "--prompt", "a kite", "--size", "64x64", "--frames", "9", "--steps", "2", "--seed", "3",
-                 "--interpolate", "2", "--style", "cinematic", "--device", "cpu", "--out", "doubled"], in: directory, worker: .scripted)
+                [
+                    "generate", "--prompt", "a kite", "--size", "64x64", "--frames", "9", "--steps", "2", "--seed", "3",
+                    "--interpolate", "2", "--style", "cinematic", "--device", "cpu", "--out", "doubled",
+                ], in: directory, worker: .scripted)
             #expect(doubled.status == 0, "\(doubled.stderr)")
             let before = try TestSupport.probeVideo(directory.appendingPathComponent("plain/video.mp4").path)
             let after = try TestSupport.probeVideo(directory.appendingPathComponent("doubled/video.mp4").path)
             #expect(before.frames == 9 && before.fps == 24)
             #expect(after.frames == 17 && after.fps == 48)
             #expect(abs(Double(after.frames - 1) / after.fps - Double(before.frames - 1) / before.fps) < 1e-9)
-            let metadata = try JSONSerialization.jsonObject(
-                with: Data(contentsOf: directory.appendingPathComponent("doubled/job.json"))) as? [String: Any]
+            let metadata =
+                try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: directory.appendingPathComponent("doubled/job.json"))) as? [String: Any]
             #expect(metadata?["interpolate"] as? Int == 2 && metadata?["frames"] as? Int == 17)
             #expect(metadata?["source_frames"] as? Int == 9 && metadata?["fps"] as? Int == 48)
             let recorded = metadata?["metadata"] as? [String: Any]
             #expect(recorded?["style"] as? String == "cinematic" && recorded?["user_prompt"] as? String == "a kite")
-            #expect((metadata?["prompt"] as? String)?.contains("a kite") == true && metadata?["prompt"] as? String != "a kite")
+            #expect(
+                (metadata?["prompt"] as? String)?.contains("a kite") == true
+                    && metadata?["prompt"] as? String != "a kite")
         }
     }
 
@@ -81,21 +98,26 @@ import Testing
         try TestSupport.withTemporaryDirectorySync { directory in
             // No RIFE weights can be downloaded here: a random IFNet of the supported layout stands in for them.
             let checkpoint = directory.appendingPathComponent("flownet.pkl").path
-            _ = try TestSupport.runCapturing(TestSupport.engine.python, [
-                "-c",
-                "import sys, torch; sys.path.insert(0, sys.argv[2]); from reel_engine.rife import IFNet; "
-                    + "torch.manual_seed(0); net = IFNet(); "
-                    + "torch.save({'module.' + k: v for k, v in net.state_dict().items()}, sys.argv[1])",
-                checkpoint, TestSupport.engine.packageDirectory ?? "engine",
-            ])
+            _ = try TestSupport.runCapturing(
+                TestSupport.engine.python,
+                [
+                    "-c",
+                    "import sys, torch; sys.path.insert(0, sys.argv[2]); from reel_engine.rife import IFNet; "
+                        + "torch.manual_seed(0); net = IFNet(); "
+                        + "torch.save({'module.' + k: v for k, v in net.state_dict().items()}, sys.argv[1])",
+                    checkpoint, TestSupport.engine.packageDirectory ?? "engine",
+                ])
             let run = try reel(
-                ["generate", "--prompt", "a kite", "--size", "64x64", "--frames", "9", "--steps", "2",
-                 "--interpolate", "2", "--rife", checkpoint, "--device", "cpu", "--out", "rife"], in: directory)
+                [
+                    "generate", "--prompt", "a kite", "--size", "64x64", "--frames", "9", "--steps", "2",
+                    "--interpolate", "2", "--rife", checkpoint, "--device", "cpu", "--out", "rife",
+                ], in: directory)
             #expect(run.status == 0, "\(run.stderr)")
             let probe = try TestSupport.probeVideo(directory.appendingPathComponent("rife/video.mp4").path)
             #expect(probe.frames == 17 && probe.fps == 48)
-            let metadata = try JSONSerialization.jsonObject(
-                with: Data(contentsOf: directory.appendingPathComponent("rife/job.json"))) as? [String: Any]
+            let metadata =
+                try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: directory.appendingPathComponent("rife/job.json"))) as? [String: Any]
             #expect((metadata?["interpolation_method"] as? String)?.hasPrefix("rife:flownet.pkl") == true)
         }
     }
@@ -125,17 +147,21 @@ import Testing
             #expect(!size.stderr.contains("starting"), "no worker was started")
             let frames = try reel(["generate", "--prompt", "x", "--frames", "16", "--out", "o"], in: directory)
             #expect(frames.status != 0 && frames.stderr.contains("nearest valid count is 17"), "\(frames.stderr)")
-            let model = try reel(["generate", "--prompt", "x", "--model", "/no/such/model", "--out", "o"], in: directory)
+            let model = try reel(
+                ["generate", "--prompt", "x", "--model", "/no/such/model", "--out", "o"], in: directory)
             #expect(model.status != 0 && model.stderr.contains("Wan-AI/Wan2.2"), "\(model.stderr)")
             let style = try reel(["generate", "--prompt", "x", "--style", "cinematc", "--out", "o"], in: directory)
             #expect(style.status != 0 && style.stderr.contains("cinematic"), "closest names: \(style.stderr)")
-            let rife = try reel(["generate", "--prompt", "x", "--rife", "/no/flownet.pkl", "--out", "o"], in: directory)
+            let rife = try reel(
+                ["generate", "--prompt", "x", "--rife", "/no/flownet.pkl", "--out", "o"], in: directory)
             #expect(rife.status != 0 && rife.stderr.contains("--rife"), "\(rife.stderr)")
-            let interpolate = try reel(["generate", "--prompt", "x", "--interpolate", "3", "--out", "o"], in: directory)
+            let interpolate = try reel(
+                ["generate", "--prompt", "x", "--interpolate", "3", "--out", "o"], in: directory)
             #expect(interpolate.status != 0 && interpolate.stderr.contains("interpolate"), "\(interpolate.stderr)")
             #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("o").path))
             let relayout = try reel(["serve", "--placement", "auto", "--relayout-after=-5"], in: directory)
-            #expect(relayout.status != 0 && relayout.stderr.contains("--relayout-after must be 0"), "\(relayout.stderr)")
+            #expect(
+                relayout.status != 0 && relayout.stderr.contains("--relayout-after must be 0"), "\(relayout.stderr)")
         }
     }
 
@@ -148,14 +174,18 @@ import Testing
                 common + ["--prompt", "a fox [crash-once]", "--out", "crashed"], in: directory, environment: faults,
                 worker: .scripted)
             #expect(crashed.status == 0, "\(crashed.stderr)")
-            #expect(crashed.stderr.contains("attempt 1 failed: worker_crashed: the worker exited with status 70"), "\(crashed.stderr)")
+            #expect(
+                crashed.stderr.contains("attempt 1 failed: worker_crashed: the worker exited with status 70"),
+                "\(crashed.stderr)")
             #expect(try TestSupport.probeVideo(directory.appendingPathComponent("crashed/video.mp4").path).frames == 5)
 
             let hung = try TestSupport.runReel(
                 common + ["--prompt", "a fox [hang-once]", "--stall-timeout", "2", "--out", "hung"], in: directory,
                 environment: faults, worker: .scripted)
             #expect(hung.status == 0, "\(hung.stderr)")
-            #expect(hung.stderr.contains("attempt 1 failed: worker_stalled: stalled: no progress for 2.0 seconds"), "\(hung.stderr)")
+            #expect(
+                hung.stderr.contains("attempt 1 failed: worker_stalled: stalled: no progress for 2.0 seconds"),
+                "\(hung.stderr)")
             #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("hung/video.mp4").path))
 
             let poisoned = try TestSupport.runReel(
@@ -163,7 +193,8 @@ import Testing
                 environment: faults, worker: .scripted)
             #expect(poisoned.status == 1)
             #expect(poisoned.stderr.contains("failed after 2 attempts"), "\(poisoned.stderr)")
-            #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("poisoned/video.mp4").path))
+            #expect(
+                !FileManager.default.fileExists(atPath: directory.appendingPathComponent("poisoned/video.mp4").path))
         }
     }
 
@@ -172,8 +203,11 @@ import Testing
             let mine = directory.appendingPathComponent("notes.txt")
             try "my notes".write(to: mine, atomically: true, encoding: .utf8)
             let run = try TestSupport.runReel(
-                ["generate", "--prompt", "a fox", "--size", "64x64", "--frames", "5", "--steps", "2", "--device", "cpu",
-                 "--out", "."], in: directory, worker: .scripted)
+                [
+                    "generate", "--prompt", "a fox", "--size", "64x64", "--frames", "5", "--steps", "2", "--device",
+                    "cpu",
+                    "--out", ".",
+                ], in: directory, worker: .scripted)
             #expect(run.status == 0, "\(run.stderr)")
             #expect(try String(contentsOf: mine, encoding: .utf8) == "my notes")
             #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("video.mp4").path))
@@ -182,7 +216,8 @@ import Testing
 
     @Test func batchRunsTheGoodRowsAndReportsTheBadOnes() throws {
         try TestSupport.withTemporaryDirectorySync { directory in
-            let csv = "\u{FEFF}prompt,size,frames,steps,seed\r\n"
+            let csv =
+                "\u{FEFF}prompt,size,frames,steps,seed\r\n"
                 + "\"a fox, in snow\",64x64,5,2,1\r\n"
                 + "a bad size,65x64,5,2,2\r\n"
                 + "一只狐狸,64x64,9,2,3\r\n"

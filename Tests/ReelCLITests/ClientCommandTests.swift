@@ -14,8 +14,10 @@ import Testing
 
             // submit --wait downloads the finished video.
             let submit = try TestSupport.runReel(
-                ["submit", "--server", url, "--prompt", "a kite over a beach", "--size", "32x32", "--frames", "5",
-                 "--steps", "2", "--wait", "--out", "kite.mp4"], in: directory)
+                [
+                    "submit", "--server", url, "--prompt", "a kite over a beach", "--size", "32x32", "--frames", "5",
+                    "--steps", "2", "--wait", "--out", "kite.mp4",
+                ], in: directory)
             #expect(submit.status == 0, "\(submit.stderr)")
             let id = submit.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(id.hasPrefix("job_"))
@@ -29,8 +31,10 @@ import Testing
 
             // A slow job is cancelled from the CLI while watch prints its events.
             let slow = try TestSupport.runReel(
-                ["submit", "--server", url, "--prompt", "a slow sunset [slow]", "--size", "32x32", "--frames", "5",
-                 "--steps", "20"], in: directory)
+                [
+                    "submit", "--server", url, "--prompt", "a slow sunset [slow]", "--size", "32x32", "--frames", "5",
+                    "--steps", "20",
+                ], in: directory)
             let slowID = slow.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             let watcher = Process()
             watcher.executableURL = TestSupport.reelExecutable
@@ -65,9 +69,12 @@ import Testing
             let third = directory.appendingPathComponent("kites/004-蓝色风筝/video.mp4").path
             #expect(try TestSupport.probeVideo(first).frames == 5)
             #expect(try TestSupport.probeVideo(third).frames == 5)
-            #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("kites/002-red-kite/job.json").path))
+            #expect(
+                FileManager.default.fileExists(
+                    atPath: directory.appendingPathComponent("kites/002-red-kite/job.json").path))
             let report = try String(contentsOf: directory.appendingPathComponent("kites/report.csv"), encoding: .utf8)
-            #expect(report.contains(",succeeded,1,") && report.contains(",rejected,") && report.contains(",succeeded,3,"))
+            #expect(
+                report.contains(",succeeded,1,") && report.contains(",rejected,") && report.contains(",succeeded,3,"))
         }
     }
 
@@ -80,8 +87,10 @@ import Testing
             // Above 2^53 a Double holds no odd integer, and 2^63 - 1 rounds up to 2^63, past the largest seed.
             for seed in ["9007199254740993", "9223372036854775807"] {
                 let submit = try TestSupport.runReel(
-                    ["submit", "--server", url, "--prompt", "a seeded kite", "--size", "32x32", "--frames", "5",
-                     "--steps", "2", "--seed", seed], in: directory)
+                    [
+                        "submit", "--server", url, "--prompt", "a seeded kite", "--size", "32x32", "--frames", "5",
+                        "--steps", "2", "--seed", seed,
+                    ], in: directory)
                 #expect(submit.status == 0, "\(submit.stderr)")
                 let id = submit.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 let job = String(decoding: try await server.client.send(.GET, "/v1/jobs/\(id)"), as: UTF8.self)

@@ -12,7 +12,8 @@ import Testing
     /// now reported by row and column, like any other bad row.
     @Test func batchReportsOverflowingSizesByRowInsteadOfTrapping() throws {
         try TestSupport.withTemporaryDirectorySync { directory in
-            let csv = "prompt,size,seconds\n"
+            let csv =
+                "prompt,size,seconds\n"
                 + "fox,+3037000512x+3037000512,\n"
                 + "\"fox\",\"3037000512\nx3037000512\",\n"
                 + "fox,3037000512x3037000512,\n"

@@ -16,7 +16,9 @@ import Testing
         JobSubmission(prompt: prompt, size: "32x32", frames: 5, steps: steps, seed: UInt64(seed))
     }
 
-    func waitForTerminal(_ ids: [String], client: ReelAPIClient, timeout: Duration = .seconds(300)) async throws
+    func waitForTerminal(
+        _ ids: [String], client: ReelAPIClient, timeout: Duration = .seconds(300)
+    ) async throws
         -> [String: JobResource]
     {
         let deadline = ContinuousClock.now + timeout
@@ -100,7 +102,8 @@ import Testing
             // Count every terminal event the server announces, per job.
             let terminal = Mutex<[String: Int]>([:])
             let listener = Task {
-                for try await message in client.events() where ["succeeded", "failed", "cancelled"].contains(message.event) {
+                for try await message in client.events()
+                where ["succeeded", "failed", "cancelled"].contains(message.event) {
                     guard let id = message.update?.job else { continue }
                     terminal.withLock { $0[id, default: 0] += 1 }
                 }
@@ -142,7 +145,8 @@ import Testing
                 }
             }
             let counts = terminal.withLock { $0 }
-            #expect(ids.allSatisfy { counts[$0] == 1 }, "every job ends exactly once: \(counts.filter { $0.value != 1 })")
+            #expect(
+                ids.allSatisfy { counts[$0] == 1 }, "every job ends exactly once: \(counts.filter { $0.value != 1 })")
         }
     }
 }

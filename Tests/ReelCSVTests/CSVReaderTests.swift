@@ -7,7 +7,8 @@ import Testing
         let text = "\u{FEFF}prompt,seed\r\n\"a fox, in snow\",1\r\n\"she said \"\"hi\"\"\",2\r\n\"two\r\nlines\",3\r\n"
         let table = try CSVReader.parse(text)
         #expect(table.header == ["prompt", "seed"])
-        #expect(table.rows.map(\.fields) == [["a fox, in snow", "1"], ["she said \"hi\"", "2"], ["two\r\nlines", "3"]])
+        #expect(
+            table.rows.map(\.fields) == [["a fox, in snow", "1"], ["she said \"hi\"", "2"], ["two\r\nlines", "3"]])
         #expect(table.rows.map(\.number) == [2, 3, 4])
     }
 

@@ -1,7 +1,7 @@
 import AsyncHTTPClient
 import Foundation
-import ReelCSV
 import ReelAPI
+import ReelCSV
 import ReelClient
 import ReelCore
 import ReelTestSupport
@@ -23,8 +23,7 @@ import Testing
     func startNodes(
         _ names: [String], database url: String, in directory: URL, extra: [String] = [],
         worker: TestSupport.Worker = .scripted
-    ) async throws -> [ServerProcess]
-    {
+    ) async throws -> [ServerProcess] {
         var nodes: [ServerProcess] = []
         for name in names {
             // ServerProcess picks a random port, which another process may hold; then it picks again.
@@ -36,7 +35,7 @@ import Testing
                     try await node.waitUntilReady()
                     nodes.append(node)
                     break
-                } catch where attempt < 3 && node.log.contains("Address already in use") {
+                } catch  where attempt < 3 && node.log.contains("Address already in use") {
                     node.stop()
                 }
             }
@@ -150,7 +149,8 @@ import Testing
                     }
                     var ids = [probe]
                     for index in 0..<5 {
-                        ids.append(try await nodes[index % 2].client.submit(Self.spec("a heron \(index)", seed: index)).id)
+                        ids.append(
+                            try await nodes[index % 2].client.submit(Self.spec("a heron \(index)", seed: index)).id)
                     }
                     let finished = try await waitForEnd(ids, on: nodes[1], timeout: .seconds(120))
                     // The last events may still be on their way through NOTIFY.
@@ -193,7 +193,8 @@ import Testing
                 defer { nodes.forEach { $0.stop() } }
                 let (a, b) = (nodes[0], nodes[1])
 
-                let csv = "prompt,size,frames,steps,seed\r\na kite,32x32,5,2,1\r\nbad,33x32,5,2,2\r\na boat,32x32,5,2,3\r\n"
+                let csv =
+                    "prompt,size,frames,steps,seed\r\na kite,32x32,5,2,1\r\nbad,33x32,5,2,2\r\na boat,32x32,5,2,3\r\n"
                 let submission = try await a.client.submitBatch(csv: csv)
                 let id = try #require(submission.id)
                 #expect(submission.accepted.map(\.row) == [2, 4] && submission.rejected.map(\.row) == [3])
@@ -274,4 +275,3 @@ import Testing
 final class SeenEvents: Sendable {
     let events = Mutex<[[JobUpdate]]>([[], []])
 }
-

@@ -20,19 +20,29 @@ import Testing
                 let sqlite = try SQLiteJobStore(path: path)
                 let now = Date(timeIntervalSince1970: 1_790_000_000.25)
                 _ = try await sqlite.enqueue(
-                    NewJob(id: "job-done", spec: Self.spec("a kite"), priority: 2, idempotencyKey: "k1", requestDigest: "d1"),
+                    NewJob(
+                        id: "job-done", spec: Self.spec("a kite"), priority: 2, idempotencyKey: "k1",
+                        requestDigest: "d1"),
                     now: now)
                 let manifest = BatchManifest(
                     id: "b1", createdAt: now, source: "csv", accepted: [.init(row: 2, job: "job-running")],
                     rejected: [.init(row: 3, column: "seed", message: "'x' is not a whole number")], owner: "key-1")
                 let batch = try await sqlite.enqueueBatch(
-                    manifest, jobs: [NewJob(id: "job-running", spec: Self.spec("a boat"))], now: now + 1).manifest
-                _ = try await sqlite.enqueue(NewJob(id: "job-queued", spec: Self.spec("a tree"), owner: "key-1"), now: now + 2)
-                let (_, lease) = try #require(await sqlite.claim(owner: "old/cpu", slot: "cpu", leaseExpiresAt: now + 60, now: now + 3))
-                #expect(try await sqlite.complete(
-                    lease, outputs: JobOutputs(directory: "/out/job-done", video: "/out/job-done/video.mp4", metadata: "/out/job-done/job.json"),
-                    now: now + 4))
-                _ = try #require(await sqlite.claim(owner: "old/cpu", slot: "cpu", leaseExpiresAt: now + 60, now: now + 5))
+                    manifest, jobs: [NewJob(id: "job-running", spec: Self.spec("a boat"))], now: now + 1
+                ).manifest
+                _ = try await sqlite.enqueue(
+                    NewJob(id: "job-queued", spec: Self.spec("a tree"), owner: "key-1"), now: now + 2)
+                let (_, lease) = try #require(
+                    await sqlite.claim(owner: "old/cpu", slot: "cpu", leaseExpiresAt: now + 60, now: now + 3))
+                #expect(
+                    try await sqlite.complete(
+                        lease,
+                        outputs: JobOutputs(
+                            directory: "/out/job-done", video: "/out/job-done/video.mp4",
+                            metadata: "/out/job-done/job.json"),
+                        now: now + 4))
+                _ = try #require(
+                    await sqlite.claim(owner: "old/cpu", slot: "cpu", leaseExpiresAt: now + 60, now: now + 5))
                 let before = try await sqlite.exportJobs(after: nil, limit: 10)
 
                 let run = try TestSupport.runReel(["migrate-store", "--from", path, "--to", url], in: directory)
@@ -45,7 +55,9 @@ import Testing
                 #expect(after.map(\.job.id) == ["job-done", "job-queued", "job-running"])
                 for (old, new) in zip(before, after) where old.job.id != "job-running" {
                     #expect(new.job == old.job && new.requestDigest == old.requestDigest)
-                    #expect(new.events.map(\.kind) == old.events.map(\.kind) && new.events.map(\.at) == old.events.map(\.at))
+                    #expect(
+                        new.events.map(\.kind) == old.events.map(\.kind) && new.events.map(\.at) == old.events.map(\.at)
+                    )
                 }
                 let moved = try #require(after.last)
                 #expect(moved.job.state == .queued && moved.job.attempts == 0 && moved.job.leaseOwner == nil)
@@ -55,18 +67,23 @@ import Testing
                 #expect(moved.job.batchID == "b1")
                 // The moved queue is live: its idempotency keys hold, and its queued jobs are claimed in order.
                 let again = try await postgres.enqueue(
-                    NewJob(id: "other", spec: Self.spec("a kite"), idempotencyKey: "k1", requestDigest: "d1"), now: Date())
+                    NewJob(id: "other", spec: Self.spec("a kite"), idempotencyKey: "k1", requestDigest: "d1"),
+                    now: Date())
                 #expect(!again.created && again.job.id == "job-done")
-                let claimed = try await postgres.claim(owner: "n/cpu", slot: "cpu", leaseExpiresAt: Date() + 60, now: Date())
+                let claimed = try await postgres.claim(
+                    owner: "n/cpu", slot: "cpu", leaseExpiresAt: Date() + 60, now: Date())
                 #expect(claimed?.job.id == "job-running")
                 await postgres.close()
 
                 // A second run finds the target in use and changes nothing.
                 let twice = try TestSupport.runReel(["migrate-store", "--from", path, "--to", url], in: directory)
                 #expect(twice.status != 0)
-                #expect(twice.stderr.contains("already holds 3 jobs and 1 batch;") && twice.stderr.contains("empty"), "\(twice.stderr)")
+                #expect(
+                    twice.stderr.contains("already holds 3 jobs and 1 batch;") && twice.stderr.contains("empty"),
+                    "\(twice.stderr)")
                 // A bad URL names the option.
-                let bad = try TestSupport.runReel(["migrate-store", "--from", path, "--to", "postgres://db/reel"], in: directory)
+                let bad = try TestSupport.runReel(
+                    ["migrate-store", "--from", path, "--to", "postgres://db/reel"], in: directory)
                 #expect(bad.status != 0 && bad.stderr.contains("--to") && bad.stderr.contains("user"), "\(bad.stderr)")
             }
         }

@@ -54,7 +54,8 @@ import Testing
 
     @Test func sizesStillReadAsBefore() throws {
         for size in ["256x256", "256X256", " 256x256 ", "256 x 256", "0256x256"] {
-            let spec = try Validation.resolve(GenerationRequest(prompt: "x", size: size), model: ti2v, randomSeed: { 1 })
+            let spec = try Validation.resolve(
+                GenerationRequest(prompt: "x", size: size), model: ti2v, randomSeed: { 1 })
             #expect(spec.width == 256 && spec.height == 256, "\(size)")
         }
         let tooBig = #expect(throws: ReelError.self) {
@@ -75,15 +76,18 @@ import Testing
     }
 
     @Test func csvCellsUseTheSameGrammar() throws {
-        for (column, value) in [("frames", "+17"), ("steps", "4.0"), ("priority", "+1"), ("seed", "0x10"),
-                                ("seconds", "inf"), ("guidance", "0x1p2"), ("fps", "٢٤")] {
+        for (column, value) in [
+            ("frames", "+17"), ("steps", "4.0"), ("priority", "+1"), ("seed", "0x10"),
+            ("seconds", "inf"), ("guidance", "0x1p2"), ("fps", "٢٤"),
+        ] {
             let error = #expect(throws: ReelError.self) {
                 try SpecFields.row(from: ["prompt": "x", column: value])
             }
             #expect(error?.field == column, "\(column)=\(value)")
         }
         #expect(try SpecFields.row(from: ["prompt": "x", "priority": "-5"]).priority == -5)
-        #expect(try SpecFields.row(from: ["prompt": "x", "seed": "9223372036854775807"]).request.seed == UInt64(Int64.max))
+        #expect(
+            try SpecFields.row(from: ["prompt": "x", "seed": "9223372036854775807"]).request.seed == UInt64(Int64.max))
     }
 
     /// The text encoder's tokenizer applies NFKC first, so the limit counts what that leaves: a ligature that
@@ -95,7 +99,9 @@ import Testing
         let error = #expect(throws: ReelError.self) {
             try Validation.resolve(GenerationRequest(prompt: ligatures), model: ti2v, limits: limits, randomSeed: { 1 })
         }
-        #expect(error?.field == "prompt" && error?.message.contains("5400 characters") == true, "\(String(describing: error))")
+        #expect(
+            error?.field == "prompt" && error?.message.contains("5400 characters") == true,
+            "\(String(describing: error))")
         #expect(Validation.length("\u{FF21}\u{FF22}") == 2)
     }
 
@@ -117,7 +123,8 @@ import Testing
         // Composed or not, "é" counts once; the negative prompt is bounded too.
         let decomposed = String(repeating: "e\u{0301}", count: 4000)
         #expect(throws: Never.self) {
-            try Validation.resolve(GenerationRequest(prompt: decomposed), model: ti2v, limits: limits, randomSeed: { 1 })
+            try Validation.resolve(
+                GenerationRequest(prompt: decomposed), model: ti2v, limits: limits, randomSeed: { 1 })
         }
         #expect(Validation.length(decomposed) == 4000)
         let negative = #expect(throws: ReelError.self) {
@@ -131,8 +138,10 @@ import Testing
     /// scan of its length.
     @Test func aHugeStyleNameIsRefusedAtOnce() {
         let started = ContinuousClock.now
-        for name in [String(repeating: "x", count: 900_000), String(repeating: "cinematic ", count: 90_000),
-                     "a" + String(repeating: "\u{0301}", count: 300_000)] {
+        for name in [
+            String(repeating: "x", count: 900_000), String(repeating: "cinematic ", count: 90_000),
+            "a" + String(repeating: "\u{0301}", count: 300_000),
+        ] {
             let error = #expect(throws: ReelError.self) { try StyleLibrary.builtIn.style(named: name) }
             #expect(error?.field == "style")
             #expect((error?.message.utf8.count ?? 0) < 400)
@@ -144,7 +153,9 @@ import Testing
     @Test func runsOfCombiningMarksAreFoundThroughEscapes() {
         let mark = "\u{0301}"
         #expect(CombiningMarks.longestRun(in: "a" + String(repeating: mark, count: 5)) == 5)
-        #expect(CombiningMarks.longestRun(in: Array(("x" + String(repeating: mark, count: 31)).utf8), encoding: .utf8) == 31)
+        #expect(
+            CombiningMarks.longestRun(in: Array(("x" + String(repeating: mark, count: 31)).utf8), encoding: .utf8) == 31
+        )
         let escaped = #"{"k\u0061"# + String(repeating: #"\u0301"#, count: 40) + #"": 1}"#
         #expect(CombiningMarks.longestRun(in: Array(escaped.utf8), encoding: .json) == 31)
         #expect(CombiningMarks.longestRun(in: Array(#"{"a": "\\u0301\\u0301"}"#.utf8), encoding: .json) == 0)

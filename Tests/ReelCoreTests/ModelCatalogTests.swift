@@ -36,7 +36,8 @@ import Testing
         #expect(try ModelCatalog.resolve(root.path).architecture == .ti2v5B)
 
         // A second expert makes it the A14B layout, whose VAE must be the 16-channel one.
-        try Data(#"{"transformer":[],"transformer_2":[]}"#.utf8).write(to: root.appendingPathComponent("model_index.json"))
+        try Data(#"{"transformer":[],"transformer_2":[]}"#.utf8).write(
+            to: root.appendingPathComponent("model_index.json"))
         try FileManager.default.createDirectory(
             at: root.appendingPathComponent("transformer_2"), withIntermediateDirectories: true)
         let wrongVAE = #expect(throws: ReelError.self) { try ModelCatalog.resolve(root.path) }

@@ -13,14 +13,18 @@ import Testing
     }
 
     @Test func errorsNameTheColumn() {
-        for (column, value) in [("steps", "four"), ("frames", "1.5"), ("guidance", "high"), ("seed", "-1"),
-                                ("png_frames", "maybe"), ("seconds", "nan")] {
+        for (column, value) in [
+            ("steps", "four"), ("frames", "1.5"), ("guidance", "high"), ("seed", "-1"),
+            ("png_frames", "maybe"), ("seconds", "nan"),
+        ] {
             let error = #expect(throws: ReelError.self) {
                 try SpecFields.request(from: ["prompt": "x", column: value])
             }
             #expect(error?.field == column)
         }
-        let unknown = #expect(throws: ReelError.self) { try SpecFields.request(from: ["prompt": "x", "colour": "red"]) }
+        let unknown = #expect(throws: ReelError.self) {
+            try SpecFields.request(from: ["prompt": "x", "colour": "red"])
+        }
         #expect(unknown?.field == "colour")
         #expect(unknown?.message.contains("unknown column 'colour'") == true)
     }

@@ -25,7 +25,9 @@ import Testing
         #expect(error?.message.contains("32") == true)
         // 16 is the A14B stride: 1280x720 is fine there, not for TI2V-5B.
         #expect(throws: Never.self) { try resolve(GenerationRequest(prompt: "x", size: "832x480"), model: a14b) }
-        let ti2vError = #expect(throws: ReelError.self) { try resolve(GenerationRequest(prompt: "x", size: "1280x720")) }
+        let ti2vError = #expect(throws: ReelError.self) {
+            try resolve(GenerationRequest(prompt: "x", size: "1280x720"))
+        }
         #expect(ti2vError?.message.contains("1280x704") == true)
     }
 
@@ -48,7 +50,9 @@ import Testing
         #expect(try resolve(GenerationRequest(prompt: "x", seconds: 5), model: a14b).frames == 81)
         let rounded = try resolve(GenerationRequest(prompt: "x", seconds: 2.1))
         #expect(rounded.frames == 49 && abs(rounded.seconds - 49.0 / 24.0) < 1e-9)
-        let both = #expect(throws: ReelError.self) { try resolve(GenerationRequest(prompt: "x", frames: 5, seconds: 1)) }
+        let both = #expect(throws: ReelError.self) {
+            try resolve(GenerationRequest(prompt: "x", frames: 5, seconds: 1))
+        }
         #expect(both?.field == "frames")
     }
 

@@ -15,7 +15,9 @@ final class SmallDisk {
     let path: String
 
     init(bytes: Int) throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("reel-disk-\(UUID().uuidString.prefix(8))").path
+        path =
+            FileManager.default.temporaryDirectory.appendingPathComponent("reel-disk-\(UUID().uuidString.prefix(8))")
+            .path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         let run = try TestSupport.run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(bytes)", "tmpfs", path])
         guard run.status == 0 else { throw HarnessError("mount -t tmpfs failed: \(run.stderr)") }

@@ -37,13 +37,15 @@ import Testing
         let plan = try PlacementPlanner.plan(
             .split, devices: ["cuda:0", "cuda:1", "cuda:2"], model: Self.ti2v, deviceMemoryBytes: 16 * Self.gib,
             queueDepth: 0)
-        #expect(plan.slots == [
-            Slot(id: "split-1", device: "cuda:1", textDevice: "cuda:0"), Slot(id: "cuda:2", device: "cuda:2"),
-        ])
+        #expect(
+            plan.slots == [
+                Slot(id: "split-1", device: "cuda:1", textDevice: "cuda:0"), Slot(id: "cuda:2", device: "cuda:2"),
+            ])
         #expect(plan.notes.contains { $0.contains("cuda:2 is left over") })
         #expect(plan.lines.contains("  split-1: split: text encoder on cuda:0, transformer and VAE on cuda:1"))
         #expect(throws: PlacementError.self) {
-            try PlacementPlanner.plan(.split, devices: ["cuda:0"], model: Self.ti2v, deviceMemoryBytes: nil, queueDepth: 0)
+            try PlacementPlanner.plan(
+                .split, devices: ["cuda:0"], model: Self.ti2v, deviceMemoryBytes: nil, queueDepth: 0)
         }
     }
 
@@ -67,10 +69,12 @@ import Testing
         let tiny = ModelFootprint.of(ModelCatalogStub.model(.ti2v5B, name: "tiny"))
         #expect(tiny.attentionHeads == 2)
         #expect(throws: PlacementError.self) {
-            try PlacementPlanner.plan(.parallel(3), devices: ["cpu", "cpu", "cpu"], model: tiny, deviceMemoryBytes: nil, queueDepth: 0)
+            try PlacementPlanner.plan(
+                .parallel(3), devices: ["cpu", "cpu", "cpu"], model: tiny, deviceMemoryBytes: nil, queueDepth: 0)
         }
         #expect(throws: PlacementError.self) {
-            try PlacementPlanner.plan(.parallel(2), devices: ["cpu"], model: tiny, deviceMemoryBytes: nil, queueDepth: 0)
+            try PlacementPlanner.plan(
+                .parallel(2), devices: ["cpu"], model: tiny, deviceMemoryBytes: nil, queueDepth: 0)
         }
         do {
             _ = try PlacementPlanner.plan(
@@ -83,8 +87,11 @@ import Testing
         let shared = try PlacementPlanner.plan(
             .replica, devices: ["cuda:0", "cuda:0"], model: Self.ti2v, deviceMemoryBytes: 140 << 30, queueDepth: 0)
         #expect(shared.slots.map(\.id) == ["cuda:0-1", "cuda:0-2"], "two replicas may share a GPU")
-        let cpu = try PlacementPlanner.plan(.parallel(2), devices: ["cpu", "cpu"], model: tiny, deviceMemoryBytes: nil, queueDepth: 0)
-        #expect(cpu.notes.contains { $0.contains("each rank computes the whole job") }, "CPU groups say they are not sharded")
+        let cpu = try PlacementPlanner.plan(
+            .parallel(2), devices: ["cpu", "cpu"], model: tiny, deviceMemoryBytes: nil, queueDepth: 0)
+        #expect(
+            cpu.notes.contains { $0.contains("each rank computes the whole job") },
+            "CPU groups say they are not sharded")
     }
 
     struct AutoCase: Sendable, CustomTestStringConvertible {
@@ -102,39 +109,52 @@ import Testing
         AutoCase(name: "CPU only", gpus: 0, memoryGiB: nil, model: ti2v, queue: 5, expected: .replica),
         AutoCase(name: "memory unknown", gpus: 4, memoryGiB: nil, model: ti2v, queue: 0, expected: .replica),
         AutoCase(name: "one big GPU", gpus: 1, memoryGiB: 80, model: ti2v, queue: 0, expected: .replica),
-        AutoCase(name: "8 H200, empty queue: one group of 8", gpus: 8, memoryGiB: 141, model: ti2v, queue: 0,
-                 expected: .parallel(8)),
-        AutoCase(name: "8 H200, 1 waiting: one group of 8", gpus: 8, memoryGiB: 141, model: ti2v, queue: 1,
-                 expected: .parallel(8)),
-        AutoCase(name: "8 H200, 2 waiting: groups of 4", gpus: 8, memoryGiB: 141, model: ti2v, queue: 2,
-                 expected: .parallel(4)),
-        AutoCase(name: "8 H200, 3 waiting: groups of 2", gpus: 8, memoryGiB: 141, model: ti2v, queue: 3,
-                 expected: .parallel(2)),
-        AutoCase(name: "8 H200, 4 waiting: groups of 2", gpus: 8, memoryGiB: 141, model: ti2v, queue: 4,
-                 expected: .parallel(2)),
-        AutoCase(name: "8 H200, 5 waiting: replicas (4 groups would leave one waiting)", gpus: 8, memoryGiB: 141,
-                 model: ti2v, queue: 5, expected: .replica),
-        AutoCase(name: "8 H200, 8 waiting: replicas", gpus: 8, memoryGiB: 141, model: ti2v, queue: 8,
-                 expected: .replica),
-        AutoCase(name: "8 H200, 50 waiting: replicas", gpus: 8, memoryGiB: 141, model: ti2v, queue: 50,
-                 expected: .replica),
-        AutoCase(name: "3 GPUs, A14B's 40 heads: groups of 2", gpus: 3, memoryGiB: 141, model: a14b, queue: 0,
-                 expected: .parallel(2)),
+        AutoCase(
+            name: "8 H200, empty queue: one group of 8", gpus: 8, memoryGiB: 141, model: ti2v, queue: 0,
+            expected: .parallel(8)),
+        AutoCase(
+            name: "8 H200, 1 waiting: one group of 8", gpus: 8, memoryGiB: 141, model: ti2v, queue: 1,
+            expected: .parallel(8)),
+        AutoCase(
+            name: "8 H200, 2 waiting: groups of 4", gpus: 8, memoryGiB: 141, model: ti2v, queue: 2,
+            expected: .parallel(4)),
+        AutoCase(
+            name: "8 H200, 3 waiting: groups of 2", gpus: 8, memoryGiB: 141, model: ti2v, queue: 3,
+            expected: .parallel(2)),
+        AutoCase(
+            name: "8 H200, 4 waiting: groups of 2", gpus: 8, memoryGiB: 141, model: ti2v, queue: 4,
+            expected: .parallel(2)),
+        AutoCase(
+            name: "8 H200, 5 waiting: replicas (4 groups would leave one waiting)", gpus: 8, memoryGiB: 141,
+            model: ti2v, queue: 5, expected: .replica),
+        AutoCase(
+            name: "8 H200, 8 waiting: replicas", gpus: 8, memoryGiB: 141, model: ti2v, queue: 8,
+            expected: .replica),
+        AutoCase(
+            name: "8 H200, 50 waiting: replicas", gpus: 8, memoryGiB: 141, model: ti2v, queue: 50,
+            expected: .replica),
+        AutoCase(
+            name: "3 GPUs, A14B's 40 heads: groups of 2", gpus: 3, memoryGiB: 141, model: a14b, queue: 0,
+            expected: .parallel(2)),
         AutoCase(name: "2 × 24 GiB, TI2V-5B: split", gpus: 2, memoryGiB: 24, model: ti2v, queue: 0, expected: .split),
-        AutoCase(name: "1 × 24 GiB, TI2V-5B: offload", gpus: 1, memoryGiB: 24, model: ti2v, queue: 0,
-                 expected: .replica, memorySaving: true),
-        AutoCase(name: "4 × 48 GiB, A14B: offload", gpus: 4, memoryGiB: 48, model: a14b, queue: 0,
-                 expected: .replica, memorySaving: true),
+        AutoCase(
+            name: "1 × 24 GiB, TI2V-5B: offload", gpus: 1, memoryGiB: 24, model: ti2v, queue: 0,
+            expected: .replica, memorySaving: true),
+        AutoCase(
+            name: "4 × 48 GiB, A14B: offload", gpus: 4, memoryGiB: 48, model: a14b, queue: 0,
+            expected: .replica, memorySaving: true),
         AutoCase(name: "2 × 72 GiB, A14B: split", gpus: 2, memoryGiB: 72, model: a14b, queue: 0, expected: .split),
-        AutoCase(name: "2 × 80 GiB, A14B fits: one group of 2", gpus: 2, memoryGiB: 80, model: a14b, queue: 0,
-                 expected: .parallel(2)),
+        AutoCase(
+            name: "2 × 80 GiB, A14B fits: one group of 2", gpus: 2, memoryGiB: 80, model: a14b, queue: 0,
+            expected: .parallel(2)),
     ]
 
     @Test(arguments: autoCases)
     func autoPolicy(_ c: AutoCase) {
         let decision = AutoPlacement.choose(
-            AutoPlacement.Inputs(gpus: c.gpus, deviceMemoryBytes: c.memoryGiB.map { $0 * Self.gib }, model: c.model,
-                                 queueDepth: c.queue))
+            AutoPlacement.Inputs(
+                gpus: c.gpus, deviceMemoryBytes: c.memoryGiB.map { $0 * Self.gib }, model: c.model,
+                queueDepth: c.queue))
         #expect(decision.placement == c.expected, "\(decision.reason)")
         #expect(decision.memorySaving == c.memorySaving)
         #expect(decision.reason.hasPrefix("auto: "))
@@ -146,7 +166,10 @@ import Testing
             deviceMemoryBytes: 141 * Self.gib, queueDepth: 1)
         #expect(plan.chosen == .parallel(4))
         #expect(plan.lines.first == "placement: parallel:4 (auto)")
-        #expect(plan.slots == [Slot(id: "group-1", device: "cuda:0", rankDevices: ["cuda:0", "cuda:1", "cuda:2", "cuda:3"])])
+        #expect(
+            plan.slots == [
+                Slot(id: "group-1", device: "cuda:0", rankDevices: ["cuda:0", "cuda:1", "cuda:2", "cuda:3"])
+            ])
         #expect(plan.notes.first?.contains("1 job(s) waiting for 4 GPUs") == true)
     }
 
@@ -177,7 +200,9 @@ import Testing
         #expect(capped.chosen == .split)
         let cpu = try PlacementPlanner.resolve(
             placement: "auto", devices: "cpu", model: model, modelPath: nil, memoryBudgetGiB: 24, queueDepth: 0,
-            gpuMemoryBytes: { Issue.record("asked the GPUs of a CPU node"); return nil })
+            gpuMemoryBytes: {
+                Issue.record("asked the GPUs of a CPU node"); return nil
+            })
         #expect(cpu.slots == [Slot(id: "cpu", device: "cpu")])
     }
 }
@@ -233,16 +258,21 @@ enum ModelCatalogStub {
 
     static let rows: [Row] = [
         Row(from: group, to: group, wantedFor: 60, idleFor: 60, change: false, why: "the same layout"),
-        Row(from: group, to: replicas, wantedFor: 20, idleFor: nil, change: true,
+        Row(
+            from: group, to: replicas, wantedFor: 20, idleFor: nil, change: true,
             why: "a backlog behind a busy group: more slots, changed while the group's job finishes"),
-        Row(from: group, to: replicas, wantedFor: 19, idleFor: nil, change: false,
+        Row(
+            from: group, to: replicas, wantedFor: 19, idleFor: nil, change: false,
             why: "a backlog not yet settled"),
-        Row(from: replicas, to: group, wantedFor: 60, idleFor: nil, change: false,
+        Row(
+            from: replicas, to: group, wantedFor: 60, idleFor: nil, change: false,
             why: "fewer slots while a replica runs a job: never slow a batch down"),
         Row(from: replicas, to: group, wantedFor: 60, idleFor: 5, change: false, why: "idle, but only briefly"),
-        Row(from: replicas, to: group, wantedFor: 60, idleFor: 20, change: true,
+        Row(
+            from: replicas, to: group, wantedFor: 60, idleFor: 20, change: true,
             why: "idle for the settle time: a group for the next lone job"),
-        Row(from: replicas, to: group, wantedFor: 5, idleFor: 60, change: false,
+        Row(
+            from: replicas, to: group, wantedFor: 5, idleFor: 60, change: false,
             why: "idle, but the queue only just emptied"),
     ]
 
@@ -260,20 +290,24 @@ enum ModelCatalogStub {
 
     @Test func autoPlansFollowTheQueueOnGPUsOnly() throws {
         let model = ModelCatalogStub.model(.ti2v5B)
-        let plans = Self.autoPlans(try PlacementInputs(
-            devices: "cuda:0,cuda:1,cuda:2,cuda:3", model: model, modelPath: nil, memoryBudgetGiB: nil,
-            gpuMemoryBytes: { 141 << 30 }))
+        let plans = Self.autoPlans(
+            try PlacementInputs(
+                devices: "cuda:0,cuda:1,cuda:2,cuda:3", model: model, modelPath: nil, memoryBudgetGiB: nil,
+                gpuMemoryBytes: { 141 << 30 }))
         #expect(plans(0)?.chosen == .parallel(4))
         #expect(plans(1)?.chosen == .parallel(4))
         #expect(plans(2)?.slots.map(\.worldSize) == [2, 2])
         #expect(plans(4)?.chosen == .replica && plans(4)?.slots.count == 4)
         #expect(plans(500)?.slots == plans(4)?.slots)
         // A model no single GPU holds is split whatever the queue; on CPU there is nothing to follow.
-        let capped = Self.autoPlans(try PlacementInputs(
-            devices: "cuda:0,cuda:1", model: model, modelPath: nil, memoryBudgetGiB: 24, gpuMemoryBytes: { 141 << 30 }))
+        let capped = Self.autoPlans(
+            try PlacementInputs(
+                devices: "cuda:0,cuda:1", model: model, modelPath: nil, memoryBudgetGiB: 24,
+                gpuMemoryBytes: { 141 << 30 }))
         #expect(capped(0)?.slots == capped(100)?.slots && capped(0)?.chosen == .split)
-        let cpu = Self.autoPlans(try PlacementInputs(
-            devices: "cpu,cpu", model: model, modelPath: nil, memoryBudgetGiB: nil, gpuMemoryBytes: { nil }))
+        let cpu = Self.autoPlans(
+            try PlacementInputs(
+                devices: "cpu,cpu", model: model, modelPath: nil, memoryBudgetGiB: nil, gpuMemoryBytes: { nil }))
         #expect(cpu(0)?.slots == cpu(100)?.slots && cpu(0)?.chosen == .replica)
     }
 }

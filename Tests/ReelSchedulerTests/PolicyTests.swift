@@ -7,9 +7,11 @@ import Testing
 @Suite struct PolicyTests {
     @Test func crashesAreRetriedUntilTheAttemptsRunOut() {
         let died = AttemptFailure.workerDied(description: "killed by signal 9")
-        #expect(RetryPolicy.decide(died, attempts: 1, maxAttempts: 3, memorySaving: false) == .retry(memorySaving: false))
+        #expect(
+            RetryPolicy.decide(died, attempts: 1, maxAttempts: 3, memorySaving: false) == .retry(memorySaving: false))
         #expect(RetryPolicy.decide(died, attempts: 2, maxAttempts: 3, memorySaving: true) == .retry(memorySaving: true))
-        guard case .fail(let message) = RetryPolicy.decide(died, attempts: 3, maxAttempts: 3, memorySaving: false) else {
+        guard case .fail(let message) = RetryPolicy.decide(died, attempts: 3, maxAttempts: 3, memorySaving: false)
+        else {
             Issue.record("the third crash must fail the job")
             return
         }
@@ -29,14 +31,16 @@ import Testing
     @Test func aFullOrUnwritableDiskFailsTheJobAtOnceNamingThePath() {
         let full = AttemptFailure.workerError(
             code: .diskFull, message: "cannot write the video /out/j/video.mp4: No space left on device (ENOSPC)")
-        guard case .fail(let message) = RetryPolicy.decide(full, attempts: 1, maxAttempts: 3, memorySaving: false) else {
+        guard case .fail(let message) = RetryPolicy.decide(full, attempts: 1, maxAttempts: 3, memorySaving: false)
+        else {
             Issue.record("a full disk is not retried")
             return
         }
         #expect(message.contains("/out/j/video.mp4") && message.contains("Free space"))
         let readOnly = AttemptFailure.workerError(
             code: .outputUnwritable, message: "cannot write the job directory /out/j: Read-only file system (EROFS)")
-        guard case .fail(let why) = RetryPolicy.decide(readOnly, attempts: 1, maxAttempts: 3, memorySaving: false) else {
+        guard case .fail(let why) = RetryPolicy.decide(readOnly, attempts: 1, maxAttempts: 3, memorySaving: false)
+        else {
             Issue.record("an unwritable directory is not retried")
             return
         }
@@ -45,7 +49,8 @@ import Testing
 
     @Test func badRequestsAreNotRetried() {
         let bad = AttemptFailure.workerError(code: .badRequest, message: "frames must be 4n+1")
-        #expect(RetryPolicy.decide(bad, attempts: 1, maxAttempts: 3, memorySaving: false)
+        #expect(
+            RetryPolicy.decide(bad, attempts: 1, maxAttempts: 3, memorySaving: false)
                 == .fail(message: "the engine rejected the job: frames must be 4n+1"))
     }
 

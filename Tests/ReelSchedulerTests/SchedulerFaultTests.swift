@@ -82,7 +82,8 @@ import Testing
     @Test func aKilledJobResumesFromItsCheckpointWithIdenticalFrames() async throws {
         let harness = try SchedulerHarness(slots: 1, checkpointEvery: 1, worker: .real)
         // The prompt's fault marker changes the prompt, so both jobs carry it: only the kill differs.
-        let reference = try await harness.submit("a paper boat on a pond [slow]", priority: 1, steps: 6, pngFrames: true)
+        let reference = try await harness.submit(
+            "a paper boat on a pond [slow]", priority: 1, steps: 6, pngFrames: true)
         let referenceDone = try await harness.waitForTerminal(reference.id)
         #expect(referenceDone.state == .succeeded && referenceDone.attempts == 1)
 
@@ -116,7 +117,8 @@ import Testing
         #expect(done.attempts == 2 && done.memorySaving)
         let events = try await harness.store.events(jobID: job.id)
         #expect(events.contains { $0.kind == "requeued" && ($0.message ?? "").contains("out of memory") })
-        let record = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: done.outputs!.metadata)))
+        let record = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: done.outputs!.metadata)))
         #expect((record as? [String: Any])?["memory_saving"] as? Bool == true)
         await harness.stop()
     }
@@ -185,7 +187,8 @@ import Testing
         }
         let status = harness.scheduler.workers.first
         #expect(status?.state == .unhealthy)
-        #expect(status?.lastError?.contains("/nonexistent/wan-model does not exist") == true, "\(status?.lastError ?? "")")
+        #expect(
+            status?.lastError?.contains("/nonexistent/wan-model does not exist") == true, "\(status?.lastError ?? "")")
         #expect(!harness.scheduler.isReady)
         await harness.stop()
     }

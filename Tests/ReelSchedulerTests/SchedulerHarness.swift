@@ -37,10 +37,14 @@ final class SchedulerHarness: Sendable {
             withDestinationPath: TestSupport.modelsDirectory)
         let store = try store ?? SQLiteJobStore(path: directory.appendingPathComponent("jobs.sqlite").path)
         self.store = store
-        let slotList = slotList ?? (slots == 1 ? [Slot(id: "cpu", device: "cpu")]
-            : (1...slots).map { Slot(id: "cpu-\($0)", device: "cpu") })
+        let slotList =
+            slotList
+            ?? (slots == 1
+                ? [Slot(id: "cpu", device: "cpu")]
+                : (1...slots).map { Slot(id: "cpu-\($0)", device: "cpu") })
         var configuration = SchedulerConfiguration(
-            node: "test", slots: slotList, engine: TestSupport.engine(worker), model: model, dataDirectory: directory.path,
+            node: "test", slots: slotList, engine: TestSupport.engine(worker), model: model,
+            dataDirectory: directory.path,
             maxAttempts: maxAttempts, stallTimeout: stallTimeout, leaseDuration: leaseDuration, grace: grace,
             backoff: Backoff(base: .milliseconds(100), ceiling: .seconds(1)),
             workerEnvironment: ["REEL_ENGINE_ALLOW_FAULTS": "1"].merging(environment) { _, new in new },
@@ -84,7 +88,8 @@ final class SchedulerHarness: Sendable {
             try await Task.sleep(for: .milliseconds(50))
         }
         let job = try await store.job(id: id)
-        throw HarnessError("timed out waiting on \(id); it is \(String(describing: job?.state)) attempts \(job?.attempts ?? -1)")
+        throw HarnessError(
+            "timed out waiting on \(id); it is \(String(describing: job?.state)) attempts \(job?.attempts ?? -1)")
     }
 
     func waitForTerminal(_ id: String, timeout: Duration = .seconds(120)) async throws -> Job {
@@ -92,8 +97,10 @@ final class SchedulerHarness: Sendable {
     }
 
     /// The pid of the worker running `jobID`, once its denoising has reached `step`.
-    func workerPID(running jobID: String, atStep step: Int = 1, stage: String = "denoising",
-                   timeout: Duration = .seconds(120)) async throws -> Int32 {
+    func workerPID(
+        running jobID: String, atStep step: Int = 1, stage: String = "denoising",
+        timeout: Duration = .seconds(120)
+    ) async throws -> Int32 {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let status = scheduler.workers.first(where: { $0.job == jobID }), let pid = status.pid,

@@ -90,9 +90,12 @@ struct TestSlot {
     }
 
     mutating func result(_ job: Job, rank: Int = 0, filesPresent: Bool = true) -> [SlotAction] {
-        let outputs = WorkerEvent.Outputs(dir: "/out/\(job.id)", video: "/out/\(job.id)/video.mp4", metadata: "/out/\(job.id)/job.json")
-        let seconds = WorkerEvent.StageSeconds(textEncoding: 0.1, denoising: 1, vaeDecode: 0.2, encoding: 0.3, total: 1.6)
-        return event(.result(.init(job: job.id, outputs: outputs, seconds: seconds)), rank: rank, filesPresent: filesPresent)
+        let outputs = WorkerEvent.Outputs(
+            dir: "/out/\(job.id)", video: "/out/\(job.id)/video.mp4", metadata: "/out/\(job.id)/job.json")
+        let seconds = WorkerEvent.StageSeconds(
+            textEncoding: 0.1, denoising: 1, vaeDecode: 0.2, encoding: 0.3, total: 1.6)
+        return event(
+            .result(.init(job: job.id, outputs: outputs, seconds: seconds)), rank: rank, filesPresent: filesPresent)
     }
 
     mutating func exit(_ exit: WorkerExit = WorkerExit(exitCode: nil, signal: 9, stderrTail: [])) -> [SlotAction] {
@@ -281,8 +284,9 @@ extension JobEnd {
         let renewing = slot.progress(job, .denoising, 2)
         #expect(renewing.contains(.renew(lease, progress: JobProgress(stage: "denoising", step: 2, total: 4))))
         slot.at(1.2)
-        #expect(!slot.progress(job, .denoising, 3).contains { if case .renew = $0 { true } else { false } },
-                "not while the last renewal is in flight")
+        #expect(
+            !slot.progress(job, .denoising, 3).contains { if case .renew = $0 { true } else { false } },
+            "not while the last renewal is in flight")
         _ = slot.machine.renewed(lease, held: true, now: slot.now)
         slot.at(1.3)
         #expect(slot.progress(job, .denoising, 4).contains { if case .renew = $0 { true } else { false } })
@@ -352,7 +356,9 @@ extension JobEnd {
         slot.startWorker()
         let (job, _, _) = slot.give(slot.makeJob())
         let oom = slot.event(.error(.init(job: job.id, code: .outOfMemory, message: "CUDA out of memory")))
-        #expect(oom.ends[job.id] == .failed(code: "out_of_memory", message: "CUDA out of memory", retry: true, memorySaving: true))
+        #expect(
+            oom.ends[job.id]
+                == .failed(code: "out_of_memory", message: "CUDA out of memory", retry: true, memorySaving: true))
         #expect(oom.claims, "the worker keeps serving")
         let (again, _, _) = slot.give(slot.makeJob(job.id, memorySaving: true), attempt: 2)
         let second = slot.event(.error(.init(job: again.id, code: .outOfMemory, message: "CUDA out of memory")))
@@ -382,9 +388,14 @@ extension JobEnd {
         slot.startWorker()
         let (job, lease, _) = slot.give(slot.makeJob())
         let rejected = slot.event(.checkpointRejected(.init(job: job.id, reason: "corrupt: checksum")))
-        #expect(rejected.contains(.note(job, lease, kind: "checkpoint_rejected", message: "checkpoint ignored, starting over: corrupt: checksum")))
+        #expect(
+            rejected.contains(
+                .note(
+                    job, lease, kind: "checkpoint_rejected",
+                    message: "checkpoint ignored, starting over: corrupt: checksum")))
         let resumed = slot.event(.resumed(.init(job: job.id, step: 3, total: 4)))
-        #expect(resumed.contains(.note(job, lease, kind: "resumed", message: "resumed from the checkpoint at step 3 of 4")))
+        #expect(
+            resumed.contains(.note(job, lease, kind: "resumed", message: "resumed from the checkpoint at step 3 of 4")))
     }
 
     @Test func absurdNumbersFromAWorkerCannotTrap() {
@@ -455,7 +466,8 @@ extension JobEnd {
         _ = slot.machine.spawned(generation: 1, pids: [300], now: slot.now)
         #expect(slot.machine.nextDeadline == .seconds(100))
         #expect(slot.after(.seconds(100)).kills(1))
-        _ = slot.machine.sessionEnded(generation: 1, exits: [WorkerExit(exitCode: nil, signal: 9, stderrTail: [])], now: slot.now)
+        _ = slot.machine.sessionEnded(
+            generation: 1, exits: [WorkerExit(exitCode: nil, signal: 9, stderrTail: [])], now: slot.now)
         #expect(slot.machine.status.lastError == "not ready within 100.0 seconds; killed (killed by signal 9)")
     }
 
@@ -466,7 +478,8 @@ extension JobEnd {
         var ready = TestSlot.ready()
         if case .ready(var fields) = ready { fields.protocol = 2; ready = .ready(fields) }
         #expect(slot.machine.workerEvent(ready, rank: 0, generation: 1, now: slot.now) == [.closeInput(generation: 1)])
-        _ = slot.machine.sessionEnded(generation: 1, exits: [WorkerExit(exitCode: 0, signal: nil, stderrTail: [])], now: slot.now)
+        _ = slot.machine.sessionEnded(
+            generation: 1, exits: [WorkerExit(exitCode: 0, signal: nil, stderrTail: [])], now: slot.now)
         #expect(slot.machine.status.lastError?.contains("speaks protocol 2") == true)
     }
 
@@ -475,7 +488,8 @@ extension JobEnd {
         _ = slot.machine.start(now: slot.now)
         #expect(slot.machine.shutdown(grace: .seconds(30), now: slot.now).isEmpty, "no process yet")
         #expect(slot.machine.spawned(generation: 1, pids: [300], now: slot.now) == [.kill(generation: 1)])
-        _ = slot.machine.sessionEnded(generation: 1, exits: [WorkerExit(exitCode: nil, signal: 9, stderrTail: [])], now: slot.now)
+        _ = slot.machine.sessionEnded(
+            generation: 1, exits: [WorkerExit(exitCode: nil, signal: 9, stderrTail: [])], now: slot.now)
         #expect(slot.machine.isStopped && slot.machine.status.state == .stopped)
     }
 
@@ -493,7 +507,9 @@ extension JobEnd {
         let ready = slot.startWorker(pids: [400, 401])
         #expect(ready.claims, "claims only once both ranks are ready")
         let (job, _, run) = slot.give(slot.makeJob())
-        #expect(run.contains { if case .run(_, _, let keep, let checkpoints) = $0 { !keep && !checkpoints } else { false } })
+        #expect(
+            run.contains { if case .run(_, _, let keep, let checkpoints) = $0 { !keep && !checkpoints } else { false } }
+        )
         let rankDied = slot.machine.eventsEnded(rank: 1, generation: 1, stderrTail: ["NCCL error"], now: slot.now)
         #expect(rankDied.kills(1))
         _ = slot.machine.eventsEnded(rank: 0, generation: 1, stderrTail: [], now: slot.now)
@@ -501,7 +517,10 @@ extension JobEnd {
             generation: 1, exits: [WorkerExit(exitCode: nil, signal: 9, stderrTail: [])], now: slot.now)
         let end = ended.ends[job.id]
         #expect(end?.retried == true)
-        #expect(end?.message == "rank 1 (pid 401) of the group exited; last log line: NCCL error; every rank of the group was stopped")
+        #expect(
+            end?.message
+                == "rank 1 (pid 401) of the group exited; last log line: NCCL error; every rank of the group was stopped"
+        )
     }
 
     @Test func aGroupTakesTheNextJobOnlyWhenEveryRankHasFinished() {
@@ -517,7 +536,9 @@ extension JobEnd {
         #expect(slot.after(.seconds(60)).kills(1))
         #expect(slot.machine.status.lastError == nil)
         _ = slot.exit()
-        #expect(slot.machine.status.lastError?.hasPrefix("a rank did not finish job \(next.id) within 60.0 seconds") == true)
+        #expect(
+            slot.machine.status.lastError?.hasPrefix("a rank did not finish job \(next.id) within 60.0 seconds") == true
+        )
     }
 
     @Test func aGroupRankThatFailsToLoadIsAStartFailure() {

@@ -12,13 +12,15 @@ import Testing
 extension TestClientProtocol {
     func postBatch(_ body: String, contentType: String = "text/csv", query: String = "") async throws -> TestResponse {
         try await execute(
-            uri: "/v1/batches" + query, method: .post, headers: [.contentType: contentType], body: ByteBuffer(string: body))
+            uri: "/v1/batches" + query, method: .post, headers: [.contentType: contentType],
+            body: ByteBuffer(string: body))
     }
 }
 
 @Suite struct BatchRoutesTests {
     /// What real spreadsheets contain: a BOM, CRLF, quoted commas, quotes and line breaks, Chinese, blank lines.
-    static let spreadsheet = "\u{FEFF}prompt,size,frames,steps,seed,style\r\n"
+    static let spreadsheet =
+        "\u{FEFF}prompt,size,frames,steps,seed,style\r\n"
         + "\"a fox, running\",64x64,5,2,1,\r\n"
         + "\r\n"
         + "\"she said \"\"wow\"\"\r\nand left\",64x64,5,2,2,cinematic\r\n"
@@ -145,8 +147,11 @@ extension TestClientProtocol {
             let report = try await client.execute(uri: "/v1/batches/\(id)/report.csv", method: .get)
             #expect(report.headers[.contentType]?.hasPrefix("text/csv") == true)
             let table = try CSVReader.parse(String(buffer: report.body))
-            #expect(table.header == ["row", "job_id", "state", "seed", "output", "text_encoding_s", "denoising_s",
-                                     "vae_decode_s", "encoding_s", "error"])
+            #expect(
+                table.header == [
+                    "row", "job_id", "state", "seed", "output", "text_encoding_s", "denoising_s",
+                    "vae_decode_s", "encoding_s", "error",
+                ])
             #expect(table.rows.map { $0.fields[2] } == ["succeeded", "queued", "rejected"])
             #expect(table.rows[0].fields[4] == "/tmp/x/video.mp4" && table.rows[0].fields[6] == "1.500")
             #expect(table.rows[2].fields[9].hasPrefix("seed: "))
@@ -168,7 +173,8 @@ extension TestClientProtocol {
         """#
 
     @Test func aBatchWhoseManifestIsAnOldFileIsImportedAtStartAndStillReported() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("reel-legacy-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "reel-legacy-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let batches = directory.appendingPathComponent("batches")
         try FileManager.default.createDirectory(at: batches, withIntermediateDirectories: true)

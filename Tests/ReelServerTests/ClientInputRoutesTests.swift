@@ -51,8 +51,10 @@ import Testing
                         body: ByteBuffer(string: csv))
                     let rejected = try #require(try batch.object()["rejected"] as? [[String: Any]], "\(size)")
                     #expect(rejected.first?["column"] as? String == "size")
-                    let jsonBatch = try await client.call(.post, "/v1/batches", key: key, json: #"{"jobs": [\#(json)]}"#)
-                    #expect((try jsonBatch.object()["rejected"] as? [[String: Any]])?.first?["column"] as? String == "size")
+                    let jsonBatch = try await client.call(
+                        .post, "/v1/batches", key: key, json: #"{"jobs": [\#(json)]}"#)
+                    #expect(
+                        (try jsonBatch.object()["rejected"] as? [[String: Any]])?.first?["column"] as? String == "size")
                 }
                 #expect(try await server.jobCount() == 0)
                 #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
@@ -64,8 +66,10 @@ import Testing
         try await TestSupport.withTemporaryDirectory { directory in
             let server = try KeyedServer(dataDirectory: directory)
             try await server.test { client in
-                for (name, value) in [("frames", "+5"), ("steps", " 4 4"), ("seed", "0x10"), ("guidance", "inf"),
-                                      ("seconds", "0x1p2")] {
+                for (name, value) in [
+                    ("frames", "+5"), ("steps", " 4 4"), ("seed", "0x10"), ("guidance", "inf"),
+                    ("seconds", "0x1p2"),
+                ] {
                     let form = MultipartBody(fields: [("prompt", "a fox"), (name, value)])
                     let response = try await client.execute(
                         uri: "/v1/videos", method: .post,

@@ -11,7 +11,9 @@ import Testing
 /// Slow, idle and departed clients over real sockets: none of them holds a connection (or what a stream
 /// subscribed to) for long, and a health check always gets through.
 @Suite struct ConnectionLimitTests {
-    static func server(timeout: Duration = .seconds(30), maxConnections: Int? = nil, heartbeat: Duration = .seconds(15))
+    static func server(
+        timeout: Duration = .seconds(30), maxConnections: Int? = nil, heartbeat: Duration = .seconds(15)
+    )
         throws -> TestServer
     {
         try TestServer(

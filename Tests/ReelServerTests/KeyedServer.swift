@@ -60,7 +60,9 @@ struct KeyedServer {
 
     /// Takes the queued job `id` through claim and complete, with real files in the scheduler's output directory
     /// for it: a video, a job.json and `frames` PNG frames (none: no frames directory).
-    func succeed(_ id: String, video: Data = Data("not really an mp4".utf8), frames: [Data] = []) async throws
+    func succeed(
+        _ id: String, video: Data = Data("not really an mp4".utf8), frames: [Data] = []
+    ) async throws
         -> URL
     {
         let directory = URL(fileURLWithPath: scheduler.configuration.outputDirectory(jobID: id))
@@ -117,7 +119,9 @@ extension TestClientProtocol {
     }
 
     /// Creates a job as `key` and returns its id.
-    func createJob(key: String?, _ json: String = #"{"prompt": "a red fox", "size": "64x64", "frames": 5}"#)
+    func createJob(
+        key: String?, _ json: String = #"{"prompt": "a red fox", "size": "64x64", "frames": 5}"#
+    )
         async throws -> String
     {
         let response = try await call(.post, "/v1/jobs", key: key, json: json)

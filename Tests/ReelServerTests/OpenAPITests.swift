@@ -25,7 +25,9 @@ import Testing
         let paths = try #require(try document()["paths"] as? [String: [String: Any]])
         var operations: Set<String> = []
         for (path, item) in paths {
-            for method in item.keys where methods.contains(method) { operations.insert("\(method.uppercased()) \(path)") }
+            for method in item.keys where methods.contains(method) {
+                operations.insert("\(method.uppercased()) \(path)")
+            }
         }
         return operations
     }
@@ -49,7 +51,8 @@ import Testing
             for (method, operation) in item where Self.methods.contains(method) {
                 let responses = (operation as? [String: Any])?["responses"] as? [String: Any] ?? [:]
                 #expect(responses.keys.contains { $0.hasPrefix("2") }, "\(method) \(path) has no 2xx answer")
-                #expect(responses["default"] != nil || path == "/openapi.json", "\(method) \(path) has no default answer")
+                #expect(
+                    responses["default"] != nil || path == "/openapi.json", "\(method) \(path) has no default answer")
             }
         }
     }
@@ -61,7 +64,8 @@ import Testing
                 let response = try await client.execute(uri: "/openapi.json", method: .get)
                 #expect(response.status == .ok)
                 #expect(response.headers[.contentType]?.hasPrefix("application/json") == true)
-                let committed = try String(contentsOf: Self.root.appendingPathComponent("docs/openapi.json"), encoding: .utf8)
+                let committed = try String(
+                    contentsOf: Self.root.appendingPathComponent("docs/openapi.json"), encoding: .utf8)
                 #expect(
                     String(buffer: response.body) == committed.trimmingCharacters(in: .newlines),
                     "docs/openapi.json changed: run python3 scripts/embed-web.py")

@@ -92,8 +92,10 @@ import Testing
 
     @Test func csvDocumentsAlwaysParseOrNameTheirRow() {
         var random = Generator(seed: Self.seed &+ 1)
-        let pieces = ["prompt", "size", "a fox", ",", ",", "\"", "\"\"", "\r\n", "\n", "\r", " ", "é", "一只",
-                      "\u{0301}", "\u{FEFF}", "64x64", "+3037000512x+3037000512", "1e300", String(repeating: "a", count: 300)]
+        let pieces = [
+            "prompt", "size", "a fox", ",", ",", "\"", "\"\"", "\r\n", "\n", "\r", " ", "é", "一只",
+            "\u{0301}", "\u{FEFF}", "64x64", "+3037000512x+3037000512", "1e300", String(repeating: "a", count: 300),
+        ]
         for _ in 0..<3_000 {
             var text = random.chance(80) ? "prompt,size,seconds\n" : ""
             for _ in 0..<Int.random(in: 0..<60, using: &random) { text += random.pick(pieces) }
@@ -123,8 +125,10 @@ import Testing
             ("--\(boundary)\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\na fox\r\n"
                 + "--\(boundary)\r\nContent-Disposition: form-data; name=\"size\"; filename=\"a\\\"b\"\r\n"
                 + "Content-Type: text/plain\r\n\r\n+3037000512x+3037000512\r\n--\(boundary)--\r\n").utf8)
-        let insertions = [Array("--\(boundary)".utf8), Array("\r\n".utf8), Array("\r\n\r\n".utf8), [0], [0xFF],
-                          Array("; name=".utf8), Array("\"".utf8), Array("\\".utf8)]
+        let insertions = [
+            Array("--\(boundary)".utf8), Array("\r\n".utf8), Array("\r\n\r\n".utf8), [0], [0xFF],
+            Array("; name=".utf8), Array("\"".utf8), Array("\\".utf8),
+        ]
         for _ in 0..<5_000 {
             var body = valid
             for _ in 0..<Int.random(in: 1...4, using: &random) {
@@ -150,10 +154,14 @@ import Testing
 
     @Test func jsonBodiesNeverGetA5xx() async throws {
         let server = try TestServer()
-        let values = [#""a fox""#, "5", "-1", "1e308", "3037000512", #""+3037000512x+3037000512""#, "null", "true",
-                      "[]", "{}", #""\u0301""#, #""64x64""#, "0.5", "9223372036854775808"]
-        let keys = ["prompt", "size", "frames", "seconds", "steps", "seed", "style", "priority", "fps", "guidance",
-                    "png_frames", "interpolate", "model", "negative_prompt", "x"]
+        let values = [
+            #""a fox""#, "5", "-1", "1e308", "3037000512", #""+3037000512x+3037000512""#, "null", "true",
+            "[]", "{}", #""\u0301""#, #""64x64""#, "0.5", "9223372036854775808",
+        ]
+        let keys = [
+            "prompt", "size", "frames", "seconds", "steps", "seed", "style", "priority", "fps", "guidance",
+            "png_frames", "interpolate", "model", "negative_prompt", "x",
+        ]
         try await server.test { client in
             var random = Generator(seed: Self.seed &+ 3)
             for _ in 0..<600 {
@@ -166,7 +174,8 @@ import Testing
                 let uri = random.pick(["/v1/jobs", "/v1/videos", "/v1/batches"])
                 let json = uri == "/v1/batches" && random.chance(70) ? #"{"jobs": [\#(body)]}"# : body
                 let response = try await client.execute(
-                    uri: uri, method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: json))
+                    uri: uri, method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: json)
+                )
                 #expect(response.status.code < 500, "\(uri) \(json): \(String(buffer: response.body))")
                 #expect(response.headers[.contentType]?.hasPrefix("application/json") == true)
             }
@@ -188,8 +197,10 @@ import Testing
                     let length = min(payload.count - offset, Int.random(in: 1...20, using: &random))
                     var sizeLine = String(length, radix: 16)
                     if random.chance(8) {
-                        sizeLine = random.pick(["zz", "-5", "ffffffffffffffffffffff", "", " 5", "5;ext=1", "5;\u{1}",
-                                                String(length + 3, radix: 16), "0x5", "+5"])
+                        sizeLine = random.pick([
+                            "zz", "-5", "ffffffffffffffffffffff", "", " 5", "5;ext=1", "5;\u{1}",
+                            String(length + 3, radix: 16), "0x5", "+5",
+                        ])
                     }
                     body += Array((sizeLine + "\r\n").utf8) + payload[offset..<offset + length]
                     body += random.chance(5) ? Array("\n".utf8) : Array("\r\n".utf8)

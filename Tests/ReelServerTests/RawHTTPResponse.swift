@@ -36,7 +36,8 @@ struct RawHTTPResponse: CustomStringConvertible {
         var headers: [String: String] = [:]
         for line in lines.dropFirst() {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(
+                in: .whitespaces)
         }
         let length = headers["content-length"].flatMap(Int.init) ?? 0
         let bodyStart = end + 4
@@ -52,7 +53,9 @@ extension RawHTTPConnection {
         while true {
             if let response = RawHTTPResponse.parse(received) { return response }
             if isClosedByPeer { throw TestFailure("the server closed the connection without a response; got: \(text)") }
-            guard ContinuousClock.now < deadline else { throw TestFailure("no response within \(timeout); got: \(text)") }
+            guard ContinuousClock.now < deadline else {
+                throw TestFailure("no response within \(timeout); got: \(text)")
+            }
             if !readAvailable() { try await Task.sleep(for: .milliseconds(5)) }
         }
     }

@@ -25,9 +25,10 @@ import Testing
             #expect(response.headers[.contentType] == "text/html; charset=utf-8")
             #expect(response.headers[HTTPField.Name("X-Content-Type-Options")!] == "nosniff")
             let policy = try #require(response.headers[.contentSecurityPolicy])
-            #expect(policy.hasPrefix(
-                "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; "
-                    + "script-src 'self'; connect-src 'self'"))
+            #expect(
+                policy.hasPrefix(
+                    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; "
+                        + "script-src 'self'; connect-src 'self'"))
             let html = String(buffer: response.body)
             #expect(html.contains("<script type=\"module\" src=\"/web/app.js\">"))
             // Nothing outside the server: no absolute URLs to load.

@@ -80,7 +80,9 @@ final class DirectoryStore: JobStore, ClusterDirectory {
         try await base.enqueue(job, now: now)
     }
     func enqueueAll(_ jobs: [NewJob], now: Date) async throws -> [Job] { try await base.enqueueAll(jobs, now: now) }
-    func enqueueBatch(_ manifest: BatchManifest, jobs: [NewJob], now: Date) async throws
+    func enqueueBatch(
+        _ manifest: BatchManifest, jobs: [NewJob], now: Date
+    ) async throws
         -> (manifest: BatchManifest, jobs: [Job])
     {
         try await base.enqueueBatch(manifest, jobs: jobs, now: now)
@@ -105,7 +107,9 @@ final class DirectoryStore: JobStore, ClusterDirectory {
     func complete(_ lease: Lease, outputs: JobOutputs, now: Date) async throws -> Bool {
         try await base.complete(lease, outputs: outputs, now: now)
     }
-    func fail(_ lease: Lease, code: String, message: String, retry: Bool, memorySaving: Bool, now: Date)
+    func fail(
+        _ lease: Lease, code: String, message: String, retry: Bool, memorySaving: Bool, now: Date
+    )
         async throws -> Bool
     {
         try await base.fail(lease, code: code, message: message, retry: retry, memorySaving: memorySaving, now: now)

@@ -19,7 +19,11 @@ import Testing
         try await TestPostgres.withDatabase { url in
             let a = try await PostgresJobStore(url: url, timeSource: timeSource)
             let b = try await PostgresJobStore(url: url, timeSource: timeSource)
-            defer { Task { await a.close(); await b.close() } }
+            defer {
+                Task {
+                    await a.close(); await b.close()
+                }
+            }
             try await body(a, b, url)
         }
     }

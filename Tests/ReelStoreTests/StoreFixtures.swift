@@ -80,7 +80,9 @@ extension JobStore {
     }
 
     /// Claims the next job, which must exist, for `owner` with a lease of `seconds`.
-    func claimNext(owner: String = slot0, slot: String = slot0, at now: Date, for seconds: Double = 60)
+    func claimNext(
+        owner: String = slot0, slot: String = slot0, at now: Date, for seconds: Double = 60
+    )
         async throws -> (job: Job, lease: Lease)
     {
         try #require(await claim(owner: owner, slot: slot, leaseExpiresAt: now.addingTimeInterval(seconds), now: now))

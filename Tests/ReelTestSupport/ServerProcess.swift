@@ -29,10 +29,12 @@ public final class ServerProcess: @unchecked Sendable {
         try? FileManager.default.createSymbolicLink(
             atPath: dataDirectory.appendingPathComponent("models").path,
             withDestinationPath: TestSupport.modelsDirectory)
-        arguments = [
-            "serve", "--port", String(port), "--data-dir", dataDirectory.path, "--devices", devices, "--model", "tiny",
-            "--node", "test-node", "--log-level", "debug",
-        ] + extraArguments
+        arguments =
+            [
+                "serve", "--port", String(port), "--data-dir", dataDirectory.path, "--devices", devices, "--model",
+                "tiny",
+                "--node", "test-node", "--log-level", "debug",
+            ] + extraArguments
         logURL = dataDirectory.appendingPathComponent("server-\(UUID().uuidString.prefix(6)).log")
         process = Process()
         try launch()

@@ -10,7 +10,8 @@ import Testing
         .generate(
             .init(
                 job: "j-1", prompt: "一只狐狸\n在雪地里", negativePrompt: "blurry", width: 256, height: 128, frames: 17,
-                steps: 4, guidance: 5.0, guidance2: 3.0, seed: UInt64(Int64.max), pngFrames: true, outDir: "/tmp/out/j-1",
+                steps: 4, guidance: 5.0, guidance2: 3.0, seed: UInt64(Int64.max), pngFrames: true,
+                outDir: "/tmp/out/j-1",
                 fps: 24, memorySaving: true, interpolate: 2, checkpointEvery: 5,
                 metadata: ["style": .string("cinematic"), "row": .number(2)],
                 debug: ["step_delay": .number(0.5)])),
@@ -63,15 +64,19 @@ import Testing
 
     @Test func wireNamesAreSnakeCase() throws {
         let line = String(decoding: try codec.encodeLine(Self.requests[0]), as: UTF8.self)
-        for key in ["\"type\":\"generate\"", "\"negative_prompt\"", "\"png_frames\":true", "\"out_dir\"", "\"guidance_2\"",
-                    "\"memory_saving\""] {
+        for key in [
+            "\"type\":\"generate\"", "\"negative_prompt\"", "\"png_frames\":true", "\"out_dir\"", "\"guidance_2\"",
+            "\"memory_saving\"",
+        ] {
             #expect(line.contains(key), "\(key) in \(line)")
         }
     }
 
     @Test func prepareIsTheDocumentedLine() throws {
         let line = try codec.encodeLine(.prepare(.init(prompt: "a fox", negativePrompt: "blurry")))
-        #expect(String(decoding: line, as: UTF8.self) == #"{"negative_prompt":"blurry","prompt":"a fox","type":"prepare"}"# + "\n")
+        #expect(
+            String(decoding: line, as: UTF8.self) == #"{"negative_prompt":"blurry","prompt":"a fox","type":"prepare"}"#
+                + "\n")
     }
 
     @Test func decodesWhatTheEngineWrites() throws {

@@ -7,7 +7,10 @@ import Testing
 
     @Test func aReplicaGetsOnlyItsDevice() {
         let launch = WorkerLaunch(engine: engine, device: "cuda:1", model: "tiny", dataDirectory: "/d")
-        #expect(launch.arguments == ["-m", "reel_engine.worker", "--device", "cuda:1", "--model", "tiny", "--data-dir", "/d"])
+        #expect(
+            launch.arguments == [
+                "-m", "reel_engine.worker", "--device", "cuda:1", "--model", "tiny", "--data-dir", "/d",
+            ])
     }
 
     @Test func splitBudgetAndGroupFlags() {
@@ -20,7 +23,8 @@ import Testing
         let rank = WorkerLaunch(
             engine: engine, device: "cuda:3", model: "tiny", dataDirectory: "/d",
             group: .init(rank: 1, worldSize: 2, initMethod: "file:///run/g.rendezvous"))
-        #expect(rank.arguments.suffix(6) == ["--rank", "1", "--world-size", "2", "--dist-init", "file:///run/g.rendezvous"])
+        #expect(
+            rank.arguments.suffix(6) == ["--rank", "1", "--world-size", "2", "--dist-init", "file:///run/g.rendezvous"])
         var approximate = WorkerLaunch(engine: engine, device: "cpu", model: "tiny", dataDirectory: "/d")
         approximate.approximate = "first-block-cache:0.1"
         #expect(approximate.arguments.suffix(2) == ["--approximate", "first-block-cache:0.1"])

@@ -50,7 +50,9 @@ import Testing
                 let slow = request("slow", in: directory, debug: ["step_delay": .number(0.5)])
                 let failure = await #expect(throws: WorkerFailure.self) {
                     try await connection.generate(slow, events: &events) { progress in
-                        if progress.stage == .denoising && progress.step == 1 { try? connection.send(.cancel(job: "slow")) }
+                        if progress.stage == .denoising && progress.step == 1 {
+                            try? connection.send(.cancel(job: "slow"))
+                        }
                     }
                 }
                 guard case .failed(let event) = failure else {
@@ -58,7 +60,8 @@ import Testing
                     return
                 }
                 #expect(event.code == .cancelled)
-                #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("slow/video.mp4").path))
+                #expect(
+                    !FileManager.default.fileExists(atPath: directory.appendingPathComponent("slow/video.mp4").path))
                 let next = try await connection.generate(request("next", in: directory), events: &events)
                 #expect(FileManager.default.fileExists(atPath: next.outputs.video))
             }

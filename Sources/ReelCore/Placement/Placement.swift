@@ -20,7 +20,8 @@ public enum Placement: Sendable, Equatable, CustomStringConvertible {
         case "auto": return .auto
         default:
             guard trimmed.hasPrefix("parallel") else {
-                throw PlacementError("--placement: '\(text)' is not a placement; use replica, split, parallel:K or auto")
+                throw PlacementError(
+                    "--placement: '\(text)' is not a placement; use replica, split, parallel:K or auto")
             }
             let rest = trimmed.dropFirst("parallel".count)
             guard rest.first == ":", let k = Int(rest.dropFirst()), k >= 2 else {

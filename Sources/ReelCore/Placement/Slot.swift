@@ -30,7 +30,8 @@ public struct Slot: Sendable, Equatable, Hashable, Codable {
     /// One line for the plan printout.
     public var summary: String {
         if let ranks = rankDevices, ranks.count > 1 {
-            return "parallel group of \(ranks.count): " + ranks.enumerated().map { "rank \($0) \($1)" }
+            return "parallel group of \(ranks.count): "
+                + ranks.enumerated().map { "rank \($0) \($1)" }
                 .joined(separator: ", ")
         }
         if let textDevice { return "split: text encoder on \(textDevice), transformer and VAE on \(device)" }

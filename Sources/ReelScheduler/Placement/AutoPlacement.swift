@@ -53,7 +53,8 @@ public enum AutoPlacement {
                 return Decision(
                     placement: .split, memorySaving: false,
                     reason: "auto: the model needs about \(gib(model.totalBytes)) but a GPU has \(gib(memory)); the "
-                        + "transformer and VAE (\(gib(model.denoiserBytes))) fit one, so the text encoder goes on another")
+                        + "transformer and VAE (\(gib(model.denoiserBytes))) fit one, so the text encoder goes on another"
+                )
             }
             return Decision(
                 placement: .replica, memorySaving: true,
@@ -81,7 +82,9 @@ public enum AutoPlacement {
         guard let k = model.validGroupSizes(upTo: largest).last else {
             return Decision(
                 placement: .replica, memorySaving: false,
-                reason: "auto: no group of 2…\(largest) GPUs divides the model's \(model.attentionHeads) heads, so replicas")
+                reason:
+                    "auto: no group of 2…\(largest) GPUs divides the model's \(model.attentionHeads) heads, so replicas"
+            )
         }
         return Decision(
             placement: .parallel(k), memorySaving: false,

@@ -31,14 +31,18 @@ public struct ModelFootprint: Sendable, Equatable {
             return ModelFootprint(attentionHeads: 2, textEncoderBytes: 1 << 20, denoiserBytes: 16 << 20)
         }
         if let path, FileManager.default.fileExists(atPath: path + "/model_index.json") {
-            let heads = Self.readHeads(path + "/transformer/config.json")
+            let heads =
+                Self.readHeads(path + "/transformer/config.json")
                 ?? Self.readHeads(path + "/transformer_2/config.json")
             let text = Self.weightBytes(path + "/text_encoder")
-            let denoiser = Self.weightBytes(path + "/transformer") + Self.weightBytes(path + "/transformer_2")
+            let denoiser =
+                Self.weightBytes(path + "/transformer") + Self.weightBytes(path + "/transformer_2")
                 + Self.weightBytes(path + "/vae")
-            let fallback = Self.of(ModelInfo(
-                name: "random:" + model.architecture.rawValue, architecture: model.architecture, randomWeights: true,
-                defaults: model.defaults))
+            let fallback = Self.of(
+                ModelInfo(
+                    name: "random:" + model.architecture.rawValue, architecture: model.architecture,
+                    randomWeights: true,
+                    defaults: model.defaults))
             return ModelFootprint(
                 attentionHeads: heads ?? fallback.attentionHeads,
                 textEncoderBytes: text > 0 ? text : fallback.textEncoderBytes,
@@ -47,7 +51,8 @@ public struct ModelFootprint: Sendable, Equatable {
         switch model.architecture {
         case .ti2v5B:
             return ModelFootprint(
-                attentionHeads: 24, textEncoderBytes: umt5, denoiserBytes: 10_000_000_000 + 1_400_000_000 + workingBytes)
+                attentionHeads: 24, textEncoderBytes: umt5, denoiserBytes: 10_000_000_000 + 1_400_000_000 + workingBytes
+            )
         case .t2vA14B:
             return ModelFootprint(
                 attentionHeads: 40, textEncoderBytes: umt5, denoiserBytes: 57_000_000_000 + 500_000_000 + workingBytes)

@@ -130,7 +130,9 @@ public enum PlacementPlanner {
     }
 
     static func replicas(_ devices: [String]) -> [Slot] {
-        devices.enumerated().map { index, device in Slot(id: slotID(device, among: devices, index: index), device: device) }
+        devices.enumerated().map { index, device in
+            Slot(id: slotID(device, among: devices, index: index), device: device)
+        }
     }
 
     /// `cuda:N` for a GPU; `cpu`, or `cpu-N` when several CPU slots share the host (as `SlotPlan` names them).

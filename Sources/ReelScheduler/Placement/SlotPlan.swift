@@ -12,7 +12,9 @@ public enum SlotPlan {
         } else {
             devices = trimmed.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         }
-        guard !devices.isEmpty else { throw SlotPlanError("--devices is empty; use auto, cpu, cpu,cpu or cuda:0,cuda:1") }
+        guard !devices.isEmpty else {
+            throw SlotPlanError("--devices is empty; use auto, cpu, cpu,cpu or cuda:0,cuda:1")
+        }
         // A device named more than once gets that many workers (several replicas sharing one GPU, or CPU slots);
         // their slots are told apart as cpu-1, cpu-2 or cuda:0-1, cuda:0-2.
         var normalized: [String] = []

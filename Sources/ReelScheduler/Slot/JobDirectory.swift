@@ -40,7 +40,8 @@ public enum DiskSpace {
         while !fileManager.fileExists(atPath: url.path) && url.path != "/" { url.deleteLastPathComponent() }
         var info = statvfs()
         guard statvfs(url.path, &info) == 0 else { return nil }
-        let (bytes, overflow) = Int64(clamping: info.f_bavail).multipliedReportingOverflow(by: Int64(clamping: info.f_frsize))
+        let (bytes, overflow) = Int64(clamping: info.f_bavail).multipliedReportingOverflow(
+            by: Int64(clamping: info.f_frsize))
         return overflow ? Int64.max : bytes
     }
 

@@ -348,7 +348,8 @@ final class SlotDriver<C: Clock>: SlotRunning where C.Duration == Duration {
     private static func filesPresent(_ event: WorkerEvent) -> Bool {
         guard case .result(let result) = event else { return true }
         let fileManager = FileManager.default
-        return fileManager.fileExists(atPath: result.outputs.video) && fileManager.fileExists(atPath: result.outputs.metadata)
+        return fileManager.fileExists(atPath: result.outputs.video)
+            && fileManager.fileExists(atPath: result.outputs.metadata)
     }
 
     /// Clears the job's directory and sends it to the worker. One set of outputs per job: whatever an earlier
@@ -412,7 +413,8 @@ final class SlotDriver<C: Clock>: SlotRunning where C.Duration == Duration {
         let now = Date()
         do {
             let claimed = try await store.claim(
-                owner: owner, slot: slot.id, leaseExpiresAt: now.addingTimeInterval(configuration.leaseDuration.seconds),
+                owner: owner, slot: slot.id,
+                leaseExpiresAt: now.addingTimeInterval(configuration.leaseDuration.seconds),
                 now: now)
             guard let (job, lease) = claimed else { return .nothingQueued }
             return .claimed(job, lease)

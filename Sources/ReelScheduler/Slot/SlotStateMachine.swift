@@ -243,7 +243,9 @@ struct SlotStateMachine<Instant: InstantProtocol>: Sendable where Instant.Durati
                 self.session?.readyRanks.insert(0)
                 return becomeReadyIfAll(now: now)
             case .error(let failure):
-                if self.session?.startFailure == nil { self.session?.startFailure = "\(failure.code): \(failure.message)" }
+                if self.session?.startFailure == nil {
+                    self.session?.startFailure = "\(failure.code): \(failure.message)"
+                }
                 return [.closeInput(generation: generation)]
             default:
                 return []
@@ -325,7 +327,9 @@ struct SlotStateMachine<Instant: InstantProtocol>: Sendable where Instant.Durati
     }
 
     /// Every process of session `generation` has exited; `startError` says why none could be started.
-    mutating func sessionEnded(generation: Int, exits: [WorkerExit], startError: String? = nil, now: Instant)
+    mutating func sessionEnded(
+        generation: Int, exits: [WorkerExit], startError: String? = nil, now: Instant
+    )
         -> [SlotAction]
     {
         guard let session, session.generation == generation else { return [] }
@@ -432,7 +436,9 @@ struct SlotStateMachine<Instant: InstantProtocol>: Sendable where Instant.Durati
     private func end(_ running: RunningJob, _ decision: RetryDecision, code: String, message: String) -> SlotAction {
         switch decision {
         case .retry(let memorySaving):
-            .end(running.job, running.lease, .failed(code: code, message: message, retry: true, memorySaving: memorySaving))
+            .end(
+                running.job, running.lease,
+                .failed(code: code, message: message, retry: true, memorySaving: memorySaving))
         case .fail(let final):
             .end(running.job, running.lease, .failed(code: code, message: final, retry: false, memorySaving: false))
         }
@@ -595,8 +601,10 @@ struct SlotStateMachine<Instant: InstantProtocol>: Sendable where Instant.Durati
             return (failed(failure, running), .finished)
         case .resumed(let resumed):
             let message = "resumed from the checkpoint at step \(resumed.step) of \(resumed.total)"
-            return ([.log(.info, "job \(job.id): \(message)"), .note(job, lease, kind: "resumed", message: message)],
-                .continuing)
+            return (
+                [.log(.info, "job \(job.id): \(message)"), .note(job, lease, kind: "resumed", message: message)],
+                .continuing
+            )
         case .checkpointRejected(let rejected):
             let message = "checkpoint ignored, starting over: \(rejected.reason)"
             return (
@@ -679,7 +687,8 @@ struct SlotStateMachine<Instant: InstantProtocol>: Sendable where Instant.Durati
     /// unused.
     mutating func queueRead(_ queued: [Job], now: Instant) -> [SlotAction] {
         readingQueue = false
-        guard device != nil, let top = queued.map(\.priority).max(), let next = queued.first(where: { $0.priority == top }),
+        guard device != nil, let top = queued.map(\.priority).max(),
+            let next = queued.first(where: { $0.priority == top }),
             next.id != prepared
         else { return [] }
         prepared = next.id
@@ -716,7 +725,9 @@ struct SlotStateMachine<Instant: InstantProtocol>: Sendable where Instant.Durati
             guard var running = self[keyPath: which], session?.killed == false else { continue }
             if running.lastEvent.duration(to: now) >= settings.stallTimeout {
                 actions.append(
-                    .log(.warning, "job \(running.job.id): no progress for \(settings.stallTimeout); killing the worker"))
+                    .log(
+                        .warning, "job \(running.job.id): no progress for \(settings.stallTimeout); killing the worker")
+                )
                 actions += kill(because: .stalled(settings.stallTimeout))
                 break
             }

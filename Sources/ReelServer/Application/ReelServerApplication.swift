@@ -72,7 +72,8 @@ public struct ReelServerApplication: Service {
         router.add(middleware: URITextMiddleware<BasicRequestContext>())
         router.add(middleware: RequestWorkMiddleware<BasicRequestContext>())
         let rateLimiter = configuration.rateLimitPerMinute.map { RateLimiter(perMinute: $0) }
-        router.add(middleware: AuthMiddleware<BasicRequestContext>(keys: configuration.apiKeys, rateLimiter: rateLimiter))
+        router.add(
+            middleware: AuthMiddleware<BasicRequestContext>(keys: configuration.apiKeys, rateLimiter: rateLimiter))
         JobRoutes(service: service, configuration: configuration).register(on: router)
         JobFileRoutes(service: service).register(on: router)
         OpenAIVideoRoutes(service: service, configuration: configuration).register(on: router)

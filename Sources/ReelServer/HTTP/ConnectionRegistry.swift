@@ -43,8 +43,9 @@ final class ConnectionRegistry: Sendable {
             state.nextID += 1
             var victim: (any Channel)?
             if state.entries.count >= limit {
-                guard let oldest = state.entries.filter({ $0.value.idleSince != nil })
-                    .min(by: { $0.value.idleSince! < $1.value.idleSince! })
+                guard
+                    let oldest = state.entries.filter({ $0.value.idleSince != nil })
+                        .min(by: { $0.value.idleSince! < $1.value.idleSince! })
                 else {
                     state.refused += 1
                     return (Ticket(id: id, admitted: false), nil)

@@ -54,7 +54,8 @@ struct ReelHTTPChannel: ServerChildChannel, HTTPChannelHandler {
             try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try pipeline.addHandler(
                 ConnectionGuard(
-                    registry: registry, ticket: ticket, timeout: requestTimeout, activity: activity, presence: presence))
+                    registry: registry, ticket: ticket, timeout: requestTimeout, activity: activity, presence: presence)
+            )
             try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
             let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                 wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))

@@ -59,7 +59,9 @@ final class RequestWorkExecutor: TaskExecutor, @unchecked Sendable {
 struct RequestWorkMiddleware<Context: RequestContext>: RouterMiddleware {
     static var smallBody: Int { 64 << 10 }
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    )
         async throws -> Response
     {
         guard Self.isHeavy(request) else { return try await next(request, context) }

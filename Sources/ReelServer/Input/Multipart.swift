@@ -112,7 +112,9 @@ struct Multipart {
         var result: [(String, String)] = []
         let scalars = Array(value.unicodeScalars)
         var index = 0
-        func skipSpaces() { while index < scalars.count, scalars[index] == " " || scalars[index] == "\t" { index += 1 } }
+        func skipSpaces() {
+            while index < scalars.count, scalars[index] == " " || scalars[index] == "\t" { index += 1 }
+        }
         // Skip the disposition type ("form-data").
         while index < scalars.count, scalars[index] != ";" { index += 1 }
         while index < scalars.count {
@@ -142,10 +144,11 @@ struct Multipart {
                     index += 1
                 }
             }
-            result.append((
-                String(key).trimmingCharacters(in: .whitespaces).lowercased(),
-                String(parsed).trimmingCharacters(in: .whitespaces)
-            ))
+            result.append(
+                (
+                    String(key).trimmingCharacters(in: .whitespaces).lowercased(),
+                    String(parsed).trimmingCharacters(in: .whitespaces)
+                ))
         }
         return result
     }

@@ -33,7 +33,9 @@ extension Request {
 /// Client text checked before it is parsed: see `CombiningMarks` for why a long run of combining marks is refused
 /// before the text becomes JSON keys, form fields or CSV cells.
 enum ClientText {
-    static func check(_ bytes: some Sequence<UInt8>, as encoding: CombiningMarks.Encoding, field: String = "body")
+    static func check(
+        _ bytes: some Sequence<UInt8>, as encoding: CombiningMarks.Encoding, field: String = "body"
+    )
         throws(ReelError)
     {
         let run = CombiningMarks.longestRun(in: bytes, encoding: encoding)

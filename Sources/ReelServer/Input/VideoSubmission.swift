@@ -86,7 +86,9 @@ enum VideoSubmission {
         var fields: [String: JSONInput] = [:]
         for (name, text) in pairs {
             guard fields[name] == nil else {
-                throw .invalid(String(name.unicodeScalars.prefix(60)), "\(name.quotedForMessage(limit: 60)) is given more than once")
+                throw .invalid(
+                    String(name.unicodeScalars.prefix(60)),
+                    "\(name.quotedForMessage(limit: 60)) is given more than once")
             }
             guard let kind = kinds[name] else { throw unknown(name) }
             fields[name] = text.isEmpty ? .null : try parse(text, as: kind, name)
@@ -121,7 +123,8 @@ enum VideoSubmission {
     private static func unknown(_ name: String) -> ReelError {
         .invalid(
             String(name.unicodeScalars.prefix(60)),
-            "unknown field \(name.quotedForMessage(limit: 60)); the known fields are \(knownFields.joined(separator: ", "))")
+            "unknown field \(name.quotedForMessage(limit: 60)); the known fields are \(knownFields.joined(separator: ", "))"
+        )
     }
 
     private static func submission(fields: [String: JSONInput], serverModel: String) throws(ReelError) -> JobSubmission

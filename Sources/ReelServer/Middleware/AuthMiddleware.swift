@@ -24,7 +24,9 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
             && !name.contains("\\")
     }
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    )
         async throws -> Response
     {
         guard let keys, !keys.isEmpty, !Self.isOpen(request.uri.path) else {

@@ -8,7 +8,9 @@ import ReelStore
 /// Turns every error a route throws into the API's error shape: a `ReelError` into its status, framework errors
 /// (unknown route, body too large) into theirs, and anything else into a 500 whose cause goes to the log only.
 struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    )
         async throws -> Response
     {
         do {

@@ -10,7 +10,9 @@ struct OpenAIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         path == "/v1/videos" || path.hasPrefix("/v1/videos/")
     }
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    )
         async throws -> Response
     {
         guard Self.applies(to: request.uri.path) else { return try await next(request, context) }

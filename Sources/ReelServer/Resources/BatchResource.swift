@@ -72,7 +72,9 @@ public enum BatchReport {
 
     static func csv(_ manifest: BatchManifest, jobs: [String: Job]) -> String {
         var lines: [Int: [String]] = [:]
-        for entry in manifest.accepted { lines[entry.row] = line(row: entry.row, jobID: entry.job, job: jobs[entry.job]) }
+        for entry in manifest.accepted {
+            lines[entry.row] = line(row: entry.row, jobID: entry.job, job: jobs[entry.job])
+        }
         for entry in manifest.rejected {
             lines[entry.row] = rejectedLine(row: entry.row, column: entry.column, message: entry.message)
         }

@@ -1,8 +1,8 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import ReelBatch
 import ReelAPI
+import ReelBatch
 import ReelCore
 
 /// `POST /v1/batches` (CSV or JSON), `GET /v1/batches/{id}` and `GET /v1/batches/{id}/report.csv`.

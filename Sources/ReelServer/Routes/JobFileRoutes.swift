@@ -42,7 +42,9 @@ struct JobFileRoutes {
             let count = outputs.frameCount ?? job.spec.frames
             guard let number = Self.frameNumber(text), number <= count else {
                 throw ReelError(
-                    .notFound, "job \(job.id) has no frame \(text.quotedForMessage(limit: 20)); its frames are 1.png to \(count).png")
+                    .notFound,
+                    "job \(job.id) has no frame \(text.quotedForMessage(limit: 20)); its frames are 1.png to \(count).png"
+                )
             }
             let name = Self.padded(number)
             return try await file(

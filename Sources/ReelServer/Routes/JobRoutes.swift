@@ -39,8 +39,6 @@ struct JobRoutes {
         return response
     }
 
-
-
     private func list(_ request: Request) async throws -> Response {
         let query = request.uri.queryParameters
         for (name, _) in query where !["state", "limit", "before"].contains(name) {
@@ -62,7 +60,9 @@ struct JobRoutes {
         if let text = query["limit"], !text.isEmpty {
             guard let parsed = Numerals.wholeNumber(text), (1...configuration.maxPageSize).contains(parsed) else {
                 throw ReelError.invalid(
-                    "limit", "limit must be a whole number from 1 to \(configuration.maxPageSize), not \(String(text).quotedForMessage())")
+                    "limit",
+                    "limit must be a whole number from 1 to \(configuration.maxPageSize), not \(String(text).quotedForMessage())"
+                )
             }
             limit = parsed
         }

@@ -42,7 +42,8 @@ struct OpenAIVideoRoutes {
         var request = request
         let body = try await request.collectBody(
             limit: configuration.maxBodyBytes,
-            tooLarge: "the request body is larger than \(configuration.maxBodyBytes) bytes; a video request is far smaller")
+            tooLarge:
+                "the request body is larger than \(configuration.maxBodyBytes) bytes; a video request is far smaller")
         let contentType = request.headers[.contentType] ?? ""
         let model = service.model.name
         let submission: JobSubmission
@@ -66,18 +67,20 @@ struct OpenAIVideoRoutes {
         return try APIJSON.response(VideoResource(job))
     }
 
-
     private func list(_ request: Request) async throws -> Response {
         let query = request.uri.queryParameters
         for (name, _) in query where !["after", "limit", "order"].contains(name) {
             throw ReelError.invalid(
-                String(name.unicodeScalars.prefix(60)), "unknown query parameter \(name.quotedForMessage(limit: 60)); use after, limit and order")
+                String(name.unicodeScalars.prefix(60)),
+                "unknown query parameter \(name.quotedForMessage(limit: 60)); use after, limit and order")
         }
         var limit = Self.defaultPageSize
         if let text = query["limit"], !text.isEmpty {
             guard let parsed = Numerals.wholeNumber(text), (1...Self.maxPageSize).contains(parsed) else {
                 throw ReelError.invalid(
-                    "limit", "limit must be a whole number from 1 to \(Self.maxPageSize), not \(text.quotedForMessage(limit: 40))")
+                    "limit",
+                    "limit must be a whole number from 1 to \(Self.maxPageSize), not \(text.quotedForMessage(limit: 40))"
+                )
             }
             limit = parsed
         }
@@ -85,7 +88,8 @@ struct OpenAIVideoRoutes {
         switch query["order"].map(String.init) {
         case nil, "", "desc": break
         case "asc": order = .oldestFirst
-        case let other?: throw ReelError.invalid("order", "order must be asc or desc, not \(other.quotedForMessage(limit: 40))")
+        case let other?:
+            throw ReelError.invalid("order", "order must be asc or desc, not \(other.quotedForMessage(limit: 40))")
         }
         let after = query["after"].flatMap { $0.isEmpty ? nil : String($0) }
         // One more than asked for tells whether there is a next page.
@@ -99,7 +103,8 @@ struct OpenAIVideoRoutes {
         let query = request.uri.queryParameters
         for (name, _) in query where name != "variant" {
             throw ReelError.invalid(
-                String(name.unicodeScalars.prefix(60)), "unknown query parameter \(name.quotedForMessage(limit: 60)); only variant is understood")
+                String(name.unicodeScalars.prefix(60)),
+                "unknown query parameter \(name.quotedForMessage(limit: 60)); only variant is understood")
         }
         let variant = query["variant"].map(String.init) ?? "video"
         guard variant == "video" || variant == "thumbnail" else {
@@ -134,8 +139,9 @@ struct OpenAIVideoRoutes {
         let thumbnail: String
         do {
             thumbnail = try await Thumbnail.make(
-                video: outputs.video, directory: outputs.directory, python: service.scheduler.configuration.engine.python)
-        } catch where !JobFileResponse.isRegularFile(outputs.video, inside: outputs.directory) {
+                video: outputs.video, directory: outputs.directory,
+                python: service.scheduler.configuration.engine.python)
+        } catch  where !JobFileResponse.isRegularFile(outputs.video, inside: outputs.directory) {
             // Deleted while its frame was being decoded (a DELETE racing this request): gone, not a server fault.
             throw ReelError(.notFound, "the video \(job.id).mp4 is no longer on the server")
         }

@@ -24,7 +24,8 @@ struct WebRoutes {
 
     private func response(_ name: String) throws -> Response {
         guard let asset = assets[name] else {
-            throw ReelError(.notFound, field: "path", "no web file \(name.quotedForMessage(limit: 80)); the page is at /")
+            throw ReelError(
+                .notFound, field: "path", "no web file \(name.quotedForMessage(limit: 80)); the page is at /")
         }
         let body = ByteBuffer(string: asset.body)
         return Response(

@@ -1,6 +1,6 @@
 import Foundation
-import ReelBatch
 import ReelAPI
+import ReelBatch
 import ReelCSV
 import ReelCore
 import ReelScheduler
@@ -46,7 +46,9 @@ public struct BatchService: Sendable {
                 String(name.unicodeScalars.prefix(60)),
                 "unknown field \(name.quotedForMessage(limit: 60)); a batch has jobs and defaults")
         }
-        guard case .array(let items)? = top["jobs"] else { throw .invalid("jobs", "jobs must be an array of job specs") }
+        guard case .array(let items)? = top["jobs"] else {
+            throw .invalid("jobs", "jobs must be an array of job specs")
+        }
         var defaults: [String: JSONInput] = [:]
         if let given = top["defaults"] {
             guard case .object(let object) = given else { throw .invalid("defaults", "defaults must be an object") }
