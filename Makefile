@@ -75,11 +75,13 @@ api-test: $(VENV)/.api-installed build
 	$(VPY) e2e/api/healthz_under_load.py --reel $(REEL) --seconds 20
 
 # Swift code formatted as .swift-format says; `make lint` checks it (make test does too), `make format` rewrites it.
+# The generated files (*.generated.swift) are left as their scripts write them.
+SWIFT_FILES = Package.swift $(shell find Sources Tests -name '*.swift' ! -name '*.generated.swift' | sort)
 format:
-	$(SWIFT) format --in-place --recursive --parallel Sources Tests Package.swift
+	$(SWIFT) format --in-place --parallel $(SWIFT_FILES)
 
 lint:
-	$(SWIFT) format lint --strict --recursive --parallel Sources Tests Package.swift
+	$(SWIFT) format lint --strict --parallel $(SWIFT_FILES)
 
 # Everything above, the independent parts side by side (scripts/test.sh says in which order); logs in
 # test-artifacts/logs/.

@@ -4,3777 +4,3204 @@
 /// The API's OpenAPI 3.1 document, served at `GET /openapi.json`.
 enum OpenAPIDocument {
     static let json = ##"""
-        {
-          "openapi": "3.1.0",
-          "info": {
-            "title": "Reel",
-            "version": "1",
-            "description": "Reel's REST API: a durable queue of text-to-video jobs, OpenAI's videos API, batches, styles, events, workers and health. Errors are {\"error\": {\"code\", \"message\", \"field\"}}; on /v1/videos they are OpenAI's {\"error\": {\"message\", \"type\", \"param\", \"code\"}}. With API keys every route but /healthz, /openapi.json and the web page needs Authorization: Bearer KEY."
-          },
-          "servers": [
-            {
-              "url": "/"
-            }
-          ],
-          "paths": {
-            "/v1/jobs": {
-              "post": {
-                "summary": "Queue a job",
-                "operationId": "createJob",
-                "responses": {
-                  "201": {
-                    "description": "The job, queued",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Job"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Location": {
-                        "description": "The job's URL",
-                        "schema": {
-                          "type": "string"
-                        }
-                      }
-                    },
-                    "links": {
-                      "GetJob": {
-                        "operationId": "getJob",
-                        "parameters": {
-                          "id": "$response.body#/id"
-                        }
-                      },
-                      "JobEvents": {
-                        "operationId": "jobEvents",
-                        "parameters": {
-                          "id": "$response.body#/id"
-                        }
-                      },
-                      "JobVideo": {
-                        "operationId": "jobVideo",
-                        "parameters": {
-                          "id": "$response.body#/id"
-                        }
-                      },
-                      "JobMetadata": {
-                        "operationId": "jobMetadata",
-                        "parameters": {
-                          "id": "$response.body#/id"
-                        }
-                      },
-                      "CancelJob": {
-                        "operationId": "cancelJob",
-                        "parameters": {
-                          "id": "$response.body#/id"
-                        }
-                      },
-                      "GetVideo": {
-                        "operationId": "getVideo",
-                        "parameters": {
-                          "id": "$response.body#/id"
-                        }
-                      },
-                      "VideoContent": {
-                        "operationId": "videoContent",
-                        "parameters": {
-                          "id": "$response.body#/id"
-                        }
-                      },
-                      "JobFrame": {
-                        "operationId": "jobFrame",
-                        "parameters": {
-                          "id": "$response.body#/id",
-                          "frame": "1"
-                        }
-                      }
-                    }
-                  },
-                  "200": {
-                    "description": "The job an earlier request with this Idempotency-Key made",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Job"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Location": {
-                        "description": "The job's URL",
-                        "schema": {
-                          "type": "string"
-                        }
-                      }
-                    }
-                  },
-                  "400": {
-                    "description": "The request is invalid; the error names the field",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "401": {
-                    "description": "An API key is required, or the one sent is not valid",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "409": {
-                    "description": "The request conflicts with the resource's state, or an Idempotency-Key was used for another body",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "413": {
-                    "description": "The body is larger than the server accepts",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "429": {
-                    "description": "Too many requests, or too many jobs queued, for this key",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "503": {
-                    "description": "The job database is locked or unavailable, or the server is full",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "507": {
-                    "description": "The job database's disk is full: nothing was stored",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {},
-                  {
-                    "bearer": []
-                  }
-                ],
-                "parameters": [
-                  {
-                    "name": "Idempotency-Key",
-                    "in": "header",
-                    "required": false,
-                    "schema": {
-                      "type": "string",
-                      "maxLength": 255
-                    },
-                    "description": "Sending the same key with the same body again returns the first job (200) instead of a new one"
-                  }
-                ],
-                "requestBody": {
-                  "required": true,
-                  "content": {
-                    "application/json": {
-                      "schema": {
-                        "$ref": "#/components/schemas/JobSpecInput"
-                      }
-                    }
-                  }
-                },
-                "tags": [
-                  "jobs"
-                ]
-              },
-              "get": {
-                "summary": "List the caller's jobs, newest first",
-                "operationId": "listJobs",
-                "responses": {
-                  "200": {
-                    "description": "A page of jobs",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/JobPage"
-                        }
-                      }
-                    }
-                  },
-                  "400": {
-                    "description": "The request is invalid; the error names the field",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "401": {
-                    "description": "An API key is required, or the one sent is not valid",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "429": {
-                    "description": "Too many requests, or too many jobs queued, for this key",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "503": {
-                    "description": "The job database is locked or unavailable, or the server is full",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {},
-                  {
-                    "bearer": []
-                  }
-                ],
-                "parameters": [
-                  {
-                    "name": "state",
-                    "in": "query",
-                    "schema": {
-                      "enum": [
-                        "queued",
-                        "running",
-                        "succeeded",
-                        "failed",
-                        "cancelled"
-                      ]
-                    }
-                  },
-                  {
-                    "name": "limit",
-                    "in": "query",
-                    "schema": {
-                      "type": "integer",
-                      "minimum": 1,
-                      "maximum": 500
-                    }
-                  },
-                  {
-                    "name": "before",
-                    "in": "query",
-                    "schema": {
-                      "type": "string"
-                    },
-                    "description": "The `next` of the previous page"
-                  }
-                ],
-                "tags": [
-                  "jobs"
-                ]
+{
+  "openapi": "3.1.0",
+  "info": {
+    "title": "Reel",
+    "version": "1",
+    "description": "Reel's REST API: a durable queue of text-to-video jobs, OpenAI's videos API, batches, styles, events, workers and health. Errors are {\"error\": {\"code\", \"message\", \"field\"}}; on /v1/videos they are OpenAI's {\"error\": {\"message\", \"type\", \"param\", \"code\"}}. With API keys every route but /healthz, /openapi.json and the web page needs Authorization: Bearer KEY."
+  },
+  "servers": [
+    {
+      "url": "/"
+    }
+  ],
+  "paths": {
+    "/v1/jobs": {
+      "post": {
+        "summary": "Queue a job",
+        "operationId": "createJob",
+        "responses": {
+          "201": {
+            "description": "The job, queued",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Job"
+                }
               }
             },
-            "/v1/jobs/{id}": {
-              "parameters": [
-                {
-                  "name": "id",
-                  "in": "path",
-                  "required": true,
-                  "schema": {
-                    "type": "string"
-                  },
-                  "description": "A job id (a video id is the same)"
+            "headers": {
+              "Location": {
+                "description": "The job's URL",
+                "schema": {
+                  "type": "string"
                 }
-              ],
-              "get": {
-                "summary": "One job",
+              }
+            },
+            "links": {
+              "GetJob": {
                 "operationId": "getJob",
-                "responses": {
-                  "200": {
-                    "description": "The job",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Job"
-                        }
-                      }
-                    }
-                  },
-                  "401": {
-                    "description": "An API key is required, or the one sent is not valid",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "404": {
-                    "description": "No such resource, or one the caller's key may not see",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "429": {
-                    "description": "Too many requests, or too many jobs queued, for this key",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "503": {
-                    "description": "The job database is locked or unavailable, or the server is full",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {},
-                  {
-                    "bearer": []
-                  }
-                ],
-                "tags": [
-                  "jobs"
-                ]
-              },
-              "delete": {
-                "summary": "Cancel a job (a queued one at once, a running one at its next step)",
-                "operationId": "cancelJob",
-                "responses": {
-                  "200": {
-                    "description": "The job as it is now",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Job"
-                        }
-                      }
-                    }
-                  },
-                  "401": {
-                    "description": "An API key is required, or the one sent is not valid",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "404": {
-                    "description": "No such resource, or one the caller's key may not see",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "429": {
-                    "description": "Too many requests, or too many jobs queued, for this key",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "503": {
-                    "description": "The job database is locked or unavailable, or the server is full",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "507": {
-                    "description": "The job database's disk is full: nothing was stored",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {},
-                  {
-                    "bearer": []
-                  }
-                ],
-                "tags": [
-                  "jobs"
-                ]
-              }
-            },
-            "/v1/jobs/{id}/events": {
-              "parameters": [
-                {
-                  "name": "id",
-                  "in": "path",
-                  "required": true,
-                  "schema": {
-                    "type": "string"
-                  },
-                  "description": "A job id (a video id is the same)"
+                "parameters": {
+                  "id": "$response.body#/id"
                 }
-              ],
-              "get": {
-                "summary": "A job's event log",
+              },
+              "JobEvents": {
                 "operationId": "jobEvents",
-                "responses": {
-                  "200": {
-                    "description": "Its events, oldest first",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/JobEventList"
-                        }
-                      }
-                    }
-                  },
-                  "401": {
-                    "description": "An API key is required, or the one sent is not valid",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "404": {
-                    "description": "No such resource, or one the caller's key may not see",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "429": {
-                    "description": "Too many requests, or too many jobs queued, for this key",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "503": {
-                    "description": "The job database is locked or unavailable, or the server is full",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {},
-                  {
-                    "bearer": []
-                  }
-                ],
-                "tags": [
-                  "jobs"
-                ]
-              }
-            },
-            "/v1/jobs/{id}/video": {
-              "parameters": [
-                {
-                  "name": "id",
-                  "in": "path",
-                  "required": true,
-                  "schema": {
-                    "type": "string"
-                  },
-                  "description": "A job id (a video id is the same)"
+                "parameters": {
+                  "id": "$response.body#/id"
                 }
-              ],
-              "get": {
-                "summary": "A succeeded job's video",
+              },
+              "JobVideo": {
                 "operationId": "jobVideo",
-                "responses": {
-                  "200": {
-                    "description": "The MP4",
-                    "content": {
-                      "video/mp4": {
-                        "schema": {
-                          "type": "string",
-                          "format": "binary"
-                        }
-                      }
-                    }
-                  },
-                  "307": {
-                    "description": "On another node of the cluster"
-                  },
-                  "401": {
-                    "description": "An API key is required, or the one sent is not valid",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "404": {
-                    "description": "No such resource, or one the caller's key may not see",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "429": {
-                    "description": "Too many requests, or too many jobs queued, for this key",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "503": {
-                    "description": "The job database is locked or unavailable, or the server is full",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {},
-                  {
-                    "bearer": []
-                  }
-                ],
-                "tags": [
-                  "files"
-                ]
-              }
-            },
-            "/v1/jobs/{id}/metadata": {
-              "parameters": [
-                {
-                  "name": "id",
-                  "in": "path",
-                  "required": true,
-                  "schema": {
-                    "type": "string"
-                  },
-                  "description": "A job id (a video id is the same)"
+                "parameters": {
+                  "id": "$response.body#/id"
                 }
-              ],
-              "get": {
-                "summary": "A succeeded job's job.json",
+              },
+              "JobMetadata": {
                 "operationId": "jobMetadata",
-                "responses": {
-                  "200": {
-                    "description": "Its job.json",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "type": "object"
-                        }
-                      }
-                    }
-                  },
-                  "307": {
-                    "description": "On another node of the cluster"
-                  },
-                  "401": {
-                    "description": "An API key is required, or the one sent is not valid",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "404": {
-                    "description": "No such resource, or one the caller's key may not see",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "429": {
-                    "description": "Too many requests, or too many jobs queued, for this key",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "503": {
-                    "description": "The job database is locked or unavailable, or the server is full",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {},
-                  {
-                    "bearer": []
-                  }
-                ],
-                "tags": [
-                  "files"
-                ]
-              }
-            },
-            "/v1/jobs/{id}/frames/{frame}.png": {
-              "parameters": [
-                {
-                  "name": "id",
-                  "in": "path",
-                  "required": true,
-                  "schema": {
-                    "type": "string"
-                  },
-                  "description": "A job id (a video id is the same)"
-                },
-                {
-                  "name": "frame",
-                  "in": "path",
-                  "required": true,
-                  "schema": {
-                    "type": "string",
-                    "pattern": "^[0-9]{1,9}$"
-                  },
-                  "description": "1 for the first frame"
+                "parameters": {
+                  "id": "$response.body#/id"
                 }
-              ],
-              "get": {
-                "summary": "One PNG frame of a job that kept them",
-                "operationId": "jobFrame",
-                "responses": {
-                  "200": {
-                    "description": "The frame",
-                    "content": {
-                      "image/png": {
-                        "schema": {
-                          "type": "string",
-                          "format": "binary"
-                        }
-                      }
-                    }
-                  },
-                  "307": {
-                    "description": "On another node of the cluster"
-                  },
-                  "401": {
-                    "description": "An API key is required, or the one sent is not valid",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "404": {
-                    "description": "No such resource, or one the caller's key may not see",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "429": {
-                    "description": "Too many requests, or too many jobs queued, for this key",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "503": {
-                    "description": "The job database is locked or unavailable, or the server is full",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {},
-                  {
-                    "bearer": []
-                  }
-                ],
-                "tags": [
-                  "files"
-                ]
-              }
-            },
-            "/v1/videos": {
-              "post": {
-                "summary": "Create a video (OpenAI's videos.create)",
-                "operationId": "createVideo",
-                "responses": {
-                  "200": {
-                    "description": "The video, queued",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Video"
-                        }
-                      }
-                    },
-                    "links": {
-                      "GetVideo": {
-                        "operationId": "getVideo",
-                        "parameters": {
-                          "id": "$response.body#/id"
-                        }
-                      },
-                      "DeleteVideo": {
-                        "operationId": "deleteVideo",
-                        "parameters": {
-                          "id": "$response.body#/id"
-                        }
-                      },
-                      "VideoContent": {
-                        "operationId": "videoContent",
-                        "parameters": {
-                          "id": "$response.body#/id"
-                        }
-                      },
-                      "GetJob": {
-                        "operationId": "getJob",
-                        "parameters": {
-                          "id": "$response.body#/id"
-                        }
-                      }
-                    }
-                  },
-                  "400": {
-                    "description": "The request is invalid; the error names the field",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    }
-                  },
-                  "401": {
-                    "description": "An API key is required, or the one sent is not valid",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    }
-                  },
-                  "409": {
-                    "description": "The request conflicts with the resource's state, or an Idempotency-Key was used for another body",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    }
-                  },
-                  "413": {
-                    "description": "The body is larger than the server accepts",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    }
-                  },
-                  "429": {
-                    "description": "Too many requests, or too many jobs queued, for this key",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "503": {
-                    "description": "The job database is locked or unavailable, or the server is full",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "507": {
-                    "description": "The job database's disk is full: nothing was stored",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {},
-                  {
-                    "bearer": []
-                  }
-                ],
-                "parameters": [
-                  {
-                    "name": "Idempotency-Key",
-                    "in": "header",
-                    "required": false,
-                    "schema": {
-                      "type": "string",
-                      "maxLength": 255
-                    },
-                    "description": "Sending the same key with the same body again returns the first job (200) instead of a new one"
-                  }
-                ],
-                "requestBody": {
-                  "required": true,
-                  "content": {
-                    "application/json": {
-                      "schema": {
-                        "$ref": "#/components/schemas/VideoCreateJSON"
-                      }
-                    },
-                    "multipart/form-data": {
-                      "schema": {
-                        "$ref": "#/components/schemas/VideoCreateForm"
-                      }
-                    },
-                    "application/x-www-form-urlencoded": {
-                      "schema": {
-                        "$ref": "#/components/schemas/VideoCreateForm"
-                      }
-                    }
-                  }
-                },
-                "tags": [
-                  "openai"
-                ]
               },
-              "get": {
-                "summary": "List videos (OpenAI's videos.list)",
-                "operationId": "listVideos",
-                "responses": {
-                  "200": {
-                    "description": "A page of videos",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/VideoPage"
-                        }
-                      }
-                    }
-                  },
-                  "400": {
-                    "description": "The request is invalid; the error names the field",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    }
-                  },
-                  "401": {
-                    "description": "An API key is required, or the one sent is not valid",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    }
-                  },
-                  "429": {
-                    "description": "Too many requests, or too many jobs queued, for this key",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "503": {
-                    "description": "The job database is locked or unavailable, or the server is full",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {},
-                  {
-                    "bearer": []
-                  }
-                ],
-                "parameters": [
-                  {
-                    "name": "after",
-                    "in": "query",
-                    "schema": {
-                      "type": "string"
-                    }
-                  },
-                  {
-                    "name": "limit",
-                    "in": "query",
-                    "schema": {
-                      "type": "integer",
-                      "minimum": 1,
-                      "maximum": 100
-                    }
-                  },
-                  {
-                    "name": "order",
-                    "in": "query",
-                    "schema": {
-                      "enum": [
-                        "asc",
-                        "desc"
-                      ]
-                    }
-                  }
-                ],
-                "tags": [
-                  "openai"
-                ]
-              }
-            },
-            "/v1/videos/{id}": {
-              "parameters": [
-                {
-                  "name": "id",
-                  "in": "path",
-                  "required": true,
-                  "schema": {
-                    "type": "string"
-                  },
-                  "description": "A job id (a video id is the same)"
+              "CancelJob": {
+                "operationId": "cancelJob",
+                "parameters": {
+                  "id": "$response.body#/id"
                 }
-              ],
-              "get": {
-                "summary": "One video",
+              },
+              "GetVideo": {
                 "operationId": "getVideo",
-                "responses": {
-                  "200": {
-                    "description": "The video",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Video"
-                        }
-                      }
-                    }
-                  },
-                  "401": {
-                    "description": "An API key is required, or the one sent is not valid",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    }
-                  },
-                  "404": {
-                    "description": "No such resource, or one the caller's key may not see",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    }
-                  },
-                  "429": {
-                    "description": "Too many requests, or too many jobs queued, for this key",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "503": {
-                    "description": "The job database is locked or unavailable, or the server is full",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {},
-                  {
-                    "bearer": []
-                  }
-                ],
-                "tags": [
-                  "openai"
-                ]
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
               },
-              "delete": {
-                "summary": "Delete a video (a running one is stopped first: deleted is false)",
-                "operationId": "deleteVideo",
-                "responses": {
-                  "200": {
-                    "description": "What was done",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/VideoDeleted"
-                        }
-                      }
-                    }
-                  },
-                  "401": {
-                    "description": "An API key is required, or the one sent is not valid",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    }
-                  },
-                  "404": {
-                    "description": "No such resource, or one the caller's key may not see",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    }
-                  },
-                  "429": {
-                    "description": "Too many requests, or too many jobs queued, for this key",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "503": {
-                    "description": "The job database is locked or unavailable, or the server is full",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "507": {
-                    "description": "The job database's disk is full: nothing was stored",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {},
-                  {
-                    "bearer": []
-                  }
-                ],
-                "tags": [
-                  "openai"
-                ]
-              }
-            },
-            "/v1/videos/{id}/content": {
-              "parameters": [
-                {
-                  "name": "id",
-                  "in": "path",
-                  "required": true,
-                  "schema": {
-                    "type": "string"
-                  },
-                  "description": "A job id (a video id is the same)"
-                }
-              ],
-              "get": {
-                "summary": "A completed video's MP4 or thumbnail",
+              "VideoContent": {
                 "operationId": "videoContent",
-                "responses": {
-                  "200": {
-                    "description": "The file",
-                    "content": {
-                      "video/mp4": {
-                        "schema": {
-                          "type": "string",
-                          "format": "binary"
-                        }
-                      },
-                      "image/png": {
-                        "schema": {
-                          "type": "string",
-                          "format": "binary"
-                        }
-                      },
-                      "image/jpeg": {
-                        "schema": {
-                          "type": "string",
-                          "format": "binary"
-                        }
-                      }
-                    }
-                  },
-                  "400": {
-                    "description": "The request is invalid; the error names the field",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    }
-                  },
-                  "401": {
-                    "description": "An API key is required, or the one sent is not valid",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    }
-                  },
-                  "404": {
-                    "description": "No such resource, or one the caller's key may not see",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    }
-                  },
-                  "429": {
-                    "description": "Too many requests, or too many jobs queued, for this key",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "503": {
-                    "description": "The job database is locked or unavailable, or the server is full",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/OpenAIError"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {},
-                  {
-                    "bearer": []
-                  }
-                ],
-                "parameters": [
-                  {
-                    "name": "variant",
-                    "in": "query",
-                    "schema": {
-                      "enum": [
-                        "video",
-                        "thumbnail"
-                      ]
-                    }
-                  }
-                ],
-                "tags": [
-                  "openai"
-                ]
-              }
-            },
-            "/v1/batches": {
-              "post": {
-                "summary": "Queue many jobs: a CSV with a header row, or JSON",
-                "operationId": "createBatch",
-                "responses": {
-                  "201": {
-                    "description": "The rows accepted and rejected",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/BatchSubmitted"
-                        }
-                      }
-                    },
-                    "links": {
-                      "GetBatch": {
-                        "operationId": "getBatch",
-                        "parameters": {
-                          "id": "$response.body#/id"
-                        }
-                      },
-                      "BatchReport": {
-                        "operationId": "batchReport",
-                        "parameters": {
-                          "id": "$response.body#/id"
-                        }
-                      }
-                    }
-                  },
-                  "400": {
-                    "description": "Nothing queued: the document is invalid, or atomic=true and rows are",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "anyOf": [
-                            {
-                              "$ref": "#/components/schemas/BatchSubmitted"
-                            },
-                            {
-                              "$ref": "#/components/schemas/Error"
-                            }
-                          ]
-                        }
-                      }
-                    }
-                  },
-                  "401": {
-                    "description": "An API key is required, or the one sent is not valid",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "413": {
-                    "description": "The body is larger than the server accepts",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "429": {
-                    "description": "Too many requests, or too many jobs queued, for this key",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "503": {
-                    "description": "The job database is locked or unavailable, or the server is full",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "507": {
-                    "description": "The job database's disk is full: nothing was stored",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {},
-                  {
-                    "bearer": []
-                  }
-                ],
-                "parameters": [
-                  {
-                    "name": "atomic",
-                    "in": "query",
-                    "schema": {
-                      "type": "boolean"
-                    },
-                    "description": "Queue nothing unless every row is valid"
-                  }
-                ],
-                "requestBody": {
-                  "required": true,
-                  "content": {
-                    "text/csv": {
-                      "schema": {
-                        "type": "string"
-                      }
-                    },
-                    "application/json": {
-                      "schema": {
-                        "$ref": "#/components/schemas/BatchJSON"
-                      }
-                    }
-                  }
-                },
-                "tags": [
-                  "batches"
-                ]
-              }
-            },
-            "/v1/batches/{id}": {
-              "parameters": [
-                {
-                  "name": "id",
-                  "in": "path",
-                  "required": true,
-                  "schema": {
-                    "type": "string"
-                  },
-                  "description": "A batch id"
+                "parameters": {
+                  "id": "$response.body#/id"
                 }
-              ],
-              "get": {
-                "summary": "A batch's progress",
-                "operationId": "getBatch",
-                "responses": {
-                  "200": {
-                    "description": "Counts, each row's job, videos per hour, time left",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Batch"
-                        }
-                      }
-                    }
-                  },
-                  "401": {
-                    "description": "An API key is required, or the one sent is not valid",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "404": {
-                    "description": "No such resource, or one the caller's key may not see",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "429": {
-                    "description": "Too many requests, or too many jobs queued, for this key",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "503": {
-                    "description": "The job database is locked or unavailable, or the server is full",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {},
-                  {
-                    "bearer": []
-                  }
-                ],
-                "tags": [
-                  "batches"
-                ]
-              }
-            },
-            "/v1/batches/{id}/report.csv": {
-              "parameters": [
-                {
-                  "name": "id",
-                  "in": "path",
-                  "required": true,
-                  "schema": {
-                    "type": "string"
-                  },
-                  "description": "A batch id"
+              },
+              "JobFrame": {
+                "operationId": "jobFrame",
+                "parameters": {
+                  "id": "$response.body#/id",
+                  "frame": "1"
                 }
-              ],
-              "get": {
-                "summary": "A batch's report",
-                "operationId": "batchReport",
-                "responses": {
-                  "200": {
-                    "description": "One line per row",
-                    "content": {
-                      "text/csv": {
-                        "schema": {
-                          "type": "string"
-                        }
-                      }
-                    }
-                  },
-                  "401": {
-                    "description": "An API key is required, or the one sent is not valid",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "404": {
-                    "description": "No such resource, or one the caller's key may not see",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "429": {
-                    "description": "Too many requests, or too many jobs queued, for this key",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "503": {
-                    "description": "The job database is locked or unavailable, or the server is full",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {},
-                  {
-                    "bearer": []
-                  }
-                ],
-                "tags": [
-                  "batches"
-                ]
-              }
-            },
-            "/v1/styles": {
-              "get": {
-                "summary": "The prompt styles",
-                "operationId": "listStyles",
-                "responses": {
-                  "200": {
-                    "description": "Every style",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/StyleList"
-                        }
-                      }
-                    }
-                  },
-                  "401": {
-                    "description": "An API key is required, or the one sent is not valid",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "429": {
-                    "description": "Too many requests, or too many jobs queued, for this key",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {},
-                  {
-                    "bearer": []
-                  }
-                ],
-                "tags": [
-                  "styles"
-                ]
-              }
-            },
-            "/v1/styles/{name}": {
-              "parameters": [
-                {
-                  "name": "name",
-                  "in": "path",
-                  "required": true,
-                  "schema": {
-                    "type": "string"
-                  }
-                }
-              ],
-              "get": {
-                "summary": "One style",
-                "operationId": "getStyle",
-                "responses": {
-                  "200": {
-                    "description": "The style",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Style"
-                        }
-                      }
-                    }
-                  },
-                  "401": {
-                    "description": "An API key is required, or the one sent is not valid",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "404": {
-                    "description": "No such resource, or one the caller's key may not see",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "429": {
-                    "description": "Too many requests, or too many jobs queued, for this key",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {},
-                  {
-                    "bearer": []
-                  }
-                ],
-                "tags": [
-                  "styles"
-                ]
-              }
-            },
-            "/v1/events": {
-              "get": {
-                "summary": "Events as they happen, as Server-Sent Events",
-                "operationId": "events",
-                "responses": {
-                  "200": {
-                    "description": "`event: KIND` and `data: {…}` per event, `: ping` while quiet",
-                    "content": {
-                      "text/event-stream": {
-                        "schema": {
-                          "type": "string"
-                        }
-                      }
-                    }
-                  },
-                  "400": {
-                    "description": "The request is invalid; the error names the field",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "401": {
-                    "description": "An API key is required, or the one sent is not valid",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "404": {
-                    "description": "No such resource, or one the caller's key may not see",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "429": {
-                    "description": "Too many requests, or too many jobs queued, for this key",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {},
-                  {
-                    "bearer": []
-                  }
-                ],
-                "parameters": [
-                  {
-                    "name": "job",
-                    "in": "query",
-                    "schema": {
-                      "type": "string"
-                    },
-                    "description": "One job's events only"
-                  }
-                ],
-                "tags": [
-                  "events"
-                ]
-              }
-            },
-            "/v1/workers": {
-              "get": {
-                "summary": "Every slot of every node; another key's job shows as null",
-                "operationId": "workers",
-                "responses": {
-                  "200": {
-                    "description": "The slots",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/WorkerList"
-                        }
-                      }
-                    }
-                  },
-                  "401": {
-                    "description": "An API key is required, or the one sent is not valid",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "429": {
-                    "description": "Too many requests, or too many jobs queued, for this key",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "503": {
-                    "description": "The job database is locked or unavailable, or the server is full",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {},
-                  {
-                    "bearer": []
-                  }
-                ],
-                "tags": [
-                  "system"
-                ]
-              }
-            },
-            "/healthz": {
-              "get": {
-                "summary": "Alive while the process answers",
-                "operationId": "healthz",
-                "responses": {
-                  "200": {
-                    "description": "Alive",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Status"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {}
-                ],
-                "tags": [
-                  "system"
-                ]
-              }
-            },
-            "/readyz": {
-              "get": {
-                "summary": "Ready while a worker can take a job",
-                "operationId": "readyz",
-                "responses": {
-                  "200": {
-                    "description": "Ready",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Status"
-                        }
-                      }
-                    }
-                  },
-                  "503": {
-                    "description": "No worker is ready",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Status"
-                        }
-                      }
-                    }
-                  },
-                  "401": {
-                    "description": "An API key is required, or the one sent is not valid",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "429": {
-                    "description": "Too many requests, or too many jobs queued, for this key",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {},
-                  {
-                    "bearer": []
-                  }
-                ],
-                "tags": [
-                  "system"
-                ]
-              }
-            },
-            "/metrics": {
-              "get": {
-                "summary": "Prometheus metrics",
-                "operationId": "metrics",
-                "responses": {
-                  "200": {
-                    "description": "The text exposition format",
-                    "content": {
-                      "text/plain": {
-                        "schema": {
-                          "type": "string"
-                        }
-                      }
-                    }
-                  },
-                  "401": {
-                    "description": "An API key is required, or the one sent is not valid",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "429": {
-                    "description": "Too many requests, or too many jobs queued, for this key",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "503": {
-                    "description": "The job database is locked or unavailable, or the server is full",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    },
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before retrying",
-                        "schema": {
-                          "type": "string",
-                          "pattern": "^[0-9]+$"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {},
-                  {
-                    "bearer": []
-                  }
-                ],
-                "tags": [
-                  "system"
-                ]
-              }
-            },
-            "/openapi.json": {
-              "get": {
-                "summary": "This document",
-                "operationId": "openapi",
-                "responses": {
-                  "200": {
-                    "description": "OpenAPI 3.1",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "type": "object"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {}
-                ],
-                "tags": [
-                  "system"
-                ]
-              }
-            },
-            "/": {
-              "get": {
-                "summary": "The web page",
-                "operationId": "webPage",
-                "responses": {
-                  "200": {
-                    "description": "Its HTML",
-                    "content": {
-                      "text/html": {
-                        "schema": {
-                          "type": "string"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {}
-                ],
-                "tags": [
-                  "web"
-                ]
-              }
-            },
-            "/web/{file}": {
-              "parameters": [
-                {
-                  "name": "file",
-                  "in": "path",
-                  "required": true,
-                  "schema": {
-                    "type": "string"
-                  }
-                }
-              ],
-              "get": {
-                "summary": "One of the web page's files",
-                "operationId": "webFile",
-                "responses": {
-                  "200": {
-                    "description": "The file",
-                    "content": {
-                      "text/javascript": {
-                        "schema": {
-                          "type": "string"
-                        }
-                      },
-                      "text/css": {
-                        "schema": {
-                          "type": "string"
-                        }
-                      },
-                      "text/html": {
-                        "schema": {
-                          "type": "string"
-                        }
-                      },
-                      "application/json": {
-                        "schema": {
-                          "type": "string"
-                        }
-                      },
-                      "image/svg+xml": {
-                        "schema": {
-                          "type": "string"
-                        }
-                      }
-                    }
-                  },
-                  "404": {
-                    "description": "No such resource, or one the caller's key may not see",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  },
-                  "default": {
-                    "description": "Any other error, in the same shape",
-                    "content": {
-                      "application/json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Error"
-                        }
-                      }
-                    }
-                  }
-                },
-                "security": [
-                  {}
-                ],
-                "tags": [
-                  "web"
-                ]
               }
             }
           },
-          "components": {
-            "schemas": {
-              "Error": {
-                "type": "object",
-                "properties": {
-                  "error": {
-                    "type": "object",
-                    "properties": {
-                      "code": {
-                        "type": "string"
-                      },
-                      "message": {
-                        "type": "string"
-                      },
-                      "field": {
-                        "type": [
-                          "string",
-                          "null"
-                        ]
-                      }
+          "200": {
+            "description": "The job an earlier request with this Idempotency-Key made",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Job"
+                }
+              }
+            },
+            "headers": {
+              "Location": {
+                "description": "The job's URL",
+                "schema": {
+                  "type": "string"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "The request is invalid; the error names the field",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "409": {
+            "description": "The request conflicts with the resource's state, or an Idempotency-Key was used for another body",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "413": {
+            "description": "The body is larger than the server accepts",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "The job database is locked or unavailable, or the server is full",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "507": {
+            "description": "The job database's disk is full: nothing was stored",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": false,
+            "schema": {
+              "type": "string",
+              "maxLength": 255
+            },
+            "description": "Sending the same key with the same body again returns the first job (200) instead of a new one"
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/JobSpecInput"
+              }
+            }
+          }
+        },
+        "tags": [
+          "jobs"
+        ]
+      },
+      "get": {
+        "summary": "List the caller's jobs, newest first",
+        "operationId": "listJobs",
+        "responses": {
+          "200": {
+            "description": "A page of jobs",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/JobPage"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "The request is invalid; the error names the field",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "The job database is locked or unavailable, or the server is full",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "state",
+            "in": "query",
+            "schema": {
+              "enum": [
+                "queued",
+                "running",
+                "succeeded",
+                "failed",
+                "cancelled"
+              ]
+            }
+          },
+          {
+            "name": "limit",
+            "in": "query",
+            "schema": {
+              "type": "integer",
+              "minimum": 1,
+              "maximum": 500
+            }
+          },
+          {
+            "name": "before",
+            "in": "query",
+            "schema": {
+              "type": "string"
+            },
+            "description": "The `next` of the previous page"
+          }
+        ],
+        "tags": [
+          "jobs"
+        ]
+      }
+    },
+    "/v1/jobs/{id}": {
+      "parameters": [
+        {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "schema": {
+            "type": "string"
+          },
+          "description": "A job id (a video id is the same)"
+        }
+      ],
+      "get": {
+        "summary": "One job",
+        "operationId": "getJob",
+        "responses": {
+          "200": {
+            "description": "The job",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Job"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "No such resource, or one the caller's key may not see",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "The job database is locked or unavailable, or the server is full",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "tags": [
+          "jobs"
+        ]
+      },
+      "delete": {
+        "summary": "Cancel a job (a queued one at once, a running one at its next step)",
+        "operationId": "cancelJob",
+        "responses": {
+          "200": {
+            "description": "The job as it is now",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Job"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "No such resource, or one the caller's key may not see",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "The job database is locked or unavailable, or the server is full",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "507": {
+            "description": "The job database's disk is full: nothing was stored",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "tags": [
+          "jobs"
+        ]
+      }
+    },
+    "/v1/jobs/{id}/events": {
+      "parameters": [
+        {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "schema": {
+            "type": "string"
+          },
+          "description": "A job id (a video id is the same)"
+        }
+      ],
+      "get": {
+        "summary": "A job's event log",
+        "operationId": "jobEvents",
+        "responses": {
+          "200": {
+            "description": "Its events, oldest first",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/JobEventList"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "No such resource, or one the caller's key may not see",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "The job database is locked or unavailable, or the server is full",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "tags": [
+          "jobs"
+        ]
+      }
+    },
+    "/v1/jobs/{id}/video": {
+      "parameters": [
+        {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "schema": {
+            "type": "string"
+          },
+          "description": "A job id (a video id is the same)"
+        }
+      ],
+      "get": {
+        "summary": "A succeeded job's video",
+        "operationId": "jobVideo",
+        "responses": {
+          "200": {
+            "description": "The MP4",
+            "content": {
+              "video/mp4": {
+                "schema": {
+                  "type": "string",
+                  "format": "binary"
+                }
+              }
+            }
+          },
+          "307": {
+            "description": "On another node of the cluster"
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "No such resource, or one the caller's key may not see",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "The job database is locked or unavailable, or the server is full",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "tags": [
+          "files"
+        ]
+      }
+    },
+    "/v1/jobs/{id}/metadata": {
+      "parameters": [
+        {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "schema": {
+            "type": "string"
+          },
+          "description": "A job id (a video id is the same)"
+        }
+      ],
+      "get": {
+        "summary": "A succeeded job's job.json",
+        "operationId": "jobMetadata",
+        "responses": {
+          "200": {
+            "description": "Its job.json",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object"
+                }
+              }
+            }
+          },
+          "307": {
+            "description": "On another node of the cluster"
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "No such resource, or one the caller's key may not see",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "The job database is locked or unavailable, or the server is full",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "tags": [
+          "files"
+        ]
+      }
+    },
+    "/v1/jobs/{id}/frames/{frame}.png": {
+      "parameters": [
+        {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "schema": {
+            "type": "string"
+          },
+          "description": "A job id (a video id is the same)"
+        },
+        {
+          "name": "frame",
+          "in": "path",
+          "required": true,
+          "schema": {
+            "type": "string",
+            "pattern": "^[0-9]{1,9}$"
+          },
+          "description": "1 for the first frame"
+        }
+      ],
+      "get": {
+        "summary": "One PNG frame of a job that kept them",
+        "operationId": "jobFrame",
+        "responses": {
+          "200": {
+            "description": "The frame",
+            "content": {
+              "image/png": {
+                "schema": {
+                  "type": "string",
+                  "format": "binary"
+                }
+              }
+            }
+          },
+          "307": {
+            "description": "On another node of the cluster"
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "No such resource, or one the caller's key may not see",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "The job database is locked or unavailable, or the server is full",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "tags": [
+          "files"
+        ]
+      }
+    },
+    "/v1/videos": {
+      "post": {
+        "summary": "Create a video (OpenAI's videos.create)",
+        "operationId": "createVideo",
+        "responses": {
+          "200": {
+            "description": "The video, queued",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Video"
+                }
+              }
+            },
+            "links": {
+              "GetVideo": {
+                "operationId": "getVideo",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "DeleteVideo": {
+                "operationId": "deleteVideo",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "VideoContent": {
+                "operationId": "videoContent",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "GetJob": {
+                "operationId": "getJob",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "The request is invalid; the error names the field",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            }
+          },
+          "409": {
+            "description": "The request conflicts with the resource's state, or an Idempotency-Key was used for another body",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            }
+          },
+          "413": {
+            "description": "The body is larger than the server accepts",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "The job database is locked or unavailable, or the server is full",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "507": {
+            "description": "The job database's disk is full: nothing was stored",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": false,
+            "schema": {
+              "type": "string",
+              "maxLength": 255
+            },
+            "description": "Sending the same key with the same body again returns the first job (200) instead of a new one"
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/VideoCreateJSON"
+              }
+            },
+            "multipart/form-data": {
+              "schema": {
+                "$ref": "#/components/schemas/VideoCreateForm"
+              }
+            },
+            "application/x-www-form-urlencoded": {
+              "schema": {
+                "$ref": "#/components/schemas/VideoCreateForm"
+              }
+            }
+          }
+        },
+        "tags": [
+          "openai"
+        ]
+      },
+      "get": {
+        "summary": "List videos (OpenAI's videos.list)",
+        "operationId": "listVideos",
+        "responses": {
+          "200": {
+            "description": "A page of videos",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/VideoPage"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "The request is invalid; the error names the field",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "The job database is locked or unavailable, or the server is full",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "after",
+            "in": "query",
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "limit",
+            "in": "query",
+            "schema": {
+              "type": "integer",
+              "minimum": 1,
+              "maximum": 100
+            }
+          },
+          {
+            "name": "order",
+            "in": "query",
+            "schema": {
+              "enum": [
+                "asc",
+                "desc"
+              ]
+            }
+          }
+        ],
+        "tags": [
+          "openai"
+        ]
+      }
+    },
+    "/v1/videos/{id}": {
+      "parameters": [
+        {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "schema": {
+            "type": "string"
+          },
+          "description": "A job id (a video id is the same)"
+        }
+      ],
+      "get": {
+        "summary": "One video",
+        "operationId": "getVideo",
+        "responses": {
+          "200": {
+            "description": "The video",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Video"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "No such resource, or one the caller's key may not see",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "The job database is locked or unavailable, or the server is full",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "tags": [
+          "openai"
+        ]
+      },
+      "delete": {
+        "summary": "Delete a video (a running one is stopped first: deleted is false)",
+        "operationId": "deleteVideo",
+        "responses": {
+          "200": {
+            "description": "What was done",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/VideoDeleted"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "No such resource, or one the caller's key may not see",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "The job database is locked or unavailable, or the server is full",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "507": {
+            "description": "The job database's disk is full: nothing was stored",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "tags": [
+          "openai"
+        ]
+      }
+    },
+    "/v1/videos/{id}/content": {
+      "parameters": [
+        {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "schema": {
+            "type": "string"
+          },
+          "description": "A job id (a video id is the same)"
+        }
+      ],
+      "get": {
+        "summary": "A completed video's MP4 or thumbnail",
+        "operationId": "videoContent",
+        "responses": {
+          "200": {
+            "description": "The file",
+            "content": {
+              "video/mp4": {
+                "schema": {
+                  "type": "string",
+                  "format": "binary"
+                }
+              },
+              "image/png": {
+                "schema": {
+                  "type": "string",
+                  "format": "binary"
+                }
+              },
+              "image/jpeg": {
+                "schema": {
+                  "type": "string",
+                  "format": "binary"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "The request is invalid; the error names the field",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "No such resource, or one the caller's key may not see",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "The job database is locked or unavailable, or the server is full",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/OpenAIError"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "variant",
+            "in": "query",
+            "schema": {
+              "enum": [
+                "video",
+                "thumbnail"
+              ]
+            }
+          }
+        ],
+        "tags": [
+          "openai"
+        ]
+      }
+    },
+    "/v1/batches": {
+      "post": {
+        "summary": "Queue many jobs: a CSV with a header row, or JSON",
+        "operationId": "createBatch",
+        "responses": {
+          "201": {
+            "description": "The rows accepted and rejected",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/BatchSubmitted"
+                }
+              }
+            },
+            "links": {
+              "GetBatch": {
+                "operationId": "getBatch",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              },
+              "BatchReport": {
+                "operationId": "batchReport",
+                "parameters": {
+                  "id": "$response.body#/id"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "Nothing queued: the document is invalid, or atomic=true and rows are",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "anyOf": [
+                    {
+                      "$ref": "#/components/schemas/BatchSubmitted"
                     },
-                    "required": [
-                      "code",
-                      "message",
-                      "field"
-                    ]
-                  }
-                },
-                "required": [
-                  "error"
-                ]
-              },
-              "OpenAIError": {
-                "type": "object",
-                "properties": {
-                  "error": {
-                    "type": "object",
-                    "properties": {
-                      "message": {
-                        "type": "string"
-                      },
-                      "type": {
-                        "type": "string"
-                      },
-                      "param": {
-                        "type": [
-                          "string",
-                          "null"
-                        ]
-                      },
-                      "code": {
-                        "type": "string"
-                      }
-                    },
-                    "required": [
-                      "message",
-                      "type",
-                      "param",
-                      "code"
-                    ]
-                  }
-                },
-                "required": [
-                  "error"
-                ]
-              },
-              "JobSpecInput": {
-                "type": "object",
-                "properties": {
-                  "prompt": {
-                    "type": "string",
-                    "description": "What the video shows; at most --max-prompt-characters Unicode scalars after NFKC"
-                  },
-                  "negative_prompt": {
-                    "type": [
-                      "string",
-                      "null"
-                    ]
-                  },
-                  "style": {
-                    "type": [
-                      "string",
-                      "null"
-                    ],
-                    "description": "A style name from GET /v1/styles"
-                  },
-                  "size": {
-                    "type": [
-                      "string",
-                      "null"
-                    ],
-                    "description": "WIDTHxHEIGHT (ASCII digits) or a preset name"
-                  },
-                  "seconds": {
-                    "type": [
-                      "number",
-                      "null"
-                    ],
-                    "exclusiveMinimum": 0
-                  },
-                  "frames": {
-                    "type": [
-                      "integer",
-                      "null"
-                    ],
-                    "minimum": 1,
-                    "description": "4n+1"
-                  },
-                  "steps": {
-                    "type": [
-                      "integer",
-                      "null"
-                    ],
-                    "minimum": 1
-                  },
-                  "guidance": {
-                    "type": [
-                      "number",
-                      "null"
-                    ],
-                    "minimum": 0,
-                    "maximum": 50
-                  },
-                  "seed": {
-                    "type": [
-                      "integer",
-                      "null"
-                    ],
-                    "minimum": 0,
-                    "maximum": 9223372036854775807
-                  },
-                  "model": {
-                    "type": [
-                      "string",
-                      "null"
-                    ]
-                  },
-                  "png_frames": {
-                    "type": [
-                      "boolean",
-                      "null"
-                    ]
-                  },
-                  "priority": {
-                    "type": [
-                      "integer",
-                      "null"
-                    ],
-                    "minimum": -100,
-                    "maximum": 100
-                  },
-                  "fps": {
-                    "type": [
-                      "integer",
-                      "null"
-                    ],
-                    "minimum": 1,
-                    "maximum": 60
-                  },
-                  "interpolate": {
-                    "type": [
-                      "integer",
-                      "null"
-                    ],
-                    "enum": [
-                      1,
-                      2,
-                      4,
-                      null
-                    ]
-                  }
-                },
-                "required": [
-                  "prompt"
-                ],
-                "additionalProperties": false,
-                "examples": [
-                  {
-                    "prompt": "a red fox trotting through snow",
-                    "size": "64x64",
-                    "frames": 5,
-                    "steps": 2
-                  },
-                  {
-                    "prompt": "a lighthouse at dusk",
-                    "seconds": 0.2,
-                    "style": "cinematic",
-                    "seed": 7
-                  }
-                ]
-              },
-              "JobSpecFields": {
-                "type": "object",
-                "properties": {
-                  "prompt": {
-                    "type": "string",
-                    "description": "What the video shows; at most --max-prompt-characters Unicode scalars after NFKC"
-                  },
-                  "negative_prompt": {
-                    "type": [
-                      "string",
-                      "null"
-                    ]
-                  },
-                  "style": {
-                    "type": [
-                      "string",
-                      "null"
-                    ],
-                    "description": "A style name from GET /v1/styles"
-                  },
-                  "size": {
-                    "type": [
-                      "string",
-                      "null"
-                    ],
-                    "description": "WIDTHxHEIGHT (ASCII digits) or a preset name"
-                  },
-                  "seconds": {
-                    "type": [
-                      "number",
-                      "null"
-                    ],
-                    "exclusiveMinimum": 0
-                  },
-                  "frames": {
-                    "type": [
-                      "integer",
-                      "null"
-                    ],
-                    "minimum": 1,
-                    "description": "4n+1"
-                  },
-                  "steps": {
-                    "type": [
-                      "integer",
-                      "null"
-                    ],
-                    "minimum": 1
-                  },
-                  "guidance": {
-                    "type": [
-                      "number",
-                      "null"
-                    ],
-                    "minimum": 0,
-                    "maximum": 50
-                  },
-                  "seed": {
-                    "type": [
-                      "integer",
-                      "null"
-                    ],
-                    "minimum": 0,
-                    "maximum": 9223372036854775807
-                  },
-                  "model": {
-                    "type": [
-                      "string",
-                      "null"
-                    ]
-                  },
-                  "png_frames": {
-                    "type": [
-                      "boolean",
-                      "null"
-                    ]
-                  },
-                  "priority": {
-                    "type": [
-                      "integer",
-                      "null"
-                    ],
-                    "minimum": -100,
-                    "maximum": 100
-                  },
-                  "fps": {
-                    "type": [
-                      "integer",
-                      "null"
-                    ],
-                    "minimum": 1,
-                    "maximum": 60
-                  },
-                  "interpolate": {
-                    "type": [
-                      "integer",
-                      "null"
-                    ],
-                    "enum": [
-                      1,
-                      2,
-                      4,
-                      null
-                    ]
-                  }
-                },
-                "additionalProperties": false
-              },
-              "Progress": {
-                "type": "object",
-                "properties": {
-                  "stage": {
-                    "type": "string"
-                  },
-                  "step": {
-                    "type": "integer"
-                  },
-                  "total": {
-                    "type": "integer"
-                  },
-                  "percent": {
-                    "type": "number"
-                  }
-                },
-                "required": [
-                  "stage",
-                  "step",
-                  "total",
-                  "percent"
-                ]
-              },
-              "Spec": {
-                "type": "object",
-                "properties": {
-                  "prompt": {
-                    "type": "string"
-                  },
-                  "negative_prompt": {
-                    "type": "string"
-                  },
-                  "size": {
-                    "type": "string"
-                  },
-                  "width": {
-                    "type": "integer"
-                  },
-                  "height": {
-                    "type": "integer"
-                  },
-                  "frames": {
-                    "type": "integer"
-                  },
-                  "fps": {
-                    "type": "integer"
-                  },
-                  "seconds": {
-                    "type": "number"
-                  },
-                  "steps": {
-                    "type": "integer"
-                  },
-                  "guidance": {
-                    "type": "number"
-                  },
-                  "guidance_2": {
-                    "type": [
-                      "number",
-                      "null"
-                    ]
-                  },
-                  "seed": {
-                    "type": "integer",
-                    "minimum": 0
-                  },
-                  "model": {
-                    "type": "string"
-                  },
-                  "png_frames": {
-                    "type": "boolean"
-                  },
-                  "style": {
-                    "type": [
-                      "string",
-                      "null"
-                    ]
-                  },
-                  "user_prompt": {
-                    "type": [
-                      "string",
-                      "null"
-                    ]
-                  },
-                  "interpolate": {
-                    "type": "integer"
-                  },
-                  "output_frames": {
-                    "type": "integer"
-                  },
-                  "output_fps": {
-                    "type": "integer"
-                  },
-                  "requested_seconds": {
-                    "type": [
-                      "number",
-                      "null"
-                    ]
-                  }
-                },
-                "required": [
-                  "prompt",
-                  "negative_prompt",
-                  "size",
-                  "width",
-                  "height",
-                  "frames",
-                  "fps",
-                  "seconds",
-                  "steps",
-                  "guidance",
-                  "guidance_2",
-                  "seed",
-                  "model",
-                  "png_frames",
-                  "style",
-                  "user_prompt",
-                  "interpolate",
-                  "output_frames",
-                  "output_fps",
-                  "requested_seconds"
-                ]
-              },
-              "Job": {
-                "type": "object",
-                "properties": {
-                  "id": {
-                    "type": "string"
-                  },
-                  "object": {
-                    "const": "job"
-                  },
-                  "state": {
-                    "enum": [
-                      "queued",
-                      "running",
-                      "succeeded",
-                      "failed",
-                      "cancelled"
-                    ]
-                  },
-                  "progress": {
-                    "anyOf": [
-                      {
-                        "$ref": "#/components/schemas/Progress"
-                      },
-                      {
-                        "type": "null"
-                      }
-                    ]
-                  },
-                  "spec": {
-                    "$ref": "#/components/schemas/Spec"
-                  },
-                  "priority": {
-                    "type": "integer"
-                  },
-                  "attempts": {
-                    "type": "integer"
-                  },
-                  "cancel_requested": {
-                    "type": "boolean"
-                  },
-                  "created_at": {
-                    "type": "string",
-                    "format": "date-time"
-                  },
-                  "started_at": {
-                    "anyOf": [
-                      {
-                        "type": "string",
-                        "format": "date-time"
-                      },
-                      {
-                        "type": "null"
-                      }
-                    ]
-                  },
-                  "finished_at": {
-                    "anyOf": [
-                      {
-                        "type": "string",
-                        "format": "date-time"
-                      },
-                      {
-                        "type": "null"
-                      }
-                    ]
-                  },
-                  "error": {
-                    "anyOf": [
-                      {
-                        "type": "object",
-                        "properties": {
-                          "code": {
-                            "type": "string"
-                          },
-                          "message": {
-                            "type": "string"
-                          }
-                        },
-                        "required": [
-                          "code",
-                          "message"
-                        ]
-                      },
-                      {
-                        "type": "null"
-                      }
-                    ]
-                  },
-                  "outputs": {
-                    "anyOf": [
-                      {
-                        "type": "object",
-                        "properties": {
-                          "video_url": {
-                            "type": "string"
-                          },
-                          "frame_count": {
-                            "type": [
-                              "integer",
-                              "null"
-                            ]
-                          },
-                          "seconds_per_stage": {
-                            "type": "object",
-                            "additionalProperties": {
-                              "type": "number"
-                            }
-                          }
-                        },
-                        "required": [
-                          "video_url",
-                          "frame_count",
-                          "seconds_per_stage"
-                        ]
-                      },
-                      {
-                        "type": "null"
-                      }
-                    ]
-                  },
-                  "batch_id": {
-                    "type": [
-                      "string",
-                      "null"
-                    ]
-                  },
-                  "node": {
-                    "type": [
-                      "string",
-                      "null"
-                    ]
-                  }
-                },
-                "required": [
-                  "id",
-                  "object",
-                  "state",
-                  "progress",
-                  "spec",
-                  "priority",
-                  "attempts",
-                  "cancel_requested",
-                  "created_at",
-                  "started_at",
-                  "finished_at",
-                  "error",
-                  "outputs",
-                  "batch_id",
-                  "node"
-                ]
-              },
-              "JobPage": {
-                "type": "object",
-                "properties": {
-                  "data": {
-                    "type": "array",
-                    "items": {
-                      "$ref": "#/components/schemas/Job"
+                    {
+                      "$ref": "#/components/schemas/Error"
                     }
-                  },
-                  "next": {
-                    "type": [
-                      "string",
-                      "null"
-                    ]
-                  }
-                },
-                "required": [
-                  "data",
-                  "next"
+                  ]
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "413": {
+            "description": "The body is larger than the server accepts",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "The job database is locked or unavailable, or the server is full",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "507": {
+            "description": "The job database's disk is full: nothing was stored",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "atomic",
+            "in": "query",
+            "schema": {
+              "type": "boolean"
+            },
+            "description": "Queue nothing unless every row is valid"
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "text/csv": {
+              "schema": {
+                "type": "string"
+              }
+            },
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/BatchJSON"
+              }
+            }
+          }
+        },
+        "tags": [
+          "batches"
+        ]
+      }
+    },
+    "/v1/batches/{id}": {
+      "parameters": [
+        {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "schema": {
+            "type": "string"
+          },
+          "description": "A batch id"
+        }
+      ],
+      "get": {
+        "summary": "A batch's progress",
+        "operationId": "getBatch",
+        "responses": {
+          "200": {
+            "description": "Counts, each row's job, videos per hour, time left",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Batch"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "No such resource, or one the caller's key may not see",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "The job database is locked or unavailable, or the server is full",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "tags": [
+          "batches"
+        ]
+      }
+    },
+    "/v1/batches/{id}/report.csv": {
+      "parameters": [
+        {
+          "name": "id",
+          "in": "path",
+          "required": true,
+          "schema": {
+            "type": "string"
+          },
+          "description": "A batch id"
+        }
+      ],
+      "get": {
+        "summary": "A batch's report",
+        "operationId": "batchReport",
+        "responses": {
+          "200": {
+            "description": "One line per row",
+            "content": {
+              "text/csv": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "No such resource, or one the caller's key may not see",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "The job database is locked or unavailable, or the server is full",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "tags": [
+          "batches"
+        ]
+      }
+    },
+    "/v1/styles": {
+      "get": {
+        "summary": "The prompt styles",
+        "operationId": "listStyles",
+        "responses": {
+          "200": {
+            "description": "Every style",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/StyleList"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "tags": [
+          "styles"
+        ]
+      }
+    },
+    "/v1/styles/{name}": {
+      "parameters": [
+        {
+          "name": "name",
+          "in": "path",
+          "required": true,
+          "schema": {
+            "type": "string"
+          }
+        }
+      ],
+      "get": {
+        "summary": "One style",
+        "operationId": "getStyle",
+        "responses": {
+          "200": {
+            "description": "The style",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Style"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "No such resource, or one the caller's key may not see",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "tags": [
+          "styles"
+        ]
+      }
+    },
+    "/v1/events": {
+      "get": {
+        "summary": "Events as they happen, as Server-Sent Events",
+        "operationId": "events",
+        "responses": {
+          "200": {
+            "description": "`event: KIND` and `data: {…}` per event, `: ping` while quiet",
+            "content": {
+              "text/event-stream": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "The request is invalid; the error names the field",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "No such resource, or one the caller's key may not see",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "job",
+            "in": "query",
+            "schema": {
+              "type": "string"
+            },
+            "description": "One job's events only"
+          }
+        ],
+        "tags": [
+          "events"
+        ]
+      }
+    },
+    "/v1/workers": {
+      "get": {
+        "summary": "Every slot of every node; another key's job shows as null",
+        "operationId": "workers",
+        "responses": {
+          "200": {
+            "description": "The slots",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/WorkerList"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "The job database is locked or unavailable, or the server is full",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "tags": [
+          "system"
+        ]
+      }
+    },
+    "/healthz": {
+      "get": {
+        "summary": "Alive while the process answers",
+        "operationId": "healthz",
+        "responses": {
+          "200": {
+            "description": "Alive",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Status"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {}
+        ],
+        "tags": [
+          "system"
+        ]
+      }
+    },
+    "/readyz": {
+      "get": {
+        "summary": "Ready while a worker can take a job",
+        "operationId": "readyz",
+        "responses": {
+          "200": {
+            "description": "Ready",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Status"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "No worker is ready",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Status"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "tags": [
+          "system"
+        ]
+      }
+    },
+    "/metrics": {
+      "get": {
+        "summary": "Prometheus metrics",
+        "operationId": "metrics",
+        "responses": {
+          "200": {
+            "description": "The text exposition format",
+            "content": {
+              "text/plain": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "The job database is locked or unavailable, or the server is full",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "tags": [
+          "system"
+        ]
+      }
+    },
+    "/openapi.json": {
+      "get": {
+        "summary": "This document",
+        "operationId": "openapi",
+        "responses": {
+          "200": {
+            "description": "OpenAPI 3.1",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {}
+        ],
+        "tags": [
+          "system"
+        ]
+      }
+    },
+    "/": {
+      "get": {
+        "summary": "The web page",
+        "operationId": "webPage",
+        "responses": {
+          "200": {
+            "description": "Its HTML",
+            "content": {
+              "text/html": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {}
+        ],
+        "tags": [
+          "web"
+        ]
+      }
+    },
+    "/web/{file}": {
+      "parameters": [
+        {
+          "name": "file",
+          "in": "path",
+          "required": true,
+          "schema": {
+            "type": "string"
+          }
+        }
+      ],
+      "get": {
+        "summary": "One of the web page's files",
+        "operationId": "webFile",
+        "responses": {
+          "200": {
+            "description": "The file",
+            "content": {
+              "text/javascript": {
+                "schema": {
+                  "type": "string"
+                }
+              },
+              "text/css": {
+                "schema": {
+                  "type": "string"
+                }
+              },
+              "text/html": {
+                "schema": {
+                  "type": "string"
+                }
+              },
+              "application/json": {
+                "schema": {
+                  "type": "string"
+                }
+              },
+              "image/svg+xml": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "No such resource, or one the caller's key may not see",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {}
+        ],
+        "tags": [
+          "web"
+        ]
+      }
+    }
+  },
+  "components": {
+    "schemas": {
+      "Error": {
+        "type": "object",
+        "properties": {
+          "error": {
+            "type": "object",
+            "properties": {
+              "code": {
+                "type": "string"
+              },
+              "message": {
+                "type": "string"
+              },
+              "field": {
+                "type": [
+                  "string",
+                  "null"
+                ]
+              }
+            },
+            "required": [
+              "code",
+              "message",
+              "field"
+            ]
+          }
+        },
+        "required": [
+          "error"
+        ]
+      },
+      "OpenAIError": {
+        "type": "object",
+        "properties": {
+          "error": {
+            "type": "object",
+            "properties": {
+              "message": {
+                "type": "string"
+              },
+              "type": {
+                "type": "string"
+              },
+              "param": {
+                "type": [
+                  "string",
+                  "null"
                 ]
               },
-              "JobEventList": {
-                "type": "object",
-                "properties": {
-                  "data": {
-                    "type": "array",
-                    "items": {
-                      "type": "object",
-                      "properties": {
-                        "job": {
-                          "type": "string"
-                        },
-                        "sequence": {
-                          "type": "integer"
-                        },
-                        "at": {
-                          "type": "string",
-                          "format": "date-time"
-                        },
-                        "kind": {
-                          "type": "string"
-                        },
-                        "message": {
-                          "type": [
-                            "string",
-                            "null"
-                          ]
-                        }
-                      },
-                      "required": [
-                        "job",
-                        "sequence",
-                        "at",
-                        "kind",
-                        "message"
-                      ]
-                    }
-                  }
-                },
-                "required": [
-                  "data"
-                ]
+              "code": {
+                "type": "string"
+              }
+            },
+            "required": [
+              "message",
+              "type",
+              "param",
+              "code"
+            ]
+          }
+        },
+        "required": [
+          "error"
+        ]
+      },
+      "JobSpecInput": {
+        "type": "object",
+        "properties": {
+          "prompt": {
+            "type": "string",
+            "description": "What the video shows; at most --max-prompt-characters Unicode scalars after NFKC"
+          },
+          "negative_prompt": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "style": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "A style name from GET /v1/styles"
+          },
+          "size": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "WIDTHxHEIGHT (ASCII digits) or a preset name"
+          },
+          "seconds": {
+            "type": [
+              "number",
+              "null"
+            ],
+            "exclusiveMinimum": 0
+          },
+          "frames": {
+            "type": [
+              "integer",
+              "null"
+            ],
+            "minimum": 1,
+            "description": "4n+1"
+          },
+          "steps": {
+            "type": [
+              "integer",
+              "null"
+            ],
+            "minimum": 1
+          },
+          "guidance": {
+            "type": [
+              "number",
+              "null"
+            ],
+            "minimum": 0,
+            "maximum": 50
+          },
+          "seed": {
+            "type": [
+              "integer",
+              "null"
+            ],
+            "minimum": 0,
+            "maximum": 9223372036854775807
+          },
+          "model": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "png_frames": {
+            "type": [
+              "boolean",
+              "null"
+            ]
+          },
+          "priority": {
+            "type": [
+              "integer",
+              "null"
+            ],
+            "minimum": -100,
+            "maximum": 100
+          },
+          "fps": {
+            "type": [
+              "integer",
+              "null"
+            ],
+            "minimum": 1,
+            "maximum": 60
+          },
+          "interpolate": {
+            "type": [
+              "integer",
+              "null"
+            ],
+            "enum": [
+              1,
+              2,
+              4,
+              null
+            ]
+          }
+        },
+        "required": [
+          "prompt"
+        ],
+        "additionalProperties": false,
+        "examples": [
+          {
+            "prompt": "a red fox trotting through snow",
+            "size": "64x64",
+            "frames": 5,
+            "steps": 2
+          },
+          {
+            "prompt": "a lighthouse at dusk",
+            "seconds": 0.2,
+            "style": "cinematic",
+            "seed": 7
+          }
+        ]
+      },
+      "JobSpecFields": {
+        "type": "object",
+        "properties": {
+          "prompt": {
+            "type": "string",
+            "description": "What the video shows; at most --max-prompt-characters Unicode scalars after NFKC"
+          },
+          "negative_prompt": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "style": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "A style name from GET /v1/styles"
+          },
+          "size": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "WIDTHxHEIGHT (ASCII digits) or a preset name"
+          },
+          "seconds": {
+            "type": [
+              "number",
+              "null"
+            ],
+            "exclusiveMinimum": 0
+          },
+          "frames": {
+            "type": [
+              "integer",
+              "null"
+            ],
+            "minimum": 1,
+            "description": "4n+1"
+          },
+          "steps": {
+            "type": [
+              "integer",
+              "null"
+            ],
+            "minimum": 1
+          },
+          "guidance": {
+            "type": [
+              "number",
+              "null"
+            ],
+            "minimum": 0,
+            "maximum": 50
+          },
+          "seed": {
+            "type": [
+              "integer",
+              "null"
+            ],
+            "minimum": 0,
+            "maximum": 9223372036854775807
+          },
+          "model": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "png_frames": {
+            "type": [
+              "boolean",
+              "null"
+            ]
+          },
+          "priority": {
+            "type": [
+              "integer",
+              "null"
+            ],
+            "minimum": -100,
+            "maximum": 100
+          },
+          "fps": {
+            "type": [
+              "integer",
+              "null"
+            ],
+            "minimum": 1,
+            "maximum": 60
+          },
+          "interpolate": {
+            "type": [
+              "integer",
+              "null"
+            ],
+            "enum": [
+              1,
+              2,
+              4,
+              null
+            ]
+          }
+        },
+        "additionalProperties": false
+      },
+      "Progress": {
+        "type": "object",
+        "properties": {
+          "stage": {
+            "type": "string"
+          },
+          "step": {
+            "type": "integer"
+          },
+          "total": {
+            "type": "integer"
+          },
+          "percent": {
+            "type": "number"
+          }
+        },
+        "required": [
+          "stage",
+          "step",
+          "total",
+          "percent"
+        ]
+      },
+      "Spec": {
+        "type": "object",
+        "properties": {
+          "prompt": {
+            "type": "string"
+          },
+          "negative_prompt": {
+            "type": "string"
+          },
+          "size": {
+            "type": "string"
+          },
+          "width": {
+            "type": "integer"
+          },
+          "height": {
+            "type": "integer"
+          },
+          "frames": {
+            "type": "integer"
+          },
+          "fps": {
+            "type": "integer"
+          },
+          "seconds": {
+            "type": "number"
+          },
+          "steps": {
+            "type": "integer"
+          },
+          "guidance": {
+            "type": "number"
+          },
+          "guidance_2": {
+            "type": [
+              "number",
+              "null"
+            ]
+          },
+          "seed": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "model": {
+            "type": "string"
+          },
+          "png_frames": {
+            "type": "boolean"
+          },
+          "style": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "user_prompt": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "interpolate": {
+            "type": "integer"
+          },
+          "output_frames": {
+            "type": "integer"
+          },
+          "output_fps": {
+            "type": "integer"
+          },
+          "requested_seconds": {
+            "type": [
+              "number",
+              "null"
+            ]
+          }
+        },
+        "required": [
+          "prompt",
+          "negative_prompt",
+          "size",
+          "width",
+          "height",
+          "frames",
+          "fps",
+          "seconds",
+          "steps",
+          "guidance",
+          "guidance_2",
+          "seed",
+          "model",
+          "png_frames",
+          "style",
+          "user_prompt",
+          "interpolate",
+          "output_frames",
+          "output_fps",
+          "requested_seconds"
+        ]
+      },
+      "Job": {
+        "type": "object",
+        "properties": {
+          "id": {
+            "type": "string"
+          },
+          "object": {
+            "const": "job"
+          },
+          "state": {
+            "enum": [
+              "queued",
+              "running",
+              "succeeded",
+              "failed",
+              "cancelled"
+            ]
+          },
+          "progress": {
+            "anyOf": [
+              {
+                "$ref": "#/components/schemas/Progress"
               },
-              "Video": {
-                "type": "object",
-                "properties": {
-                  "id": {
-                    "type": "string"
-                  },
-                  "object": {
-                    "const": "video"
-                  },
-                  "status": {
-                    "enum": [
-                      "queued",
-                      "in_progress",
-                      "completed",
-                      "failed"
-                    ]
-                  },
-                  "progress": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "maximum": 100
-                  },
-                  "created_at": {
-                    "type": "integer"
-                  },
-                  "completed_at": {
-                    "type": [
-                      "integer",
-                      "null"
-                    ]
-                  },
-                  "expires_at": {
-                    "type": [
-                      "integer",
-                      "null"
-                    ]
-                  },
-                  "model": {
-                    "type": "string"
-                  },
-                  "prompt": {
-                    "type": "string"
-                  },
-                  "seconds": {
-                    "type": "string"
-                  },
-                  "size": {
-                    "type": "string"
-                  },
-                  "error": {
-                    "anyOf": [
-                      {
-                        "type": "object",
-                        "properties": {
-                          "code": {
-                            "type": "string"
-                          },
-                          "message": {
-                            "type": "string"
-                          }
-                        },
-                        "required": [
-                          "code",
-                          "message"
-                        ]
-                      },
-                      {
-                        "type": "null"
-                      }
-                    ]
-                  },
-                  "remixed_from_video_id": {
-                    "type": [
-                      "string",
-                      "null"
-                    ]
-                  }
-                },
-                "required": [
-                  "id",
-                  "object",
-                  "status",
-                  "progress",
-                  "created_at",
-                  "completed_at",
-                  "expires_at",
-                  "model",
-                  "prompt",
-                  "seconds",
-                  "size",
-                  "error",
-                  "remixed_from_video_id"
-                ]
+              {
+                "type": "null"
+              }
+            ]
+          },
+          "spec": {
+            "$ref": "#/components/schemas/Spec"
+          },
+          "priority": {
+            "type": "integer"
+          },
+          "attempts": {
+            "type": "integer"
+          },
+          "cancel_requested": {
+            "type": "boolean"
+          },
+          "created_at": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "started_at": {
+            "anyOf": [
+              {
+                "type": "string",
+                "format": "date-time"
               },
-              "VideoPage": {
-                "type": "object",
-                "properties": {
-                  "object": {
-                    "const": "list"
-                  },
-                  "data": {
-                    "type": "array",
-                    "items": {
-                      "$ref": "#/components/schemas/Video"
-                    }
-                  },
-                  "first_id": {
-                    "type": [
-                      "string",
-                      "null"
-                    ]
-                  },
-                  "last_id": {
-                    "type": [
-                      "string",
-                      "null"
-                    ]
-                  },
-                  "has_more": {
-                    "type": "boolean"
-                  }
-                },
-                "required": [
-                  "object",
-                  "data",
-                  "first_id",
-                  "last_id",
-                  "has_more"
-                ]
+              {
+                "type": "null"
+              }
+            ]
+          },
+          "finished_at": {
+            "anyOf": [
+              {
+                "type": "string",
+                "format": "date-time"
               },
-              "VideoDeleted": {
+              {
+                "type": "null"
+              }
+            ]
+          },
+          "error": {
+            "anyOf": [
+              {
                 "type": "object",
                 "properties": {
-                  "id": {
-                    "type": "string"
-                  },
-                  "object": {
-                    "const": "video.deleted"
-                  },
-                  "deleted": {
-                    "type": "boolean"
-                  }
-                },
-                "required": [
-                  "id",
-                  "object",
-                  "deleted"
-                ]
-              },
-              "VideoCreateJSON": {
-                "type": "object",
-                "properties": {
-                  "prompt": {
-                    "type": "string"
-                  },
-                  "model": {
-                    "type": [
-                      "string",
-                      "null"
-                    ]
-                  },
-                  "seconds": {
-                    "type": [
-                      "string",
-                      "number",
-                      "null"
-                    ],
-                    "description": "A number of seconds, as OpenAI's API sends it (\"4\") or as a number"
-                  },
-                  "size": {
-                    "type": [
-                      "string",
-                      "null"
-                    ]
-                  },
-                  "negative_prompt": {
-                    "type": [
-                      "string",
-                      "null"
-                    ]
-                  },
-                  "style": {
-                    "type": [
-                      "string",
-                      "null"
-                    ],
-                    "description": "A style name from GET /v1/styles"
-                  },
-                  "frames": {
-                    "type": [
-                      "integer",
-                      "null"
-                    ],
-                    "minimum": 1,
-                    "description": "4n+1"
-                  },
-                  "steps": {
-                    "type": [
-                      "integer",
-                      "null"
-                    ],
-                    "minimum": 1
-                  },
-                  "guidance": {
-                    "type": [
-                      "number",
-                      "null"
-                    ],
-                    "minimum": 0,
-                    "maximum": 50
-                  },
-                  "seed": {
-                    "type": [
-                      "integer",
-                      "null"
-                    ],
-                    "minimum": 0,
-                    "maximum": 9223372036854775807
-                  },
-                  "png_frames": {
-                    "type": [
-                      "boolean",
-                      "null"
-                    ]
-                  },
-                  "priority": {
-                    "type": [
-                      "integer",
-                      "null"
-                    ],
-                    "minimum": -100,
-                    "maximum": 100
-                  },
-                  "fps": {
-                    "type": [
-                      "integer",
-                      "null"
-                    ],
-                    "minimum": 1,
-                    "maximum": 60
-                  },
-                  "interpolate": {
-                    "type": [
-                      "integer",
-                      "null"
-                    ],
-                    "enum": [
-                      1,
-                      2,
-                      4,
-                      null
-                    ]
-                  }
-                },
-                "required": [
-                  "prompt"
-                ],
-                "additionalProperties": false,
-                "examples": [
-                  {
-                    "prompt": "a kite over a beach",
-                    "seconds": "0.2",
-                    "size": "64x64",
-                    "steps": 2
-                  }
-                ]
-              },
-              "VideoCreateForm": {
-                "type": "object",
-                "properties": {
-                  "prompt": {
-                    "type": "string"
-                  },
-                  "model": {
-                    "type": "string"
-                  },
-                  "seconds": {
-                    "type": "string"
-                  },
-                  "size": {
-                    "type": "string"
-                  },
-                  "negative_prompt": {
-                    "type": "string"
-                  },
-                  "style": {
-                    "type": "string"
-                  },
-                  "frames": {
-                    "type": "string"
-                  },
-                  "fps": {
-                    "type": "string"
-                  },
-                  "steps": {
-                    "type": "string"
-                  },
-                  "guidance": {
-                    "type": "string"
-                  },
-                  "seed": {
-                    "type": "string"
-                  },
-                  "interpolate": {
-                    "type": "string"
-                  },
-                  "png_frames": {
-                    "type": "string"
-                  },
-                  "priority": {
-                    "type": "string"
-                  }
-                },
-                "required": [
-                  "prompt"
-                ],
-                "additionalProperties": false
-              },
-              "BatchJSON": {
-                "type": "object",
-                "properties": {
-                  "jobs": {
-                    "type": "array",
-                    "items": {
-                      "$ref": "#/components/schemas/JobSpecFields"
-                    },
-                    "minItems": 1
-                  },
-                  "defaults": {
-                    "$ref": "#/components/schemas/JobSpecFields"
-                  }
-                },
-                "required": [
-                  "jobs"
-                ],
-                "additionalProperties": false,
-                "examples": [
-                  {
-                    "jobs": [
-                      {
-                        "prompt": "a heron"
-                      },
-                      {
-                        "prompt": "a crane",
-                        "seed": 3
-                      }
-                    ],
-                    "defaults": {
-                      "size": "64x64",
-                      "frames": 5,
-                      "steps": 2
-                    }
-                  }
-                ]
-              },
-              "BatchSubmitted": {
-                "type": "object",
-                "properties": {
-                  "id": {
-                    "type": [
-                      "string",
-                      "null"
-                    ]
-                  },
-                  "object": {
-                    "const": "batch"
-                  },
-                  "queued": {
-                    "type": "boolean"
-                  },
-                  "accepted": {
-                    "type": "array",
-                    "items": {
-                      "type": "object",
-                      "properties": {
-                        "row": {
-                          "type": "integer"
-                        },
-                        "job": {
-                          "type": "string"
-                        }
-                      },
-                      "required": [
-                        "row",
-                        "job"
-                      ]
-                    }
-                  },
-                  "rejected": {
-                    "type": "array",
-                    "items": {
-                      "$ref": "#/components/schemas/RejectedRow"
-                    }
-                  },
-                  "error": {
-                    "type": "object",
-                    "properties": {
-                      "code": {
-                        "type": "string"
-                      },
-                      "message": {
-                        "type": "string"
-                      },
-                      "field": {
-                        "type": [
-                          "string",
-                          "null"
-                        ]
-                      }
-                    },
-                    "required": [
-                      "code",
-                      "message"
-                    ]
-                  }
-                },
-                "required": [
-                  "id",
-                  "object",
-                  "queued",
-                  "accepted",
-                  "rejected"
-                ]
-              },
-              "RejectedRow": {
-                "type": "object",
-                "properties": {
-                  "row": {
-                    "type": "integer"
-                  },
-                  "column": {
+                  "code": {
                     "type": "string"
                   },
                   "message": {
@@ -3782,229 +3209,802 @@ enum OpenAPIDocument {
                   }
                 },
                 "required": [
-                  "row",
+                  "code",
                   "message"
                 ]
               },
-              "Batch": {
+              {
+                "type": "null"
+              }
+            ]
+          },
+          "outputs": {
+            "anyOf": [
+              {
                 "type": "object",
                 "properties": {
-                  "id": {
+                  "video_url": {
                     "type": "string"
                   },
-                  "object": {
-                    "const": "batch"
+                  "frame_count": {
+                    "type": [
+                      "integer",
+                      "null"
+                    ]
                   },
-                  "created_at": {
-                    "type": "string",
-                    "format": "date-time"
-                  },
-                  "total": {
-                    "type": "integer"
-                  },
-                  "counts": {
+                  "seconds_per_stage": {
                     "type": "object",
                     "additionalProperties": {
-                      "type": "integer"
-                    }
-                  },
-                  "jobs": {
-                    "type": "array",
-                    "items": {
-                      "type": "object",
-                      "properties": {
-                        "row": {
-                          "type": "integer"
-                        },
-                        "id": {
-                          "type": "string"
-                        },
-                        "state": {
-                          "enum": [
-                            "queued",
-                            "running",
-                            "succeeded",
-                            "failed",
-                            "cancelled"
-                          ]
-                        },
-                        "progress": {
-                          "$ref": "#/components/schemas/Progress"
-                        },
-                        "video_url": {
-                          "type": "string"
-                        },
-                        "error": {
-                          "type": "string"
-                        }
-                      },
-                      "required": [
-                        "row",
-                        "id"
-                      ]
-                    }
-                  },
-                  "rejected": {
-                    "type": "array",
-                    "items": {
-                      "$ref": "#/components/schemas/RejectedRow"
-                    }
-                  },
-                  "done": {
-                    "type": "boolean"
-                  },
-                  "videos_per_hour": {
-                    "type": [
-                      "number",
-                      "null"
-                    ]
-                  },
-                  "seconds_left": {
-                    "type": [
-                      "number",
-                      "null"
-                    ]
-                  }
-                },
-                "required": [
-                  "id",
-                  "object",
-                  "created_at",
-                  "total",
-                  "counts",
-                  "jobs",
-                  "rejected",
-                  "done"
-                ]
-              },
-              "Style": {
-                "type": "object",
-                "properties": {
-                  "name": {
-                    "type": "string"
-                  },
-                  "prompt": {
-                    "type": "string"
-                  },
-                  "negative_prompt": {
-                    "type": "string"
-                  },
-                  "label_zh": {
-                    "type": [
-                      "string",
-                      "null"
-                    ]
-                  }
-                },
-                "required": [
-                  "name",
-                  "prompt",
-                  "negative_prompt",
-                  "label_zh"
-                ]
-              },
-              "StyleList": {
-                "type": "object",
-                "properties": {
-                  "data": {
-                    "type": "array",
-                    "items": {
-                      "$ref": "#/components/schemas/Style"
+                      "type": "number"
                     }
                   }
                 },
                 "required": [
-                  "data"
+                  "video_url",
+                  "frame_count",
+                  "seconds_per_stage"
                 ]
               },
-              "Worker": {
+              {
+                "type": "null"
+              }
+            ]
+          },
+          "batch_id": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "node": {
+            "type": [
+              "string",
+              "null"
+            ]
+          }
+        },
+        "required": [
+          "id",
+          "object",
+          "state",
+          "progress",
+          "spec",
+          "priority",
+          "attempts",
+          "cancel_requested",
+          "created_at",
+          "started_at",
+          "finished_at",
+          "error",
+          "outputs",
+          "batch_id",
+          "node"
+        ]
+      },
+      "JobPage": {
+        "type": "object",
+        "properties": {
+          "data": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/Job"
+            }
+          },
+          "next": {
+            "type": [
+              "string",
+              "null"
+            ]
+          }
+        },
+        "required": [
+          "data",
+          "next"
+        ]
+      },
+      "JobEventList": {
+        "type": "object",
+        "properties": {
+          "data": {
+            "type": "array",
+            "items": {
+              "type": "object",
+              "properties": {
+                "job": {
+                  "type": "string"
+                },
+                "sequence": {
+                  "type": "integer"
+                },
+                "at": {
+                  "type": "string",
+                  "format": "date-time"
+                },
+                "kind": {
+                  "type": "string"
+                },
+                "message": {
+                  "type": [
+                    "string",
+                    "null"
+                  ]
+                }
+              },
+              "required": [
+                "job",
+                "sequence",
+                "at",
+                "kind",
+                "message"
+              ]
+            }
+          }
+        },
+        "required": [
+          "data"
+        ]
+      },
+      "Video": {
+        "type": "object",
+        "properties": {
+          "id": {
+            "type": "string"
+          },
+          "object": {
+            "const": "video"
+          },
+          "status": {
+            "enum": [
+              "queued",
+              "in_progress",
+              "completed",
+              "failed"
+            ]
+          },
+          "progress": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 100
+          },
+          "created_at": {
+            "type": "integer"
+          },
+          "completed_at": {
+            "type": [
+              "integer",
+              "null"
+            ]
+          },
+          "expires_at": {
+            "type": [
+              "integer",
+              "null"
+            ]
+          },
+          "model": {
+            "type": "string"
+          },
+          "prompt": {
+            "type": "string"
+          },
+          "seconds": {
+            "type": "string"
+          },
+          "size": {
+            "type": "string"
+          },
+          "error": {
+            "anyOf": [
+              {
                 "type": "object",
                 "properties": {
-                  "slot": {
+                  "code": {
                     "type": "string"
                   },
-                  "node": {
+                  "message": {
                     "type": "string"
-                  },
-                  "device": {
-                    "type": "string"
-                  },
-                  "placement": {
-                    "type": "string"
-                  },
-                  "state": {
-                    "enum": [
-                      "starting",
-                      "ready",
-                      "busy",
-                      "restarting",
-                      "unhealthy",
-                      "stopped"
-                    ]
-                  },
-                  "job": {
-                    "type": [
-                      "string",
-                      "null"
-                    ]
-                  },
-                  "pid": {
-                    "type": "integer"
-                  },
-                  "restarts": {
-                    "type": "integer"
-                  },
-                  "since": {
-                    "type": "string"
-                  },
-                  "stale": {
-                    "type": "boolean"
-                  },
-                  "node_url": {
-                    "type": [
-                      "string",
-                      "null"
-                    ]
                   }
                 },
                 "required": [
-                  "slot",
-                  "state"
+                  "code",
+                  "message"
                 ]
               },
-              "WorkerList": {
-                "type": "object",
-                "properties": {
-                  "data": {
-                    "type": "array",
-                    "items": {
-                      "$ref": "#/components/schemas/Worker"
-                    }
-                  }
-                },
-                "required": [
-                  "data"
-                ]
+              {
+                "type": "null"
+              }
+            ]
+          },
+          "remixed_from_video_id": {
+            "type": [
+              "string",
+              "null"
+            ]
+          }
+        },
+        "required": [
+          "id",
+          "object",
+          "status",
+          "progress",
+          "created_at",
+          "completed_at",
+          "expires_at",
+          "model",
+          "prompt",
+          "seconds",
+          "size",
+          "error",
+          "remixed_from_video_id"
+        ]
+      },
+      "VideoPage": {
+        "type": "object",
+        "properties": {
+          "object": {
+            "const": "list"
+          },
+          "data": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/Video"
+            }
+          },
+          "first_id": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "last_id": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "has_more": {
+            "type": "boolean"
+          }
+        },
+        "required": [
+          "object",
+          "data",
+          "first_id",
+          "last_id",
+          "has_more"
+        ]
+      },
+      "VideoDeleted": {
+        "type": "object",
+        "properties": {
+          "id": {
+            "type": "string"
+          },
+          "object": {
+            "const": "video.deleted"
+          },
+          "deleted": {
+            "type": "boolean"
+          }
+        },
+        "required": [
+          "id",
+          "object",
+          "deleted"
+        ]
+      },
+      "VideoCreateJSON": {
+        "type": "object",
+        "properties": {
+          "prompt": {
+            "type": "string"
+          },
+          "model": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "seconds": {
+            "type": [
+              "string",
+              "number",
+              "null"
+            ],
+            "description": "A number of seconds, as OpenAI's API sends it (\"4\") or as a number"
+          },
+          "size": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "negative_prompt": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "style": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "A style name from GET /v1/styles"
+          },
+          "frames": {
+            "type": [
+              "integer",
+              "null"
+            ],
+            "minimum": 1,
+            "description": "4n+1"
+          },
+          "steps": {
+            "type": [
+              "integer",
+              "null"
+            ],
+            "minimum": 1
+          },
+          "guidance": {
+            "type": [
+              "number",
+              "null"
+            ],
+            "minimum": 0,
+            "maximum": 50
+          },
+          "seed": {
+            "type": [
+              "integer",
+              "null"
+            ],
+            "minimum": 0,
+            "maximum": 9223372036854775807
+          },
+          "png_frames": {
+            "type": [
+              "boolean",
+              "null"
+            ]
+          },
+          "priority": {
+            "type": [
+              "integer",
+              "null"
+            ],
+            "minimum": -100,
+            "maximum": 100
+          },
+          "fps": {
+            "type": [
+              "integer",
+              "null"
+            ],
+            "minimum": 1,
+            "maximum": 60
+          },
+          "interpolate": {
+            "type": [
+              "integer",
+              "null"
+            ],
+            "enum": [
+              1,
+              2,
+              4,
+              null
+            ]
+          }
+        },
+        "required": [
+          "prompt"
+        ],
+        "additionalProperties": false,
+        "examples": [
+          {
+            "prompt": "a kite over a beach",
+            "seconds": "0.2",
+            "size": "64x64",
+            "steps": 2
+          }
+        ]
+      },
+      "VideoCreateForm": {
+        "type": "object",
+        "properties": {
+          "prompt": {
+            "type": "string"
+          },
+          "model": {
+            "type": "string"
+          },
+          "seconds": {
+            "type": "string"
+          },
+          "size": {
+            "type": "string"
+          },
+          "negative_prompt": {
+            "type": "string"
+          },
+          "style": {
+            "type": "string"
+          },
+          "frames": {
+            "type": "string"
+          },
+          "fps": {
+            "type": "string"
+          },
+          "steps": {
+            "type": "string"
+          },
+          "guidance": {
+            "type": "string"
+          },
+          "seed": {
+            "type": "string"
+          },
+          "interpolate": {
+            "type": "string"
+          },
+          "png_frames": {
+            "type": "string"
+          },
+          "priority": {
+            "type": "string"
+          }
+        },
+        "required": [
+          "prompt"
+        ],
+        "additionalProperties": false
+      },
+      "BatchJSON": {
+        "type": "object",
+        "properties": {
+          "jobs": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/JobSpecFields"
+            },
+            "minItems": 1
+          },
+          "defaults": {
+            "$ref": "#/components/schemas/JobSpecFields"
+          }
+        },
+        "required": [
+          "jobs"
+        ],
+        "additionalProperties": false,
+        "examples": [
+          {
+            "jobs": [
+              {
+                "prompt": "a heron"
               },
-              "Status": {
-                "type": "object",
-                "properties": {
-                  "status": {
-                    "type": "string"
-                  }
+              {
+                "prompt": "a crane",
+                "seed": 3
+              }
+            ],
+            "defaults": {
+              "size": "64x64",
+              "frames": 5,
+              "steps": 2
+            }
+          }
+        ]
+      },
+      "BatchSubmitted": {
+        "type": "object",
+        "properties": {
+          "id": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "object": {
+            "const": "batch"
+          },
+          "queued": {
+            "type": "boolean"
+          },
+          "accepted": {
+            "type": "array",
+            "items": {
+              "type": "object",
+              "properties": {
+                "row": {
+                  "type": "integer"
                 },
-                "required": [
-                  "status"
+                "job": {
+                  "type": "string"
+                }
+              },
+              "required": [
+                "row",
+                "job"
+              ]
+            }
+          },
+          "rejected": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/RejectedRow"
+            }
+          },
+          "error": {
+            "type": "object",
+            "properties": {
+              "code": {
+                "type": "string"
+              },
+              "message": {
+                "type": "string"
+              },
+              "field": {
+                "type": [
+                  "string",
+                  "null"
                 ]
               }
             },
-            "securitySchemes": {
-              "bearer": {
-                "type": "http",
-                "scheme": "bearer"
-              }
+            "required": [
+              "code",
+              "message"
+            ]
+          }
+        },
+        "required": [
+          "id",
+          "object",
+          "queued",
+          "accepted",
+          "rejected"
+        ]
+      },
+      "RejectedRow": {
+        "type": "object",
+        "properties": {
+          "row": {
+            "type": "integer"
+          },
+          "column": {
+            "type": "string"
+          },
+          "message": {
+            "type": "string"
+          }
+        },
+        "required": [
+          "row",
+          "message"
+        ]
+      },
+      "Batch": {
+        "type": "object",
+        "properties": {
+          "id": {
+            "type": "string"
+          },
+          "object": {
+            "const": "batch"
+          },
+          "created_at": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "total": {
+            "type": "integer"
+          },
+          "counts": {
+            "type": "object",
+            "additionalProperties": {
+              "type": "integer"
+            }
+          },
+          "jobs": {
+            "type": "array",
+            "items": {
+              "type": "object",
+              "properties": {
+                "row": {
+                  "type": "integer"
+                },
+                "id": {
+                  "type": "string"
+                },
+                "state": {
+                  "enum": [
+                    "queued",
+                    "running",
+                    "succeeded",
+                    "failed",
+                    "cancelled"
+                  ]
+                },
+                "progress": {
+                  "$ref": "#/components/schemas/Progress"
+                },
+                "video_url": {
+                  "type": "string"
+                },
+                "error": {
+                  "type": "string"
+                }
+              },
+              "required": [
+                "row",
+                "id"
+              ]
+            }
+          },
+          "rejected": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/RejectedRow"
+            }
+          },
+          "done": {
+            "type": "boolean"
+          },
+          "videos_per_hour": {
+            "type": [
+              "number",
+              "null"
+            ]
+          },
+          "seconds_left": {
+            "type": [
+              "number",
+              "null"
+            ]
+          }
+        },
+        "required": [
+          "id",
+          "object",
+          "created_at",
+          "total",
+          "counts",
+          "jobs",
+          "rejected",
+          "done"
+        ]
+      },
+      "Style": {
+        "type": "object",
+        "properties": {
+          "name": {
+            "type": "string"
+          },
+          "prompt": {
+            "type": "string"
+          },
+          "negative_prompt": {
+            "type": "string"
+          },
+          "label_zh": {
+            "type": [
+              "string",
+              "null"
+            ]
+          }
+        },
+        "required": [
+          "name",
+          "prompt",
+          "negative_prompt",
+          "label_zh"
+        ]
+      },
+      "StyleList": {
+        "type": "object",
+        "properties": {
+          "data": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/Style"
             }
           }
-        }
-        """##
+        },
+        "required": [
+          "data"
+        ]
+      },
+      "Worker": {
+        "type": "object",
+        "properties": {
+          "slot": {
+            "type": "string"
+          },
+          "node": {
+            "type": "string"
+          },
+          "device": {
+            "type": "string"
+          },
+          "placement": {
+            "type": "string"
+          },
+          "state": {
+            "enum": [
+              "starting",
+              "ready",
+              "busy",
+              "restarting",
+              "unhealthy",
+              "stopped"
+            ]
+          },
+          "job": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "pid": {
+            "type": "integer"
+          },
+          "restarts": {
+            "type": "integer"
+          },
+          "since": {
+            "type": "string"
+          },
+          "stale": {
+            "type": "boolean"
+          },
+          "node_url": {
+            "type": [
+              "string",
+              "null"
+            ]
+          }
+        },
+        "required": [
+          "slot",
+          "state"
+        ]
+      },
+      "WorkerList": {
+        "type": "object",
+        "properties": {
+          "data": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/Worker"
+            }
+          }
+        },
+        "required": [
+          "data"
+        ]
+      },
+      "Status": {
+        "type": "object",
+        "properties": {
+          "status": {
+            "type": "string"
+          }
+        },
+        "required": [
+          "status"
+        ]
+      }
+    },
+    "securitySchemes": {
+      "bearer": {
+        "type": "http",
+        "scheme": "bearer"
+      }
+    }
+  }
+}
+"""##
 }

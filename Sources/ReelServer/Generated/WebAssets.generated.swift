@@ -7,679 +7,679 @@ enum WebAssets {
         "api.js": WebAsset(
             contentType: "text/javascript; charset=utf-8",
             body: #"""
-                // Every request goes through `api`: it sends the session's API key, and on 401 asks for one and retries.
-                const KEY = 'reel.apiKey';
-                let askForKey = null;
+// Every request goes through `api`: it sends the session's API key, and on 401 asks for one and retries.
+const KEY = 'reel.apiKey';
+let askForKey = null;
 
-                export const apiKey = () => sessionStorage.getItem(KEY) || '';
-                export function setApiKey(key) {
-                  if (key) sessionStorage.setItem(KEY, key);
-                  else sessionStorage.removeItem(KEY);
-                }
-                /** `ask` returns a promise of the key the user typed. */
-                export function onKeyNeeded(ask) { askForKey = ask; }
+export const apiKey = () => sessionStorage.getItem(KEY) || '';
+export function setApiKey(key) {
+  if (key) sessionStorage.setItem(KEY, key);
+  else sessionStorage.removeItem(KEY);
+}
+/** `ask` returns a promise of the key the user typed. */
+export function onKeyNeeded(ask) { askForKey = ask; }
 
-                export class APIError extends Error {
-                  constructor(status, body) {
-                    const detail = body && body.error ? body.error : {};
-                    super(detail.message || `HTTP ${status}`);
-                    this.status = status;
-                    this.field = detail.field || null;
-                    this.body = body;
-                  }
-                }
+export class APIError extends Error {
+  constructor(status, body) {
+    const detail = body && body.error ? body.error : {};
+    super(detail.message || `HTTP ${status}`);
+    this.status = status;
+    this.field = detail.field || null;
+    this.body = body;
+  }
+}
 
-                export async function api(path, { method = 'GET', body, type, raw = false } = {}) {
-                  for (;;) {
-                    const headers = {};
-                    if (apiKey()) headers.Authorization = `Bearer ${apiKey()}`;
-                    if (body !== undefined) headers['Content-Type'] = type || 'application/json';
-                    const payload = body === undefined || typeof body === 'string' ? body : JSON.stringify(body);
-                    const response = await fetch(path, { method, headers, body: payload });
-                    if (response.status === 401 && askForKey) {
-                      setApiKey(await askForKey());
-                      continue;
-                    }
-                    if (raw) return response;
-                    const text = await response.text();
-                    let json = null;
-                    try { json = text ? JSON.parse(text) : null; } catch { json = null; }
-                    if (!response.ok) throw new APIError(response.status, json);
-                    return json;
-                  }
-                }
+export async function api(path, { method = 'GET', body, type, raw = false } = {}) {
+  for (;;) {
+    const headers = {};
+    if (apiKey()) headers.Authorization = `Bearer ${apiKey()}`;
+    if (body !== undefined) headers['Content-Type'] = type || 'application/json';
+    const payload = body === undefined || typeof body === 'string' ? body : JSON.stringify(body);
+    const response = await fetch(path, { method, headers, body: payload });
+    if (response.status === 401 && askForKey) {
+      setApiKey(await askForKey());
+      continue;
+    }
+    if (raw) return response;
+    const text = await response.text();
+    let json = null;
+    try { json = text ? JSON.parse(text) : null; } catch { json = null; }
+    if (!response.ok) throw new APIError(response.status, json);
+    return json;
+  }
+}
 
-                /** A URL a <video> or <a> can use: the path itself without a key, a blob fetched with the key otherwise. */
-                export async function mediaURL(path) {
-                  if (!apiKey()) return path;
-                  const response = await api(path, { raw: true });
-                  if (!response.ok) throw new APIError(response.status, null);
-                  return URL.createObjectURL(await response.blob());
-                }
+/** A URL a <video> or <a> can use: the path itself without a key, a blob fetched with the key otherwise. */
+export async function mediaURL(path) {
+  if (!apiKey()) return path;
+  const response = await api(path, { raw: true });
+  if (!response.ok) throw new APIError(response.status, null);
+  return URL.createObjectURL(await response.blob());
+}
 
-                """#),
+"""#),
         "app.js": WebAsset(
             contentType: "text/javascript; charset=utf-8",
             body: #"""
-                import { api, apiKey, mediaURL, onKeyNeeded, setApiKey } from './api.js';
-                import { parseCSV } from './csv.js';
-                import { lang, setLang, t, translate } from './i18n.js';
+import { api, apiKey, mediaURL, onKeyNeeded, setApiKey } from './api.js';
+import { parseCSV } from './csv.js';
+import { lang, setLang, t, translate } from './i18n.js';
 
-                // TI2V-5B size presets (Sources/ReelCore/VideoPresets.swift); the server resolves the names.
-                const PRESETS = [
-                  ['720p', 1280, 704], ['720p-portrait', 704, 1280], ['540p', 960, 544], ['540p-portrait', 544, 960],
-                  ['square', 704, 704], ['small', 512, 288],
-                ];
-                const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
-                const $ = (selector) => document.querySelector(selector);
+// TI2V-5B size presets (Sources/ReelCore/VideoPresets.swift); the server resolves the names.
+const PRESETS = [
+  ['720p', 1280, 704], ['720p-portrait', 704, 1280], ['540p', 960, 544], ['540p-portrait', 544, 960],
+  ['square', 704, 704], ['small', 512, 288],
+];
+const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
+const $ = (selector) => document.querySelector(selector);
 
-                function el(tag, props = {}, ...children) {
-                  const node = document.createElement(tag);
-                  for (const [key, value] of Object.entries(props)) {
-                    if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
-                    else if (key === 'dataset') Object.assign(node.dataset, value);
-                    else if (value !== undefined && value !== null && value !== false) node[key] = value;
-                  }
-                  for (const child of children.flat()) if (child !== null && child !== undefined) node.append(child);
-                  return node;
-                }
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else if (key === 'dataset') Object.assign(node.dataset, value);
+    else if (value !== undefined && value !== null && value !== false) node[key] = value;
+  }
+  for (const child of children.flat()) if (child !== null && child !== undefined) node.append(child);
+  return node;
+}
 
-                const state = { styles: [], jobs: new Map(), batches: new Map(), workers: [], csv: null, videoURLs: new Map() };
+const state = { styles: [], jobs: new Map(), batches: new Map(), workers: [], csv: null, videoURLs: new Map() };
 
-                // ---- API key -----------------------------------------------------------------------------------------------
-                let keyWaiters = [];
-                onKeyNeeded(() => new Promise((resolve) => {
-                  keyWaiters.push(resolve);
-                  const dialog = $('#key-dialog');
-                  if (!dialog.open) { dialog.showModal(); $('#key-input').focus(); }
-                }));
-                $('#key-form').addEventListener('submit', () => {
-                  const key = $('#key-input').value.trim();
-                  setApiKey(key);
-                  const waiters = keyWaiters;
-                  keyWaiters = [];
-                  waiters.forEach((resolve) => resolve(key));
-                  startFeed();
-                });
+// ---- API key -----------------------------------------------------------------------------------------------
+let keyWaiters = [];
+onKeyNeeded(() => new Promise((resolve) => {
+  keyWaiters.push(resolve);
+  const dialog = $('#key-dialog');
+  if (!dialog.open) { dialog.showModal(); $('#key-input').focus(); }
+}));
+$('#key-form').addEventListener('submit', () => {
+  const key = $('#key-input').value.trim();
+  setApiKey(key);
+  const waiters = keyWaiters;
+  keyWaiters = [];
+  waiters.forEach((resolve) => resolve(key));
+  startFeed();
+});
 
-                // ---- Submit one prompt -------------------------------------------------------------------------------------
-                function fillSizes() {
-                  const select = $('#size');
-                  const current = select.value;
-                  select.replaceChildren(
-                    ...PRESETS.map(([name, w, h]) => el('option', { value: name, textContent: `${name} (${w}×${h})` })),
-                    el('option', { value: 'custom', textContent: t('custom') }));
-                  select.value = current || '720p';
-                }
+// ---- Submit one prompt -------------------------------------------------------------------------------------
+function fillSizes() {
+  const select = $('#size');
+  const current = select.value;
+  select.replaceChildren(
+    ...PRESETS.map(([name, w, h]) => el('option', { value: name, textContent: `${name} (${w}×${h})` })),
+    el('option', { value: 'custom', textContent: t('custom') }));
+  select.value = current || '720p';
+}
 
-                function fillStyles() {
-                  const select = $('#style');
-                  const current = select.value;
-                  select.replaceChildren(el('option', { value: '', textContent: t('noStyle') }),
-                    ...state.styles.map((s) => el('option', {
-                      value: s.name, textContent: lang === 'zh' && s.label_zh ? `${s.label_zh} (${s.name})` : s.name })));
-                  select.value = current;
-                }
+function fillStyles() {
+  const select = $('#style');
+  const current = select.value;
+  select.replaceChildren(el('option', { value: '', textContent: t('noStyle') }),
+    ...state.styles.map((s) => el('option', {
+      value: s.name, textContent: lang === 'zh' && s.label_zh ? `${s.label_zh} (${s.name})` : s.name })));
+  select.value = current;
+}
 
-                function updatePreview() {
-                  const style = state.styles.find((s) => s.name === $('#style').value);
-                  const prompt = $('#prompt').value;
-                  $('#final-prompt').textContent = style ? style.prompt.replaceAll('{prompt}', prompt) : prompt;
-                  $('#final-negative').textContent = style ? style.negative_prompt : '';
-                  $('#custom-size').hidden = $('#size').value !== 'custom';
-                }
+function updatePreview() {
+  const style = state.styles.find((s) => s.name === $('#style').value);
+  const prompt = $('#prompt').value;
+  $('#final-prompt').textContent = style ? style.prompt.replaceAll('{prompt}', prompt) : prompt;
+  $('#final-negative').textContent = style ? style.negative_prompt : '';
+  $('#custom-size').hidden = $('#size').value !== 'custom';
+}
 
-                const randomSeed = () => Math.floor(Math.random() * 2 ** 31);
-                const number = (selector) => ($(selector).value === '' ? undefined : Number($(selector).value));
+const randomSeed = () => Math.floor(Math.random() * 2 ** 31);
+const number = (selector) => ($(selector).value === '' ? undefined : Number($(selector).value));
 
-                function formSpec() {
-                  const size = $('#size').value === 'custom' ? `${$('#width').value}x${$('#height').value}` : $('#size').value;
-                  return {
-                    prompt: $('#prompt').value, style: $('#style').value || undefined, size,
-                    seconds: number('#seconds'), seed: number('#seed'), steps: number('#steps'), guidance: number('#guidance'),
-                  };
-                }
+function formSpec() {
+  const size = $('#size').value === 'custom' ? `${$('#width').value}x${$('#height').value}` : $('#size').value;
+  return {
+    prompt: $('#prompt').value, style: $('#style').value || undefined, size,
+    seconds: number('#seconds'), seed: number('#seed'), steps: number('#steps'), guidance: number('#guidance'),
+  };
+}
 
-                function showMessage(selector, text, ok) {
-                  const node = $(selector);
-                  node.textContent = text;
-                  node.className = `message ${ok ? 'ok' : 'error'}`;
-                }
+function showMessage(selector, text, ok) {
+  const node = $(selector);
+  node.textContent = text;
+  node.className = `message ${ok ? 'ok' : 'error'}`;
+}
 
-                async function submitJob(spec) {
-                  const job = await api('/v1/jobs', { method: 'POST', body: spec });
-                  state.jobs.set(job.id, job);
-                  render();
-                  return job;
-                }
+async function submitJob(spec) {
+  const job = await api('/v1/jobs', { method: 'POST', body: spec });
+  state.jobs.set(job.id, job);
+  render();
+  return job;
+}
 
-                $('#job-form').addEventListener('submit', async (event) => {
-                  event.preventDefault();
-                  try {
-                    const job = await submitJob(formSpec());
-                    showMessage('#submit-message', t('submitted', { id: job.id }), true);
-                  } catch (error) {
-                    showMessage('#submit-message', error.field ? `${error.field}: ${error.message}` : error.message, false);
-                  }
-                });
-                $('#dice').addEventListener('click', () => { $('#seed').value = randomSeed(); });
-                for (const id of ['#prompt', '#style', '#size']) $(id).addEventListener('input', updatePreview);
+$('#job-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  try {
+    const job = await submitJob(formSpec());
+    showMessage('#submit-message', t('submitted', { id: job.id }), true);
+  } catch (error) {
+    showMessage('#submit-message', error.field ? `${error.field}: ${error.message}` : error.message, false);
+  }
+});
+$('#dice').addEventListener('click', () => { $('#seed').value = randomSeed(); });
+for (const id of ['#prompt', '#style', '#size']) $(id).addEventListener('input', updatePreview);
 
-                // ---- CSV batches -------------------------------------------------------------------------------------------
-                $('#csv-file').addEventListener('change', async () => {
-                  const file = $('#csv-file').files[0];
-                  if (!file) return;
-                  const text = await file.text();
-                  state.csv = { text, table: parseCSV(text), errors: new Map(), checked: false };
-                  showMessage('#csv-message', '', true);
-                  renderCSV();
-                });
+// ---- CSV batches -------------------------------------------------------------------------------------------
+$('#csv-file').addEventListener('change', async () => {
+  const file = $('#csv-file').files[0];
+  if (!file) return;
+  const text = await file.text();
+  state.csv = { text, table: parseCSV(text), errors: new Map(), checked: false };
+  showMessage('#csv-message', '', true);
+  renderCSV();
+});
 
-                function renderCSV() {
-                  const csv = state.csv;
-                  const table = $('#csv-table');
-                  if (!csv) { table.replaceChildren(); return; }
-                  const head = el('tr', {}, el('th', { textContent: t('row') }), csv.table.header.map((name) => el('th', { textContent: name })),
-                    el('th', { textContent: t('status') }));
-                  const rows = csv.table.rows.map((row) => {
-                    const errors = csv.errors.get(row.number) || [];
-                    const status = errors.length
-                      ? el('td', { className: 'error' }, errors.map((e) => el('div', { textContent: e.column ? `${e.column}: ${e.message}` : e.message })))
-                      : el('td', { className: 'ok', textContent: csv.checked ? t('rowOK') : '' });
-                    return el('tr', { className: errors.length ? 'bad' : '', dataset: { row: row.number } },
-                      el('td', { textContent: row.number }), row.fields.map((f) => el('td', { textContent: f })), status);
-                  });
-                  table.replaceChildren(el('thead', {}, head), el('tbody', {}, rows));
-                  const valid = csv.table.rows.length - new Set(csv.errors.keys()).size;
-                  $('#queue-all').hidden = csv.queued || csv.errors.size > 0 || csv.table.rows.length === 0;
-                  $('#queue-valid').hidden = !csv.checked || csv.queued || csv.errors.size === 0 || valid <= 0;
-                  $('#queue-valid').textContent = t('queueValid', { n: valid });
-                }
+function renderCSV() {
+  const csv = state.csv;
+  const table = $('#csv-table');
+  if (!csv) { table.replaceChildren(); return; }
+  const head = el('tr', {}, el('th', { textContent: t('row') }), csv.table.header.map((name) => el('th', { textContent: name })),
+    el('th', { textContent: t('status') }));
+  const rows = csv.table.rows.map((row) => {
+    const errors = csv.errors.get(row.number) || [];
+    const status = errors.length
+      ? el('td', { className: 'error' }, errors.map((e) => el('div', { textContent: e.column ? `${e.column}: ${e.message}` : e.message })))
+      : el('td', { className: 'ok', textContent: csv.checked ? t('rowOK') : '' });
+    return el('tr', { className: errors.length ? 'bad' : '', dataset: { row: row.number } },
+      el('td', { textContent: row.number }), row.fields.map((f) => el('td', { textContent: f })), status);
+  });
+  table.replaceChildren(el('thead', {}, head), el('tbody', {}, rows));
+  const valid = csv.table.rows.length - new Set(csv.errors.keys()).size;
+  $('#queue-all').hidden = csv.queued || csv.errors.size > 0 || csv.table.rows.length === 0;
+  $('#queue-valid').hidden = !csv.checked || csv.queued || csv.errors.size === 0 || valid <= 0;
+  $('#queue-valid').textContent = t('queueValid', { n: valid });
+}
 
-                // "Queue all" sends atomic=true: the server checks every row and queues nothing unless all are valid, so a file
-                // with a bad row is a dry run that returns each bad row's errors. "Queue the valid rows" then sends it without.
-                async function sendBatch(atomic) {
-                  const csv = state.csv;
-                  try {
-                    const answer = await api(atomic ? '/v1/batches?atomic=true' : '/v1/batches', {
-                      method: 'POST', body: csv.text, type: 'text/csv; charset=utf-8' });
-                    csv.checked = true;
-                    csv.queued = true;
-                    csv.errors = groupErrors(answer.rejected);
-                    addBatch(answer.id);
-                    showMessage('#csv-message', t('batchQueued', { id: answer.id }), true);
-                  } catch (error) {
-                    if (error.body && Array.isArray(error.body.rejected)) {
-                      csv.checked = true;
-                      csv.errors = groupErrors(error.body.rejected);
-                      showMessage('#csv-message', t('rowsBad', { n: csv.errors.size }), false);
-                    } else {
-                      showMessage('#csv-message', error.field ? `${error.field}: ${error.message}` : error.message, false);
-                    }
-                  }
-                  renderCSV();
-                }
+// "Queue all" sends atomic=true: the server checks every row and queues nothing unless all are valid, so a file
+// with a bad row is a dry run that returns each bad row's errors. "Queue the valid rows" then sends it without.
+async function sendBatch(atomic) {
+  const csv = state.csv;
+  try {
+    const answer = await api(atomic ? '/v1/batches?atomic=true' : '/v1/batches', {
+      method: 'POST', body: csv.text, type: 'text/csv; charset=utf-8' });
+    csv.checked = true;
+    csv.queued = true;
+    csv.errors = groupErrors(answer.rejected);
+    addBatch(answer.id);
+    showMessage('#csv-message', t('batchQueued', { id: answer.id }), true);
+  } catch (error) {
+    if (error.body && Array.isArray(error.body.rejected)) {
+      csv.checked = true;
+      csv.errors = groupErrors(error.body.rejected);
+      showMessage('#csv-message', t('rowsBad', { n: csv.errors.size }), false);
+    } else {
+      showMessage('#csv-message', error.field ? `${error.field}: ${error.message}` : error.message, false);
+    }
+  }
+  renderCSV();
+}
 
-                function groupErrors(rejected = []) {
-                  const errors = new Map();
-                  for (const r of rejected) errors.set(r.row, [...(errors.get(r.row) || []), r]);
-                  return errors;
-                }
-                $('#queue-all').addEventListener('click', () => sendBatch(true));
-                $('#queue-valid').addEventListener('click', () => sendBatch(false));
+function groupErrors(rejected = []) {
+  const errors = new Map();
+  for (const r of rejected) errors.set(r.row, [...(errors.get(r.row) || []), r]);
+  return errors;
+}
+$('#queue-all').addEventListener('click', () => sendBatch(true));
+$('#queue-valid').addEventListener('click', () => sendBatch(false));
 
-                // ---- Batches submitted in this session ---------------------------------------------------------------------
-                function addBatch(id) {
-                  if (!id) return;
-                  state.batches.set(id, null);
-                  pollBatch(id);
-                }
+// ---- Batches submitted in this session ---------------------------------------------------------------------
+function addBatch(id) {
+  if (!id) return;
+  state.batches.set(id, null);
+  pollBatch(id);
+}
 
-                async function pollBatch(id) {
-                  try {
-                    const batch = await api(`/v1/batches/${encodeURIComponent(id)}`);
-                    state.batches.set(id, batch);
-                    renderBatches();
-                    if (batch.done) return;
-                  } catch { /* try again */ }
-                  setTimeout(() => pollBatch(id), 2000);
-                }
+async function pollBatch(id) {
+  try {
+    const batch = await api(`/v1/batches/${encodeURIComponent(id)}`);
+    state.batches.set(id, batch);
+    renderBatches();
+    if (batch.done) return;
+  } catch { /* try again */ }
+  setTimeout(() => pollBatch(id), 2000);
+}
 
-                function duration(seconds) {
-                  if (seconds === null || seconds === undefined) return '–';
-                  const s = Math.round(seconds);
-                  return s >= 3600 ? `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m` : s >= 60 ? `${Math.floor(s / 60)}m ${s % 60}s` : `${s}s`;
-                }
+function duration(seconds) {
+  if (seconds === null || seconds === undefined) return '–';
+  const s = Math.round(seconds);
+  return s >= 3600 ? `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m` : s >= 60 ? `${Math.floor(s / 60)}m ${s % 60}s` : `${s}s`;
+}
 
-                function renderBatches() {
-                  $('#batches-section').hidden = state.batches.size === 0;
-                  $('#batches').replaceChildren(...[...state.batches].map(([id, b]) => {
-                    if (!b) return el('div', { className: 'batch', textContent: id });
-                    const accepted = b.jobs.length;
-                    const finished = (b.counts.succeeded || 0) + (b.counts.failed || 0) + (b.counts.cancelled || 0);
-                    return el('div', { className: 'batch', dataset: { batch: id } },
-                      el('div', {}, el('b', { textContent: id }), ` ${finished}/${accepted}`, b.done ? ` · ${t('done')}` : '',
-                        ` · ${t('timeLeft')}: ${duration(b.seconds_left)}`,
-                        ` · ${t('videosPerHour')}: ${b.videos_per_hour ? b.videos_per_hour.toFixed(1) : '–'}`),
-                      el('progress', { max: Math.max(accepted, 1), value: finished }),
-                      el('div', { className: 'hint', textContent: Object.entries(b.counts).filter(([, n]) => n > 0)
-                        .map(([s, n]) => `${t(`state.${s}`)} ${n}`).join(' · ') }));
-                  }));
-                }
+function renderBatches() {
+  $('#batches-section').hidden = state.batches.size === 0;
+  $('#batches').replaceChildren(...[...state.batches].map(([id, b]) => {
+    if (!b) return el('div', { className: 'batch', textContent: id });
+    const accepted = b.jobs.length;
+    const finished = (b.counts.succeeded || 0) + (b.counts.failed || 0) + (b.counts.cancelled || 0);
+    return el('div', { className: 'batch', dataset: { batch: id } },
+      el('div', {}, el('b', { textContent: id }), ` ${finished}/${accepted}`, b.done ? ` · ${t('done')}` : '',
+        ` · ${t('timeLeft')}: ${duration(b.seconds_left)}`,
+        ` · ${t('videosPerHour')}: ${b.videos_per_hour ? b.videos_per_hour.toFixed(1) : '–'}`),
+      el('progress', { max: Math.max(accepted, 1), value: finished }),
+      el('div', { className: 'hint', textContent: Object.entries(b.counts).filter(([, n]) => n > 0)
+        .map(([s, n]) => `${t(`state.${s}`)} ${n}`).join(' · ') }));
+  }));
+}
 
-                // ---- Queue and gallery -------------------------------------------------------------------------------------
-                async function cancelJob(id) {
-                  try { state.jobs.set(id, await api(`/v1/jobs/${encodeURIComponent(id)}`, { method: 'DELETE' })); } catch { /* shown by refresh */ }
-                  render();
-                }
+// ---- Queue and gallery -------------------------------------------------------------------------------------
+async function cancelJob(id) {
+  try { state.jobs.set(id, await api(`/v1/jobs/${encodeURIComponent(id)}`, { method: 'DELETE' })); } catch { /* shown by refresh */ }
+  render();
+}
 
-                function progressCell(job) {
-                  if (job.state !== 'running' || !job.progress) return el('td', { textContent: job.state === 'succeeded' ? '100%' : '' });
-                  const p = job.progress;
-                  return el('td', {}, el('progress', { max: p.total || 1, value: p.step }), ` ${p.stage} ${p.step}/${p.total}`);
-                }
+function progressCell(job) {
+  if (job.state !== 'running' || !job.progress) return el('td', { textContent: job.state === 'succeeded' ? '100%' : '' });
+  const p = job.progress;
+  return el('td', {}, el('progress', { max: p.total || 1, value: p.step }), ` ${p.stage} ${p.step}/${p.total}`);
+}
 
-                function renderQueue() {
-                  const jobs = [...state.jobs.values()].sort((a, b) => b.created_at.localeCompare(a.created_at)).slice(0, 50);
-                  $('#no-jobs').hidden = jobs.length > 0;
-                  $('#queue tbody').replaceChildren(...jobs.map((job) => el('tr', { dataset: { job: job.id, state: job.state } },
-                    el('td', { className: 'id', textContent: job.id }),
-                    el('td', { className: 'prompt', textContent: job.spec.user_prompt || job.spec.prompt, title: job.spec.prompt }),
-                    el('td', { className: `state state-${job.state}`, textContent: t(`state.${job.state}`),
-                      title: job.error ? job.error.message : '' }),
-                    progressCell(job),
-                    el('td', { className: 'action' }, TERMINAL.has(job.state) ? null
-                      : el('button', { className: 'secondary cancel', textContent: t('cancel'), onclick: () => cancelJob(job.id) })))));
-                }
+function renderQueue() {
+  const jobs = [...state.jobs.values()].sort((a, b) => b.created_at.localeCompare(a.created_at)).slice(0, 50);
+  $('#no-jobs').hidden = jobs.length > 0;
+  $('#queue tbody').replaceChildren(...jobs.map((job) => el('tr', { dataset: { job: job.id, state: job.state } },
+    el('td', { className: 'id', textContent: job.id }),
+    el('td', { className: 'prompt', textContent: job.spec.user_prompt || job.spec.prompt, title: job.spec.prompt }),
+    el('td', { className: `state state-${job.state}`, textContent: t(`state.${job.state}`),
+      title: job.error ? job.error.message : '' }),
+    progressCell(job),
+    el('td', { className: 'action' }, TERMINAL.has(job.state) ? null
+      : el('button', { className: 'secondary cancel', textContent: t('cancel'), onclick: () => cancelJob(job.id) })))));
+}
 
-                function memory(w) {
-                  if (!w.total_memory_bytes) return '–';
-                  const gib = (bytes) => (bytes / 2 ** 30).toFixed(1);
-                  return `${gib(w.total_memory_bytes - (w.free_memory_bytes || 0))} / ${gib(w.total_memory_bytes)} GiB`;
-                }
+function memory(w) {
+  if (!w.total_memory_bytes) return '–';
+  const gib = (bytes) => (bytes / 2 ** 30).toFixed(1);
+  return `${gib(w.total_memory_bytes - (w.free_memory_bytes || 0))} / ${gib(w.total_memory_bytes)} GiB`;
+}
 
-                function renderWorkers() {
-                  $('#workers tbody').replaceChildren(...state.workers.map((w) => el('tr', { dataset: { slot: w.slot } },
-                    el('td', { textContent: w.slot }), el('td', { textContent: w.device }),
-                    el('td', { textContent: t(`worker.${w.state}`), title: w.last_error || '' }), el('td', { textContent: memory(w) }),
-                    el('td', { textContent: w.job || '' }),
-                    el('td', { textContent: w.total_steps ? `${w.stage || ''} ${w.step ?? 0}/${w.total_steps}` : '' }),
-                    el('td', { textContent: w.steps_per_second ? w.steps_per_second.toFixed(2) : '' }))));
-                }
+function renderWorkers() {
+  $('#workers tbody').replaceChildren(...state.workers.map((w) => el('tr', { dataset: { slot: w.slot } },
+    el('td', { textContent: w.slot }), el('td', { textContent: w.device }),
+    el('td', { textContent: t(`worker.${w.state}`), title: w.last_error || '' }), el('td', { textContent: memory(w) }),
+    el('td', { textContent: w.job || '' }),
+    el('td', { textContent: w.total_steps ? `${w.stage || ''} ${w.step ?? 0}/${w.total_steps}` : '' }),
+    el('td', { textContent: w.steps_per_second ? w.steps_per_second.toFixed(2) : '' }))));
+}
 
-                const SPEC_KEYS = ['prompt', 'negative_prompt', 'style', 'size', 'seconds', 'frames', 'fps', 'steps', 'guidance', 'seed', 'model'];
+const SPEC_KEYS = ['prompt', 'negative_prompt', 'style', 'size', 'seconds', 'frames', 'fps', 'steps', 'guidance', 'seed', 'model'];
 
-                async function rerun(job) {
-                  const s = job.spec;
-                  await submitJob({
-                    prompt: s.user_prompt ?? s.prompt, negative_prompt: s.style ? undefined : s.negative_prompt || undefined,
-                    style: s.style || undefined, size: s.size, frames: s.frames, fps: s.fps, steps: s.steps, guidance: s.guidance,
-                    model: s.model, interpolate: s.interpolate > 1 ? s.interpolate : undefined, seed: randomSeed(),
-                  });
-                }
+async function rerun(job) {
+  const s = job.spec;
+  await submitJob({
+    prompt: s.user_prompt ?? s.prompt, negative_prompt: s.style ? undefined : s.negative_prompt || undefined,
+    style: s.style || undefined, size: s.size, frames: s.frames, fps: s.fps, steps: s.steps, guidance: s.guidance,
+    model: s.model, interpolate: s.interpolate > 1 ? s.interpolate : undefined, seed: randomSeed(),
+  });
+}
 
-                function videoCard(job) {
-                  const video = el('video', { controls: true, muted: true, loop: true, preload: 'auto', playsInline: true });
-                  const link = el('a', { textContent: t('download'), download: `${job.id}.mp4`, dataset: { i18n: 'download' } });
-                  mediaURL(job.outputs.video_url).then((url) => { video.src = url; link.href = url; }).catch(() => {});
-                  const spec = el('dl', {}, SPEC_KEYS.filter((k) => job.spec[k] !== null && job.spec[k] !== '' && job.spec[k] !== undefined)
-                    .map((k) => [el('dt', { textContent: k }), el('dd', { textContent: String(job.spec[k]) })]));
-                  return el('div', { className: 'card', dataset: { job: job.id } }, video,
-                    el('div', { className: 'actions' }, link,
-                      el('button', { className: 'secondary rerun', textContent: t('rerun'), dataset: { i18n: 'rerun' },
-                        onclick: () => rerun(job) })),
-                    el('details', {}, el('summary', { textContent: t('parameters'), dataset: { i18n: 'parameters' } }), spec));
-                }
+function videoCard(job) {
+  const video = el('video', { controls: true, muted: true, loop: true, preload: 'auto', playsInline: true });
+  const link = el('a', { textContent: t('download'), download: `${job.id}.mp4`, dataset: { i18n: 'download' } });
+  mediaURL(job.outputs.video_url).then((url) => { video.src = url; link.href = url; }).catch(() => {});
+  const spec = el('dl', {}, SPEC_KEYS.filter((k) => job.spec[k] !== null && job.spec[k] !== '' && job.spec[k] !== undefined)
+    .map((k) => [el('dt', { textContent: k }), el('dd', { textContent: String(job.spec[k]) })]));
+  return el('div', { className: 'card', dataset: { job: job.id } }, video,
+    el('div', { className: 'actions' }, link,
+      el('button', { className: 'secondary rerun', textContent: t('rerun'), dataset: { i18n: 'rerun' },
+        onclick: () => rerun(job) })),
+    el('details', {}, el('summary', { textContent: t('parameters'), dataset: { i18n: 'parameters' } }), spec));
+}
 
-                function renderGallery() {
-                  const done = [...state.jobs.values()].filter((j) => j.state === 'succeeded' && j.outputs)
-                    .sort((a, b) => (b.finished_at || '').localeCompare(a.finished_at || ''));
-                  $('#no-videos').hidden = done.length > 0;
-                  const gallery = $('#gallery');
-                  const existing = new Map([...gallery.children].map((card) => [card.dataset.job, card]));
-                  // Cards are kept, not rebuilt, so playing videos are not interrupted by updates.
-                  gallery.replaceChildren(...done.map((job) => existing.get(job.id) || videoCard(job)));
-                }
+function renderGallery() {
+  const done = [...state.jobs.values()].filter((j) => j.state === 'succeeded' && j.outputs)
+    .sort((a, b) => (b.finished_at || '').localeCompare(a.finished_at || ''));
+  $('#no-videos').hidden = done.length > 0;
+  const gallery = $('#gallery');
+  const existing = new Map([...gallery.children].map((card) => [card.dataset.job, card]));
+  // Cards are kept, not rebuilt, so playing videos are not interrupted by updates.
+  gallery.replaceChildren(...done.map((job) => existing.get(job.id) || videoCard(job)));
+}
 
-                function render() { renderQueue(); renderGallery(); }
+function render() { renderQueue(); renderGallery(); }
 
-                // ---- Live updates ------------------------------------------------------------------------------------------
-                async function refreshJob(id) {
-                  try { state.jobs.set(id, await api(`/v1/jobs/${encodeURIComponent(id)}`)); render(); } catch { /* gone */ }
-                }
+// ---- Live updates ------------------------------------------------------------------------------------------
+async function refreshJob(id) {
+  try { state.jobs.set(id, await api(`/v1/jobs/${encodeURIComponent(id)}`)); render(); } catch { /* gone */ }
+}
 
-                async function refreshJobs() {
-                  try {
-                    const page = await api('/v1/jobs?limit=100');
-                    for (const job of page.data) state.jobs.set(job.id, job);
-                    render();
-                  } catch { /* next time */ }
-                }
+async function refreshJobs() {
+  try {
+    const page = await api('/v1/jobs?limit=100');
+    for (const job of page.data) state.jobs.set(job.id, job);
+    render();
+  } catch { /* next time */ }
+}
 
-                async function refreshWorkers() {
-                  try { state.workers = (await api('/v1/workers')).data; renderWorkers(); } catch { /* next time */ }
-                }
+async function refreshWorkers() {
+  try { state.workers = (await api('/v1/workers')).data; renderWorkers(); } catch { /* next time */ }
+}
 
-                let source = null, pollTimer = null;
-                // EventSource cannot send an Authorization header, and the server takes no key in the query, so with a key the
-                // page polls GET /v1/jobs every 2 s instead; without one it follows GET /v1/events.
-                function startFeed() {
-                  if (source) { source.close(); source = null; }
-                  clearInterval(pollTimer);
-                  refreshJobs();
-                  if (apiKey()) {
-                    pollTimer = setInterval(refreshJobs, 2000);
-                    $('#feed').dataset.i18n = 'polling';
-                  } else {
-                    source = new EventSource('/v1/events');
-                    for (const kind of ['queued', 'started', 'progress', 'succeeded', 'failed', 'cancelled', 'requeued']) {
-                      source.addEventListener(kind, (message) => onEvent(JSON.parse(message.data)));
-                    }
-                    source.onerror = () => {
-                      // A 401 or a dropped stream: fall back to polling, which asks for a key when one is needed.
-                      if (source && source.readyState === EventSource.CLOSED) { source = null; pollTimer = setInterval(refreshJobs, 2000); }
-                    };
-                    source.onopen = () => refreshJobs();
-                    $('#feed').dataset.i18n = 'live';
-                  }
-                  translate(document);
-                }
+let source = null, pollTimer = null;
+// EventSource cannot send an Authorization header, and the server takes no key in the query, so with a key the
+// page polls GET /v1/jobs every 2 s instead; without one it follows GET /v1/events.
+function startFeed() {
+  if (source) { source.close(); source = null; }
+  clearInterval(pollTimer);
+  refreshJobs();
+  if (apiKey()) {
+    pollTimer = setInterval(refreshJobs, 2000);
+    $('#feed').dataset.i18n = 'polling';
+  } else {
+    source = new EventSource('/v1/events');
+    for (const kind of ['queued', 'started', 'progress', 'succeeded', 'failed', 'cancelled', 'requeued']) {
+      source.addEventListener(kind, (message) => onEvent(JSON.parse(message.data)));
+    }
+    source.onerror = () => {
+      // A 401 or a dropped stream: fall back to polling, which asks for a key when one is needed.
+      if (source && source.readyState === EventSource.CLOSED) { source = null; pollTimer = setInterval(refreshJobs, 2000); }
+    };
+    source.onopen = () => refreshJobs();
+    $('#feed').dataset.i18n = 'live';
+  }
+  translate(document);
+}
 
-                function onEvent(event) {
-                  const job = state.jobs.get(event.job);
-                  if (!job || event.kind === 'succeeded' || event.kind === 'queued') { refreshJob(event.job); return; }
-                  job.state = event.state;
-                  if (event.kind === 'progress' && event.progress) job.progress = event.progress;
-                  if (TERMINAL.has(event.state)) refreshJob(event.job);
-                  renderQueue();
-                }
+function onEvent(event) {
+  const job = state.jobs.get(event.job);
+  if (!job || event.kind === 'succeeded' || event.kind === 'queued') { refreshJob(event.job); return; }
+  job.state = event.state;
+  if (event.kind === 'progress' && event.progress) job.progress = event.progress;
+  if (TERMINAL.has(event.state)) refreshJob(event.job);
+  renderQueue();
+}
 
-                // ---- Start -------------------------------------------------------------------------------------------------
-                function applyLanguage() {
-                  translate(document);
-                  fillSizes();
-                  fillStyles();
-                  renderCSV();
-                  renderBatches();
-                  renderWorkers();
-                  render();
-                }
+// ---- Start -------------------------------------------------------------------------------------------------
+function applyLanguage() {
+  translate(document);
+  fillSizes();
+  fillStyles();
+  renderCSV();
+  renderBatches();
+  renderWorkers();
+  render();
+}
 
-                $('#lang').value = lang;
-                $('#lang').addEventListener('change', () => { setLang($('#lang').value); applyLanguage(); });
-                applyLanguage();
-                updatePreview();
-                api('/v1/styles').then((list) => { state.styles = list.data; fillStyles(); updatePreview(); }).catch(() => {});
-                startFeed();
-                refreshWorkers();
-                setInterval(refreshWorkers, 2000);
-                document.body.dataset.ready = 'true';
+$('#lang').value = lang;
+$('#lang').addEventListener('change', () => { setLang($('#lang').value); applyLanguage(); });
+applyLanguage();
+updatePreview();
+api('/v1/styles').then((list) => { state.styles = list.data; fillStyles(); updatePreview(); }).catch(() => {});
+startFeed();
+refreshWorkers();
+setInterval(refreshWorkers, 2000);
+document.body.dataset.ready = 'true';
 
-                """#),
+"""#),
         "csv.js": WebAsset(
             contentType: "text/javascript; charset=utf-8",
             body: #"""
-                // RFC 4180 CSV, as the server reads it: a leading BOM is dropped, CRLF or LF ends a record, quoted fields may
-                // hold commas, quotes ("") and line breaks. Rows are numbered as a spreadsheet shows them (the header is row 1,
-                // blank lines count), so they match the row numbers the server reports.
-                export function parseCSV(text) {
-                  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-                  const records = [];
-                  let fields = [], field = '', quoted = false, wasQuoted = false, number = 0, i = 0;
-                  const endField = () => { fields.push(field); field = ''; wasQuoted = false; };
-                  const endRecord = () => {
-                    const blank = fields.length === 0 && field === '' && !wasQuoted;
-                    endField();
-                    number += 1;
-                    if (!blank) records.push({ number, fields });
-                    fields = [];
-                  };
-                  while (i < text.length) {
-                    const c = text[i];
-                    if (quoted) {
-                      if (c === '"') {
-                        if (text[i + 1] === '"') { field += '"'; i += 2; continue; }
-                        quoted = false;
-                      } else field += c;
-                      i += 1;
-                      continue;
-                    }
-                    if (c === '"' && field === '') { quoted = true; wasQuoted = true; }
-                    else if (c === ',') endField();
-                    else if (c === '\r' && text[i + 1] === '\n') { endRecord(); i += 1; }
-                    else if (c === '\n' || c === '\r') endRecord();
-                    else field += c;
-                    i += 1;
-                  }
-                  if (field !== '' || fields.length > 0 || wasQuoted) endRecord();
-                  if (records.length === 0) return { header: [], rows: [] };
-                  const [head, ...rest] = records;
-                  const offset = head.number - 1;
-                  return {
-                    header: head.fields.map((name) => name.trim()),
-                    rows: rest.map((r) => ({ number: r.number - offset, fields: r.fields })),
-                  };
-                }
+// RFC 4180 CSV, as the server reads it: a leading BOM is dropped, CRLF or LF ends a record, quoted fields may
+// hold commas, quotes ("") and line breaks. Rows are numbered as a spreadsheet shows them (the header is row 1,
+// blank lines count), so they match the row numbers the server reports.
+export function parseCSV(text) {
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const records = [];
+  let fields = [], field = '', quoted = false, wasQuoted = false, number = 0, i = 0;
+  const endField = () => { fields.push(field); field = ''; wasQuoted = false; };
+  const endRecord = () => {
+    const blank = fields.length === 0 && field === '' && !wasQuoted;
+    endField();
+    number += 1;
+    if (!blank) records.push({ number, fields });
+    fields = [];
+  };
+  while (i < text.length) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"') {
+        if (text[i + 1] === '"') { field += '"'; i += 2; continue; }
+        quoted = false;
+      } else field += c;
+      i += 1;
+      continue;
+    }
+    if (c === '"' && field === '') { quoted = true; wasQuoted = true; }
+    else if (c === ',') endField();
+    else if (c === '\r' && text[i + 1] === '\n') { endRecord(); i += 1; }
+    else if (c === '\n' || c === '\r') endRecord();
+    else field += c;
+    i += 1;
+  }
+  if (field !== '' || fields.length > 0 || wasQuoted) endRecord();
+  if (records.length === 0) return { header: [], rows: [] };
+  const [head, ...rest] = records;
+  const offset = head.number - 1;
+  return {
+    header: head.fields.map((name) => name.trim()),
+    rows: rest.map((r) => ({ number: r.number - offset, fields: r.fields })),
+  };
+}
 
-                """#),
+"""#),
         "i18n.js": WebAsset(
             contentType: "text/javascript; charset=utf-8",
             body: #"""
-                // Interface strings in English and Chinese. Elements carry data-i18n="key" (text) or data-i18n-placeholder.
-                const strings = {
-                  en: {
-                    title: 'Reel', tagline: 'Video generation queue',
-                    submitTitle: 'New video', prompt: 'Prompt', promptPlaceholder: 'a red fox trotting through snow',
-                    style: 'Style', noStyle: 'No style', finalPrompt: 'Final prompt', negativePrompt: 'Negative prompt',
-                    size: 'Size', custom: 'Custom', width: 'Width', height: 'Height', seconds: 'Seconds', seed: 'Seed',
-                    seedRandom: 'random', dice: 'Random', steps: 'Steps', guidance: 'Guidance', submit: 'Generate',
-                    submitted: 'Queued job {id}',
-                    csvTitle: 'Batch from CSV', csvHint: 'Columns: prompt, negative_prompt, style, size, seconds, steps, seed…',
-                    row: 'Row', status: 'Status', queueAll: 'Queue all', queueValid: 'Queue the {n} valid rows',
-                    rowOK: 'ok', rowsBad: 'Invalid rows: {n}. Nothing was queued.', batchQueued: 'Queued batch {id}',
-                    queueTitle: 'Queue', job: 'Job', state: 'State', progress: 'Progress', cancel: 'Cancel', noJobs: 'No jobs yet.',
-                    workersTitle: 'GPU slots', slot: 'Slot', device: 'Device', memory: 'Memory', stepsPerSecond: 'Steps/s',
-                    batchesTitle: 'Batches', timeLeft: 'Time left', videosPerHour: 'Videos/hour', done: 'done',
-                    galleryTitle: 'Gallery', noVideos: 'Finished videos appear here.', download: 'Download',
-                    rerun: 'Re-run with new seed', parameters: 'Parameters',
-                    keyTitle: 'API key required', keyHint: 'This server requires an API key. It is kept for this browser session.',
-                    keySave: 'Use key', live: 'live', polling: 'polling',
-                    'state.queued': 'queued', 'state.running': 'running', 'state.succeeded': 'succeeded', 'state.failed': 'failed',
-                    'state.cancelled': 'cancelled',
-                    'worker.starting': 'starting', 'worker.ready': 'ready', 'worker.busy': 'busy', 'worker.restarting': 'restarting',
-                    'worker.unhealthy': 'unhealthy', 'worker.stopped': 'stopped',
-                  },
-                  zh: {
-                    title: 'Reel', tagline: '视频生成队列',
-                    submitTitle: '新建视频', prompt: '提示词', promptPlaceholder: '一只红狐狸在雪地里小跑',
-                    style: '风格', noStyle: '无风格', finalPrompt: '最终提示词', negativePrompt: '反向提示词',
-                    size: '尺寸', custom: '自定义', width: '宽', height: '高', seconds: '时长（秒）', seed: '种子',
-                    seedRandom: '随机', dice: '随机', steps: '步数', guidance: '引导系数', submit: '生成',
-                    submitted: '已加入队列：{id}',
-                    csvTitle: '从 CSV 批量生成', csvHint: '列：prompt、negative_prompt、style、size、seconds、steps、seed…',
-                    row: '行', status: '状态', queueAll: '全部加入队列', queueValid: '将 {n} 个有效行加入队列',
-                    rowOK: '有效', rowsBad: '{n} 行无效，未加入任何任务。', batchQueued: '已加入批次 {id}',
-                    queueTitle: '队列', job: '任务', state: '状态', progress: '进度', cancel: '取消', noJobs: '还没有任务。',
-                    workersTitle: 'GPU 槽位', slot: '槽位', device: '设备', memory: '显存', stepsPerSecond: '步/秒',
-                    batchesTitle: '批次', timeLeft: '剩余时间', videosPerHour: '视频/小时', done: '完成',
-                    galleryTitle: '作品', noVideos: '完成的视频会显示在这里。', download: '下载',
-                    rerun: '换个种子重新生成', parameters: '参数',
-                    keyTitle: '需要 API 密钥', keyHint: '此服务器需要 API 密钥，密钥仅保存在本次浏览器会话中。',
-                    keySave: '使用密钥', live: '实时', polling: '轮询',
-                    'state.queued': '排队中', 'state.running': '运行中', 'state.succeeded': '已完成', 'state.failed': '失败',
-                    'state.cancelled': '已取消',
-                    'worker.starting': '启动中', 'worker.ready': '就绪', 'worker.busy': '忙碌', 'worker.restarting': '重启中',
-                    'worker.unhealthy': '异常', 'worker.stopped': '已停止',
-                  },
-                };
+// Interface strings in English and Chinese. Elements carry data-i18n="key" (text) or data-i18n-placeholder.
+const strings = {
+  en: {
+    title: 'Reel', tagline: 'Video generation queue',
+    submitTitle: 'New video', prompt: 'Prompt', promptPlaceholder: 'a red fox trotting through snow',
+    style: 'Style', noStyle: 'No style', finalPrompt: 'Final prompt', negativePrompt: 'Negative prompt',
+    size: 'Size', custom: 'Custom', width: 'Width', height: 'Height', seconds: 'Seconds', seed: 'Seed',
+    seedRandom: 'random', dice: 'Random', steps: 'Steps', guidance: 'Guidance', submit: 'Generate',
+    submitted: 'Queued job {id}',
+    csvTitle: 'Batch from CSV', csvHint: 'Columns: prompt, negative_prompt, style, size, seconds, steps, seed…',
+    row: 'Row', status: 'Status', queueAll: 'Queue all', queueValid: 'Queue the {n} valid rows',
+    rowOK: 'ok', rowsBad: 'Invalid rows: {n}. Nothing was queued.', batchQueued: 'Queued batch {id}',
+    queueTitle: 'Queue', job: 'Job', state: 'State', progress: 'Progress', cancel: 'Cancel', noJobs: 'No jobs yet.',
+    workersTitle: 'GPU slots', slot: 'Slot', device: 'Device', memory: 'Memory', stepsPerSecond: 'Steps/s',
+    batchesTitle: 'Batches', timeLeft: 'Time left', videosPerHour: 'Videos/hour', done: 'done',
+    galleryTitle: 'Gallery', noVideos: 'Finished videos appear here.', download: 'Download',
+    rerun: 'Re-run with new seed', parameters: 'Parameters',
+    keyTitle: 'API key required', keyHint: 'This server requires an API key. It is kept for this browser session.',
+    keySave: 'Use key', live: 'live', polling: 'polling',
+    'state.queued': 'queued', 'state.running': 'running', 'state.succeeded': 'succeeded', 'state.failed': 'failed',
+    'state.cancelled': 'cancelled',
+    'worker.starting': 'starting', 'worker.ready': 'ready', 'worker.busy': 'busy', 'worker.restarting': 'restarting',
+    'worker.unhealthy': 'unhealthy', 'worker.stopped': 'stopped',
+  },
+  zh: {
+    title: 'Reel', tagline: '视频生成队列',
+    submitTitle: '新建视频', prompt: '提示词', promptPlaceholder: '一只红狐狸在雪地里小跑',
+    style: '风格', noStyle: '无风格', finalPrompt: '最终提示词', negativePrompt: '反向提示词',
+    size: '尺寸', custom: '自定义', width: '宽', height: '高', seconds: '时长（秒）', seed: '种子',
+    seedRandom: '随机', dice: '随机', steps: '步数', guidance: '引导系数', submit: '生成',
+    submitted: '已加入队列：{id}',
+    csvTitle: '从 CSV 批量生成', csvHint: '列：prompt、negative_prompt、style、size、seconds、steps、seed…',
+    row: '行', status: '状态', queueAll: '全部加入队列', queueValid: '将 {n} 个有效行加入队列',
+    rowOK: '有效', rowsBad: '{n} 行无效，未加入任何任务。', batchQueued: '已加入批次 {id}',
+    queueTitle: '队列', job: '任务', state: '状态', progress: '进度', cancel: '取消', noJobs: '还没有任务。',
+    workersTitle: 'GPU 槽位', slot: '槽位', device: '设备', memory: '显存', stepsPerSecond: '步/秒',
+    batchesTitle: '批次', timeLeft: '剩余时间', videosPerHour: '视频/小时', done: '完成',
+    galleryTitle: '作品', noVideos: '完成的视频会显示在这里。', download: '下载',
+    rerun: '换个种子重新生成', parameters: '参数',
+    keyTitle: '需要 API 密钥', keyHint: '此服务器需要 API 密钥，密钥仅保存在本次浏览器会话中。',
+    keySave: '使用密钥', live: '实时', polling: '轮询',
+    'state.queued': '排队中', 'state.running': '运行中', 'state.succeeded': '已完成', 'state.failed': '失败',
+    'state.cancelled': '已取消',
+    'worker.starting': '启动中', 'worker.ready': '就绪', 'worker.busy': '忙碌', 'worker.restarting': '重启中',
+    'worker.unhealthy': '异常', 'worker.stopped': '已停止',
+  },
+};
 
-                const STORE = 'reel.lang';
-                export let lang = localStorage.getItem(STORE) || (navigator.language.startsWith('zh') ? 'zh' : 'en');
-                if (!strings[lang]) lang = 'en';
+const STORE = 'reel.lang';
+export let lang = localStorage.getItem(STORE) || (navigator.language.startsWith('zh') ? 'zh' : 'en');
+if (!strings[lang]) lang = 'en';
 
-                export function t(key, values = {}) {
-                  const text = strings[lang][key] ?? strings.en[key] ?? key;
-                  return text.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ''));
-                }
+export function t(key, values = {}) {
+  const text = strings[lang][key] ?? strings.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ''));
+}
 
-                export function setLang(next) {
-                  lang = strings[next] ? next : 'en';
-                  localStorage.setItem(STORE, lang);
-                  translate(document);
-                }
+export function setLang(next) {
+  lang = strings[next] ? next : 'en';
+  localStorage.setItem(STORE, lang);
+  translate(document);
+}
 
-                export function translate(root) {
-                  document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
-                  for (const el of root.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
-                  for (const el of root.querySelectorAll('[data-i18n-placeholder]')) el.placeholder = t(el.dataset.i18nPlaceholder);
-                  for (const el of root.querySelectorAll('[data-i18n-title]')) el.title = t(el.dataset.i18nTitle);
-                }
+export function translate(root) {
+  document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
+  for (const el of root.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll('[data-i18n-placeholder]')) el.placeholder = t(el.dataset.i18nPlaceholder);
+  for (const el of root.querySelectorAll('[data-i18n-title]')) el.title = t(el.dataset.i18nTitle);
+}
 
-                """#),
+"""#),
         "index.html": WebAsset(
             contentType: "text/html; charset=utf-8",
             body: #"""
-                <!doctype html>
-                <html lang="en">
-                <head>
-                <meta charset="utf-8">
-                <meta name="viewport" content="width=device-width, initial-scale=1">
-                <title>Reel</title>
-                <link rel="icon" href="data:,">
-                <link rel="stylesheet" href="/web/styles.css">
-                <script type="module" src="/web/app.js"></script>
-                </head>
-                <body>
-                <header>
-                  <h1><span data-i18n="title">Reel</span> <small data-i18n="tagline">Video generation queue</small></h1>
-                  <span id="feed" class="pill"></span>
-                  <select id="lang" aria-label="Language"><option value="en">English</option><option value="zh">中文</option></select>
-                </header>
+<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Reel</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/web/styles.css">
+<script type="module" src="/web/app.js"></script>
+</head>
+<body>
+<header>
+  <h1><span data-i18n="title">Reel</span> <small data-i18n="tagline">Video generation queue</small></h1>
+  <span id="feed" class="pill"></span>
+  <select id="lang" aria-label="Language"><option value="en">English</option><option value="zh">中文</option></select>
+</header>
 
-                <dialog id="key-dialog">
-                  <form id="key-form" method="dialog">
-                    <h2 data-i18n="keyTitle">API key required</h2>
-                    <p data-i18n="keyHint"></p>
-                    <input id="key-input" type="password" autocomplete="off" required>
-                    <button type="submit" data-i18n="keySave">Use key</button>
-                  </form>
-                </dialog>
+<dialog id="key-dialog">
+  <form id="key-form" method="dialog">
+    <h2 data-i18n="keyTitle">API key required</h2>
+    <p data-i18n="keyHint"></p>
+    <input id="key-input" type="password" autocomplete="off" required>
+    <button type="submit" data-i18n="keySave">Use key</button>
+  </form>
+</dialog>
 
-                <main>
-                  <section id="submit">
-                    <h2 data-i18n="submitTitle">New video</h2>
-                    <form id="job-form">
-                      <label class="wide"><span data-i18n="prompt">Prompt</span>
-                        <textarea id="prompt" rows="3" required data-i18n-placeholder="promptPlaceholder"></textarea></label>
-                      <label><span data-i18n="style">Style</span> <select id="style"><option value="" data-i18n="noStyle">No style</option></select></label>
-                      <label><span data-i18n="size">Size</span> <select id="size"></select></label>
-                      <span id="custom-size" hidden>
-                        <label><span data-i18n="width">Width</span> <input id="width" type="number" min="32" step="32" value="256"></label>
-                        <label><span data-i18n="height">Height</span> <input id="height" type="number" min="32" step="32" value="256"></label>
-                      </span>
-                      <label><span data-i18n="seconds">Seconds</span> <input id="seconds" type="number" min="0.05" step="any" value="5"></label>
-                      <label><span data-i18n="seed">Seed</span> <span class="inline"><input id="seed" type="number" min="0" step="1"
-                        data-i18n-placeholder="seedRandom"><button type="button" id="dice" data-i18n="dice">Random</button></span></label>
-                      <label><span data-i18n="steps">Steps</span> <input id="steps" type="number" min="1" step="1" value="50"></label>
-                      <label><span data-i18n="guidance">Guidance</span> <input id="guidance" type="number" min="0" step="0.1" value="5"></label>
-                      <div class="wide preview">
-                        <div><b data-i18n="finalPrompt">Final prompt</b>: <span id="final-prompt"></span></div>
-                        <div><b data-i18n="negativePrompt">Negative prompt</b>: <span id="final-negative"></span></div>
-                      </div>
-                      <div class="wide"><button type="submit" data-i18n="submit">Generate</button> <span id="submit-message" class="message"></span></div>
-                    </form>
+<main>
+  <section id="submit">
+    <h2 data-i18n="submitTitle">New video</h2>
+    <form id="job-form">
+      <label class="wide"><span data-i18n="prompt">Prompt</span>
+        <textarea id="prompt" rows="3" required data-i18n-placeholder="promptPlaceholder"></textarea></label>
+      <label><span data-i18n="style">Style</span> <select id="style"><option value="" data-i18n="noStyle">No style</option></select></label>
+      <label><span data-i18n="size">Size</span> <select id="size"></select></label>
+      <span id="custom-size" hidden>
+        <label><span data-i18n="width">Width</span> <input id="width" type="number" min="32" step="32" value="256"></label>
+        <label><span data-i18n="height">Height</span> <input id="height" type="number" min="32" step="32" value="256"></label>
+      </span>
+      <label><span data-i18n="seconds">Seconds</span> <input id="seconds" type="number" min="0.05" step="any" value="5"></label>
+      <label><span data-i18n="seed">Seed</span> <span class="inline"><input id="seed" type="number" min="0" step="1"
+        data-i18n-placeholder="seedRandom"><button type="button" id="dice" data-i18n="dice">Random</button></span></label>
+      <label><span data-i18n="steps">Steps</span> <input id="steps" type="number" min="1" step="1" value="50"></label>
+      <label><span data-i18n="guidance">Guidance</span> <input id="guidance" type="number" min="0" step="0.1" value="5"></label>
+      <div class="wide preview">
+        <div><b data-i18n="finalPrompt">Final prompt</b>: <span id="final-prompt"></span></div>
+        <div><b data-i18n="negativePrompt">Negative prompt</b>: <span id="final-negative"></span></div>
+      </div>
+      <div class="wide"><button type="submit" data-i18n="submit">Generate</button> <span id="submit-message" class="message"></span></div>
+    </form>
 
-                    <h2 data-i18n="csvTitle">Batch from CSV</h2>
-                    <p class="hint" data-i18n="csvHint"></p>
-                    <input id="csv-file" type="file" accept=".csv,text/csv">
-                    <div id="csv-actions">
-                      <button type="button" id="queue-all" hidden data-i18n="queueAll">Queue all</button>
-                      <button type="button" id="queue-valid" hidden></button>
-                      <span id="csv-message" class="message"></span>
-                    </div>
-                    <div class="scroll"><table id="csv-table"></table></div>
-                  </section>
+    <h2 data-i18n="csvTitle">Batch from CSV</h2>
+    <p class="hint" data-i18n="csvHint"></p>
+    <input id="csv-file" type="file" accept=".csv,text/csv">
+    <div id="csv-actions">
+      <button type="button" id="queue-all" hidden data-i18n="queueAll">Queue all</button>
+      <button type="button" id="queue-valid" hidden></button>
+      <span id="csv-message" class="message"></span>
+    </div>
+    <div class="scroll"><table id="csv-table"></table></div>
+  </section>
 
-                  <section id="live">
-                    <h2 data-i18n="workersTitle">GPU slots</h2>
-                    <table id="workers"><thead><tr><th data-i18n="slot">Slot</th><th data-i18n="device">Device</th><th data-i18n="state">State</th>
-                      <th data-i18n="memory">Memory</th><th data-i18n="job">Job</th><th data-i18n="progress">Progress</th><th data-i18n="stepsPerSecond">Steps/s</th></tr></thead><tbody></tbody></table>
-                    <div id="batches-section" hidden>
-                      <h2 data-i18n="batchesTitle">Batches</h2>
-                      <div id="batches"></div>
-                    </div>
-                    <h2 data-i18n="queueTitle">Queue</h2>
-                    <table id="queue"><thead><tr><th data-i18n="job">Job</th><th data-i18n="prompt">Prompt</th><th data-i18n="state">State</th>
-                      <th data-i18n="progress">Progress</th><th></th></tr></thead><tbody></tbody></table>
-                    <p id="no-jobs" class="hint" data-i18n="noJobs">No jobs yet.</p>
-                  </section>
+  <section id="live">
+    <h2 data-i18n="workersTitle">GPU slots</h2>
+    <table id="workers"><thead><tr><th data-i18n="slot">Slot</th><th data-i18n="device">Device</th><th data-i18n="state">State</th>
+      <th data-i18n="memory">Memory</th><th data-i18n="job">Job</th><th data-i18n="progress">Progress</th><th data-i18n="stepsPerSecond">Steps/s</th></tr></thead><tbody></tbody></table>
+    <div id="batches-section" hidden>
+      <h2 data-i18n="batchesTitle">Batches</h2>
+      <div id="batches"></div>
+    </div>
+    <h2 data-i18n="queueTitle">Queue</h2>
+    <table id="queue"><thead><tr><th data-i18n="job">Job</th><th data-i18n="prompt">Prompt</th><th data-i18n="state">State</th>
+      <th data-i18n="progress">Progress</th><th></th></tr></thead><tbody></tbody></table>
+    <p id="no-jobs" class="hint" data-i18n="noJobs">No jobs yet.</p>
+  </section>
 
-                  <section id="gallery-section">
-                    <h2 data-i18n="galleryTitle">Gallery</h2>
-                    <p id="no-videos" class="hint" data-i18n="noVideos">Finished videos appear here.</p>
-                    <div id="gallery"></div>
-                  </section>
-                </main>
-                </body>
-                </html>
+  <section id="gallery-section">
+    <h2 data-i18n="galleryTitle">Gallery</h2>
+    <p id="no-videos" class="hint" data-i18n="noVideos">Finished videos appear here.</p>
+    <div id="gallery"></div>
+  </section>
+</main>
+</body>
+</html>
 
-                """#),
+"""#),
         "styles.css": WebAsset(
             contentType: "text/css; charset=utf-8",
             body: #"""
-                :root { --fg: #1d2330; --muted: #667085; --line: #d9dee7; --bg: #f6f7f9; --card: #fff; --accent: #3056d3;
-                  --bad: #c0362c; --good: #1f8a4c; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", "Noto Sans CJK SC", sans-serif; }
-                * { box-sizing: border-box; }
-                body { margin: 0; color: var(--fg); background: var(--bg); }
-                header { display: flex; align-items: center; gap: 1rem; padding: .6rem 1.2rem; background: var(--card);
-                  border-bottom: 1px solid var(--line); }
-                header h1 { margin: 0; font-size: 1.3rem; flex: 1; }
-                header small { color: var(--muted); font-weight: normal; font-size: .9rem; margin-left: .4rem; }
-                main { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 1rem; padding: 1rem 1.2rem; }
-                section { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: .4rem 1rem 1rem; min-width: 0; }
-                #gallery-section { grid-column: 1 / -1; }
-                h2 { font-size: 1.05rem; margin: .8rem 0 .5rem; }
-                form#job-form { display: flex; flex-wrap: wrap; gap: .5rem 1rem; align-items: end; }
-                label { display: inline-flex; flex-direction: column; gap: .15rem; color: var(--muted); font-size: .85rem; }
-                label > input, label > select, label > textarea { color: var(--fg); font: inherit; }
-                #custom-size { display: inline-flex; gap: 1rem; }
-                #custom-size[hidden] { display: none; }
-                .inline { display: inline-flex; gap: .3rem; }
-                .wide { flex-basis: 100%; }
-                textarea { width: 100%; resize: vertical; }
-                input[type=number] { width: 7rem; }
-                #seed { width: 10rem; }
-                button { font: inherit; padding: .3rem .8rem; border: 1px solid var(--accent); background: var(--accent); color: #fff;
-                  border-radius: 5px; cursor: pointer; }
-                button.secondary, #dice { background: #fff; color: var(--accent); }
-                .preview { background: var(--bg); border-radius: 5px; padding: .4rem .6rem; font-size: .85rem; overflow-wrap: anywhere; }
-                .message { margin-left: .5rem; }
-                .message.error, .error { color: var(--bad); }
-                .message.ok { color: var(--good); }
-                .hint { color: var(--muted); font-size: .85rem; margin: .2rem 0 .5rem; }
-                .scroll { overflow: auto; max-height: 22rem; margin-top: .5rem; }
-                table { border-collapse: collapse; width: 100%; font-size: .85rem; }
-                th, td { text-align: left; padding: .25rem .4rem; border-bottom: 1px solid var(--line); vertical-align: top; }
-                th { color: var(--muted); font-weight: 600; }
-                tr.bad td { background: #fdecea; }
-                td.id { word-break: break-all; min-width: 7rem; }
-                td.state, td.action, td.action button { white-space: nowrap; }
-                td.prompt { max-width: 18rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-                .pill { font-size: .75rem; border-radius: 999px; padding: .1rem .5rem; background: var(--bg); color: var(--muted); }
-                .state-running { color: var(--accent); } .state-succeeded { color: var(--good); } .state-failed { color: var(--bad); }
-                .state-cancelled { color: var(--muted); }
-                progress { width: 8rem; }
-                .batch { border: 1px solid var(--line); border-radius: 5px; padding: .4rem .6rem; margin-bottom: .5rem; }
-                .batch progress { width: 100%; }
-                #gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); gap: 1rem; }
-                .card { border: 1px solid var(--line); border-radius: 6px; padding: .5rem; }
-                .card video { width: 100%; background: #000; border-radius: 4px; }
-                .card .actions { display: flex; gap: .5rem; align-items: center; margin: .3rem 0; }
-                .card dl { display: grid; grid-template-columns: auto 1fr; gap: 0 .6rem; margin: 0; font-size: .8rem; }
-                .card dt { color: var(--muted); } .card dd { margin: 0; overflow-wrap: anywhere; }
-                dialog { border: 1px solid var(--line); border-radius: 8px; }
-                @media (max-width: 800px) { main { grid-template-columns: 1fr; } }
+:root { --fg: #1d2330; --muted: #667085; --line: #d9dee7; --bg: #f6f7f9; --card: #fff; --accent: #3056d3;
+  --bad: #c0362c; --good: #1f8a4c; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", "Noto Sans CJK SC", sans-serif; }
+* { box-sizing: border-box; }
+body { margin: 0; color: var(--fg); background: var(--bg); }
+header { display: flex; align-items: center; gap: 1rem; padding: .6rem 1.2rem; background: var(--card);
+  border-bottom: 1px solid var(--line); }
+header h1 { margin: 0; font-size: 1.3rem; flex: 1; }
+header small { color: var(--muted); font-weight: normal; font-size: .9rem; margin-left: .4rem; }
+main { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 1rem; padding: 1rem 1.2rem; }
+section { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: .4rem 1rem 1rem; min-width: 0; }
+#gallery-section { grid-column: 1 / -1; }
+h2 { font-size: 1.05rem; margin: .8rem 0 .5rem; }
+form#job-form { display: flex; flex-wrap: wrap; gap: .5rem 1rem; align-items: end; }
+label { display: inline-flex; flex-direction: column; gap: .15rem; color: var(--muted); font-size: .85rem; }
+label > input, label > select, label > textarea { color: var(--fg); font: inherit; }
+#custom-size { display: inline-flex; gap: 1rem; }
+#custom-size[hidden] { display: none; }
+.inline { display: inline-flex; gap: .3rem; }
+.wide { flex-basis: 100%; }
+textarea { width: 100%; resize: vertical; }
+input[type=number] { width: 7rem; }
+#seed { width: 10rem; }
+button { font: inherit; padding: .3rem .8rem; border: 1px solid var(--accent); background: var(--accent); color: #fff;
+  border-radius: 5px; cursor: pointer; }
+button.secondary, #dice { background: #fff; color: var(--accent); }
+.preview { background: var(--bg); border-radius: 5px; padding: .4rem .6rem; font-size: .85rem; overflow-wrap: anywhere; }
+.message { margin-left: .5rem; }
+.message.error, .error { color: var(--bad); }
+.message.ok { color: var(--good); }
+.hint { color: var(--muted); font-size: .85rem; margin: .2rem 0 .5rem; }
+.scroll { overflow: auto; max-height: 22rem; margin-top: .5rem; }
+table { border-collapse: collapse; width: 100%; font-size: .85rem; }
+th, td { text-align: left; padding: .25rem .4rem; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { color: var(--muted); font-weight: 600; }
+tr.bad td { background: #fdecea; }
+td.id { word-break: break-all; min-width: 7rem; }
+td.state, td.action, td.action button { white-space: nowrap; }
+td.prompt { max-width: 18rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.pill { font-size: .75rem; border-radius: 999px; padding: .1rem .5rem; background: var(--bg); color: var(--muted); }
+.state-running { color: var(--accent); } .state-succeeded { color: var(--good); } .state-failed { color: var(--bad); }
+.state-cancelled { color: var(--muted); }
+progress { width: 8rem; }
+.batch { border: 1px solid var(--line); border-radius: 5px; padding: .4rem .6rem; margin-bottom: .5rem; }
+.batch progress { width: 100%; }
+#gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); gap: 1rem; }
+.card { border: 1px solid var(--line); border-radius: 6px; padding: .5rem; }
+.card video { width: 100%; background: #000; border-radius: 4px; }
+.card .actions { display: flex; gap: .5rem; align-items: center; margin: .3rem 0; }
+.card dl { display: grid; grid-template-columns: auto 1fr; gap: 0 .6rem; margin: 0; font-size: .8rem; }
+.card dt { color: var(--muted); } .card dd { margin: 0; overflow-wrap: anywhere; }
+dialog { border: 1px solid var(--line); border-radius: 8px; }
+@media (max-width: 800px) { main { grid-template-columns: 1fr; } }
 
-                """#),
+"""#),
     ]
 }
