@@ -160,7 +160,8 @@ struct WatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "watch", abstract: "Print the server's job events as they happen.")
     @OptionGroup var serverOptions: ServerOptions
-    @Option(help: "Only this job's events.") var job: String?
+    @Option(help: "Only this job's events; the command ends once the job has (succeeded, failed or cancelled).")
+    var job: String?
 
     func run() async throws {
         try await reportingErrors {
@@ -170,6 +171,7 @@ struct WatchCommand: AsyncParsableCommand {
                 if let progress = update.progress { line += " \(progress.stage) \(progress.step)/\(progress.total)" }
                 if let text = update.message { line += " \(text)" }
                 printFlushed(line)
+                if job != nil && update.kind.isTerminal { return }
             }
         }
     }

@@ -49,12 +49,14 @@ import Testing
             try await Task.sleep(for: .seconds(1))
             let cancel = try TestSupport.runReel(["jobs", "cancel", slowID, "--server", url], in: directory)
             #expect(cancel.status == 0, "\(cancel.stderr)")
-            while ContinuousClock.now < deadline, try await server.client.job(slowID).state != .cancelled {
+            // Watching one job ends with that job.
+            while ContinuousClock.now < deadline, watcher.isRunning {
                 try await Task.sleep(for: .milliseconds(100))
             }
-            try await Task.sleep(for: .milliseconds(500))
-            watcher.terminate()
+            #expect(!watcher.isRunning, "watch --job went on after the job was cancelled")
+            if watcher.isRunning { watcher.terminate() }
             watcher.waitUntilExit()
+            #expect(try await server.client.job(slowID).state == .cancelled)
             let events = String(decoding: watched.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             #expect(events.contains("progress") && events.contains("cancelled"), "\(events)")
 

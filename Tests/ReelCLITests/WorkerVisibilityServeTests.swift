@@ -22,7 +22,7 @@ import Testing
             owner.apiKey = theirs
             var other = server.client
             other.apiKey = mine
-            let spec = JobSubmission(prompt: "a slow tide [slow]", size: "32x32", frames: 5, steps: 20, seed: 1)
+            let spec = JobSubmission(prompt: "a slow tide [slow]", size: "32x32", frames: 5, steps: 40, seed: 1)
             let id = try await owner.submit(spec).id
 
             // Read raw, as a client would: a field left out and a field that is null both hide it.
@@ -34,7 +34,7 @@ import Testing
             // Catch a moment when the owner sees its job denoising and the other key, asked right after, sees the
             // slot still busy with it.
             var busy: [String: Any]?
-            let deadline = ContinuousClock.now + .seconds(60)
+            let deadline = ContinuousClock.now + .seconds(120)
             while busy == nil, ContinuousClock.now < deadline {
                 if try await slots(owner).contains(where: { $0["job"] as? String == id && $0["step"] is Int }),
                     let slot = try await slots(other).first, slot["state"] as? String == "busy"

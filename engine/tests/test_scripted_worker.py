@@ -45,7 +45,8 @@ def test_the_scripted_worker_starts_without_loading_anything(start_worker):
     w = start_scripted(start_worker)
     ready = w.next_event()
     assert ready["event"] == "ready" and ready["scripted"] is True, w.log()
-    assert ready["load_seconds"] < 0.1
+    # Nothing to load: a fraction of a second even on a busy machine (the real worker's load takes seconds).
+    assert ready["load_seconds"] < 1.0
     # From the process's start, Python's own start-up included (about 0.3 s): generous for a loaded 2-core
     # machine, and far below the ~10 s that importing torch alone takes there.
     assert time.monotonic() - w.started < 5.0
