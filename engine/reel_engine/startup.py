@@ -5,10 +5,13 @@ becomes the start's one `error` event."""
 from __future__ import annotations
 
 import gc
+import importlib
 import logging
 import os
+import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 from . import __version__
 
@@ -68,9 +71,61 @@ def configure_libraries() -> None:
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_warning()
     transformers.utils.logging.disable_progress_bar()
+    import_transformers_models(transformers)
     from diffusers import WanPipeline  # noqa: F401 - with it, the classes of every component and the loaders
 
-    from . import models  # noqa: F401 - and torch
+    from . import models  # noqa: F401
+
+
+def import_transformers_models(transformers) -> None:
+    """Imports transformers.models without scanning its folder a second time.
+
+    `import transformers` builds its lazy import structure by reading every file under transformers/models (some 560
+    model folders, 3,000 files); importing transformers.models, which any model class needs, builds the same
+    structure again from the same files (half a second of CPU): the cache both builds go through keeps 128 folders,
+    so none of the first build's is left for the second. transformers.models is imported here with the structure
+    the first build left (models_import_structure). Where transformers' code is not as expected this imports it as
+    usual."""
+    if "transformers.models" in sys.modules:
+        return
+    try:
+        from transformers.utils import import_utils
+
+        define = import_utils.define_import_structure
+        init_file, structure = models_import_structure(transformers)
+    except Exception:  # another transformers: nothing to reuse
+        log.debug("transformers' import structure not reused", exc_info=True)
+        importlib.import_module("transformers.models")
+        return
+
+    def define_import_structure(module_path, prefix=None):
+        if prefix is None and str(module_path) == init_file:
+            return structure
+        return define(module_path, prefix)
+
+    import_utils.define_import_structure = define_import_structure
+    try:
+        importlib.import_module("transformers.models")
+    finally:
+        import_utils.define_import_structure = define
+
+
+def models_import_structure(transformers) -> tuple[str, dict]:
+    """(the path of transformers/models/__init__.py, the import structure transformers.models is built from): the
+    structure `import transformers` built of the models folder (define_import_structure caches it), whose module
+    names are those of transformers.models prefixed with `models.`, without the prefix."""
+    from transformers.utils import import_utils
+
+    folder = Path(transformers.__file__).parent / "models"
+    prefixed = import_utils.define_import_structure(folder, prefix="models")  # the call transformers/__init__ makes
+    structure = {}
+    for backends, modules in prefixed.items():
+        # transformers/__init__.py adds its own top-level modules to this dict: those have no prefix.
+        unprefixed = {name.removeprefix("models."): set(objects) for name, objects in modules.items()
+                      if name.startswith("models.")}
+        if unprefixed:
+            structure[backends] = unprefixed
+    return str(folder / "__init__.py"), structure
 
 
 def prepare_for_speed(model, compile_mode: str = "auto", approximate: str | None = None) -> None:
