@@ -59,11 +59,11 @@ def collector_paused():
 
 
 def configure_libraries() -> None:
-    """Sets the libraries' environment and logging, and imports every library module a model load needs (the
-    worker's start runs this with the collector paused: collector_paused)."""
+    """Sets the libraries' environment, imports them (import_libraries) and sets their logging."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models are local paths; never wait on the network
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import_libraries()
     import diffusers
     import transformers
 
@@ -71,8 +71,16 @@ def configure_libraries() -> None:
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_warning()
     transformers.utils.logging.disable_progress_bar()
+
+
+def import_libraries() -> None:
+    """Imports every library module that loading a model needs: torch, transformers (and transformers.models,
+    import_transformers_models) and diffusers with WanPipeline and its components' classes. The worker's start runs
+    this with the collector paused (collector_paused)."""
+    import transformers
+
     import_transformers_models(transformers)
-    from diffusers import WanPipeline  # noqa: F401 - with it, the classes of every component and the loaders
+    from diffusers import WanPipeline  # noqa: F401
 
     from . import models  # noqa: F401
 
