@@ -11,7 +11,6 @@ import os
 import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 from . import __version__
 
@@ -122,6 +121,8 @@ def models_import_structure(transformers) -> tuple[str, dict]:
     """(the path of transformers/models/__init__.py, the import structure transformers.models is built from): the
     structure `import transformers` built of the models folder (define_import_structure caches it), whose module
     names are those of transformers.models prefixed with `models.`, without the prefix."""
+    from pathlib import Path
+
     from transformers.utils import import_utils
 
     folder = Path(transformers.__file__).parent / "models"
