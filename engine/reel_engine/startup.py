@@ -20,15 +20,16 @@ log = logging.getLogger("reel_engine.startup")
 def start(args) -> tuple:
     """(model, group) for the worker's parsed command line (cli.parse_args); group is None for a worker of its own.
     Raises whatever makes the start fail (load_error turns it into the error event's code and message)."""
+    group = None
     with collector_paused():
         configure_libraries()
+        if args.world_size is not None or args.rank is not None or args.dist_init is not None:
+            from . import distributed  # every rank joins before loading, so a missing rank fails fast
+
+            group = distributed.join(args.rank, args.world_size, args.dist_init, args.device, args.model)
+        import_model_classes()
     from .models import load_model
 
-    group = None
-    if args.world_size is not None or args.rank is not None or args.dist_init is not None:
-        from . import distributed  # every rank joins before loading, so a missing rank fails fast
-
-        group = distributed.join(args.rank, args.world_size, args.dist_init, args.device, args.model)
     model = load_model(args.model, args.device, args.data_dir, memory_saving=args.memory_saving,
                        text_device=args.text_device, memory_budget_gib=args.memory_budget)
     if group is not None:  # before compilation: the compiled blocks must see the sharded attention
@@ -39,14 +40,16 @@ def start(args) -> tuple:
 
 @contextmanager
 def collector_paused():
-    """Runs the start's imports without the cyclic garbage collector, then freezes what they made.
+    """Runs the start up to the model load (the libraries' imports, and joining a parallel group) without the cyclic
+    garbage collector, then freezes what it made.
 
     Importing torch, transformers and diffusers creates some 700,000 objects (modules, classes, functions) that live as
     long as the process. With the collector on, the imports trigger a thousand collections, the later ones walking
     that whole growing heap (over a second of a tiny worker's start); and every full collection afterwards (each
-    failed job's clean-up, memory-saving jobs) walks it again (0.5 s or more on the CPU). gc.freeze moves these
-    objects to the permanent generation, which collections skip. The model is loaded after this, with the collector
-    on as before, so no garbage of the load itself is kept."""
+    failed job's clean-up, memory-saving jobs) would walk it again (0.3 to 0.7 s on the CPU). gc.freeze moves them to
+    the permanent generation, which collections skip; the cycles among the imports' garbage (some 10 MB) are then
+    never freed. The model is loaded after this, with the collector on as before, so no garbage of the load itself
+    is kept."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -73,12 +76,17 @@ def configure_libraries() -> None:
 
 
 def import_libraries() -> None:
-    """Imports every library module that loading a model needs: torch, transformers (and transformers.models,
-    import_transformers_models) and diffusers with WanPipeline and its components' classes. The worker's start runs
-    this with the collector paused (collector_paused)."""
+    """Imports torch, diffusers and transformers, transformers.models included (import_transformers_models)."""
+    import diffusers  # noqa: F401 - and torch
     import transformers
 
     import_transformers_models(transformers)
+
+
+def import_model_classes() -> None:
+    """Imports the rest of what loading a model needs: diffusers' WanPipeline with its components' classes and
+    loaders, and models.py. The worker's start runs this and configure_libraries with the collector paused
+    (collector_paused), after joining its parallel group if it has one."""
     from diffusers import WanPipeline  # noqa: F401
 
     from . import models  # noqa: F401

@@ -39,6 +39,7 @@ def libraries():
 
     with startup.collector_paused():
         startup.import_libraries()
+        startup.import_model_classes()
     yield
     gc.unfreeze()  # the interpreter's exit then frees them (else triton's nanobind bindings report them as leaked)
 
