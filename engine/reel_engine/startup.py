@@ -4,9 +4,13 @@ becomes the start's one `error` event."""
 
 from __future__ import annotations
 
+import gc
+import importlib
 import logging
 import os
+import sys
 import time
+from contextlib import contextmanager
 
 from . import __version__
 
@@ -16,14 +20,16 @@ log = logging.getLogger("reel_engine.startup")
 def start(args) -> tuple:
     """(model, group) for the worker's parsed command line (cli.parse_args); group is None for a worker of its own.
     Raises whatever makes the start fail (load_error turns it into the error event's code and message)."""
-    configure_libraries()
+    group = None
+    with collector_paused():
+        configure_libraries()
+        if args.world_size is not None or args.rank is not None or args.dist_init is not None:
+            from . import distributed  # every rank joins before loading, so a missing rank fails fast
+
+            group = distributed.join(args.rank, args.world_size, args.dist_init, args.device, args.model)
+        import_model_classes()
     from .models import load_model
 
-    group = None
-    if args.world_size is not None or args.rank is not None or args.dist_init is not None:
-        from . import distributed  # every rank joins before loading, so a missing rank fails fast
-
-        group = distributed.join(args.rank, args.world_size, args.dist_init, args.device, args.model)
     model = load_model(args.model, args.device, args.data_dir, memory_saving=args.memory_saving,
                        text_device=args.text_device, memory_budget_gib=args.memory_budget)
     if group is not None:  # before compilation: the compiled blocks must see the sharded attention
@@ -32,10 +38,34 @@ def start(args) -> tuple:
     return model, group
 
 
+@contextmanager
+def collector_paused():
+    """Runs the start up to the model load (the libraries' imports, and joining a parallel group) without the cyclic
+    garbage collector, then freezes what it made.
+
+    Importing torch, transformers and diffusers creates some 700,000 objects (modules, classes, functions) that live as
+    long as the process. With the collector on, the imports trigger a thousand collections, the later ones walking
+    that whole growing heap (over a second of a tiny worker's start); and every full collection afterwards (each
+    failed job's clean-up, memory-saving jobs) would walk it again (0.3 to 0.7 s on the CPU). gc.freeze moves them to
+    the permanent generation, which collections skip; the cycles among the imports' garbage (some 10 MB) are then
+    never freed. The model is loaded after this, with the collector on as before, so no garbage of the load itself
+    is kept."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
 def configure_libraries() -> None:
+    """Sets the libraries' environment, imports them (import_libraries) and sets their logging."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models are local paths; never wait on the network
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import_libraries()
     import diffusers
     import transformers
 
@@ -43,6 +73,76 @@ def configure_libraries() -> None:
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_warning()
     transformers.utils.logging.disable_progress_bar()
+
+
+def import_libraries() -> None:
+    """Imports torch, diffusers and transformers, transformers.models included (import_transformers_models)."""
+    import diffusers  # noqa: F401 - and torch
+    import transformers
+
+    import_transformers_models(transformers)
+
+
+def import_model_classes() -> None:
+    """Imports the rest of what loading a model needs: diffusers' WanPipeline with its components' classes and
+    loaders, and models.py. The worker's start runs this and configure_libraries with the collector paused
+    (collector_paused), after joining its parallel group if it has one."""
+    from diffusers import WanPipeline  # noqa: F401
+
+    from . import models  # noqa: F401
+
+
+def import_transformers_models(transformers) -> None:
+    """Imports transformers.models without scanning its folder a second time.
+
+    `import transformers` builds its lazy import structure by reading every file under transformers/models (some 560
+    model folders, 3,000 files); importing transformers.models, which any model class needs, builds the same
+    structure again from the same files (half a second of CPU): the cache both builds go through keeps 128 folders,
+    so none of the first build's is left for the second. transformers.models is imported here with the structure
+    the first build left (models_import_structure). Where transformers' code is not as expected this imports it as
+    usual."""
+    if "transformers.models" in sys.modules:
+        return
+    try:
+        from transformers.utils import import_utils
+
+        define = import_utils.define_import_structure
+        init_file, structure = models_import_structure(transformers)
+    except Exception:  # another transformers: nothing to reuse
+        log.debug("transformers' import structure not reused", exc_info=True)
+        importlib.import_module("transformers.models")
+        return
+
+    def define_import_structure(module_path, prefix=None):
+        if prefix is None and str(module_path) == init_file:
+            return structure
+        return define(module_path, prefix)
+
+    import_utils.define_import_structure = define_import_structure
+    try:
+        importlib.import_module("transformers.models")
+    finally:
+        import_utils.define_import_structure = define
+
+
+def models_import_structure(transformers) -> tuple[str, dict]:
+    """(the path of transformers/models/__init__.py, the import structure transformers.models is built from): the
+    structure `import transformers` built of the models folder (define_import_structure caches it), whose module
+    names are those of transformers.models prefixed with `models.`, without the prefix."""
+    from pathlib import Path
+
+    from transformers.utils import import_utils
+
+    folder = Path(transformers.__file__).parent / "models"
+    prefixed = import_utils.define_import_structure(folder, prefix="models")  # the call transformers/__init__ makes
+    structure = {}
+    for backends, modules in prefixed.items():
+        # transformers/__init__.py adds its own top-level modules to this dict: those have no prefix.
+        unprefixed = {name.removeprefix("models."): set(objects) for name, objects in modules.items()
+                      if name.startswith("models.")}
+        if unprefixed:
+            structure[backends] = unprefixed
+    return str(folder / "__init__.py"), structure
 
 
 def prepare_for_speed(model, compile_mode: str = "auto", approximate: str | None = None) -> None:

@@ -29,7 +29,23 @@ def data_dir(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def tiny_ti2v(data_dir):
+def libraries():
+    """torch, transformers and diffusers imported once for the session as a real worker's start imports them: with the
+    collector paused, then frozen (startup.collector_paused), so that the garbage collections of the tests that run
+    models in this process do not walk the libraries' objects each time."""
+    import gc
+
+    from reel_engine import startup
+
+    with startup.collector_paused():
+        startup.import_libraries()
+        startup.import_model_classes()
+    yield
+    gc.unfreeze()  # the interpreter's exit then frees them (else triton's nanobind bindings report them as leaked)
+
+
+@pytest.fixture(scope="session")
+def tiny_ti2v(data_dir, libraries):
     """The tiny TI2V model, loaded once for the session: tests that change it (hooks, caches) undo what they do."""
     from reel_engine.models import load_model
 
@@ -37,14 +53,14 @@ def tiny_ti2v(data_dir):
 
 
 @pytest.fixture(scope="session")
-def tiny_a14b(data_dir):
+def tiny_a14b(data_dir, libraries):
     from reel_engine.models import load_model
 
     return load_model("tiny:t2v-a14b", "cpu", data_dir)
 
 
 @pytest.fixture(scope="session")
-def tiny_on_disk(data_dir) -> str:
+def tiny_on_disk(data_dir, libraries) -> str:
     """The tiny TI2V model's directory in the session's data directory, created before any worker process is started
     on it, so that workers started together do not each build it."""
     from reel_engine.catalog import TI2V
@@ -54,7 +70,7 @@ def tiny_on_disk(data_dir) -> str:
 
 
 @pytest.fixture(scope="session")
-def full_size_meta():
+def full_size_meta(libraries):
     """The full-size pipeline of an architecture, built once per session on the meta device (shapes, no memory)."""
     import functools
 

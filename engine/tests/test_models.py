@@ -189,3 +189,16 @@ def test_the_catalogs_sizes_and_strides_are_the_loaded_models(request, fixture):
     sizes = scripted_model.COMPONENT_SIZES[(model.architecture, True, "float32")]
     assert sizes == placement.component_sizes(model.pipe)
     assert catalog.STRIDES[model.architecture] == (model.spatial_stride, model.temporal_stride)
+
+
+# A real worker's start (startup.py).
+
+
+def test_transformers_models_is_imported_from_the_structure_transformers_built():
+    """The structure startup.import_transformers_models gives transformers.models is what it would build itself."""
+    import transformers
+    from transformers.utils import import_utils
+
+    init_file, structure = startup.models_import_structure(transformers)
+    assert init_file == transformers.models.__file__
+    assert structure == import_utils.define_import_structure.__wrapped__(init_file)
