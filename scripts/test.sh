@@ -100,9 +100,7 @@ venv() {
 
 # The generated files match their sources, and the Swift code is formatted as .swift-format says (`make format`).
 lint() {
-    "$PYTHON" scripts/embed-web.py --check && "$PYTHON" scripts/embed-catalog.py --check \
-        && find Sources Tests -name '*.swift' ! -name '*.generated.swift' -print0 \
-        | xargs -0 "$SWIFT" format lint --strict --parallel Package.swift
+    "$PYTHON" scripts/embed-web.py --check && "$PYTHON" scripts/embed-catalog.py --check && make -s lint SWIFT="$SWIFT"
 }
 
 engine_tests() {

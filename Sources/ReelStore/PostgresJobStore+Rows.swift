@@ -208,7 +208,7 @@ extension PostgresJobStore {
             """, logger: logger)
         guard announce else { return }
         let update = JobUpdate(kind: event.kind, message: event.message, job: job, at: now.storedPrecision)
-        try await connection.run("SELECT pg_notify(\(Self.updatesChannel), \(Self.notice(update)))", logger: logger)
+        try await notify(update, connection)
     }
 
     static func encode(_ job: Job) throws -> String {

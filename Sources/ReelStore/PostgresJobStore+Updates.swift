@@ -12,12 +12,14 @@ extension PostgresJobStore {
 
     public var updateSubscriberCount: Int { feed.subscriberCount }
 
+    /// Sends `update` to every node's listener: at once, or inside a transaction when it commits.
+    func notify(_ update: JobUpdate, _ connection: PostgresConnection) async throws {
+        try await connection.run("SELECT pg_notify(\(Self.updatesChannel), \(Self.notice(update)))", logger: logger)
+    }
+
     public func publish(_ update: JobUpdate) async {
         do {
-            try await connections.withConnection { connection in
-                try await connection.run(
-                    "SELECT pg_notify(\(Self.updatesChannel), \(Self.notice(update)))", logger: self.logger)
-            }
+            try await connections.withConnection { connection in try await self.notify(update, connection) }
         } catch {
             logger.warning("could not announce an update of job \(update.job): \(error)")
         }

@@ -32,7 +32,7 @@ public struct APIKeys: Sendable {
                 throw .invalid("api_key", "key \(index + 1) contains whitespace")
             }
             let digest = Self.digest(text)
-            let key = Key(id: Self.hex(digest.prefix(6)), digest: digest)
+            let key = Key(id: digest.prefix(6).hexDigits, digest: digest)
             guard !keys.contains(where: { $0.id == key.id }) else {
                 throw .invalid("api_key", "key \(index + 1) is given twice")
             }
@@ -76,12 +76,5 @@ public struct APIKeys: Sendable {
         var difference: UInt8 = 0
         for index in a.indices { difference |= a[index] ^ b[index] }
         return difference == 0
-    }
-
-    private static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        bytes.map { byte in
-            let text = String(byte, radix: 16)
-            return byte < 16 ? "0" + text : text
-        }.joined()
     }
 }

@@ -268,10 +268,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         guard !closing else { return }
         pendingAnswer = nil
         var headers = error.headers
-        let body =
-            (try? APIJSON.encode(
-                ErrorBody(error: .init(code: error.error.code.rawValue, message: error.error.message, field: nil))))
-            ?? ByteBuffer()
+        let body = (try? APIJSON.encode(error.body)) ?? ByteBuffer()
         headers[.contentType] = "application/json; charset=utf-8"
         headers[.contentLength] = String(body.readableBytes)
         headers[.connection] = "close"
@@ -291,10 +288,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
         closing = true
         cancelTimer()
-        let body =
-            (try? APIJSON.encode(
-                ErrorBody(error: .init(code: error.error.code.rawValue, message: error.error.message, field: nil))))
-            ?? ByteBuffer()
+        let body = (try? APIJSON.encode(error.body)) ?? ByteBuffer()
         var head = "HTTP/1.1 \(error.status.code) \(error.status.reasonPhrase)\r\n"
         for field in error.headers where field.name != .contentLength && field.name != .contentType {
             head += "\(field.name): \(field.value)\r\n"

@@ -15,16 +15,15 @@ extension JobSubmission {
     }
 }
 
-extension SHA256.Digest {
-    private static let digits = Array("0123456789abcdef".utf8)
-
-    /// The digest as 64 lowercase hexadecimal digits.
+extension Sequence<UInt8> {
+    /// The bytes as lowercase hexadecimal, two digits each.
     var hexDigits: String {
+        let digits = Array("0123456789abcdef".utf8)
         var text: [UInt8] = []
-        text.reserveCapacity(2 * Self.byteCount)
+        text.reserveCapacity(2 * underestimatedCount)
         for byte in self {
-            text.append(Self.digits[Int(byte >> 4)])
-            text.append(Self.digits[Int(byte & 0x0f)])
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0f)])
         }
         return String(decoding: text, as: UTF8.self)
     }

@@ -21,8 +21,12 @@ struct APIError: Error, HTTPResponseError {
         self.headers = headers
     }
 
+    /// What the answer's body says.
+    var body: ErrorBody {
+        ErrorBody(error: .init(code: error.code.rawValue, message: error.message, field: error.field))
+    }
+
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        let body = ErrorBody(error: .init(code: error.code.rawValue, message: error.message, field: error.field))
         var response = try APIJSON.response(body, status: status)
         for field in headers { response.headers.append(field) }
         return response
