@@ -55,13 +55,6 @@ func progressBarCells(_ filled: Int, of width: Int) -> String {
     return String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
 }
 
-extension Duration {
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-}
-
 /// Draws a local batch's progress and each slot's work on stderr: redrawn in place on a terminal, a line per finished
 /// job otherwise. Updated from the local queue's events and slot changes.
 final class BatchDisplay: Sendable {

@@ -805,10 +805,3 @@ struct SlotStateMachine<Instant: InstantProtocol>: Sendable where Instant.Durati
     /// The jobs this slot's worker runs now.
     var runningJobIDs: Set<String> { Set([device?.job.id, encoding?.job.id].compactMap { $0 }) }
 }
-
-extension Duration {
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-}

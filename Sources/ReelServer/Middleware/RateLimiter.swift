@@ -1,4 +1,5 @@
 import Foundation
+import ReelCore
 import Synchronization
 
 /// Requests per key per minute, as a token bucket per key: a key may burst up to `perMinute` requests, and earns
@@ -26,7 +27,7 @@ public final class RateLimiter: Sendable {
         return buckets.withLock { buckets in
             var bucket = buckets[key] ?? Bucket(tokens: capacity, updated: now)
             let elapsed = bucket.updated.duration(to: now)
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = elapsed.seconds
             bucket.tokens = min(capacity, bucket.tokens + max(0, seconds) * perSecond)
             bucket.updated = now
             defer { buckets[key] = bucket }
