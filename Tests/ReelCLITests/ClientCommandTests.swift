@@ -29,11 +29,12 @@ import Testing
             let show = try TestSupport.runReel(["jobs", "show", id, "--server", url], in: directory)
             #expect(show.stdout.contains("\"prompt\" : \"a kite over a beach\""), "\(show.stdout)")
 
-            // A slow job is cancelled from the CLI while watch prints its events.
+            // A slow job (60 steps of 0.4 s, long enough that a loaded machine still cancels it mid-way) is
+            // cancelled from the CLI while watch prints its events.
             let slow = try TestSupport.runReel(
                 [
                     "submit", "--server", url, "--prompt", "a slow sunset [slow]", "--size", "32x32", "--frames", "5",
-                    "--steps", "20",
+                    "--steps", "60",
                 ], in: directory)
             let slowID = slow.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             let watcher = Process()
