@@ -178,7 +178,9 @@ import Testing
             // A transaction that rolls back (a duplicate id) announces nothing: the next thing heard is a later probe.
             await #expect(throws: (any Error).self) { try await a.add("j1", at: Date()) }
             try await hear(probe: "after the rollback", from: a, heard: heard)
-            #expect(heard.withLock { Array($0.dropFirst(4)) } == ["after the rollback progress running"])
+            // The probe is sent every 50 ms until heard, so a loaded machine may hear it more than once; nothing else.
+            let rest = heard.withLock { Array($0.dropFirst(4)) }
+            #expect(!rest.isEmpty && rest.allSatisfy { $0 == "after the rollback progress running" }, "\(rest)")
         }
     }
 
