@@ -6,6 +6,9 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 REEL := .build/debug/reel
 export REEL_PYTHON := $(CURDIR)/$(VPY)
+# The toolchain's lld links the debug binaries in about 3 s where the system's linker takes about 20 s each.
+SWIFT_BUILD_FLAGS ?= $(if $(shell command -v ld.lld),-Xswiftc -use-ld=lld)
+export SWIFT_BUILD_FLAGS
 
 .PHONY: demo test format lint venv build swift-test engine-test web-test api-test clean bundle postgres-shell soak
 
@@ -26,7 +29,7 @@ $(VENV)/.api-installed: $(VENV)/.installed e2e/api/requirements.txt
 	touch $@
 
 build:
-	$(SWIFT) build
+	$(SWIFT) build --product reel $(SWIFT_BUILD_FLAGS)
 
 demo: venv build
 	$(REEL) batch examples/prompts.csv --model tiny --device cpu --out out
@@ -43,7 +46,7 @@ engine-test: venv
 REEL_TIMED_TESTS := ConnectionLimitTests|ClientInputRoutesTests|ClientInputTests|ClientInputCLITests|CSVReaderTests|PostgresStoreTests/(datesAndLease|aRenewedLease)
 export REEL_TIMED_TESTS
 swift-test: venv
-	$(SWIFT) build --build-tests
+	$(SWIFT) build --product reelPackageTests $(SWIFT_BUILD_FLAGS)
 	OMP_NUM_THREADS=1 REEL_REQUIRE_POSTGRES=1 scripts/with-postgres.sh $(SWIFT) test --skip-build --parallel \
 		--skip '$(REEL_TIMED_TESTS)'
 	OMP_NUM_THREADS=1 REEL_REQUIRE_POSTGRES=1 scripts/with-postgres.sh $(SWIFT) test --skip-build --no-parallel \
@@ -52,7 +55,7 @@ swift-test: venv
 # The soak tests (60 jobs with random worker kills on one node; 100 jobs on two nodes) at full size with the real
 # engine; `make test` runs them with the scripted worker.
 soak: venv build
-	OMP_NUM_THREADS=1 REEL_SOAK=1 REEL_REQUIRE_POSTGRES=1 scripts/with-postgres.sh $(SWIFT) test --no-parallel \
+	OMP_NUM_THREADS=1 REEL_SOAK=1 REEL_REQUIRE_POSTGRES=1 scripts/with-postgres.sh $(SWIFT) test $(SWIFT_BUILD_FLAGS) --no-parallel \
 		--filter 'sixtyJobsOverThreeWorkersWithFaultsEndExactlyOnce|aHundredJobsOnTwoNodesRunExactlyOnce'
 
 # A shell with a throwaway PostgreSQL server and REEL_TEST_POSTGRES_URL set, to run those tests by hand.

@@ -26,7 +26,8 @@ struct KeyedServer {
 
     init(
         dataDirectory: URL, keys: [String]? = [keyA, keyB], rateLimit: Int? = nil, maxQueued: Int? = nil,
-        maxBodyBytes: Int = 1 << 20, maxBatchBytes: Int = 16 << 20, python: String = "python3"
+        maxBodyBytes: Int = 1 << 20, maxBatchBytes: Int = 16 << 20, python: String = "python3",
+        clock: ManualClock = ManualClock()
     ) throws {
         self.dataDirectory = dataDirectory
         self.keys = try APIKeys(keys: keys ?? [])
@@ -37,11 +38,14 @@ struct KeyedServer {
                 dataDirectory: dataDirectory.path),
             store: store, metrics: metrics.schedulerMetrics, logger: TestSupport.logger)
         service = try JobService(store: store, scheduler: scheduler, maxQueuedPerOwner: maxQueued)
+        var configuration = ReelServerConfiguration(
+            port: 0, maxBodyBytes: maxBodyBytes, maxBatchBytes: maxBatchBytes,
+            apiKeys: keys == nil ? nil : self.keys,
+            rateLimitPerMinute: rateLimit)
+        // The rate limit's buckets refill only when the test advances this clock, however slow the machine.
+        configuration.rateLimitClock = { clock.now }
         server = ReelServerApplication(
-            configuration: ReelServerConfiguration(
-                port: 0, maxBodyBytes: maxBodyBytes, maxBatchBytes: maxBatchBytes,
-                apiKeys: keys == nil ? nil : self.keys,
-                rateLimitPerMinute: rateLimit),
+            configuration: configuration,
             service: service, metrics: metrics, logger: TestSupport.logger)
     }
 

@@ -91,7 +91,8 @@ import Testing
 
     @Test func eachKeyHasItsOwnRequestsPerMinute() async throws {
         try await TestSupport.withTemporaryDirectory { directory in
-            let server = try KeyedServer(dataDirectory: directory, rateLimit: 3)
+            let clock = ManualClock()
+            let server = try KeyedServer(dataDirectory: directory, rateLimit: 3, clock: clock)
             try await server.test { client in
                 for _ in 0..<3 {
                     #expect(try await client.call(.get, "/v1/jobs", key: KeyedServer.keyA).status == .ok)
@@ -111,6 +112,10 @@ import Testing
                 #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
                 // A wrong key is refused as such, not counted against anyone.
                 #expect(try await client.call(.get, "/v1/jobs", key: KeyedServer.wrongKey).status == .unauthorized)
+                // Once the wait it named has passed, the key may make one more request.
+                clock.advance(.seconds(retryAfter))
+                #expect(try await client.call(.get, "/v1/jobs", key: KeyedServer.keyA).status == .ok)
+                #expect(try await client.call(.get, "/v1/jobs", key: KeyedServer.keyA).status == .tooManyRequests)
             }
         }
     }

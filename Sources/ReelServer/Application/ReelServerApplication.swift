@@ -71,7 +71,9 @@ public struct ReelServerApplication: Service {
         router.add(middleware: OpenAIErrorMiddleware<BasicRequestContext>())
         router.add(middleware: URITextMiddleware<BasicRequestContext>())
         router.add(middleware: RequestWorkMiddleware<BasicRequestContext>())
-        let rateLimiter = configuration.rateLimitPerMinute.map { RateLimiter(perMinute: $0) }
+        let rateLimiter = configuration.rateLimitPerMinute.map {
+            RateLimiter(perMinute: $0, clock: configuration.rateLimitClock)
+        }
         router.add(
             middleware: AuthMiddleware<BasicRequestContext>(keys: configuration.apiKeys, rateLimiter: rateLimiter))
         JobRoutes(service: service, configuration: configuration).register(on: router)

@@ -17,6 +17,8 @@ public struct ReelServerConfiguration: Sendable {
     public var apiKeys: APIKeys?
     /// Requests per key per minute; nil for no limit.
     public var rateLimitPerMinute: Int?
+    /// The clock the rate limit's buckets refill by: the continuous clock, or a test's.
+    public var rateLimitClock: @Sendable () -> ContinuousClock.Instant = { .now }
     /// The most rows one batch may have.
     public var maxBatchRows: Int
     /// How long a connection may take to send a complete request head (from opening, or from its last response),
