@@ -13,10 +13,12 @@ export SWIFT_BUILD_FLAGS
 .PHONY: demo test format lint venv build swift-test engine-test web-test api-test clean bundle postgres-shell soak
 
 # uv (from PyPI) fetches PyTorch and its CUDA libraries in parallel: about 2 minutes where pip takes 8 or more; pip
-# is the fallback.
+# is the fallback. Both compile the packages' bytecode as they install them: where PYTHONDONTWRITEBYTECODE is set (as
+# on CI), Python would otherwise compile PyTorch's sources again in every process that imports it, several CPU
+# seconds each time.
 $(VENV)/.installed: engine/pyproject.toml
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	($(VPY) -m pip install -q uv && $(VENV)/bin/uv pip install -q --python $(VPY) -e 'engine[test]') \
+	($(VPY) -m pip install -q uv && $(VENV)/bin/uv pip install -q --compile-bytecode --python $(VPY) -e 'engine[test]') \
 		|| $(VPY) -m pip install -q -e 'engine[test]'
 	touch $@
 
@@ -24,7 +26,7 @@ venv: $(VENV)/.installed
 
 # The API fuzzer, pinned, into the same .venv.
 $(VENV)/.api-installed: $(VENV)/.installed e2e/api/requirements.txt
-	$(VENV)/bin/uv pip install -q --python $(VPY) -r e2e/api/requirements.txt \
+	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(VPY) -r e2e/api/requirements.txt \
 		|| $(VPY) -m pip install -q -r e2e/api/requirements.txt
 	touch $@
 
@@ -46,7 +48,7 @@ engine-test: venv
 REEL_TIMED_TESTS := ConnectionLimitTests|ClientInputRoutesTests|ClientInputTests|ClientInputCLITests|CSVReaderTests|PostgresStoreTests/(datesAndLease|aRenewedLease)
 export REEL_TIMED_TESTS
 swift-test: venv
-	$(SWIFT) build --product reelPackageTests $(SWIFT_BUILD_FLAGS)
+	$(SWIFT) build --build-tests $(SWIFT_BUILD_FLAGS)
 	OMP_NUM_THREADS=1 REEL_REQUIRE_POSTGRES=1 scripts/with-postgres.sh $(SWIFT) test --skip-build --parallel \
 		--skip '$(REEL_TIMED_TESTS)'
 	OMP_NUM_THREADS=1 REEL_REQUIRE_POSTGRES=1 scripts/with-postgres.sh $(SWIFT) test --skip-build --no-parallel \

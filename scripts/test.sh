@@ -2,14 +2,14 @@
 # `make test`: the lint checks and every suite, with the independent ones side by side, so that a clean clone on a
 # 2-core machine is done in about 15 minutes, most of it the Swift build. In order:
 #
-#   1. At once: the Swift build of `reel` (CPU), the engine's .venv (network: PyTorch) and the system packages the
-#      suites need (Debian's postgresql, chromium and a CJK font; network), each only when missing; the lint checks
-#      (swift-format, the generated files).
+#   1. At once: the Swift build (CPU), the engine's .venv (network: PyTorch) and the system packages the suites need
+#      (Debian's postgresql, chromium and a CJK font; network), each only when missing; the lint checks (swift-format,
+#      the generated files).
 #   2. As soon as .venv is there: the engine's lint (ruff) and tests, beside the build.
-#   3. Once `reel` is built: the build of the Swift tests, and beside it the web page in a real browser and the API
-#      fuzzing (schemathesis), which need only `reel`.
-#   4. Once the Swift tests are built: those that do not time themselves (in parallel, one process).
-#   5. Alone on the machine: what measures time (the Swift tests named in REEL_TIMED_TESTS; /healthz under load),
+#   3. Once the build is there: the Swift tests that do not time themselves (in parallel, one process), the web page in
+#      a real browser, and the API fuzzing (schemathesis), side by side.
+#   4. Alone on the machine: what measures time (the Swift tests named in REEL_TIMED_TESTS; /healthz under load),
+#      since a busy machine would fail them for the wrong reason.#   4. Alone on the machine: what measures time (the Swift tests named in REEL_TIMED_TESTS; /healthz under load),
 #      since a busy machine would fail them for the wrong reason.
 #
 # Each step's output lands in test-artifacts/logs/STEP.log; a failed step's log is printed in full, a passed one's
@@ -131,7 +131,8 @@ healthz_under_load() {
 }
 
 # 1.
-start build "$SWIFT" build "${SWIFT_BUILD_FLAGS[@]}" --product reel
+# One build of everything: building `reel` and the test bundle as separate products compiles some dependencies twice.
+start build "$SWIFT" build "${SWIFT_BUILD_FLAGS[@]}" --build-tests
 start venv venv
 start packages system_packages
 start lint lint
@@ -148,44 +149,28 @@ finish packages && packages_ok=1 || packages_ok=0
 finish build && build_ok=1 || build_ok=0
 
 # 3.
-tests_built=0
-if ((build_ok)); then
-    # The test bundle alone: `--build-tests` would also build the executables and plugins of the dependencies.
-    start build-tests "$SWIFT" build "${SWIFT_BUILD_FLAGS[@]}" --product reelPackageTests
-fi
 if ((build_ok && venv_ok && packages_ok)); then
+    start swift swift_tests
     start web web_test
     start api api_test
-fi
-((build_ok)) && finish build-tests && tests_built=1
-
-# 4.
-if ((tests_built && venv_ok && packages_ok)); then
-    start swift swift_tests
     finish swift
-else
-    skip swift "the build, .venv or the system packages failed"
-fi
-if ((build_ok && venv_ok && packages_ok)); then
     finish web
     finish api
 else
+    skip swift "the build, .venv or the system packages failed"
     skip web "the build, .venv or the system packages failed"
     skip api "the build, .venv or the system packages failed"
 fi
 ((venv_ok)) && finish engine
 
-# 5.
-if ((tests_built && venv_ok && packages_ok)); then
+# 4.
+if ((build_ok && venv_ok && packages_ok)); then
     start timed timed_swift_tests
     finish timed
-else
-    skip timed "the build, .venv or the system packages failed"
-fi
-if ((build_ok && venv_ok && packages_ok)); then
     start healthz healthz_under_load
     finish healthz
 else
+    skip timed "the build, .venv or the system packages failed"
     skip healthz "the build, .venv or the system packages failed"
 fi
 
