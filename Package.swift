@@ -57,6 +57,7 @@ let package = Package(
             dependencies: [
                 "ReelCore", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -120,7 +121,8 @@ let package = Package(
             path: "Tests/ReelTestSupport",
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "ReelCoreTests", dependencies: ["ReelCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ReelCoreTests", dependencies: ["ReelCore", "ReelTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ReelAPITests", dependencies: ["ReelAPI", "ReelCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ReelWorkerProtocolTests", dependencies: ["ReelWorkerProtocol"], swiftSettings: swiftSettings),

@@ -48,13 +48,20 @@ public struct JobResource: Sendable, Equatable, Codable {
         public var outputFPS: Int
         /// The duration asked for, when it was given in seconds rather than frames.
         public var requestedSeconds: Double?
+        /// The ids of the images the video starts and ends from (`img_…`), and how they were fitted; null for none.
+        public var image: String?
+        public var lastImage: String?
+        public var fit: String?
 
         public init(
             prompt: String, negativePrompt: String, size: String, width: Int, height: Int, frames: Int, fps: Int,
             seconds: Double, steps: Int, guidance: Double, guidance2: Double?, seed: UInt64, model: String,
             pngFrames: Bool, style: String?, userPrompt: String?, interpolate: Int, outputFrames: Int, outputFPS: Int,
-            requestedSeconds: Double?
+            requestedSeconds: Double?, image: String? = nil, lastImage: String? = nil, fit: String? = nil
         ) {
+            self.image = image
+            self.lastImage = lastImage
+            self.fit = fit
             self.prompt = prompt
             self.negativePrompt = negativePrompt
             self.size = size
@@ -86,6 +93,8 @@ public struct JobResource: Sendable, Equatable, Codable {
             case outputFrames = "output_frames"
             case outputFPS = "output_fps"
             case requestedSeconds = "requested_seconds"
+            case image, fit
+            case lastImage = "last_image"
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -110,6 +119,9 @@ public struct JobResource: Sendable, Equatable, Codable {
             try container.encode(outputFrames, forKey: .outputFrames)
             try container.encode(outputFPS, forKey: .outputFPS)
             try container.encode(requestedSeconds, forKey: .requestedSeconds)
+            try container.encode(image, forKey: .image)
+            try container.encode(lastImage, forKey: .lastImage)
+            try container.encode(fit, forKey: .fit)
         }
     }
 

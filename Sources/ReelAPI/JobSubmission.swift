@@ -27,12 +27,22 @@ public struct JobSubmission: Sendable, Equatable, Codable {
     public var fps: Int?
     /// 1, 2 or 4: frame interpolation factor.
     public var interpolate: Int?
+    /// The picture the video starts from: an image id from `POST /v1/images` (`img_…`) or a `data:` URL; and the
+    /// one it ends on (I2V-A14B). In a batch CSV read by `reel batch`, a path relative to the CSV.
+    public var image: String?
+    public var lastImage: String?
+    /// `cover` (the default), `contain` or `stretch`.
+    public var fit: String?
 
     public init(
         prompt: String? = nil, negativePrompt: String? = nil, style: String? = nil, size: String? = nil,
         seconds: Double? = nil, frames: Int? = nil, steps: Int? = nil, guidance: Double? = nil, seed: UInt64? = nil,
-        model: String? = nil, pngFrames: Bool? = nil, priority: Int? = nil, fps: Int? = nil, interpolate: Int? = nil
+        model: String? = nil, pngFrames: Bool? = nil, priority: Int? = nil, fps: Int? = nil, interpolate: Int? = nil,
+        image: String? = nil, lastImage: String? = nil, fit: String? = nil
     ) {
+        self.image = image
+        self.lastImage = lastImage
+        self.fit = fit
         self.fps = fps
         self.interpolate = interpolate
         self.prompt = prompt
@@ -55,8 +65,9 @@ public struct JobSubmission: Sendable, Equatable, Codable {
     public static let priorityRange = SpecRow.priorityRange
 
     enum CodingKeys: String, CodingKey {
-        case prompt, style, size, seconds, frames, steps, guidance, seed, model, priority, fps, interpolate
+        case prompt, style, size, seconds, frames, steps, guidance, seed, model, priority, fps, interpolate, image, fit
         case negativePrompt = "negative_prompt"
+        case lastImage = "last_image"
         case pngFrames = "png_frames"
     }
 }

@@ -18,14 +18,20 @@ public struct BatchValidation: Sendable {
     public var maxRows: Int
     /// Who runs the rows, as an error about another model names it ("this server", "reel batch").
     public var runner: String
+    /// Reads a row's image by the name the row gives it (`image`, `last_image`); nil where images are not taken.
+    public var images: ImageResolver?
+
+    /// Turns an image's name in a row (a path, an id) into the checked, stored image; the error names `field`.
+    public typealias ImageResolver = @Sendable (_ name: String, _ field: String) throws(ReelError) -> ImageReference
 
     /// The row limit of `reel serve` (`--max-batch-rows`) and of `reel batch`, unless told otherwise.
     public static let defaultMaxRows = 10_000
 
     public init(
         model: ModelInfo, limits: GenerationLimits = .standard, styles: StyleLibrary = .builtIn,
-        maxRows: Int = BatchValidation.defaultMaxRows, runner: String
+        maxRows: Int = BatchValidation.defaultMaxRows, runner: String, images: ImageResolver? = nil
     ) {
+        self.images = images
         self.model = model
         self.limits = limits
         self.styles = styles
@@ -43,12 +49,23 @@ public struct BatchValidation: Sendable {
         try checkCount(rows.count)
         return rows.map { input in
             do throws(ReelError) {
-                let row = try input.fields.get()
+                var row = try input.fields.get()
+                try resolveImages(&row)
                 let spec = try Validation.resolve(row, model: model, limits: limits, styles: styles, runner: runner)
                 return BatchVerdict(row: input.row, priority: row.priority ?? 0, result: .success(spec))
             } catch {
                 return BatchVerdict(row: input.row, priority: 0, result: .failure(error))
             }
+        }
+    }
+
+    /// Reads the row's images through `images`.
+    func resolveImages(_ row: inout SpecRow) throws(ReelError) {
+        for (name, field) in [(row.imageName, "image"), (row.lastImageName, "last_image")] {
+            guard let name else { continue }
+            guard let images else { throw .invalid(field, "\(runner) takes no images in a batch") }
+            let reference = try images(name, field)
+            if field == "image" { row.request.image = reference } else { row.request.lastImage = reference }
         }
     }
 

@@ -102,7 +102,15 @@ struct BatchCommand: AsyncParsableCommand {
     private func runLocally(text: String, styles: StyleLibrary) async throws {
         let model = try engine.resolveModel()
         let outDir = absolutePath(out)
-        let validation = BatchValidation(model: model, styles: styles, runner: "reel batch")
+        // A row's image is a path relative to the CSV file (or absolute), read into the data directory's image store.
+        let images = ImageStore(dataDirectory: engine.resolvedDataDir)
+        let csvFolder = URL(fileURLWithPath: absolutePath(file)).deletingLastPathComponent()
+        let validation = BatchValidation(
+            model: model, styles: styles, runner: "reel batch",
+            images: { name, field throws(ReelError) in
+                let path = name.hasPrefix("/") ? name : csvFolder.appendingPathComponent(name).path
+                return try images.put(file: path, field: field)
+            })
         let verdicts: [BatchVerdict]
         do {
             verdicts = try validation.check(csv: text)

@@ -24,7 +24,22 @@ struct GenerateCommand: AsyncParsableCommand {
 
     @OptionGroup var supervision: LocalRunOptions
 
-    @Option(help: "WIDTHxHEIGHT, multiples of the model's stride (32 for TI2V-5B, 16 for A14B).")
+    @Option(
+        help: ArgumentHelp(
+            "A picture the video starts from (PNG, JPEG or WebP): image-to-video on TI2V-5B and I2V-A14B.",
+            valueName: "path"))
+    var image: String?
+
+    @Option(help: ArgumentHelp("A picture the video ends on (I2V-A14B only; needs --image).", valueName: "path"))
+    var lastImage: String?
+
+    @Option(help: "How the images fit the size: cover (scale and centre-crop; the default), contain or stretch.")
+    var fit: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "WIDTHxHEIGHT, multiples of the model's stride (32 for TI2V-5B, 16 for A14B), a preset, or auto (the "
+                + "preset nearest the image's aspect ratio)."))
     var size: String?
 
     @Option(help: "Number of frames, 4n+1.")
@@ -61,12 +76,19 @@ struct GenerateCommand: AsyncParsableCommand {
 
     func run() async throws {
         let model = try engine.resolveModel()
-        let request = GenerationRequest(
+        var request = GenerationRequest(
             prompt: prompt, negativePrompt: negativePrompt, size: size, frames: frames, seconds: seconds, steps: steps,
             guidance: guidance, seed: seed, pngFrames: pngFrames, style: style, fps: fps, interpolate: interpolate)
         let library = try styleFile.library(dataDirectory: engine.resolvedDataDir)
         let spec: GenerationSpec
         do {
+            // The images go into the data directory's image store, where the worker reads them.
+            let images = ImageStore(dataDirectory: engine.resolvedDataDir)
+            request.image = try image.map { path throws(ReelError) in try images.put(file: path, field: "image") }
+            request.lastImage = try lastImage.map { path throws(ReelError) in
+                try images.put(file: path, field: "last_image")
+            }
+            request.fit = try fit.map { text throws(ReelError) in try ImageFit.parse(text) }
             spec = try Validation.resolve(request, model: model, styles: library)
         } catch {
             throw ValidationError(error.description)

@@ -86,6 +86,10 @@ struct ServeCommand: AsyncParsableCommand {
         .maxPromptCharacters
     @Option(help: "Largest batch body (CSV or JSON) in bytes.") var maxBatchBytes = 16 << 20
     @Option(help: "Most rows in one batch.") var maxBatchRows = 10_000
+    @Option(help: "Largest image (image, last_image, input_reference) in bytes.") var maxImageBytes = ImageLimits
+        .standard.maxBytes
+    @Option(help: "Most pixels an image may declare (a larger one is refused unread).") var maxImagePixels =
+        ImageLimits.standard.maxPixels
     @Option(
         help: ArgumentHelp(
             "A file of API keys, one per line (blank lines and # comments ignored); with keys (here or in "
@@ -111,7 +115,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         for (name, value, most) in [
             ("--max-batch-bytes", maxBatchBytes, 1 << 30), ("--max-batch-rows", maxBatchRows, 1_000_000),
-            ("--max-body-bytes", maxBodyBytes, 1 << 30),
+            ("--max-body-bytes", maxBodyBytes, 1 << 30), ("--max-image-bytes", maxImageBytes, 1 << 30),
+            ("--max-image-pixels", maxImagePixels, 1 << 30),
         ] where !(1...most).contains(value) {
             throw ValidationError("\(name) must be between 1 and \(most), not \(value)")
         }
@@ -221,6 +226,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.outputRoot = outputDir
         configuration.minFreeDiskBytes = try Self.minimumFreeDisk(minFreeDisk, model: modelInfo)
         configuration.approximate = engineOptions.approximate
+        configuration.imageLimits = ImageLimits(maxBytes: maxImageBytes, maxPixels: maxImagePixels)
         // auto follows the queue where the queue can change its choice (two or more GPUs, a model one GPU holds).
         var follows = false
         if plan.requested == .auto && relayoutAfter > 0 {
@@ -280,7 +286,10 @@ struct ServeCommand: AsyncParsableCommand {
         // The API stops first on shutdown; the scheduler then gives running jobs their grace.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: scheduler), .init(service: server)]
+                services: [
+                    .init(service: scheduler), .init(service: server),
+                    .init(service: ImageSweeper(service: service, logger: logger)),
+                ]
                     + clusterServices(directory: clusterDirectory, scheduler: scheduler, logger: logger),
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {

@@ -20,12 +20,21 @@ public struct GenerationSpec: Sendable, Equatable, Codable {
     public var interpolate: Int?
     /// The duration the user asked for, when given in seconds, to show how it was rounded to frames.
     public var requestedSeconds: Double?
+    /// The picture the video starts from (image-to-video), and the one it ends on (I2V-A14B); nil for none.
+    public var image: ImageReference?
+    public var lastImage: ImageReference?
+    /// How the images are fitted to the size; nil when there is no image.
+    public var fit: ImageFit?
 
     public init(
         prompt: String, negativePrompt: String, width: Int, height: Int, frames: Int, fps: Int, steps: Int,
         guidance: Double, guidance2: Double?, seed: UInt64, pngFrames: Bool, model: String, style: String? = nil,
-        userPrompt: String? = nil, interpolate: Int? = nil, requestedSeconds: Double? = nil
+        userPrompt: String? = nil, interpolate: Int? = nil, requestedSeconds: Double? = nil,
+        image: ImageReference? = nil, lastImage: ImageReference? = nil, fit: ImageFit? = nil
     ) {
+        self.image = image
+        self.lastImage = lastImage
+        self.fit = fit
         self.style = style
         self.userPrompt = userPrompt
         self.interpolate = interpolate
@@ -71,12 +80,20 @@ public struct GenerationRequest: Sendable, Equatable {
     public var fps: Int?
     /// 1, 2 or 4: multiply the frame rate by motion-compensated interpolation.
     public var interpolate: Int?
+    /// The first and last images, already read and checked (`ImageHeader`); `size` may then be `auto`.
+    public var image: ImageReference?
+    public var lastImage: ImageReference?
+    public var fit: ImageFit?
 
     public init(
         prompt: String? = nil, negativePrompt: String? = nil, size: String? = nil, frames: Int? = nil,
         seconds: Double? = nil, steps: Int? = nil, guidance: Double? = nil, seed: UInt64? = nil,
-        pngFrames: Bool = false, style: String? = nil, fps: Int? = nil, interpolate: Int? = nil
+        pngFrames: Bool = false, style: String? = nil, fps: Int? = nil, interpolate: Int? = nil,
+        image: ImageReference? = nil, lastImage: ImageReference? = nil, fit: ImageFit? = nil
     ) {
+        self.image = image
+        self.lastImage = lastImage
+        self.fit = fit
         self.style = style
         self.fps = fps
         self.interpolate = interpolate

@@ -27,7 +27,7 @@ public enum ModelCatalog {
     static func inspectDirectory(_ path: String) throws(ReelError) -> ModelInfo {
         let root = URL(fileURLWithPath: path)
         let hint =
-            "download \(Architecture.ti2v5B.downloadName) or \(Architecture.t2vA14B.downloadName) "
+            "download \(Architecture.allCases.map(\.downloadName).joined(separator: ", ")) "
             + "(for example with `hf download`) and pass its directory"
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -41,9 +41,18 @@ public enum ModelCatalog {
                 .modelNotFound, field: "model",
                 "model directory '\(path)' has no readable model_index.json, so it is not a diffusers model; \(hint)")
         }
-        let architecture: Architecture = index["transformer_2"] != nil ? .t2vA14B : .ti2v5B
+        // Two experts: T2V-A14B, or I2V-A14B when the pipeline is diffusers' image-to-video one (or its transformer
+        // takes the image latent and mask beside the noise: 36 input channels rather than 16).
+        let architecture: Architecture
+        if index["transformer_2"] != nil {
+            let inChannels = readJSON(root.appendingPathComponent("transformer/config.json"))?["in_channels"] as? Int
+            architecture =
+                index["_class_name"] as? String == "WanImageToVideoPipeline" || inChannels == 36 ? .i2vA14B : .t2vA14B
+        } else {
+            architecture = .ti2v5B
+        }
         var required = ["transformer", "vae", "text_encoder", "tokenizer", "scheduler"]
-        if architecture == .t2vA14B { required.append("transformer_2") }
+        if architecture != .ti2v5B { required.append("transformer_2") }
         for component in required {
             let folder = root.appendingPathComponent(component)
             guard FileManager.default.fileExists(atPath: folder.path) else {

@@ -19,6 +19,10 @@ public struct ReelError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let notFound = Code("not_found")
         /// The request conflicts with the current state.
         public static let conflict = Code("conflict")
+        /// A request body, or a file in it (an image), is larger than accepted.
+        public static let payloadTooLarge = Code("payload_too_large")
+        /// The disk that holds jobs or images is full: what was sent was not stored (507 over HTTP).
+        public static let storageFull = Code("storage_full")
     }
 
     public var code: Code

@@ -4,11 +4,20 @@ public struct SpecRow: Sendable, Equatable {
     /// The model the row names; a server accepts only its own.
     public var model: String?
     public var priority: Int?
+    /// The row's images as written (a path relative to a CSV, an image id), before they are read: an
+    /// `ImageResolver` turns them into `request.image` and `request.lastImage`.
+    public var imageName: String?
+    public var lastImageName: String?
 
     /// The priorities a row or a submission may have: higher runs first; absent means 0.
     public static let priorityRange = -100...100
 
-    public init(request: GenerationRequest, model: String? = nil, priority: Int? = nil) {
+    public init(
+        request: GenerationRequest, model: String? = nil, priority: Int? = nil, imageName: String? = nil,
+        lastImageName: String? = nil
+    ) {
+        self.imageName = imageName
+        self.lastImageName = lastImageName
         self.request = request
         self.model = model
         self.priority = priority
@@ -22,12 +31,14 @@ public enum SpecFields {
     /// The columns this version understands.
     public static let known: [String] = [
         "prompt", "negative_prompt", "style", "size", "seconds", "frames", "fps", "steps", "guidance", "seed", "model",
-        "interpolate", "png_frames", "priority",
+        "interpolate", "png_frames", "priority", "image", "last_image", "fit",
     ]
 
     public static func row(from fields: [String: String]) throws(ReelError) -> SpecRow {
         var row = SpecRow(request: try request(from: fields))
         if let model = fields["model"]?.trimmingWhitespace, !model.isEmpty { row.model = model }
+        if let image = fields["image"]?.trimmingWhitespace, !image.isEmpty { row.imageName = image }
+        if let image = fields["last_image"]?.trimmingWhitespace, !image.isEmpty { row.lastImageName = image }
         if let text = fields["priority"]?.trimmingWhitespace, !text.isEmpty {
             guard let priority = Numerals.wholeNumber(text, allowNegative: true) else {
                 throw .invalid(
@@ -74,6 +85,7 @@ public enum SpecFields {
         request.interpolate = try integer("interpolate")
         request.style = text("style")
         request.guidance = try number("guidance")
+        request.fit = try text("fit").map { value throws(ReelError) in try ImageFit.parse(value) }
         if let seed = text("seed") {
             guard let value = Numerals.wholeNumber(seed) else {
                 throw .invalid(

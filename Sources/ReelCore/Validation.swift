@@ -28,10 +28,17 @@ public enum Validation {
         }
         let negative = negativeFromStyle ?? request.negativePrompt ?? ""
 
+        try checkImages(request, architecture: model.architecture)
         var width = model.defaults.width
         var height = model.defaults.height
         if let size = request.size?.trimmingWhitespace, !size.isEmpty {
-            if let preset = VideoPresets.preset(named: size, for: model.architecture) {
+            if size.lowercased() == "auto" {
+                guard let image = request.image else {
+                    throw .invalid("size", "size auto follows the image's aspect ratio, and no image was given")
+                }
+                let preset = VideoPresets.nearest(toAspectOf: image, for: model.architecture)
+                (width, height) = (preset.width, preset.height)
+            } else if let preset = VideoPresets.preset(named: size, for: model.architecture) {
                 (width, height) = (preset.width, preset.height)
             } else if size.first?.isLetter == true {
                 let names = VideoPresets.presets(for: model.architecture).map(\.name).joined(separator: ", ")
@@ -114,7 +121,38 @@ public enum Validation {
             steps: steps, guidance: guidance, guidance2: request.guidance == nil ? model.defaults.guidance2 : nil,
             seed: seed, pngFrames: request.pngFrames, model: model.name, style: styleName,
             userPrompt: styleName == nil ? nil : userPrompt, interpolate: interpolate == 1 ? nil : interpolate,
-            requestedSeconds: request.frames == nil ? request.seconds : nil)
+            requestedSeconds: request.frames == nil ? request.seconds : nil, image: request.image,
+            lastImage: request.lastImage, fit: request.image == nil ? nil : request.fit ?? .cover)
+    }
+
+    /// Whether the model takes the images given: an image for a text-only model, none for one that needs it, or a
+    /// last image where the model takes none, is an error naming the field and the models that do take it.
+    static func checkImages(_ request: GenerationRequest, architecture: Architecture) throws(ReelError) {
+        func names(_ architectures: [Architecture]) -> String {
+            architectures.map(\.rawValue).joined(separator: ", ")
+        }
+        switch (architecture.imageInput, request.image) {
+        case (.none, .some):
+            throw .invalid(
+                "image",
+                "\(architecture.rawValue) makes videos from text only; the models that take an image are "
+                    + names(Architecture.imageModels))
+        case (.required, nil):
+            throw .invalid("image", "\(architecture.rawValue) makes videos from an image: give one")
+        default:
+            break
+        }
+        if request.lastImage != nil {
+            guard architecture.takesLastImage else {
+                throw .invalid(
+                    "last_image",
+                    "\(architecture.rawValue) takes no last image; the models that do are "
+                        + names(Architecture.lastImageModels))
+            }
+            guard request.image != nil else {
+                throw .invalid("last_image", "a last image needs a first image (image) as well")
+            }
+        }
     }
 
     /// The longest side `parseSize` reads; longer ones are refused before any arithmetic.

@@ -1,5 +1,6 @@
 import Foundation
 import ReelCore
+import ReelStore
 import ReelWorker
 
 /// Everything the scheduler needs to know to run slots.
@@ -72,6 +73,11 @@ public struct SchedulerConfiguration: Sendable {
         self.backoff = backoff
         self.workerEnvironment = workerEnvironment
     }
+
+    /// How large an image a job may start from.
+    public var imageLimits = ImageLimits.standard
+    /// The images jobs start from: `<dataDirectory>/images`.
+    public var images: ImageStore { ImageStore(dataDirectory: dataDirectory, limits: imageLimits) }
 
     /// Where a job's files go.
     public func outputDirectory(jobID: String) -> String {

@@ -32,13 +32,22 @@ public enum WorkerRequest: Sendable, Equatable {
         public var metadata: [String: JSONValue]?
         /// Test-only fault injection; the worker honours it only with REEL_ENGINE_ALLOW_FAULTS=1.
         public var debug: [String: JSONValue]?
+        /// The picture the video starts from (image-to-video), and the one it ends on (I2V-A14B only).
+        public var image: ImageFile?
+        public var lastImage: ImageFile?
+        /// How the images are fitted to width x height: `cover` (the default), `contain` or `stretch`.
+        public var fit: String?
 
         public init(
             job: String, prompt: String, negativePrompt: String, width: Int, height: Int, frames: Int, steps: Int,
             guidance: Double, guidance2: Double? = nil, seed: UInt64, pngFrames: Bool, outDir: String,
             fps: Int? = nil, memorySaving: Bool? = nil, interpolate: Int? = nil, checkpointEvery: Int? = nil,
-            metadata: [String: JSONValue]? = nil, debug: [String: JSONValue]? = nil
+            metadata: [String: JSONValue]? = nil, debug: [String: JSONValue]? = nil, image: ImageFile? = nil,
+            lastImage: ImageFile? = nil, fit: String? = nil
         ) {
+            self.image = image
+            self.lastImage = lastImage
+            self.fit = fit
             self.interpolate = interpolate
             self.checkpointEvery = checkpointEvery
             self.job = job
@@ -60,7 +69,9 @@ public enum WorkerRequest: Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case job, prompt, width, height, frames, steps, guidance, seed, fps, metadata, debug, interpolate
+            case job, prompt, width, height, frames, steps, guidance, seed, fps, metadata, debug, interpolate, image,
+                fit
+            case lastImage = "last_image"
             case negativePrompt = "negative_prompt"
             case guidance2 = "guidance_2"
             case pngFrames = "png_frames"
@@ -72,6 +83,19 @@ public enum WorkerRequest: Sendable, Equatable {
 }
 
 extension WorkerRequest {
+    /// An image file the worker reads; it checks the bytes against `sha256` before using them.
+    public struct ImageFile: Sendable, Equatable, Codable {
+        /// Absolute.
+        public var path: String
+        /// Lowercase hex.
+        public var sha256: String
+
+        public init(path: String, sha256: String) {
+            self.path = path
+            self.sha256 = sha256
+        }
+    }
+
     /// The prompts of a job that is likely to come next.
     public struct Prepare: Sendable, Equatable, Codable {
         public var prompt: String

@@ -238,12 +238,3 @@ import Testing
         }
     }
 }
-
-extension TestSupport {
-    static func withTemporaryDirectorySync<R>(_ body: (URL) throws -> R) throws -> R {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("reel-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: url) }
-        return try body(url)
-    }
-}

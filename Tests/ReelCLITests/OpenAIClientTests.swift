@@ -156,13 +156,3 @@ import Testing
         try TestSupport.run(TestSupport.engine.python, arguments)
     }
 }
-
-extension TestSupport {
-    /// A fresh directory that is removed when `body` ends, for synchronous tests.
-    static func withTemporaryDirectorySync(_ body: (URL) throws -> Void) throws {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("reel-test-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: url) }
-        try body(url)
-    }
-}

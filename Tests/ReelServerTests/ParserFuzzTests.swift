@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import ReelCSV
 import ReelCore
+import ReelStore
 import ReelTestSupport
 import Testing
 
@@ -143,7 +144,9 @@ import Testing
             do throws(ReelError) {
                 let form = try Multipart(body: body, boundary: boundary)
                 #expect(form.parts.count <= Multipart.maxParts)
-                if let parts = try? VideoSubmission.submission(form: form.parts, serverModel: "tiny") {
+                let images = ImageStore(
+                    directory: FileManager.default.temporaryDirectory.appendingPathComponent("reel-fuzz-images"))
+                if let parts = try? VideoSubmission.submission(form: form.parts, serverModel: "tiny", images: images) {
                     _ = parts
                 }
             } catch {

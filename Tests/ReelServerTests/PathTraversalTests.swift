@@ -109,7 +109,7 @@ import Testing
     }
 
     @Test func theContainmentCheckUsesTheRealPaths() throws {
-        try withTemporaryDirectorySync { directory in
+        try TestSupport.withTemporaryDirectorySync { directory in
             let inside = directory.appendingPathComponent("outputs/job")
             try FileManager.default.createDirectory(
                 at: inside.appendingPathComponent("frames"), withIntermediateDirectories: true)
@@ -126,11 +126,4 @@ import Testing
             #expect(!JobFileResponse.isRegularFile(sibling.path + "/video.mp4", inside: inside.path))
         }
     }
-}
-
-func withTemporaryDirectorySync(_ body: (URL) throws -> Void) throws {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("reel-test-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: url) }
-    try body(url)
 }

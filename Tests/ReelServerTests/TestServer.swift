@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import ReelCore
 import ReelScheduler
 import ReelServer
 import ReelStore
@@ -19,12 +20,14 @@ struct TestServer {
     /// - Parameter dataDirectory: the scheduler's data directory (where old batch manifest files are imported from);
     ///   by default one all these servers share.
     init(
-        configuration: ReelServerConfiguration = ReelServerConfiguration(port: 0), dataDirectory: String? = nil
+        configuration: ReelServerConfiguration = ReelServerConfiguration(port: 0), dataDirectory: String? = nil,
+        model: String = "tiny", imageLimits: ImageLimits = .standard
     ) throws {
-        let schedulerConfiguration = SchedulerConfiguration(
-            node: "test", slots: [], engine: EngineLocation(python: "python3", packageDirectory: nil), model: "tiny",
+        var schedulerConfiguration = SchedulerConfiguration(
+            node: "test", slots: [], engine: EngineLocation(python: "python3", packageDirectory: nil), model: model,
             dataDirectory: dataDirectory
                 ?? FileManager.default.temporaryDirectory.appendingPathComponent("reel-server-tests").path)
+        schedulerConfiguration.imageLimits = imageLimits
         scheduler = Scheduler(
             configuration: schedulerConfiguration, store: store, metrics: metrics.schedulerMetrics,
             logger: TestSupport.logger)

@@ -71,6 +71,8 @@ import Testing
         #expect(try Self.keys(style) == Self.properties(Self.schema("Style")))
         #expect(try Self.keys(DataList(data: [style])) == Self.properties(Self.schema("StyleList")))
         #expect(try Self.keys(HealthStatus(status: "ok")) == Self.properties(Self.schema("Status")))
+        let image = ImageResource(ImageReference(sha256: "ab", format: .webp, width: 2, height: 3))
+        #expect(try Self.keys(image) == Self.properties(Self.schema("Image")))
         let error = ErrorBody(error: .init(code: "not_found", message: "no", field: nil))
         let errorSchema = try Self.schema("Error")
         #expect(try Self.keys(error) == Self.properties(errorSchema))
@@ -81,7 +83,8 @@ import Testing
     @Test func aSubmissionHasTheDocumentedFieldsOfAJobSpec() throws {
         let submission = JobSubmission(
             prompt: "a fox", negativePrompt: "", style: "cinematic", size: "64x64", seconds: 1, frames: 5, steps: 2,
-            guidance: 5, seed: 7, model: "tiny", pngFrames: true, priority: 1, fps: 24, interpolate: 2)
+            guidance: 5, seed: 7, model: "tiny", pngFrames: true, priority: 1, fps: 24, interpolate: 2,
+            image: "img_0", lastImage: "img_1", fit: "cover")
         #expect(try Self.keys(submission) == Self.properties(Self.schema("JobSpecInput")))
         #expect(Set(JobSubmission.knownFields) == (try Self.properties(Self.schema("JobSpecInput"))))
     }

@@ -78,6 +78,14 @@ public enum TestSupport {
         return try await body(url)
     }
 
+    /// A fresh directory that is removed when `body` ends, for synchronous tests.
+    public static func withTemporaryDirectorySync<R>(_ body: (URL) throws -> R) throws -> R {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("reel-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: url) }
+        return try body(url)
+    }
+
     public static func launch(model: String = "tiny", faults: Bool = false, worker: Worker = .real) -> WorkerLaunch {
         WorkerLaunch(
             engine: engine(worker), device: "cpu", model: model, dataDirectory: dataDirectory,

@@ -14,7 +14,9 @@ import Testing
                 outDir: "/tmp/out/j-1",
                 fps: 24, memorySaving: true, interpolate: 2, checkpointEvery: 5,
                 metadata: ["style": .string("cinematic"), "row": .number(2)],
-                debug: ["step_delay": .number(0.5)])),
+                debug: ["step_delay": .number(0.5)],
+                image: .init(path: "/data/images/ab/ab12.png", sha256: "ab12"),
+                lastImage: .init(path: "/data/images/cd/cd34.webp", sha256: "cd34"), fit: "contain")),
         .generate(
             .init(
                 job: "j-2", prompt: "p", negativePrompt: "", width: 32, height: 32, frames: 1, steps: 1, guidance: 1,
@@ -66,7 +68,8 @@ import Testing
         let line = String(decoding: try codec.encodeLine(Self.requests[0]), as: UTF8.self)
         for key in [
             "\"type\":\"generate\"", "\"negative_prompt\"", "\"png_frames\":true", "\"out_dir\"", "\"guidance_2\"",
-            "\"memory_saving\"",
+            "\"memory_saving\"", #""image":{"path":"/data/images/ab/ab12.png","sha256":"ab12"}"#,
+            #""last_image":{"#, #""fit":"contain""#,
         ] {
             #expect(line.contains(key), "\(key) in \(line)")
         }

@@ -53,7 +53,7 @@ public struct ModelFootprint: Sendable, Equatable {
             return ModelFootprint(
                 attentionHeads: 24, textEncoderBytes: umt5, denoiserBytes: 10_000_000_000 + 1_400_000_000 + workingBytes
             )
-        case .t2vA14B:
+        case .t2vA14B, .i2vA14B:
             return ModelFootprint(
                 attentionHeads: 40, textEncoderBytes: umt5, denoiserBytes: 57_000_000_000 + 500_000_000 + workingBytes)
         }

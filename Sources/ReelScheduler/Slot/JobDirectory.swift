@@ -103,7 +103,9 @@ public enum DiskSpace {
 
 extension WorkerRequest.Generate {
     /// The request that runs one attempt of `job` in `outDir`.
-    init(job: Job, attempt: Int, outDir: String, checkpointEvery: Int?, debug: [String: JSONValue]?) {
+    init(
+        job: Job, attempt: Int, outDir: String, checkpointEvery: Int?, debug: [String: JSONValue]?, images: ImageStore
+    ) {
         let spec = job.spec
         self.init(
             job: job.id, prompt: spec.prompt, negativePrompt: spec.negativePrompt, width: spec.width,
@@ -115,6 +117,10 @@ extension WorkerRequest.Generate {
         if let style = spec.style { metadata?["style"] = .string(style) }
         if let userPrompt = spec.userPrompt { metadata?["user_prompt"] = .string(userPrompt) }
         if let seconds = spec.requestedSeconds { metadata?["requested_seconds"] = .number(seconds) }
+        // The worker reads each image from the store and checks its bytes against the job's hash.
+        image = spec.image.map { WorkerRequest.ImageFile(path: images.url(for: $0).path, sha256: $0.sha256) }
+        lastImage = spec.lastImage.map { WorkerRequest.ImageFile(path: images.url(for: $0).path, sha256: $0.sha256) }
+        fit = spec.fit?.rawValue
         self.debug = debug
     }
 }

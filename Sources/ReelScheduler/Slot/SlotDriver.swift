@@ -362,7 +362,8 @@ final class SlotDriver<C: Clock>: SlotRunning where C.Duration == Duration {
         try? FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         let request = WorkerRequest.Generate(
             job: job, attempt: lease.attempt, outDir: outDir,
-            checkpointEvery: checkpoints ? configuration.checkpointEvery : nil, debug: jobDebug?(job))
+            checkpointEvery: checkpoints ? configuration.checkpointEvery : nil, debug: jobDebug?(job),
+            images: configuration.images)
         guard let session = loop.machine.session.flatMap({ loop.sessions[$0.generation] }) else { return }
         do {
             try session.send(.generate(request))

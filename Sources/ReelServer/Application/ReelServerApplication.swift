@@ -78,6 +78,7 @@ public struct ReelServerApplication: Service {
             middleware: AuthMiddleware<BasicRequestContext>(keys: configuration.apiKeys, rateLimiter: rateLimiter))
         JobRoutes(service: service, configuration: configuration).register(on: router)
         JobFileRoutes(service: service).register(on: router)
+        ImageRoutes(service: service).register(on: router)
         OpenAIVideoRoutes(service: service, configuration: configuration).register(on: router)
         StyleRoutes(styles: service.styles).register(on: router)
         BatchRoutes(

@@ -233,6 +233,11 @@ enum OpenAPIDocument {
               "schema": {
                 "$ref": "#/components/schemas/JobSpecInput"
               }
+            },
+            "multipart/form-data": {
+              "schema": {
+                "$ref": "#/components/schemas/JobSpecForm"
+              }
             }
           }
         },
@@ -1018,6 +1023,306 @@ enum OpenAPIDocument {
         "tags": [
           "files"
         ]
+      }
+    },
+    "/v1/images": {
+      "post": {
+        "summary": "Store an image for jobs to start from",
+        "description": "Stores the image once, by the SHA-256 of its bytes (the same bytes again answer 200 with the same id). It is checked first: PNG, JPEG or WebP by content, whole, at most --max-image-bytes bytes (413) and --max-image-pixels pixels (400). Retention: an image is kept while a job names it; one no job names is removed a day after it was stored.",
+        "operationId": "createImage",
+        "tags": [
+          "jobs"
+        ],
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "image/png": {
+              "schema": {
+                "type": "string",
+                "format": "binary"
+              }
+            },
+            "image/jpeg": {
+              "schema": {
+                "type": "string",
+                "format": "binary"
+              }
+            },
+            "image/webp": {
+              "schema": {
+                "type": "string",
+                "format": "binary"
+              }
+            },
+            "application/octet-stream": {
+              "schema": {
+                "type": "string",
+                "format": "binary"
+              }
+            },
+            "multipart/form-data": {
+              "schema": {
+                "type": "object",
+                "properties": {
+                  "file": {
+                    "type": "string",
+                    "format": "binary"
+                  }
+                },
+                "required": [
+                  "file"
+                ]
+              }
+            }
+          }
+        },
+        "responses": {
+          "201": {
+            "description": "The image, stored",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Image"
+                }
+              }
+            },
+            "headers": {
+              "Location": {
+                "description": "The image's URL",
+                "schema": {
+                  "type": "string"
+                }
+              }
+            }
+          },
+          "200": {
+            "description": "The image, stored before",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Image"
+                }
+              }
+            },
+            "headers": {
+              "Location": {
+                "description": "The image's URL",
+                "schema": {
+                  "type": "string"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "The request is invalid; the error names the field",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "413": {
+            "description": "The body is larger than the server accepts",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "The job database is locked or unavailable, or the server is full",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "507": {
+            "description": "The job database's disk is full: nothing was stored",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        }
+      }
+    },
+    "/v1/images/{id}": {
+      "get": {
+        "summary": "A stored image",
+        "operationId": "getImage",
+        "tags": [
+          "jobs"
+        ],
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The image",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Image"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "The request is invalid; the error names the field",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "No such resource, or one the caller's key may not see",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "The job database is locked or unavailable, or the server is full",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        }
       }
     },
     "/v1/videos": {
@@ -2878,6 +3183,33 @@ enum OpenAPIDocument {
               4,
               null
             ]
+          },
+          "image": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "An image id from POST /v1/images (img_ and its SHA-256) or a data: URL (base64); the picture the video starts from (TI2V-5B, I2V-A14B)"
+          },
+          "last_image": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "The picture the video ends on (I2V-A14B only), as image"
+          },
+          "fit": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "enum": [
+              "cover",
+              "contain",
+              "stretch",
+              null
+            ],
+            "description": "How the images fit the size: cover (scale, centre-crop; the default), contain (scale to fit, black bars) or stretch"
           }
         },
         "required": [
@@ -3003,6 +3335,33 @@ enum OpenAPIDocument {
               4,
               null
             ]
+          },
+          "image": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "An image id from POST /v1/images (img_ and its SHA-256) or a data: URL (base64); the picture the video starts from (TI2V-5B, I2V-A14B)"
+          },
+          "last_image": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "The picture the video ends on (I2V-A14B only), as image"
+          },
+          "fit": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "enum": [
+              "cover",
+              "contain",
+              "stretch",
+              null
+            ],
+            "description": "How the images fit the size: cover (scale, centre-crop; the default), contain (scale to fit, black bars) or stretch"
           }
         },
         "additionalProperties": false
@@ -3105,6 +3464,32 @@ enum OpenAPIDocument {
               "number",
               "null"
             ]
+          },
+          "image": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "The id of the image the video starts from"
+          },
+          "last_image": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "The id of the image the video ends on"
+          },
+          "fit": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "enum": [
+              "cover",
+              "contain",
+              "stretch",
+              null
+            ]
           }
         },
         "required": [
@@ -3127,7 +3512,10 @@ enum OpenAPIDocument {
           "interpolate",
           "output_frames",
           "output_fps",
-          "requested_seconds"
+          "requested_seconds",
+          "image",
+          "last_image",
+          "fit"
         ]
       },
       "Job": {
@@ -3596,6 +3984,40 @@ enum OpenAPIDocument {
               4,
               null
             ]
+          },
+          "input_reference": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "OpenAI's image-to-video field: An image id from POST /v1/images (img_ and its SHA-256) or a data: URL (base64); the picture the video starts from (TI2V-5B, I2V-A14B)"
+          },
+          "image": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "An image id from POST /v1/images (img_ and its SHA-256) or a data: URL (base64); the picture the video starts from (TI2V-5B, I2V-A14B); the same as input_reference, not as well"
+          },
+          "last_image": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "The picture the video ends on (I2V-A14B only), as image"
+          },
+          "fit": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "enum": [
+              "cover",
+              "contain",
+              "stretch",
+              null
+            ],
+            "description": "How the images fit the size: cover (scale, centre-crop; the default), contain (scale to fit, black bars) or stretch"
           }
         },
         "required": [
@@ -3655,6 +4077,29 @@ enum OpenAPIDocument {
           },
           "priority": {
             "type": "string"
+          },
+          "input_reference": {
+            "type": "string",
+            "format": "binary",
+            "description": "The picture the video starts from, as a file (PNG, JPEG, WebP), or an image id"
+          },
+          "image": {
+            "type": "string",
+            "format": "binary",
+            "description": "As input_reference, not as well"
+          },
+          "last_image": {
+            "type": "string",
+            "format": "binary",
+            "description": "The picture the video ends on (I2V-A14B only), as image"
+          },
+          "fit": {
+            "type": "string",
+            "enum": [
+              "cover",
+              "contain",
+              "stretch"
+            ]
           }
         },
         "required": [
@@ -3996,6 +4441,119 @@ enum OpenAPIDocument {
         "required": [
           "status"
         ]
+      },
+      "JobSpecForm": {
+        "type": "object",
+        "properties": {
+          "prompt": {
+            "type": "string"
+          },
+          "negative_prompt": {
+            "type": "string"
+          },
+          "style": {
+            "type": "string"
+          },
+          "size": {
+            "type": "string"
+          },
+          "seconds": {
+            "type": "string"
+          },
+          "frames": {
+            "type": "string"
+          },
+          "steps": {
+            "type": "string"
+          },
+          "guidance": {
+            "type": "string"
+          },
+          "seed": {
+            "type": "string"
+          },
+          "model": {
+            "type": "string"
+          },
+          "png_frames": {
+            "type": "string"
+          },
+          "priority": {
+            "type": "string"
+          },
+          "fps": {
+            "type": "string"
+          },
+          "interpolate": {
+            "type": "string"
+          },
+          "image": {
+            "type": "string",
+            "format": "binary",
+            "description": "The picture the video starts from (PNG, JPEG, WebP)"
+          },
+          "last_image": {
+            "type": "string",
+            "format": "binary",
+            "description": "The picture the video ends on (I2V-A14B only), as image"
+          },
+          "fit": {
+            "type": "string",
+            "enum": [
+              "cover",
+              "contain",
+              "stretch"
+            ]
+          }
+        },
+        "required": [
+          "prompt"
+        ],
+        "additionalProperties": false,
+        "description": "A job spec as form fields, read as a batch CSV's cells are; image and last_image as file parts (or image ids)"
+      },
+      "Image": {
+        "type": "object",
+        "properties": {
+          "id": {
+            "type": "string",
+            "pattern": "^img_[0-9a-f]{64}$"
+          },
+          "object": {
+            "type": "string",
+            "const": "image"
+          },
+          "sha256": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{64}$"
+          },
+          "format": {
+            "type": "string",
+            "enum": [
+              "png",
+              "jpeg",
+              "webp"
+            ]
+          },
+          "width": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "As shown, after the EXIF orientation"
+          },
+          "height": {
+            "type": "integer",
+            "minimum": 1
+          }
+        },
+        "required": [
+          "id",
+          "object",
+          "sha256",
+          "format",
+          "width",
+          "height"
+        ],
+        "additionalProperties": false
       }
     },
     "securitySchemes": {

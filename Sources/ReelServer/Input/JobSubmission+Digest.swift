@@ -14,17 +14,3 @@ extension JobSubmission {
         return "sha256:" + SHA256.hash(data: canonical).hexDigits
     }
 }
-
-extension Sequence<UInt8> {
-    /// The bytes as lowercase hexadecimal, two digits each.
-    var hexDigits: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = []
-        text.reserveCapacity(2 * underestimatedCount)
-        for byte in self {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: text, as: UTF8.self)
-    }
-}

@@ -49,6 +49,9 @@ extension JobSubmission {
         priority = try reader.integer("priority")
         fps = try reader.integer("fps")
         interpolate = try reader.integer("interpolate")
+        image = try reader.string("image")
+        lastImage = try reader.string("last_image")
+        fit = try reader.string("fit")
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import ReelAPI
 import ReelCore
+import ReelStore
 
 /// The body of `POST /v1/videos` turned into a `JobSubmission`: OpenAI's fields (`prompt`, `model`, `seconds`,
 /// `size`) plus Reel's own as extra fields (the SDKs send them with `extra_body`), as multipart/form-data (what the
@@ -13,22 +14,28 @@ import ReelCore
 ///   rounded to the nearest 4n+1 frames.
 /// - `size`: `WIDTHxHEIGHT` (or a Reel preset name) valid for the server's model; OpenAI's sizes such as 1280x720 are
 ///   not changed silently into valid ones: the error names `size` and the nearest valid size.
-/// - `input_reference` (image-to-video) is refused: Reel generates from text only.
+/// - `input_reference` (image-to-video): the picture the video starts from, as a file part of a multipart body (what
+///   the SDKs send), or in JSON as an image id (`img_…`) or a `data:` URL; the same as Reel's own `image`, which may
+///   be given instead, not as well.
 enum VideoSubmission {
     private enum Kind {
         case text, integer, number, flag, seconds
     }
 
     private static let kinds: [String: Kind] = [
-        "prompt": .text, "model": .text, "seconds": .seconds, "size": .text, "input_reference": .text,
+        "prompt": .text, "model": .text, "seconds": .seconds, "size": .text, "input_reference": .text, "image": .text,
+        "last_image": .text, "fit": .text,
         "negative_prompt": .text, "style": .text, "frames": .integer, "fps": .integer, "steps": .integer,
         "guidance": .number, "seed": .integer, "interpolate": .integer, "png_frames": .flag, "priority": .integer,
     ]
 
     /// The field names `POST /v1/videos` understands, in the order an error lists them.
     static let knownFields: [String] =
-        ["prompt", "model", "seconds", "size"]
+        ["prompt", "model", "seconds", "size", "input_reference"]
         + SpecFields.known.filter { !["prompt", "model", "seconds", "size"].contains($0) }
+
+    /// The form fields that may be file parts: the images, stored on arrival and passed on by id.
+    static let fileFields: Set<String> = ["input_reference", "image", "last_image"]
 
     /// Whether `name` is one of OpenAI's video model names, all of which run as the server's model.
     static func isOpenAIModel(_ name: String) -> Bool {
@@ -50,15 +57,23 @@ enum VideoSubmission {
         return try submission(fields: fields, serverModel: serverModel)
     }
 
-    static func submission(form parts: [Multipart.Part], serverModel: String) throws(ReelError) -> JobSubmission {
+    static func submission(
+        form parts: [Multipart.Part], serverModel: String, images: ImageStore
+    ) throws(ReelError) -> JobSubmission {
         var pairs: [(String, String)] = []
         for part in parts {
-            guard part.filename == nil else {
-                throw .invalid(
-                    part.name,
-                    "\(part.name) is a file upload; Reel generates videos from text, so send text fields only")
+            if part.filename != nil || (fileFields.contains(part.name) && part.text == nil) {
+                guard fileFields.contains(part.name) else {
+                    throw .invalid(
+                        part.name,
+                        "\(part.name) is a file upload; only \(fileFields.sorted().joined(separator: ", ")) may be files"
+                    )
+                }
+                pairs.append((part.name, try images.put(part.body, field: part.name).id))
+                continue
             }
             guard let text = part.text else { throw .invalid(part.name, "\(part.name) is not UTF-8 text") }
+            try ClientText.check(part.body, as: .utf8, field: part.name)
             pairs.append((part.name, text))
         }
         return try submission(pairs: pairs, serverModel: serverModel)
@@ -132,8 +147,10 @@ enum VideoSubmission {
         var fields = fields
         for name in fields.keys.sorted() where kinds[name] == nil { throw unknown(name) }
         if let reference = fields["input_reference"], reference != .null {
-            throw .invalid(
-                "input_reference", "input_reference is not supported: Reel generates videos from the prompt alone")
+            if let image = fields["image"], image != .null {
+                throw .invalid("input_reference", "give input_reference or image, not both: they are the same picture")
+            }
+            fields["image"] = reference
         }
         fields["input_reference"] = nil
         if case .string(let model)? = fields["model"] {

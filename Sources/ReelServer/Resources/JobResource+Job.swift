@@ -28,7 +28,8 @@ extension JobResource {
                 guidance: spec.guidance, guidance2: spec.guidance2, seed: spec.seed, model: spec.model,
                 pngFrames: spec.pngFrames, style: spec.style, userPrompt: spec.userPrompt,
                 interpolate: spec.interpolate ?? 1, outputFrames: spec.outputFrames, outputFPS: spec.outputFPS,
-                requestedSeconds: spec.requestedSeconds),
+                requestedSeconds: spec.requestedSeconds, image: spec.image?.id, lastImage: spec.lastImage?.id,
+                fit: spec.fit?.rawValue),
             priority: job.priority, attempts: job.attempts, cancelRequested: job.cancelRequested,
             createdAt: job.createdAt, startedAt: job.startedAt, finishedAt: job.finishedAt, error: error,
             outputs: outputs, batchID: job.batchID, node: job.node)

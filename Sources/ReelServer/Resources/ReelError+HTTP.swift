@@ -4,8 +4,6 @@ import ReelCore
 extension ReelError.Code {
     /// The request body is not JSON, or not a JSON object.
     public static let invalidJSON = ReelError.Code("invalid_json")
-    /// The request body is larger than the server accepts.
-    public static let payloadTooLarge = ReelError.Code("payload_too_large")
     /// The method is not one the path supports.
     public static let methodNotAllowed = ReelError.Code("method_not_allowed")
     /// Something failed inside the server; the message does not say what, the log does.
@@ -18,8 +16,6 @@ extension ReelError.Code {
     public static let rateLimitExceeded = ReelError.Code("rate_limit_exceeded")
     /// The key has as many jobs queued as the server allows; more are accepted as those start.
     public static let tooManyQueued = ReelError.Code("too_many_queued")
-    /// The job database's disk is full: the request was not stored (507).
-    public static let storageFull = ReelError.Code("storage_full")
     /// The job database stayed locked past its busy timeout: retry after `Retry-After` (503).
     public static let storeBusy = ReelError.Code("store_busy")
     /// The job database cannot be read or written (503).

@@ -29,10 +29,18 @@ struct JobRoutes {
     private func submit(_ request: Request) async throws -> Response {
         let key = try request.idempotencyKey(maxLength: configuration.maxIdempotencyKeyLength)
         var request = request
+        let boundary = try Multipart.boundary(ofContentType: request.headers[.contentType] ?? "")
+        // A form may carry the images: room for two as large as images may be, besides the fields.
+        let limit = configuration.maxBodyBytes + (boundary == nil ? 0 : 2 * service.images.limits.maxBytes)
         let body = try await request.collectBody(
-            limit: configuration.maxBodyBytes,
-            tooLarge: "the request body is larger than \(configuration.maxBodyBytes) bytes; a job spec is far smaller")
-        let submission = try JobSubmission(json: body.readableBytesView)
+            limit: limit, tooLarge: "the request body is larger than \(limit) bytes; a job spec is far smaller")
+        let submission: JobSubmission
+        if let boundary {
+            let form = try Multipart(body: Array(body.readableBytesView), boundary: boundary)
+            submission = try JobSubmission(form: form.parts, images: service.images)
+        } else {
+            submission = try JobSubmission(json: body.readableBytesView)
+        }
         let (job, created) = try await service.submit(body: submission, idempotencyKey: key)
         var response = try APIJSON.response(JobResource(job), status: created ? .created : .ok)
         response.headers[.location] = "/v1/jobs/\(job.id)"

@@ -40,17 +40,19 @@ struct OpenAIVideoRoutes {
     private func create(_ request: Request) async throws -> Response {
         let key = try request.idempotencyKey(maxLength: configuration.maxIdempotencyKeyLength)
         var request = request
-        let body = try await request.collectBody(
-            limit: configuration.maxBodyBytes,
-            tooLarge:
-                "the request body is larger than \(configuration.maxBodyBytes) bytes; a video request is far smaller")
         let contentType = request.headers[.contentType] ?? ""
+        let boundary = try Multipart.boundary(ofContentType: contentType)
+        // A form may carry the image: room for one as large as images may be, besides the fields.
+        let limit = configuration.maxBodyBytes + (boundary == nil ? 0 : service.images.limits.maxBytes)
+        let body = try await request.collectBody(
+            limit: limit,
+            tooLarge:
+                "the request body is larger than \(limit) bytes; a video request with its image is smaller")
         let model = service.model.name
         let submission: JobSubmission
-        if let boundary = try Multipart.boundary(ofContentType: contentType) {
-            try ClientText.check(body.readableBytesView, as: .utf8)
+        if let boundary {
             let form = try Multipart(body: Array(body.readableBytesView), boundary: boundary)
-            submission = try VideoSubmission.submission(form: form.parts, serverModel: model)
+            submission = try VideoSubmission.submission(form: form.parts, serverModel: model, images: service.images)
         } else if contentType.lowercased().hasPrefix("application/x-www-form-urlencoded") {
             guard let text = String(validating: body.readableBytesView, as: UTF8.self) else {
                 throw ReelError.invalid("body", "the form body is not UTF-8 text")

@@ -19,8 +19,10 @@ public struct BatchService: Sendable {
 
     /// The checks every batch passes, the same `reel batch` makes: this server's model, limits and styles.
     var validation: BatchValidation {
-        BatchValidation(
-            model: jobs.model, limits: jobs.limits, styles: jobs.styles, maxRows: maxRows, runner: "this server")
+        let images = jobs.images
+        return BatchValidation(
+            model: jobs.model, limits: jobs.limits, styles: jobs.styles, maxRows: maxRows, runner: "this server",
+            images: { name, field throws(ReelError) in try images.resolve(name, field: field) })
     }
 
     /// Validates a CSV document: the header first (an unknown column rejects the whole file), then every row.
@@ -62,12 +64,7 @@ public struct BatchService: Sendable {
                     throw .invalid("jobs", "job \(index + 1) is \(item.typeName), not an object")
                 }
                 let submission = try JobSubmission(fields: defaults.merging(fields) { _, own in own })
-                return BatchInputRow(
-                    row: index + 1,
-                    fields: .success(
-                        SpecRow(
-                            request: submission.generationRequest, model: submission.model,
-                            priority: submission.priority)))
+                return BatchInputRow(row: index + 1, fields: .success(try submission.specRow()))
             } catch {
                 return BatchInputRow(row: index + 1, fields: .failure(error))
             }

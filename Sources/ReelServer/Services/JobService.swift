@@ -20,6 +20,8 @@ public final class JobService: Sendable {
     public let styles: StyleLibrary
     /// The most jobs one tenant may have queued at once; nil for no limit. Callers without a tenant have none.
     public let maxQueuedPerOwner: Int?
+    /// The images jobs start from, in the data directory the scheduler's workers read them from.
+    public var images: ImageStore { scheduler.configuration.images }
     /// Jobs being enqueued right now, by owner: counted against the limit until they are in the store.
     private let reservations = Mutex<[String: Int]>([:])
 
@@ -169,13 +171,17 @@ public final class JobService: Sendable {
 
     /// Validation alone: the spec a submission would run with, or the error that names what is wrong.
     public func resolve(_ body: JobSubmission) throws(ReelError) -> GenerationSpec {
-        try resolve(SpecRow(request: body.generationRequest, model: body.model, priority: body.priority))
+        try resolve(try body.specRow())
     }
 
-    /// Validation of a batch row or a submission: the model, the priority range, then the spec itself (the same
-    /// check `reel batch` makes, `Validation.resolve(_:model:limits:styles:runner:)`).
+    /// Validation of a batch row or a submission: its images (ids of stored images, or `data:` URLs, stored
+    /// here), the model, the priority range, then the spec itself (the same check `reel batch` makes,
+    /// `Validation.resolve(_:model:limits:styles:runner:)`).
     public func resolve(_ row: SpecRow) throws(ReelError) -> GenerationSpec {
-        try Validation.resolve(row, model: model, limits: limits, styles: styles, runner: "this server")
+        var row = row
+        if let name = row.imageName { row.request.image = try images.resolve(name, field: "image") }
+        if let name = row.lastImageName { row.request.lastImage = try images.resolve(name, field: "last_image") }
+        return try Validation.resolve(row, model: model, limits: limits, styles: styles, runner: "this server")
     }
 }
 

@@ -1,0 +1,40 @@
+import ReelAPI
+import ReelCore
+import ReelStore
+
+extension JobSubmission {
+    /// A `multipart/form-data` submission: the fields as text, read with the batch CSV's grammar (`SpecFields`), and
+    /// `image` and `last_image` as file parts, stored on arrival (`ImageStore`) and named by their ids. A field given
+    /// twice, a file part under another name, or text that is not UTF-8 is an error naming the field.
+    init(form parts: [Multipart.Part], images: ImageStore) throws(ReelError) {
+        var fields: [String: String] = [:]
+        for part in parts {
+            guard fields[part.name] == nil else {
+                throw .invalid(
+                    String(part.name.unicodeScalars.prefix(60)),
+                    "\(part.name.quotedForMessage(limit: 60)) is given more than once")
+            }
+            let isImage = part.name == "image" || part.name == "last_image"
+            if part.filename != nil || (isImage && part.text == nil) {
+                guard isImage else {
+                    throw .invalid(
+                        String(part.name.unicodeScalars.prefix(60)),
+                        "\(part.name.quotedForMessage(limit: 60)) is a file; only image and last_image may be files")
+                }
+                fields[part.name] = try images.put(part.body, field: part.name).id
+                continue
+            }
+            guard let text = part.text else { throw .invalid(part.name, "\(part.name) is not UTF-8 text") }
+            try ClientText.check(part.body, as: .utf8, field: part.name)
+            fields[part.name] = text
+        }
+        let row = try SpecFields.row(from: fields)
+        let request = row.request
+        self.init(
+            prompt: request.prompt, negativePrompt: request.negativePrompt, style: request.style, size: request.size,
+            seconds: request.seconds, frames: request.frames, steps: request.steps, guidance: request.guidance,
+            seed: request.seed, model: row.model, pngFrames: fields["png_frames"] == nil ? nil : request.pngFrames,
+            priority: row.priority, fps: request.fps, interpolate: request.interpolate, image: row.imageName,
+            lastImage: row.lastImageName, fit: request.fit?.rawValue)
+    }
+}

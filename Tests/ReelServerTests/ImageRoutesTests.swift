@@ -1,0 +1,208 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import ReelCore
+import ReelServer
+import ReelStore
+import ReelTestSupport
+import Testing
+
+/// Images over HTTP: `POST /v1/images`, and a job, a batch or a video that starts from one, by id, `data:` URL or
+/// file part.
+@Suite struct ImageRoutesTests {
+    static let pngType: HTTPFields = [.contentType: "image/png"]
+
+    /// A multipart/form-data body: text fields, then file parts.
+    static func form(_ fields: [(String, String)], files: [(String, [UInt8])]) -> (HTTPFields, ByteBuffer) {
+        let boundary = "reel-test-boundary-7d1f"
+        var body: [UInt8] = []
+        for (name, value) in fields {
+            body += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)\r\n".utf8)
+        }
+        for (name, bytes) in files {
+            body += Array(
+                ("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"; filename=\"\(name).png\"\r\n"
+                    + "Content-Type: image/png\r\n\r\n").utf8)
+            body += bytes + Array("\r\n".utf8)
+        }
+        body += Array("--\(boundary)--\r\n".utf8)
+        return ([.contentType: "multipart/form-data; boundary=\(boundary)"], ByteBuffer(bytes: body))
+    }
+
+    func withServer(
+        model: String = "tiny", _ body: @Sendable @escaping (any TestClientProtocol, TestServer) async throws -> Void
+    ) async throws {
+        try await TestSupport.withTemporaryDirectory { directory in
+            let server = try TestServer(dataDirectory: directory.path, model: model)
+            try await server.test { client in try await body(client, server) }
+        }
+    }
+
+    @Test func anUploadIsStoredOnceAndDescribedByItsID() async throws {
+        try await withServer { client, server in
+            let first = try await client.execute(
+                uri: "/v1/images", method: .post, headers: Self.pngType, body: ByteBuffer(bytes: ImageFixtures.png3x2))
+            #expect(first.status == .created, "\(String(buffer: first.body))")
+            let image = try first.object()
+            let id = try #require(image["id"] as? String)
+            #expect(image["object"] as? String == "image" && image["format"] as? String == "png")
+            #expect(image["width"] as? Int == 3 && image["height"] as? Int == 2)
+            #expect(first.headers[.location] == "/v1/images/\(id)")
+            let again = try await client.execute(
+                uri: "/v1/images", method: .post, headers: [.contentType: "application/octet-stream"],
+                body: ByteBuffer(bytes: ImageFixtures.png3x2))
+            #expect(try again.status == .ok && (again.object()["id"] as? String) == id)
+            let (headers, body) = Self.form([], files: [("file", ImageFixtures.jpeg4x3Rotated6)])
+            let form = try await client.execute(uri: "/v1/images", method: .post, headers: headers, body: body)
+            #expect(try form.status == .created && (form.object()["width"] as? Int) == 3, "as shown: turned")
+            let described = try await client.execute(uri: "/v1/images/\(id)", method: .get)
+            #expect(
+                try described.status == .ok && (described.object()["sha256"] as? String) == image["sha256"] as? String)
+            let unknown = try await client.execute(
+                uri: "/v1/images/img_\(String(repeating: "0", count: 64))", method: .get)
+            #expect(unknown.status == .notFound)
+            #expect(try await server.jobCount() == 0)
+        }
+    }
+
+    @Test func aBadImageIsA4xxNamingTheFieldAndStoresNothing() async throws {
+        try await withServer { client, server in
+            for (bytes, status) in [
+                (Array(ImageFixtures.png3x2.dropLast(3)), HTTPResponse.Status.badRequest),
+                (ImageFixtures.pngBomb100000x100000, .badRequest), (Array("not a picture".utf8), .badRequest),
+            ] {
+                let answer = try await client.execute(
+                    uri: "/v1/images", method: .post, headers: Self.pngType, body: ByteBuffer(bytes: bytes))
+                #expect(answer.status == status, "\(String(buffer: answer.body))")
+                #expect(try answer.apiError()["field"] as? String == "body")
+            }
+            let (headers, body) = Self.form([], files: [("file", Array(ImageFixtures.webpLossy5x4.dropLast(2)))])
+            let form = try await client.execute(uri: "/v1/images", method: .post, headers: headers, body: body)
+            #expect(try form.status == .badRequest && (form.apiError()["field"] as? String) == "file")
+            let text = try await client.execute(
+                uri: "/v1/images", method: .post, headers: [.contentType: "text/plain"],
+                body: ByteBuffer(bytes: ImageFixtures.png3x2))
+            #expect(try text.status == .badRequest && (text.apiError()["field"] as? String) == "Content-Type")
+            let folder = server.scheduler.configuration.images.directory.path
+            #expect((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] == [])
+        }
+    }
+
+    @Test func anImageLargerThanTheLimitIs413() async throws {
+        try await TestSupport.withTemporaryDirectory { directory in
+            let server = try TestServer(dataDirectory: directory.path, imageLimits: ImageLimits(maxBytes: 200))
+            try await server.test { client in
+                let answer = try await client.execute(
+                    uri: "/v1/images", method: .post, headers: Self.pngType,
+                    body: ByteBuffer(bytes: ImageFixtures.jpeg4x3Rotated6))
+                #expect(answer.status == .contentTooLarge, "\(String(buffer: answer.body))")
+            }
+        }
+    }
+
+    @Test func aJobStartsFromAnImageByIDDataURLOrFile() async throws {
+        try await withServer { client, _ in
+            let upload = try await client.execute(
+                uri: "/v1/images", method: .post, headers: Self.pngType, body: ByteBuffer(bytes: ImageFixtures.png3x2))
+            let id = try #require(try upload.object()["id"] as? String)
+            let byID = try await client.submit(#"{"prompt": "a lamp", "image": "\#(id)", "size": "auto"}"#)
+            #expect(byID.status == .created, "\(String(buffer: byID.body))")
+            let spec = try #require(try byID.object()["spec"] as? [String: Any])
+            #expect(spec["image"] as? String == id && spec["fit"] as? String == "cover")
+            #expect(spec["last_image"] is NSNull)
+            #expect(spec["size"] as? String == "1280x704", "auto: a 3:2 picture is nearer 16:9 than square")
+
+            let dataURL = "data:image/png;base64," + Data(ImageFixtures.png3x2).base64EncodedString()
+            let byURL = try await client.submit(#"{"prompt": "a lamp", "image": "\#(dataURL)", "fit": "contain"}"#)
+            let urlSpec = try #require(try byURL.object()["spec"] as? [String: Any])
+            #expect(urlSpec["image"] as? String == id && urlSpec["fit"] as? String == "contain", "the same picture")
+
+            let (headers, body) = Self.form(
+                [("prompt", "a lamp"), ("steps", "2"), ("fit", "stretch")], files: [("image", ImageFixtures.png3x2)])
+            let byFile = try await client.execute(uri: "/v1/jobs", method: .post, headers: headers, body: body)
+            #expect(byFile.status == .created, "\(String(buffer: byFile.body))")
+            let fileSpec = try #require(try byFile.object()["spec"] as? [String: Any])
+            #expect(fileSpec["image"] as? String == id && fileSpec["steps"] as? Int == 2)
+            #expect(fileSpec["fit"] as? String == "stretch")
+        }
+    }
+
+    @Test func theImageIsPartOfTheIdempotencyDigest() async throws {
+        try await withServer { client, _ in
+            let one = "data:image/png;base64," + Data(ImageFixtures.png3x2).base64EncodedString()
+            let two = "data:image/webp;base64," + Data(ImageFixtures.webpLossy5x4).base64EncodedString()
+            let first = try await client.submit(#"{"prompt": "a lamp", "image": "\#(one)"}"#, key: "k-1")
+            let same = try await client.submit(#"{"prompt": "a lamp", "image": "\#(one)"}"#, key: "k-1")
+            let other = try await client.submit(#"{"prompt": "a lamp", "image": "\#(two)"}"#, key: "k-1")
+            #expect(first.status == .created && same.status == .ok)
+            #expect(other.status == .conflict, "another picture under the same key is another request")
+        }
+    }
+
+    @Test func imagesOnAModelThatTakesNoneOrUnknownIDsAreRefused() async throws {
+        try await withServer(model: "tiny:t2v-a14b") { client, server in
+            let upload = try await client.execute(
+                uri: "/v1/images", method: .post, headers: Self.pngType, body: ByteBuffer(bytes: ImageFixtures.png3x2))
+            let id = try #require(try upload.object()["id"] as? String)
+            let refused = try await client.submit(#"{"prompt": "a lamp", "image": "\#(id)"}"#)
+            #expect(refused.status == .badRequest)
+            let error = try refused.apiError()
+            #expect(error["field"] as? String == "image")
+            #expect((error["message"] as? String)?.contains("ti2v-5b, i2v-a14b") == true, "\(error)")
+            let batch = try await client.execute(
+                uri: "/v1/batches", method: .post, headers: [.contentType: "text/csv"],
+                body: ByteBuffer(string: "prompt,image\na lamp,\(id)\na kite,\n"))
+            #expect(batch.status == .created, "\(String(buffer: batch.body))")
+            let rejected = try #require(try batch.object()["rejected"] as? [[String: Any]])
+            #expect(rejected.count == 1 && rejected.first?["row"] as? Int == 2)
+            #expect(rejected.first?["column"] as? String == "image")
+            #expect(try await server.jobCount() == 1, "the row without an image still runs")
+        }
+        try await withServer { client, server in
+            let unknown = try await client.submit(
+                #"{"prompt": "a lamp", "image": "img_\#(String(repeating: "0", count: 64))"}"#)
+            #expect(try unknown.status == .badRequest && (unknown.apiError()["field"] as? String) == "image")
+            let path = try await client.submit(#"{"prompt": "a lamp", "image": "/etc/hostname"}"#)
+            #expect(try path.status == .badRequest && (path.apiError()["field"] as? String) == "image")
+            #expect(try await server.jobCount() == 0)
+        }
+    }
+
+    @Test func openAIsInputReferenceIsTheImage() async throws {
+        try await withServer { client, _ in
+            let (headers, body) = Self.form(
+                [("prompt", "a lamp"), ("model", "sora-2"), ("seconds", "1")],
+                files: [("input_reference", ImageFixtures.png3x2)])
+            let video = try await client.execute(uri: "/v1/videos", method: .post, headers: headers, body: body)
+            #expect(video.status == .ok, "\(String(buffer: video.body))")
+            let id = try #require(try video.object()["id"] as? String)
+            let job = try await client.execute(uri: "/v1/jobs/\(id)", method: .get)
+            let spec = try #require(try job.object()["spec"] as? [String: Any])
+            #expect((spec["image"] as? String)?.hasPrefix("img_") == true)
+            let (twice, twiceBody) = Self.form(
+                [("prompt", "a lamp")],
+                files: [("input_reference", ImageFixtures.png3x2), ("image", ImageFixtures.png3x2)])
+            let both = try await client.execute(uri: "/v1/videos", method: .post, headers: twice, body: twiceBody)
+            #expect(try both.status == .badRequest && (both.apiError()["param"] as? String) == "input_reference")
+        }
+    }
+
+    @Test func theSweeperKeepsImagesJobsNameAndRemovesOldUnnamedOnes() async throws {
+        try await withServer { client, server in
+            let images = server.service.images
+            let named = try images.put(ImageFixtures.png3x2)
+            let unnamed = try images.put(ImageFixtures.webpLossless6x2)
+            _ = try await client.submitJob(#"{"prompt": "a lamp", "image": "\#(named.id)"}"#)
+            for reference in [named, unnamed] {
+                try FileManager.default.setAttributes(
+                    [.modificationDate: Date().addingTimeInterval(-25 * 3600)],
+                    ofItemAtPath: images.url(for: reference).path)
+            }
+            let sweeper = ImageSweeper(service: server.service, logger: TestSupport.logger)
+            #expect(try await sweeper.sweep() == 1)
+            #expect(FileManager.default.fileExists(atPath: images.url(for: named).path))
+            #expect(!FileManager.default.fileExists(atPath: images.url(for: unnamed).path))
+        }
+    }
+}
