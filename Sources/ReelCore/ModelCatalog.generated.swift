@@ -3,8 +3,8 @@
 // is out of date.
 
 /// The engine's model catalog (engine/reel_engine/catalog.json) as Swift values: the built-in model names, the
-/// Wan2.2 architectures with their frame rates, strides, download repositories, default request values and size
-/// presets.
+/// Wan2.2 architectures with their frame rates, strides, download repositories, default request values, size
+/// presets and image inputs.
 enum CatalogData {
     /// The request values a job takes when the user leaves them out.
     struct Defaults: Sendable, Equatable {
@@ -24,9 +24,19 @@ enum CatalogData {
         let height: Int
     }
 
+    /// Whether a job gives a first-frame image (catalog.json's `image`).
+    enum ImageUse: String, Sendable, Equatable {
+        /// Text-to-video only: a job with an image is refused (`"none"`).
+        case never = "none"
+        /// Text-to-video, or image-to-video when the job gives an image.
+        case optional
+        /// Image-to-video only: a job without an image is refused.
+        case required
+    }
+
     /// A Wan2.2 architecture Reel runs.
     struct ArchitectureEntry: Sendable, Equatable {
-        /// `ti2v-5b` or `t2v-a14b`, as the engine and `Architecture`'s raw values name it.
+        /// `ti2v-5b`, `t2v-a14b` or `i2v-a14b`, as the engine and `Architecture`'s raw values name it.
         let name: String
         /// The Hugging Face repository a user downloads for this architecture.
         let repo: String
@@ -39,6 +49,10 @@ enum CatalogData {
         /// The defaults of the architecture's tiny model.
         let tinyDefaults: Defaults
         let presets: [Preset]
+        /// Whether a job gives a first-frame image.
+        let image: ImageUse
+        /// Whether a job may also give a last-frame image (first-last-frame to video).
+        let lastImage: Bool
     }
 
     /// What a built-in model name is.
@@ -85,7 +99,9 @@ enum CatalogData {
                 Preset(name: "540p-portrait", width: 544, height: 960),
                 Preset(name: "square", width: 704, height: 704),
                 Preset(name: "small", width: 512, height: 288),
-            ]),
+            ],
+            image: .optional,
+            lastImage: false),
         ArchitectureEntry(
             name: "t2v-a14b",
             repo: "Wan-AI/Wan2.2-T2V-A14B-Diffusers",
@@ -100,7 +116,26 @@ enum CatalogData {
                 Preset(name: "480p", width: 832, height: 480),
                 Preset(name: "480p-portrait", width: 480, height: 832),
                 Preset(name: "square", width: 720, height: 720),
-            ]),
+            ],
+            image: .never,
+            lastImage: false),
+        ArchitectureEntry(
+            name: "i2v-a14b",
+            repo: "Wan-AI/Wan2.2-I2V-A14B-Diffusers",
+            fps: 16,
+            spatialStride: 16,
+            temporalStride: 4,
+            defaults: Defaults(width: 1280, height: 720, frames: 81, steps: 40, guidance: 3.5, guidance2: 3.5),
+            tinyDefaults: Defaults(width: 256, height: 256, frames: 17, steps: 4, guidance: 5.0, guidance2: 5.0),
+            presets: [
+                Preset(name: "720p", width: 1280, height: 720),
+                Preset(name: "720p-portrait", width: 720, height: 1280),
+                Preset(name: "480p", width: 832, height: 480),
+                Preset(name: "480p-portrait", width: 480, height: 832),
+                Preset(name: "square", width: 720, height: 720),
+            ],
+            image: .required,
+            lastImage: true),
     ]
 
     static let models: [ModelEntry] = [
@@ -114,10 +149,16 @@ enum CatalogData {
             name: "tiny:t2v-a14b", kind: .tiny, architecture: "t2v-a14b", aliasOf: nil,
             defaults: Defaults(width: 256, height: 256, frames: 17, steps: 4, guidance: 5.0, guidance2: 5.0)),
         ModelEntry(
+            name: "tiny:i2v-a14b", kind: .tiny, architecture: "i2v-a14b", aliasOf: nil,
+            defaults: Defaults(width: 256, height: 256, frames: 17, steps: 4, guidance: 5.0, guidance2: 5.0)),
+        ModelEntry(
             name: "random:ti2v-5b", kind: .random, architecture: "ti2v-5b", aliasOf: nil,
             defaults: Defaults(width: 1280, height: 704, frames: 121, steps: 50, guidance: 5.0, guidance2: nil)),
         ModelEntry(
             name: "random:t2v-a14b", kind: .random, architecture: "t2v-a14b", aliasOf: nil,
             defaults: Defaults(width: 1280, height: 720, frames: 81, steps: 40, guidance: 4.0, guidance2: 3.0)),
+        ModelEntry(
+            name: "random:i2v-a14b", kind: .random, architecture: "i2v-a14b", aliasOf: nil,
+            defaults: Defaults(width: 1280, height: 720, frames: 81, steps: 40, guidance: 3.5, guidance2: 3.5)),
     ]
 }
