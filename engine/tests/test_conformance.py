@@ -17,8 +17,9 @@ from conftest import WORKERS, EarlyStart, WorkerProcess, WorkerSet, decode_video
 from PIL import Image
 
 READY_FIELDS = {"event", "protocol", "device", "model", "architecture", "dtype", "free_memory_bytes",
-                "total_memory_bytes", "fps", "spatial_stride", "temporal_stride", "engine_version", "pid",
-                "random_weights", "load_seconds", "defaults", "memory_saving", "model_path", "placement", "speed"}
+                "total_memory_bytes", "fps", "spatial_stride", "temporal_stride", "image", "last_image",
+                "engine_version", "pid", "random_weights", "load_seconds", "defaults", "memory_saving", "model_path",
+                "placement", "speed"}
 SPARES = 2  # the tests that end a worker before the others are done with the shared one: the crash hooks
 WORKERS_OF = {kind: EarlyStart(f"conformance-{kind}", 1 + SPARES, ("--device", "cpu", "--model", "tiny"), module,
                                selects=f"[{kind}]")
@@ -82,6 +83,7 @@ def test_ready_event(worker, kind):
     assert ready["protocol"] == 1 and ready["device"] == "cpu" and ready["model"] == "tiny"
     assert ready["architecture"] == "ti2v-5b" and ready["dtype"] == "float32" and ready["random_weights"] is True
     assert (ready["fps"], ready["spatial_stride"], ready["temporal_stride"]) == (24, 32, 4)
+    assert (ready["image"], ready["last_image"]) == ("optional", False)
     # No budget on the CPU: everything resident; no compilation on the CPU unless asked for.
     assert ready["placement"]["tier"] == "resident" and ready["placement"]["text_encoder"] == "resident"
     assert ready["speed"]["compiled"] is False
