@@ -1,6 +1,6 @@
-"""Building a WanPipeline with freshly initialised (random) weights from model_configs.py: the tiny models on the CPU
-before they are cached (tiny_models.py), the full-size random models directly on the target device in the target
-dtype (no float32 copy, no host-to-device transfer)."""
+"""Building a WanPipeline (a WanImageToVideoPipeline for I2V-A14B) with freshly initialised (random) weights from
+model_configs.py: the tiny models on the CPU before they are cached (tiny_models.py), the full-size random models
+directly on the target device in the target dtype (no float32 copy, no host-to-device transfer)."""
 
 from __future__ import annotations
 
@@ -33,8 +33,10 @@ def _keep_fp32(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def build_pipeline(architecture: str, tiny: bool, device: torch.device, dtype: torch.dtype, seed: int = 0):
-    """A WanPipeline with freshly initialised weights; deterministic on a given device for a given seed."""
-    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+    """A WanPipeline (a WanImageToVideoPipeline for I2V-A14B) with freshly initialised weights; deterministic on a
+    given device for a given seed."""
+    import diffusers
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanTransformer3DModel
     from transformers import UMT5Config, UMT5EncoderModel
 
     from .tokenizer import build_tokenizer
@@ -59,5 +61,9 @@ def build_pipeline(architecture: str, tiny: bool, device: torch.device, dtype: t
         if module is not None:
             module.eval()
     scheduler = UniPCMultistepScheduler(**cfg["scheduler"])
-    return WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler,
-                       transformer=transformer, transformer_2=transformer_2, **cfg["pipeline"])
+    pipeline_class = getattr(diffusers, cfg["pipeline_class"])
+    extra = {}
+    if cfg["pipeline_class"] == "WanImageToVideoPipeline":
+        extra = dict(image_processor=None, image_encoder=None)  # Wan2.2-I2V-A14B has no CLIP image encoder
+    return pipeline_class(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler,
+                          transformer=transformer, transformer_2=transformer_2, **extra, **cfg["pipeline"])

@@ -14,7 +14,8 @@ File format: checkpoint_file.py's framing (magic, format version, a JSON header 
 The trailing SHA-256 makes a truncated or corrupted file detectable before anything in it is trusted; the payload is
 then read with `torch.load(weights_only=True)`, which unpickles tensors and plain containers only. A checkpoint is
 used only when its identity (model, architecture, device kind, dtype, software versions, loop version, seed, size,
-frames, steps, guidance(s) and a SHA-256 of prompt and negative prompt) equals the request's.
+frames, steps, guidance(s), a SHA-256 of prompt and negative prompt, and each image's SHA-256 and fit) equals the
+request's.
 
 Writing: the tensors are copied to the CPU on the loop's thread (on CUDA this is one device-to-host copy of a few
 tensors; the step has already synchronised), then serialised, hashed, written to `.checkpoint.pt.tmp`, fsync'd and
@@ -48,6 +49,7 @@ from .checkpoint_file import (  # noqa: F401 - re-exported: the file format is p
     decode_checkpoint,
     frame,
     identity_differences,
+    image_identity,
     open_existing,
     prompt_sha256,
     read_checkpoint,
@@ -57,7 +59,8 @@ from .checkpoint_file import (  # noqa: F401 - re-exported: the file format is p
 log = logging.getLogger("reel_engine.checkpoint")
 
 # Bump when pipeline.py's denoising loop changes what it computes: older checkpoints are then rejected.
-LOOP_VERSION = 1
+# 2: image conditioning (TI2V-5B's first frame, I2V-A14B's mask and image latent).
+LOOP_VERSION = 2
 # Scheduler attributes that are configuration, not state.
 _SKIP_ATTRIBUTES = ("_internal_dict",)
 
@@ -86,16 +89,17 @@ def _device_kind(device: torch.device) -> str:
 
 
 def identity(model, *, prompt: str, negative_prompt: str, width: int, height: int, frames: int, steps: int,
-             guidance: float, guidance_2: float | None, seed: int) -> dict:
+             guidance: float, guidance_2: float | None, seed: int, image_sha256: str | None = None,
+             last_image_sha256: str | None = None, fit: str = "cover") -> dict:
     """What a checkpoint must match to be resumed: the job's inputs and everything that changes the computation."""
     import diffusers
 
-    from .catalog import A14B
+    from .catalog import TWO_EXPERTS
     from .tiny_models import TINY_RECIPE_VERSION
 
-    if model.architecture == A14B and guidance_2 is None:
+    if model.architecture in TWO_EXPERTS and guidance_2 is None:
         guidance_2 = guidance
-    if model.architecture != A14B:
+    if model.architecture not in TWO_EXPERTS:
         guidance_2 = None
     scheduler_config = json.dumps(dict(model.pipe.scheduler.config), sort_keys=True, default=str)
     return {
@@ -119,13 +123,18 @@ def identity(model, *, prompt: str, negative_prompt: str, width: int, height: in
         "guidance": float(guidance),
         "guidance_2": float(guidance_2) if guidance_2 is not None else None,
         "prompt_sha256": prompt_sha256(prompt, negative_prompt),
+        **image_identity(image_sha256, last_image_sha256, fit),
     }
 
 
 def request_identity(model, req) -> dict:
+    """The identity of a request; its images' SHA-256 are the request's, which the job has checked against the
+    files (images.py) before it looks at a checkpoint."""
     return identity(model, prompt=req.prompt, negative_prompt=req.negative_prompt, width=req.width,
                     height=req.height, frames=req.frames, steps=req.steps, guidance=req.guidance,
-                    guidance_2=req.guidance_2, seed=req.seed)
+                    guidance_2=req.guidance_2, seed=req.seed,
+                    image_sha256=req.image.sha256 if req.image is not None else None,
+                    last_image_sha256=req.last_image.sha256 if req.last_image is not None else None, fit=req.fit)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -101,6 +101,13 @@ def prompt_sha256(prompt: str, negative_prompt: str) -> str:
     return hashlib.sha256(json.dumps([prompt, negative_prompt], ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
+def image_identity(image_sha256: str | None, last_image_sha256: str | None, fit: str) -> dict:
+    """The identity's image fields: each image's SHA-256 (None without one) and the fit (None without any image,
+    where it changes nothing); part of the real engine's identity (checkpoint.identity) and the scripted worker's."""
+    has_image = image_sha256 is not None or last_image_sha256 is not None
+    return {"image_sha256": image_sha256, "last_image_sha256": last_image_sha256, "fit": fit if has_image else None}
+
+
 def identity_differences(saved: Any, expected: dict) -> list[str]:
     """What differs between a checkpoint's identity and the request's, one phrase per field (prompts only hashed)."""
     if not isinstance(saved, dict):

@@ -11,7 +11,8 @@ def parse_args(argv: list[str] | None, prog: str = "python -m reel_engine.worker
     parser = argparse.ArgumentParser(prog=prog, description=description or __doc__.splitlines()[0])
     parser.add_argument("--device", required=True, help="cpu, cuda or cuda:N")
     parser.add_argument("--model", required=True,
-                        help="tiny, tiny:t2v-a14b, random:ti2v-5b, random:t2v-a14b, or a diffusers Wan2.2 directory")
+                        help="tiny, tiny:t2v-a14b, tiny:i2v-a14b, random:ti2v-5b, random:t2v-a14b, random:i2v-a14b, "
+                             "or a diffusers Wan2.2 directory")
     parser.add_argument("--data-dir", default=None, help="where tiny models are cached (default $REEL_DATA_DIR, "
                                                           "else ~/.local/share/reel)")
     parser.add_argument("--memory-saving", action="store_true",

@@ -27,14 +27,15 @@ class Worker:
     """Dispatches request lines: answers ping/cancel at once, runs one generate job at a time on a thread.
 
     `run_job(model, job, emit, hang=, gpu_done=)` runs one job and returns its final event: the real one by
-    default, the scripted worker's stand-in in scripted_worker.py. `model` needs `spatial_stride`,
-    `temporal_stride` and `text` (with `in` and `prepare(texts)`)."""
+    default, the scripted worker's stand-in in scripted_worker.py. `model` needs `architecture` (which images its
+    requests may give), `spatial_stride`, `temporal_stride` and `text` (with `in` and `prepare(texts)`)."""
 
     def __init__(self, model, writer: EventWriter, allow_faults: bool = False, run_job=run_model_job):
         self.model = model
         self.writer = writer
         self.run_job = run_job
-        self.limits = protocol.Limits(model.spatial_stride, model.temporal_stride, allow_faults)
+        self.limits = protocol.Limits(model.spatial_stride, model.temporal_stride, allow_faults,
+                                      architecture=getattr(model, "architecture", None))
         self._lock = threading.Lock()
         self._job = None  # the job using the device, at most one
         self._encoding: dict = {}  # jobs whose device work is done, writing their files

@@ -174,7 +174,8 @@ def request_for_rank(request, group: Group | None = None):
 def fingerprint(request) -> int:
     """What every rank must agree on: the job and everything that decides its frames."""
     fields = (request.job, request.prompt, request.negative_prompt, request.width, request.height, request.frames,
-              request.steps, request.guidance, request.guidance_2, request.seed)
+              request.steps, request.guidance, request.guidance_2, request.seed, request.image, request.last_image,
+              request.fit)
     return int.from_bytes(hashlib.sha256(repr(fields).encode()).digest()[:7], "big")
 
 

@@ -1,7 +1,7 @@
-"""One generate job on a loaded model, from request to files: resume from a checkpoint in the job directory or reject
-it (checkpoint.py), denoise and decode (pipeline.py), optionally interpolate frames (interpolation.py), then write
-the MP4/PNGs and job.json and turn the outcome into the job's final event (jobflow.py, shared with the scripted
-worker)."""
+"""One generate job on a loaded model, from request to files: read and check the request's images (images.py), resume
+from a checkpoint in the job directory or reject it (checkpoint.py), denoise and decode (pipeline.py), optionally
+interpolate frames (interpolation.py), then write the MP4/PNGs and job.json and turn the outcome into the job's final
+event (jobflow.py, shared with the scripted worker)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from . import checkpoint, distributed, interpolation, jobflow, metadata, protocol
+from . import checkpoint, distributed, images, interpolation, jobflow, metadata, protocol
+from .catalog import TWO_EXPERTS
 from .jobflow import CRASH_EXIT_STATUS, Emit, Job  # noqa: F401 - re-exported: the worker's interface to a job
 from .pipeline import free_memory, generate, latent_shape, peak_memory_bytes, reset_peak_memory
 
@@ -30,6 +31,9 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None, gpu_d
     timeline = {"started": time.time()}  # wall-clock instants, for measuring device idle time between jobs
     if req.interpolate > 1:
         interpolation.check_available()  # fail before the expensive part, not after it
+    # The images are read, checked and fitted before anything else: a bad one fails the job (bad_request) before
+    # its directory, a checkpoint, the text encoder or the device is touched.
+    job_images = images.load_request_images(req)
     jobflow.make_job_dir(req)
     reset_peak_memory(model.device)
     ckpt = checkpoint.open_for_job(
@@ -48,8 +52,10 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None, gpu_d
         frames=req.frames,
         steps=req.steps,
         guidance=req.guidance,
-        guidance_2=req.guidance_2 if model.architecture == "t2v-a14b" else None,
+        guidance_2=req.guidance_2 if model.architecture in TWO_EXPERTS else None,
         seed=req.seed,
+        image=job_images["image"].image if job_images["image"] is not None else None,
+        last_image=job_images["last_image"].image if job_images["last_image"] is not None else None,
         memory_saving=req.memory_saving,
         progress=stages,
         cancelled=job.cancel.is_set,
@@ -85,7 +91,7 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None, gpu_d
         return metadata.job_record(req, model, fps=fps, frame_count=int(frames.shape[0]), seconds=seconds,
                                    peak_memory_bytes=peak, source_fps=source_fps, source_frames=source_frames,
                                    interpolation_method=method, resumed_from_step=resumed_from_step,
-                                   text_cache=text_cache)
+                                   text_cache=text_cache, images=job_images)
 
     return jobflow.deliver(job, req, stages, frames, fps, seconds, started, timeline, record, ckpt.discard, gpu_done,
                            peak)

@@ -26,9 +26,14 @@ def software_versions() -> dict:
 def job_record(request, model, fps: int, frame_count: int, seconds: dict, peak_memory_bytes: int,
                source_fps: int | None = None, source_frames: int | None = None,
                interpolation_method: str | None = None, resumed_from_step: int | None = None,
-               text_cache: dict | None = None) -> dict:
+               text_cache: dict | None = None, images: dict | None = None) -> dict:
     """The contents of job.json for a finished generate request on a loaded model. `frames` and `fps` are the
-    delivered video's; `source_frames` and `source_fps` the generated ones (the same unless interpolated)."""
+    delivered video's; `source_frames` and `source_fps` the generated ones (the same unless interpolated).
+    `images` holds the request's images as images.load_request_images gives them: job.json records each one's
+    SHA-256, source size (after EXIF orientation) and fit, or null."""
+    from .catalog import TWO_EXPERTS
+    from .images import records
+
     record = {
         "job": request.job,
         "prompt": request.prompt,
@@ -45,8 +50,9 @@ def job_record(request, model, fps: int, frame_count: int, seconds: dict, peak_m
         "steps": request.steps,
         "guidance": request.guidance,
     }
-    if model.architecture == "t2v-a14b":
+    if model.architecture in TWO_EXPERTS:
         record["guidance_2"] = request.guidance_2 if request.guidance_2 is not None else request.guidance
+    record.update(records(images))
     record.update({
         "model": model.name,
         "model_path": model.path,

@@ -4,7 +4,7 @@ figures (scripted_model.py) are checked against them."""
 
 from __future__ import annotations
 
-from .catalog import A14B, ARCHITECTURES, TI2V, ModelError
+from .catalog import A14B, ARCHITECTURES, I2V, PIPELINE_CLASSES, TI2V, ModelError
 
 # Wan2.2 VAE latent statistics, from Wan-AI/Wan2.2-TI2V-5B-Diffusers vae/config.json (as in diffusers'
 # scripts/convert_wan_to_diffusers.py). The Wan2.1 VAE's 16 values are AutoencoderKLWan's defaults.
@@ -54,20 +54,31 @@ def component_configs(architecture: str, tiny: bool) -> dict:
         scheduler_shift = 5.0
         pipeline = dict(boundary_ratio=None, expand_timesteps=True)
         experts = 1
-    elif architecture == A14B:
+    elif architecture in (A14B, I2V):
+        # I2V-A14B's experts take 36 channels, the 16 of the noise then a 4-channel frame mask and the 16-channel
+        # latent of the conditioning video (diffusers' scripts/convert_wan_to_diffusers.py, "Wan2.2-I2V-14B-720p");
+        # they have no image embedding (no CLIP image encoder, unlike Wan2.1's I2V).
+        in_channels = 36 if architecture == I2V else 16
         if tiny:
-            transformer = dict(_COMMON_TRANSFORMER, num_attention_heads=2, attention_head_dim=16, in_channels=16,
-                               out_channels=16, text_dim=UMT5_TINY["d_model"], freq_dim=32, ffn_dim=64, num_layers=2)
+            transformer = dict(_COMMON_TRANSFORMER, num_attention_heads=2, attention_head_dim=16,
+                               in_channels=in_channels, out_channels=16, text_dim=UMT5_TINY["d_model"], freq_dim=32,
+                               ffn_dim=64, num_layers=2)
         else:
-            transformer = dict(_COMMON_TRANSFORMER, num_attention_heads=40, attention_head_dim=128, in_channels=16,
-                               out_channels=16, text_dim=4096, ffn_dim=13824, num_layers=40)
+            transformer = dict(_COMMON_TRANSFORMER, num_attention_heads=40, attention_head_dim=128,
+                               in_channels=in_channels, out_channels=16, text_dim=4096, ffn_dim=13824, num_layers=40)
         # The Wan2.1 VAE: AutoencoderKLWan's default config (z_dim 16, base_dim 96, its 16 latent mean/std values).
         vae = dict(base_dim=4, num_res_blocks=1) if tiny else {}
-        # The official Wan2.2 T2V-A14B config uses sample_shift 12.0; diffusers' conversion script writes 3.0 into
-        # the -Diffusers repo's scheduler config. Reel's own A14B models follow the official value; a real
-        # directory keeps whatever scheduler config it ships.
-        scheduler_shift = 12.0
-        pipeline = dict(boundary_ratio=0.875, expand_timesteps=False)
+        if architecture == A14B:
+            # The official Wan2.2 T2V-A14B config uses sample_shift 12.0; diffusers' conversion script writes 3.0
+            # into the -Diffusers repo's scheduler config. Reel's own A14B models follow the official value; a real
+            # directory keeps whatever scheduler config it ships.
+            scheduler_shift = 12.0
+            pipeline = dict(boundary_ratio=0.875, expand_timesteps=False)
+        else:
+            # The official I2V-A14B config (wan/configs/wan_i2v_A14B.py): sample_shift 5.0, boundary 0.900. The
+            # conversion script writes flow_shift 3.0 here too, and boundary_ratio 0.9 into model_index.json.
+            scheduler_shift = 5.0
+            pipeline = dict(boundary_ratio=0.9, expand_timesteps=False)
         experts = 2
     else:
         raise ModelError(f"unknown architecture {architecture!r}; expected one of {', '.join(ARCHITECTURES)}")
@@ -75,4 +86,4 @@ def component_configs(architecture: str, tiny: bool) -> dict:
                      flow_shift=scheduler_shift)
     text_encoder = dict(UMT5_TINY if tiny else UMT5_XXL)
     return dict(transformer=transformer, vae=vae, scheduler=scheduler, text_encoder=text_encoder,
-                pipeline=pipeline, experts=experts)
+                pipeline=pipeline, experts=experts, pipeline_class=PIPELINE_CLASSES[architecture])

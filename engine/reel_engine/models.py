@@ -1,12 +1,14 @@
 """Loading the models of the catalog (catalog.py): real diffusers-format Wan2.2 directories, tiny cached models,
 random full-size ones.
 
-Every model ends up as a diffusers `WanPipeline` whose components Reel's own loop (pipeline.py) drives:
-- a directory (TI2V-5B or T2V-A14B in diffusers format) is checked, then loaded with WanPipeline.from_pretrained;
-- `tiny` / `tiny:ti2v-5b` / `tiny:t2v-a14b` are small random-weight models of exactly the same classes and strides,
-  created once under DATA_DIR/models and then loaded through the same directory-loading code;
-- `random:ti2v-5b` / `random:t2v-a14b` are the full-size architectures with random weights, built directly on the
-  target device in the target dtype (for GPU benchmarks; their output is noise).
+Every model ends up as a diffusers `WanPipeline` (a `WanImageToVideoPipeline` for I2V-A14B, as its directories'
+model_index.json names it) whose components Reel's own loop (pipeline.py) drives:
+- a directory (TI2V-5B, T2V-A14B or I2V-A14B in diffusers format) is checked, then loaded with its pipeline class's
+  from_pretrained;
+- `tiny` / `tiny:ti2v-5b` / `tiny:t2v-a14b` / `tiny:i2v-a14b` are small random-weight models of exactly the same
+  classes and strides, created once under DATA_DIR/models and then loaded through the same directory-loading code;
+- `random:ti2v-5b` / `random:t2v-a14b` / `random:i2v-a14b` are the full-size architectures with random weights, built
+  directly on the target device in the target dtype (for GPU benchmarks; their output is noise).
 
 dtype: bfloat16 on CUDA for every component, the Wan VAE included (the diffusers examples load the VAE in float32;
 bf16 halves its memory and time and is what the Wan VAE's decoder tolerates well); float32 on CPU.
@@ -32,9 +34,14 @@ from .catalog import (  # noqa: F401
     ARCHITECTURES,
     DEFAULTS,
     FPS,
+    I2V,
+    IMAGE,
+    LAST_IMAGE,
+    PIPELINE_CLASSES,
     REPOS,
     TI2V,
     TINY_DEFAULTS,
+    TWO_EXPERTS,
     Defaults,
     ModelError,
     default_data_dir,
@@ -57,7 +64,7 @@ class LoadedModel:
 
     name: str
     architecture: str
-    pipe: object  # diffusers.WanPipeline
+    pipe: object  # diffusers.WanPipeline, or WanImageToVideoPipeline for I2V-A14B
     device: torch.device
     dtype: torch.dtype
     random_weights: bool
@@ -74,6 +81,16 @@ class LoadedModel:
     @property
     def fps(self) -> int:
         return FPS[self.architecture]
+
+    @property
+    def image(self) -> str:
+        """Whether a job gives a first-frame image: "none", "optional" or "required" (catalog.IMAGE)."""
+        return IMAGE[self.architecture]
+
+    @property
+    def last_image(self) -> bool:
+        """Whether a job may give a last-frame image too (catalog.LAST_IMAGE)."""
+        return LAST_IMAGE[self.architecture]
 
     @property
     def spatial_stride(self) -> int:
@@ -139,12 +156,14 @@ def load_model(name: str, device: str | torch.device = "cpu", data_dir: str | No
 
 
 def _load_dir(path: str, dtype: torch.dtype, device_map: str | None = None):
-    """The one directory-loading path, shared by real models and the cached tiny ones."""
-    from diffusers import WanPipeline
+    """The one directory-loading path, shared by real models and the cached tiny ones: the pipeline class the
+    directory's model_index.json names (WanPipeline, or WanImageToVideoPipeline for I2V-A14B)."""
+    import diffusers
 
-    inspect_model_dir(path)
+    architecture = inspect_model_dir(path)
     extra = {"device_map": device_map} if device_map else {}
-    pipe = WanPipeline.from_pretrained(path, dtype=dtype, local_files_only=True, **extra)
+    pipeline_class = getattr(diffusers, PIPELINE_CLASSES[architecture])
+    pipe = pipeline_class.from_pretrained(path, dtype=dtype, local_files_only=True, **extra)
     for module in (pipe.text_encoder, pipe.transformer, pipe.transformer_2, pipe.vae):
         if module is not None:
             module.eval()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,8 @@ MAX_STEPS = 1000  # the Wan schedulers have 1000 training timesteps
 MAX_FPS = 240
 CRASH_STAGES = ("text_encoding", "vae_decode", "interpolating", "encoding")
 INTERPOLATE_FACTORS = (1, 2, 4)
+FITS = ("cover", "contain", "stretch")  # images.py fits an image to the video's size as these say
+SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class RequestError(Exception):
@@ -31,11 +34,22 @@ class RequestError(Exception):
 
 @dataclass(frozen=True)
 class Limits:
-    """What the loaded model accepts: sizes must be multiples of the strides."""
+    """What the loaded model accepts: sizes must be multiples of the strides; with `architecture`, images only where
+    the catalog says the architecture takes them (catalog.IMAGE and LAST_IMAGE)."""
 
     spatial_stride: int
     temporal_stride: int = 4
     allow_faults: bool = False
+    architecture: str | None = None  # None: any image is accepted (no model to check it against)
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image file of a request (`image`, `last_image`): where it is and the SHA-256 its bytes must have. The
+    job reads and checks it (images.py), not the parser."""
+
+    path: str
+    sha256: str  # 64 lowercase hex digits
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,9 @@ class GenerateRequest:
     interpolate: int = 1
     checkpoint_every: int | None = None  # None: no checkpoints (absent, null or 0 in the request)
     debug: DebugHooks | None = None
+    image: ImageRef | None = None  # the first frame (image-to-video)
+    last_image: ImageRef | None = None  # the last frame (first-last-frame to video)
+    fit: str = "cover"  # how an image is fitted to width x height: one of FITS
 
 
 @dataclass(frozen=True)
@@ -180,6 +197,14 @@ def _parse_generate(obj: dict, limits: Limits, job: str | None) -> GenerateReque
     elif interpolate not in INTERPOLATE_FACTORS:
         raise RequestError(f"interpolate: must be 1, 2 or 4, got {interpolate}", job)
     checkpoint_every = f.integer("checkpoint_every", required=False, minimum=0, maximum=MAX_STEPS) or None
+    image = _parse_image(obj, "image", job)
+    last_image = _parse_image(obj, "last_image", job)
+    fit = f.string("fit", required=False)
+    if fit is None:
+        fit = FITS[0]
+    elif fit not in FITS:
+        raise RequestError(f"fit: must be cover, contain or stretch, got {json.dumps(fit, ensure_ascii=False)}", job)
+    _check_images(limits, image, last_image, frames, job)
     debug = None
     if obj.get("debug") is not None:
         if not limits.allow_faults:
@@ -204,7 +229,42 @@ def _parse_generate(obj: dict, limits: Limits, job: str | None) -> GenerateReque
         interpolate=interpolate,
         checkpoint_every=checkpoint_every,
         debug=debug,
+        image=image,
+        last_image=last_image,
+        fit=fit,
     )
+
+
+def _parse_image(obj: dict, name: str, job: str | None) -> ImageRef | None:
+    """`image` or `last_image`: null or absent, or {"path": "/absolute/path", "sha256": "<64 hex digits>"}."""
+    value = _Fields(obj, job).object(name, required=False)
+    if value is None:
+        return None
+    f = _Fields(value, job, prefix=f"{name}.")
+    path = f.string("path")
+    if not path or not os.path.isabs(path):
+        raise RequestError(f"{name}.path: must be an absolute path, got {json.dumps(path, ensure_ascii=False)}", job)
+    sha256 = f.string("sha256")
+    if not SHA256_HEX.fullmatch(sha256):
+        raise RequestError(f"{name}.sha256: must be 64 hexadecimal digits, got "
+                           f"{json.dumps(sha256, ensure_ascii=False)}", job)
+    return ImageRef(path=os.path.normpath(path), sha256=sha256.lower())
+
+
+def _check_images(limits: Limits, image: ImageRef | None, last_image: ImageRef | None, frames: int,
+                  job: str | None) -> None:
+    """Refuses images the model does not take, a missing image it needs, and a last frame it cannot place."""
+    if limits.architecture is not None:
+        from .catalog import image_refusal  # torch-free: the catalog's JSON
+
+        for name, value in (("image", image), ("last_image", last_image)):
+            refusal = image_refusal(name, limits.architecture, value is not None)
+            if refusal is not None:
+                raise RequestError(refusal, job)
+    if last_image is not None and image is None:
+        raise RequestError("last_image: needs an image too (the first frame)", job)
+    if last_image is not None and frames < 2:
+        raise RequestError(f"last_image: a video with a last frame needs more than 1 frame, got frames {frames}", job)
 
 
 def _parse_debug(obj: dict, job: str | None) -> DebugHooks:

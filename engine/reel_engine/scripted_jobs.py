@@ -7,9 +7,11 @@ so they depend on every step having run exactly once, and a job resumed from a c
 gives the same frames as an uninterrupted one only if the checkpoint really carried the state.
 
 What stays the same as the real runner (jobs.py), through the code both share (jobflow.py, checkpoint_file.py,
-media.py, metadata.py): the order of the events, every testing hook, the checkpoint file's framing, atomic writing
-and its rules for resuming and rejecting, the MP4 (H.264 through PyAV) and PNG writing, job.json, and the errors a
-job ends with (a full disk included). The scripted-only hooks (`malformed_output`, `exit_at_step`,
+media.py, metadata.py, images.py): the order of the events, every testing hook, the checkpoint file's framing, atomic
+writing and its rules for resuming and rejecting, the request's images (read, checked against their SHA-256, decoded
+and fitted, or refused with the same `bad_request`; their SHA-256 and fit are part of the identity, so another image
+gives another video), the MP4 (H.264 through PyAV) and PNG writing, job.json, and the errors a job ends with (a full
+disk included). The scripted-only hooks (`malformed_output`, `exit_at_step`,
 `result_without_files`) are applied here.
 """
 
@@ -25,7 +27,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import PROTOCOL_VERSION, __version__, checkpoint_file, distributed, jobflow, metadata, protocol
+from . import PROTOCOL_VERSION, __version__, checkpoint_file, distributed, images, jobflow, metadata, protocol
+from .catalog import TWO_EXPERTS
 from .jobflow import Cancelled, Emit, Job
 
 log = logging.getLogger("reel_engine.scripted_jobs")
@@ -40,7 +43,7 @@ def identity(model, req: protocol.GenerateRequest) -> dict:
     """What a scripted checkpoint must match to be resumed: the request's fields that decide the frames, and the
     model and device, as in the real engine's identity (checkpoint.identity)."""
     guidance_2 = None
-    if model.architecture == "t2v-a14b":
+    if model.architecture in TWO_EXPERTS:
         guidance_2 = float(req.guidance_2 if req.guidance_2 is not None else req.guidance)
     return {
         "engine": __version__,
@@ -60,6 +63,8 @@ def identity(model, req: protocol.GenerateRequest) -> dict:
         "guidance": float(req.guidance),
         "guidance_2": guidance_2,
         "prompt_sha256": checkpoint_file.prompt_sha256(req.prompt, req.negative_prompt),
+        **checkpoint_file.image_identity(req.image.sha256 if req.image is not None else None,
+                                         req.last_image.sha256 if req.last_image is not None else None, req.fit),
     }
 
 
@@ -151,6 +156,7 @@ def _run(model, job: Job, emit: Emit, hang, gpu_done: Callable[[], None], write_
     debug = req.debug
     started = time.perf_counter()
     timeline = {"started": time.time()}
+    job_images = images.load_request_images(req)  # as the real runner: before the job directory and any work
     jobflow.make_job_dir(req)
     job_identity = identity(model, req)
     ckpt = ScriptedCheckpointer(req.out_dir, job_identity, req.checkpoint_every,
@@ -165,6 +171,10 @@ def _run(model, job: Job, emit: Emit, hang, gpu_done: Callable[[], None], write_
         text_cache["negative_prompt"] = "hit" if model.text.get(req.negative_prompt or "") else "miss"
     seconds["text_encoding"] = time.perf_counter() - t0
     stages("text_encoding", 1, 1)
+    if job_images["image"] is not None:  # the real loop VAE-encodes the conditioning frames here
+        stages("image_encoding", 0, 1)
+        seconds["image_encoding"] = 0.0
+        stages("image_encoding", 1, 1)
 
     t0 = time.perf_counter()
     state, first_step = initial_state(job_identity), 0
@@ -214,7 +224,7 @@ def _run(model, job: Job, emit: Emit, hang, gpu_done: Callable[[], None], write_
                                        peak_memory_bytes=peak, source_fps=source_fps, source_frames=req.frames,
                                        interpolation_method=method,
                                        resumed_from_step=ckpt.resume[0] if ckpt.resume is not None else None,
-                                       text_cache=text_cache)
+                                       text_cache=text_cache, images=job_images)
         contents["scripted"] = True
         return contents
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from . import __version__, approximate, catalog, distributed, placement
-from .catalog import A14B, TI2V, ModelError
+from .catalog import A14B, I2V, TI2V, ModelError
 
 # Bytes of weights of each component, as placement.component_sizes measures them on building.build_pipeline's
 # pipelines built on the meta device: (architecture, tiny, dtype) -> sizes. tests/test_scripted_model.py checks the
@@ -26,9 +26,15 @@ COMPONENT_SIZES = {
     (A14B, False, "bfloat16"): placement.ComponentSizes(11361820672, 57272799488, 253785062, 28636399744, 5120),
     (TI2V, False, "float32"): placement.ComponentSizes(22723641344, 20000199424, 2818754672, 20000199424, 3072),
     (A14B, False, "float32"): placement.ComponentSizes(22723641344, 114310029824, 507570124, 57155014912, 5120),
+    # I2V-A14B: T2V-A14B's components, but each expert's patch embedding takes 36 channels instead of 16.
+    (I2V, True, "float32"): placement.ComponentSizes(249216, 609536, 717180, 304768, 32),
+    (I2V, True, "bfloat16"): placement.ComponentSizes(124608, 446592, 358590, 223296, 32),
+    (I2V, False, "bfloat16"): placement.ComponentSizes(11361820672, 57274437888, 253785062, 28637218944, 5120),
+    (I2V, False, "float32"): placement.ComponentSizes(22723641344, 114313306624, 507570124, 57156653312, 5120),
 }
 # The transformer's attention heads (model_configs.component_configs), which a parallel group's size must divide.
-ATTENTION_HEADS = {(TI2V, True): 2, (A14B, True): 2, (TI2V, False): 24, (A14B, False): 40}
+ATTENTION_HEADS = {(TI2V, True): 2, (A14B, True): 2, (I2V, True): 2, (TI2V, False): 24, (A14B, False): 40,
+                   (I2V, False): 40}
 # What a scripted CUDA device reports: no GPU is touched, so its memory is this many GiB.
 GPU_MEMORY_ENV = "REEL_SCRIPTED_GPU_MEMORY_GIB"
 DEFAULT_GPU_MEMORY_GIB = 80.0
@@ -90,6 +96,14 @@ class ScriptedModel:
         return catalog.FPS[self.architecture]
 
     @property
+    def image(self) -> str:
+        return catalog.IMAGE[self.architecture]
+
+    @property
+    def last_image(self) -> bool:
+        return catalog.LAST_IMAGE[self.architecture]
+
+    @property
     def spatial_stride(self) -> int:
         return catalog.STRIDES[self.architecture][0]
 
@@ -127,6 +141,8 @@ class ScriptedModel:
             fps=self.fps,
             spatial_stride=self.spatial_stride,
             temporal_stride=self.temporal_stride,
+            image=self.image,
+            last_image=self.last_image,
             engine_version=__version__,
             pid=os.getpid(),
             random_weights=self.random_weights,

@@ -123,7 +123,9 @@ def warm_up(model, width: int, height: int, frames: int, passes: int = 2) -> flo
     scheduler.set_timesteps(2, device=device)
     timestep = timestep_input(pipe, scheduler.timesteps[0], torch.ones(shape, dtype=torch.float32, device=device), 1)
     for transformer in _transformers(model):
-        hidden = torch.randn(shape, device=device, dtype=transformer.dtype)
+        # The transformer's input: the latents, with I2V-A14B's mask and image latent (36 channels in all).
+        hidden = torch.randn((shape[0], int(transformer.config.in_channels), *shape[2:]), device=device,
+                             dtype=transformer.dtype)
         text = torch.randn(1, 512, int(transformer.config.text_dim), device=device, dtype=transformer.dtype)
         for _ in range(passes):
             transformer(hidden_states=hidden, timestep=timestep, encoder_hidden_states=text, return_dict=False)

@@ -84,10 +84,10 @@ def import_libraries() -> None:
 
 
 def import_model_classes() -> None:
-    """Imports the rest of what loading a model needs: diffusers' WanPipeline with its components' classes and
-    loaders, and models.py. The worker's start runs this and configure_libraries with the collector paused
-    (collector_paused), after joining its parallel group if it has one."""
-    from diffusers import WanPipeline  # noqa: F401
+    """Imports the rest of what loading a model needs: diffusers' WanPipeline and WanImageToVideoPipeline with their
+    components' classes and loaders, and models.py. The worker's start runs this and configure_libraries with the
+    collector paused (collector_paused), after joining its parallel group if it has one."""
+    from diffusers import WanImageToVideoPipeline, WanPipeline  # noqa: F401
 
     from . import models  # noqa: F401
 
@@ -188,6 +188,8 @@ def ready_fields(model) -> dict:
         fps=model.fps,
         spatial_stride=model.spatial_stride,
         temporal_stride=model.temporal_stride,
+        image=model.image,
+        last_image=model.last_image,
         engine_version=__version__,
         pid=os.getpid(),
         random_weights=model.random_weights,

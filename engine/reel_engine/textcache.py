@@ -28,6 +28,17 @@ MAX_SEQUENCE_LENGTH = 512  # WanPipeline.__call__'s default
 DEFAULT_CAPACITY = 64  # entries; one is 512 x 4096 bf16 = 4 MiB for the real encoder
 
 
+def _t5_prompt_embeds(pipe, text: str, device: torch.device) -> torch.Tensor:
+    """One text's embedding by WanPipeline's `_get_t5_prompt_embeds`, for every model, the WanImageToVideoPipeline
+    of I2V-A14B included: WanImageToVideoPipeline's copy of it is the same code, except that its prompt cleaning
+    calls `ftfy.fix_text` whether or not ftfy is installed (diffusers 0.42.1 pipeline_wan_i2v.py `basic_clean`; in
+    pipeline_wan.py the call is guarded by `is_ftfy_available()`), so without ftfy it raises NameError."""
+    from diffusers import WanPipeline
+
+    return WanPipeline._get_t5_prompt_embeds(pipe, prompt=[text], num_videos_per_prompt=1,
+                                             max_sequence_length=MAX_SEQUENCE_LENGTH, device=device)
+
+
 class TextEmbeddings:
     """An LRU cache of per-text embeddings on the model's device, in the transformer's dtype.
 
@@ -126,8 +137,7 @@ class TextEmbeddings:
             else:
                 device = self.encode_device
             try:
-                embedding = self.pipe._get_t5_prompt_embeds(
-                    prompt=[text], num_videos_per_prompt=1, max_sequence_length=MAX_SEQUENCE_LENGTH, device=device)
+                embedding = _t5_prompt_embeds(self.pipe, text, device)
                 embedding = embedding.to(device=self.target_device, dtype=self.target_dtype)
                 if self.target_device.type == "cuda":
                     torch.cuda.current_stream(self.target_device).synchronize()

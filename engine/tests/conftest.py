@@ -60,6 +60,13 @@ def tiny_a14b(data_dir, libraries):
 
 
 @pytest.fixture(scope="session")
+def tiny_i2v(data_dir, libraries):
+    from reel_engine.models import load_model
+
+    return load_model("tiny:i2v-a14b", "cpu", data_dir)
+
+
+@pytest.fixture(scope="session")
 def tiny_on_disk(data_dir, libraries) -> str:
     """The tiny TI2V model's directory in the session's data directory, created before any worker process is started
     on it, so that workers started together do not each build it."""
@@ -283,6 +290,24 @@ def generate_request(job: str, out_dir: str, **overrides) -> dict:
                "out_dir": out_dir}
     request.update(overrides)
     return request
+
+
+def write_image(path, width: int = 96, height: int = 64, seed: int = 0, format: str = "PNG", **save) -> dict:
+    """Writes a picture of smooth colour gradients (the VAE's latent of it is not flat) and returns the request's
+    reference to it: {"path": ..., "sha256": ...}."""
+    import hashlib
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    channels = [np.sin(x / width * rng.uniform(2, 6) + y / height * rng.uniform(2, 6) + rng.uniform(0, 6))
+                for _ in range(3)]
+    pixels = np.rint(127.5 + 127.5 * np.stack(channels, axis=-1)).astype(np.uint8)
+    Image.fromarray(pixels).save(str(path), format=format, **save)
+    with open(path, "rb") as f:
+        return {"path": str(path), "sha256": hashlib.sha256(f.read()).hexdigest()}
 
 
 class ForwardCounter:

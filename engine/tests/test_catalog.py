@@ -13,7 +13,7 @@ import zipfile
 import pytest
 
 from reel_engine import catalog
-from reel_engine.catalog import A14B, TI2V, ModelError
+from reel_engine.catalog import A14B, I2V, TI2V, ModelError
 
 ENGINE = pathlib.Path(__file__).resolve().parent.parent
 REPO = ENGINE.parent
@@ -28,9 +28,10 @@ def raw() -> dict:
 def test_the_engine_reads_its_values_from_the_catalog():
     data = raw()
     by_name = {a["name"]: a for a in data["architectures"]}
-    assert catalog.ARCHITECTURES == (TI2V, A14B) == tuple(by_name)
+    assert catalog.ARCHITECTURES == (TI2V, A14B, I2V) == tuple(by_name)
     for name, a in by_name.items():
         assert catalog.REPOS[name] == a["repo"] and catalog.FPS[name] == a["fps"]
+        assert catalog.IMAGE[name] == a["image"] and catalog.LAST_IMAGE[name] is a["last_image"]
         assert catalog.STRIDES[name] == (a["spatial_stride"], a["temporal_stride"])
         assert catalog.DEFAULTS[name].to_json() == a["defaults"]
         assert catalog.TINY_DEFAULTS[name].to_json() == a["tiny_defaults"]
@@ -39,9 +40,20 @@ def test_the_engine_reads_its_values_from_the_catalog():
 
 
 def test_the_values_a_worker_reports():
-    assert catalog.MODEL_NAMES == ("tiny", "tiny:ti2v-5b", "tiny:t2v-a14b", "random:ti2v-5b", "random:t2v-a14b")
-    assert (catalog.FPS, catalog.STRIDES) == ({TI2V: 24, A14B: 16}, {TI2V: (32, 4), A14B: (16, 4)})
-    assert catalog.REPOS == {TI2V: "Wan-AI/Wan2.2-TI2V-5B-Diffusers", A14B: "Wan-AI/Wan2.2-T2V-A14B-Diffusers"}
+    assert catalog.MODEL_NAMES == ("tiny", "tiny:ti2v-5b", "tiny:t2v-a14b", "tiny:i2v-a14b", "random:ti2v-5b",
+                                   "random:t2v-a14b", "random:i2v-a14b")
+    assert (catalog.FPS, catalog.STRIDES) == ({TI2V: 24, A14B: 16, I2V: 16},
+                                              {TI2V: (32, 4), A14B: (16, 4), I2V: (16, 4)})
+    assert catalog.REPOS == {TI2V: "Wan-AI/Wan2.2-TI2V-5B-Diffusers", A14B: "Wan-AI/Wan2.2-T2V-A14B-Diffusers",
+                             I2V: "Wan-AI/Wan2.2-I2V-A14B-Diffusers"}
+    assert catalog.IMAGE == {TI2V: "optional", A14B: "none", I2V: "required"}
+    assert catalog.LAST_IMAGE == {TI2V: False, A14B: False, I2V: True}
+    assert catalog.TWO_EXPERTS == (A14B, I2V)
+    assert catalog.PIPELINE_CLASSES == {TI2V: "WanPipeline", A14B: "WanPipeline", I2V: "WanImageToVideoPipeline"}
+    # Wan-Video/Wan2.2's wan/configs/wan_i2v_A14B.py: 40 steps, guidance 3.5 for both experts; 81 frames, 1280*720.
+    assert catalog.model_defaults("random", I2V).to_json() == {"width": 1280, "height": 720, "frames": 81,
+                                                               "steps": 40, "guidance": 3.5, "guidance_2": 3.5}
+    assert catalog.PRESETS[I2V] == catalog.PRESETS[A14B]
     assert catalog.model_defaults("random", TI2V).to_json() == {"width": 1280, "height": 704, "frames": 121,
                                                                 "steps": 50, "guidance": 5.0}
     assert catalog.model_defaults("directory", A14B).to_json() == {"width": 1280, "height": 720, "frames": 81,
@@ -53,7 +65,8 @@ def test_the_values_a_worker_reports():
 
 @pytest.mark.parametrize("name, kind, architecture", [
     ("tiny", "tiny", TI2V), ("tiny:ti2v-5b", "tiny", TI2V), ("tiny:t2v-a14b", "tiny", A14B),
-    ("random:ti2v-5b", "random", TI2V), ("random:t2v-a14b", "random", A14B),
+    ("tiny:i2v-a14b", "tiny", I2V), ("random:ti2v-5b", "random", TI2V), ("random:t2v-a14b", "random", A14B),
+    ("random:i2v-a14b", "random", I2V),
 ])
 def test_every_built_in_name_parses_as_the_catalog_says(name, kind, architecture):
     parsed = catalog.parse_model_name(name)
@@ -61,11 +74,11 @@ def test_every_built_in_name_parses_as_the_catalog_says(name, kind, architecture
 
 
 def test_unknown_built_in_names_list_the_catalogs():
-    with pytest.raises(ModelError, match=r"^unknown model 'random:x'; random models are random:ti2v-5b and "
-                                         r"random:t2v-a14b$"):
+    with pytest.raises(ModelError, match=r"^unknown model 'random:x'; random models are random:ti2v-5b, "
+                                         r"random:t2v-a14b and random:i2v-a14b$"):
         catalog.parse_model_name("random:x")
-    with pytest.raises(ModelError, match=r"^unknown model 'tiny:x'; tiny models are tiny \(= tiny:ti2v-5b\) and "
-                                         r"tiny:t2v-a14b$"):
+    with pytest.raises(ModelError, match=r"^unknown model 'tiny:x'; tiny models are tiny \(= tiny:ti2v-5b\), "
+                                         r"tiny:t2v-a14b and tiny:i2v-a14b$"):
         catalog.parse_model_name("tiny:x")
     assert catalog.parse_model_name("tiny-but-a-directory").kind == "directory"
 
@@ -76,7 +89,7 @@ def test_sizes_are_multiples_of_the_strides_and_frames_are_4n_plus_1():
         for d in (a["defaults"], a["tiny_defaults"]):
             assert d["width"] % stride == 0 and d["height"] % stride == 0, (a["name"], d)
             assert (d["frames"] - 1) % temporal == 0 and d["steps"] >= 1, (a["name"], d)
-            assert ("guidance_2" in d) is (a["name"] == A14B)  # only the two-expert model has a second guidance
+            assert ("guidance_2" in d) is (a["name"] in (A14B, I2V))  # only the two-expert ones have two
         names = [p["name"] for p in a["presets"]]
         assert len(set(names)) == len(names) and a["presets"][0]["name"] == "720p"
         for p in a["presets"]:
@@ -153,6 +166,11 @@ def test_the_swift_file_holds_every_value_of_the_catalog(embed):
             assert f'Preset(name: "{p["name"]}", width: {p["width"]}, height: {p["height"]}),' in swift
     assert 'name: "tiny", kind: .tiny, architecture: "ti2v-5b", aliasOf: "tiny:ti2v-5b",' in swift
     assert 'name: "random:t2v-a14b", kind: .random, architecture: "t2v-a14b", aliasOf: nil,' in swift
+    assert 'name: "tiny:i2v-a14b", kind: .tiny, architecture: "i2v-a14b", aliasOf: nil,' in swift
+    for a in raw()["architectures"]:  # each architecture's image inputs close its entry
+        use = {"none": "never", "optional": "optional", "required": "required"}[a["image"]]
+        assert (f'            ],\n            image: .{use},\n            lastImage: {str(a["last_image"]).lower()}),\n'
+                in swift.split(f'name: "{a["name"]}",\n            repo:')[1])
     assert swift.count("        ModelEntry(\n") == len(raw()["models"])
     assert swift.count("        ArchitectureEntry(\n") == len(raw()["architectures"])
 
@@ -172,8 +190,10 @@ def test_the_check_fails_once_the_catalog_changes(embed, capsys):
 @needs_the_repository
 @pytest.mark.parametrize("change, message", [
     (lambda d: d["models"][0].update(kind="huge"), "model 'tiny' is of kind 'huge', not one of tiny, random"),
-    (lambda d: d["models"][3].update(architecture="sdxl"), "model 'random:ti2v-5b' names the unknown architecture"),
+    (lambda d: d["models"][4].update(architecture="sdxl"), "model 'random:ti2v-5b' names the unknown architecture"),
     (lambda d: d["architectures"][0].update(fps="24"), "'24' is not an integer"),
+    (lambda d: d["architectures"][2].update(image="sometimes"), "image 'sometimes' is not one of none, optional"),
+    (lambda d: d["architectures"][2].update(last_image=1), "1 is not true or false"),
 ])
 def test_a_catalog_the_generator_cannot_express_is_refused(embed, change, message):
     data = raw()

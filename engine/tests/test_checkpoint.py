@@ -1,6 +1,7 @@
 """Checkpoints: a job stopped mid-denoising and run again resumes from its checkpoint and produces exactly the frames of
-an uninterrupted run (TI2V-5B and the two-expert T2V-A14B); corrupt or mismatched checkpoints are rejected. (A worker
-process killed after a checkpoint and the job resumed by another: test_conformance.py.)"""
+an uninterrupted run (TI2V-5B with and without an image, the two-expert T2V-A14B and I2V-A14B); corrupt or mismatched
+checkpoints are rejected. (A worker process killed after a checkpoint and the job resumed by another:
+test_conformance.py.)"""
 
 import json
 import os
@@ -8,11 +9,11 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import ForwardCounter
+from conftest import ForwardCounter, write_image
 from PIL import Image
 
 from reel_engine import checkpoint, jobs, pipeline
-from reel_engine.protocol import DebugHooks, GenerateRequest
+from reel_engine.protocol import DebugHooks, GenerateRequest, ImageRef
 
 SIZE = dict(width=64, height=64, frames=5)
 
@@ -278,3 +279,108 @@ def test_the_scheduler_history_matters(tiny_ti2v, tmp_path):
                                       height=64, frames=5, steps=4, guidance=5.0, seed=3, output="float").video
     assert np.array_equal(resume(False), uninterrupted)
     assert not np.array_equal(resume(True), uninterrupted)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Jobs with images: the images' SHA-256 and the fit are part of the identity; a resumed job equals an uninterrupted
+# one (the conditioning is computed again from the image)
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory):
+    """Three image files and their references: two first frames and a last one."""
+    folder = tmp_path_factory.mktemp("pictures")
+    refs = {name: write_image(folder / f"{name}.png", 96, 64, seed=i) for i, name in enumerate(("a", "b", "last"))}
+    return {name: ImageRef(r["path"], r["sha256"]) for name, r in refs.items()}
+
+
+def i2v_request(out_dir, pictures, **overrides) -> GenerateRequest:
+    """A 4-step I2V-A14B job with a first and a last frame: timesteps 999 937 | 833 625 (flow_shift 5, boundary
+    900), so steps 1-2 use the high-noise expert and steps 3-4 the low-noise one."""
+    fields = dict(width=64, height=48, steps=4, guidance=4.0, guidance_2=3.0, image=pictures["a"],
+                  last_image=pictures["last"], fit="cover")
+    fields.update(overrides)
+    return request(out_dir, **fields)
+
+
+@pytest.fixture(scope="module")
+def reference_i2v(tiny_i2v, pictures, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "i2v"
+    final, events = run(tiny_i2v, i2v_request(out, pictures))
+    assert final["event"] == "result", final
+    assert [e["stage"] for e in events if e["event"] == "progress"][2:4] == ["image_encoding", "image_encoding"]
+    record = job_json(out)
+    assert record["image"] == {"sha256": pictures["a"].sha256, "width": 96, "height": 64, "fit": "cover"}
+    assert record["last_image"]["sha256"] == pictures["last"].sha256 and record["guidance_2"] == 3.0
+    return png_frames(out)
+
+
+@pytest.mark.parametrize("at_step, expert, forward_counts", [
+    (2, "transformer", [0, 4]),  # resumed right at the switch: only the low-noise expert is left
+    (1, "transformer", [2, 4]),  # the switch comes in the resumed part
+])
+def test_i2v_job_resumes_to_identical_frames_across_the_expert_switch(tiny_i2v, pictures, reference_i2v, tmp_path,
+                                                                      at_step, expert, forward_counts):
+    req = i2v_request(tmp_path, pictures, checkpoint_every=1)
+    interrupted(tiny_i2v, req, at_step)
+    saved = header(tmp_path)
+    assert (saved["step"], saved["expert"]) == (at_step, expert)
+    identity = saved["identity"]
+    assert (identity["image_sha256"], identity["last_image_sha256"], identity["fit"]) == (
+        pictures["a"].sha256, pictures["last"].sha256, "cover")
+    counter = ForwardCounter(tiny_i2v.pipe.transformer, tiny_i2v.pipe.transformer_2)
+    try:
+        final, events = run(tiny_i2v, req)
+    finally:
+        counter.remove()
+    assert final["event"] == "result", final
+    assert counter.counts == forward_counts
+    kinds = [(e["event"], e.get("stage"), e.get("step")) for e in events]
+    assert kinds[:6] == [("progress", "text_encoding", 0), ("progress", "text_encoding", 1),
+                         ("progress", "image_encoding", 0), ("progress", "image_encoding", 1),
+                         ("resumed", None, at_step), ("progress", "denoising", at_step + 1)]
+    assert np.array_equal(png_frames(tmp_path), reference_i2v)
+    assert job_json(tmp_path)["resumed_from_step"] == at_step
+
+
+def test_ti2v_job_with_an_image_resumes_to_identical_frames(tiny_ti2v, pictures, tmp_path):
+    req = request(tmp_path / "resumed", image=pictures["b"], fit="stretch", steps=3, checkpoint_every=1)
+    interrupted(tiny_ti2v, req, at_step=2)
+    assert header(tmp_path / "resumed")["identity"]["image_sha256"] == pictures["b"].sha256
+    final, events = run(tiny_ti2v, req)
+    assert final["event"] == "result", final
+    assert [e["step"] for e in events if e["event"] == "resumed"] == [2]
+    uninterrupted = request(tmp_path / "whole", image=pictures["b"], fit="stretch", steps=3)
+    assert run(tiny_ti2v, uninterrupted)[0]["event"] == "result"
+    assert np.array_equal(png_frames(tmp_path / "resumed"), png_frames(tmp_path / "whole"))
+    assert job_json(tmp_path / "resumed")["image"]["fit"] == "stretch"
+
+
+def test_a_checkpoint_of_another_image_is_rejected(tiny_i2v, pictures, tmp_path):
+    interrupted(tiny_i2v, i2v_request(tmp_path, pictures, steps=2, checkpoint_every=1), at_step=1)
+    final, events = run(tiny_i2v, i2v_request(tmp_path, pictures, steps=2, image=pictures["b"]))
+    assert final["event"] == "result", final
+    assert events[0] == {"event": "checkpoint_rejected", "job": "k-1", "reason": (
+        f'does not match the request: image_sha256 is "{pictures["a"].sha256}" in the checkpoint, '
+        f'"{pictures["b"].sha256}" in the request')}
+
+
+def test_the_identity_holds_each_images_sha256_and_the_fit(tiny_ti2v, pictures, tmp_path):
+    def identity(**fields):
+        return checkpoint.request_identity(tiny_ti2v, request(tmp_path, **fields))
+
+    plain = identity()
+    assert (plain["image_sha256"], plain["last_image_sha256"], plain["fit"]) == (None, None, None)
+    assert identity(fit="contain") == plain  # a fit without an image changes nothing
+    covered = identity(image=pictures["a"])
+    assert covered["image_sha256"] == pictures["a"].sha256 and covered["fit"] == "cover"
+    assert checkpoint.identity_differences(covered, identity(image=pictures["a"], fit="contain")) == [
+        'fit is "cover" in the checkpoint, "contain" in the request']
+
+
+def test_a_bad_image_fails_the_job_before_anything_else(tiny_i2v, pictures, tmp_path):
+    wrong = ImageRef(pictures["a"].path, "0" * 64)
+    final, events = run(tiny_i2v, i2v_request(tmp_path / "out", pictures, image=wrong))
+    assert final["event"] == "error" and final["code"] == "bad_request", final
+    assert final["message"].startswith(f"image: the SHA-256 of {pictures['a'].path} is ")
+    assert events == [] and not os.path.exists(tmp_path / "out")  # no event, no job directory

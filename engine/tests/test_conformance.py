@@ -13,12 +13,22 @@ import time
 
 import numpy as np
 import pytest
-from conftest import WORKERS, EarlyStart, WorkerProcess, WorkerSet, decode_video, files_under, generate_request
+from conftest import (
+    WORKERS,
+    EarlyStart,
+    WorkerProcess,
+    WorkerSet,
+    decode_video,
+    files_under,
+    generate_request,
+    write_image,
+)
 from PIL import Image
 
 READY_FIELDS = {"event", "protocol", "device", "model", "architecture", "dtype", "free_memory_bytes",
-                "total_memory_bytes", "fps", "spatial_stride", "temporal_stride", "engine_version", "pid",
-                "random_weights", "load_seconds", "defaults", "memory_saving", "model_path", "placement", "speed"}
+                "total_memory_bytes", "fps", "spatial_stride", "temporal_stride", "image", "last_image",
+                "engine_version", "pid", "random_weights", "load_seconds", "defaults", "memory_saving", "model_path",
+                "placement", "speed"}
 SPARES = 2  # the tests that end a worker before the others are done with the shared one: the crash hooks
 WORKERS_OF = {kind: EarlyStart(f"conformance-{kind}", 1 + SPARES, ("--device", "cpu", "--model", "tiny"), module,
                                selects=f"[{kind}]")
@@ -82,6 +92,7 @@ def test_ready_event(worker, kind):
     assert ready["protocol"] == 1 and ready["device"] == "cpu" and ready["model"] == "tiny"
     assert ready["architecture"] == "ti2v-5b" and ready["dtype"] == "float32" and ready["random_weights"] is True
     assert (ready["fps"], ready["spatial_stride"], ready["temporal_stride"]) == (24, 32, 4)
+    assert (ready["image"], ready["last_image"]) == ("optional", False)
     # No budget on the CPU: everything resident; no compilation on the CPU unless asked for.
     assert ready["placement"]["tier"] == "resident" and ready["placement"]["text_encoder"] == "resident"
     assert ready["speed"]["compiled"] is False
@@ -111,6 +122,38 @@ def test_generate_writes_the_video_the_frames_and_job_json(worker, kind, tmp_pat
     record = json.loads((out / "job.json").read_text())
     assert (record["job"], record["frames"], record["fps"], record["seed"]) == ("g-1", 9, 24, 7)
     assert record["seconds"] == final["seconds"] and record.get("scripted", False) is (kind == "scripted")
+
+
+def test_an_image_job_records_its_image_and_a_bad_image_is_refused(worker, kind, tmp_path):
+    """TI2V-5B with a first-frame image: the image is encoded after the text, job.json records it; another fit or
+    another image gives another video. A wrong SHA-256 or a last frame (TI2V-5B takes none) is a bad_request naming
+    the field, before any work."""
+    image = write_image(tmp_path / "first.png", 96, 64)
+    worker.send(generate_request("p-1", str(tmp_path / "p-1"), width=64, height=64, image=image))
+    final, seen = worker.wait_final("p-1")
+    assert final["event"] == "result", final
+    assert stages(seen)[:4] == [("text_encoding", 0, 1), ("text_encoding", 1, 1), ("image_encoding", 0, 1),
+                                ("image_encoding", 1, 1)]
+    assert "image_encoding" in final["seconds"] and decode_video(final["outputs"]["video"])[1].shape == (9, 64, 64, 3)
+    record = _job_json(tmp_path / "p-1")
+    assert record["image"] == {"sha256": image["sha256"], "width": 96, "height": 64, "fit": "cover"}
+    assert record["last_image"] is None and record["seconds"]["image_encoding"] >= 0
+    worker.send(generate_request("p-2", str(tmp_path / "p-2"), width=64, height=64, image=image, fit="contain"))
+    assert worker.wait_final("p-2")[0]["event"] == "result"
+    assert _job_json(tmp_path / "p-2")["image"]["fit"] == "contain"
+    first, contained = (decode_video(tmp_path / job / "video.mp4")[1] for job in ("p-1", "p-2"))
+    assert not np.array_equal(first, contained)
+
+    worker.send(generate_request("p-3", str(tmp_path / "p-3"), image={**image, "sha256": "0" * 64}))
+    final, seen = worker.wait_final("p-3")
+    assert (final["event"], final["code"]) == ("error", "bad_request") and seen == []
+    assert final["message"] == (f"image: the SHA-256 of {image['path']} is {image['sha256']}, not the request's "
+                                f"{'0' * 64}")
+    assert not os.path.exists(tmp_path / "p-3")
+    worker.send(generate_request("p-4", str(tmp_path / "p-4"), image=image, last_image=image))
+    final, _ = worker.wait_final("p-4")
+    assert (final["code"], final["message"].split(";")[0]) == ("bad_request",
+                                                              "last_image: ti2v-5b models take no last frame image")
 
 
 def test_interpolated_generate(worker, tmp_path):

@@ -1,5 +1,6 @@
 """The model catalog: tiny models (created once, reloaded from the cache), directory checks, full-size configs."""
 
+import json
 import os
 import shutil
 
@@ -67,6 +68,52 @@ def test_tiny_model_metadata(tiny_ti2v, tiny_a14b):
         assert type(pipe.text_encoder).__name__ == "UMT5EncoderModel"
 
 
+def test_tiny_i2v_model_has_the_i2v_a14b_layout(tiny_i2v):
+    """I2V-A14B as Wan-AI/Wan2.2-I2V-A14B-Diffusers has it: a WanImageToVideoPipeline with two experts of 36 input
+    channels (noise, frame mask, image latent) and 16 output ones, the Wan2.1 VAE, boundary_ratio 0.9, no image
+    encoder; its scheduler the official flow shift 5."""
+    pipe = tiny_i2v.pipe
+    assert (tiny_i2v.architecture, tiny_i2v.fps, tiny_i2v.spatial_stride, tiny_i2v.temporal_stride) == (
+        "i2v-a14b", 16, 16, 4)
+    assert (tiny_i2v.image, tiny_i2v.last_image) == ("required", True)
+    assert type(pipe).__name__ == "WanImageToVideoPipeline"
+    assert pipe.config.boundary_ratio == 0.9 and not pipe.config.expand_timesteps
+    assert pipe.image_encoder is None and pipe.image_processor is None
+    for expert in (pipe.transformer, pipe.transformer_2):
+        assert (expert.config.in_channels, expert.config.out_channels, expert.config.image_dim) == (36, 16, None)
+    assert pipe.vae.config.z_dim == 16 and pipe.vae.config.scale_factor_spatial == 8
+    assert pipe.scheduler.config.flow_shift == 5.0
+    assert tiny_i2v.defaults.to_json() == {"width": 256, "height": 256, "frames": 17, "steps": 4, "guidance": 5.0,
+                                           "guidance_2": 5.0}
+
+
+def test_an_i2v_a14b_directory_loads(tiny_i2v, tmp_path):
+    """A diffusers directory in the Wan2.2-I2V-A14B-Diffusers layout (the tiny model's cache is one, written by
+    save_pretrained) loads as I2V-A14B; a WanImageToVideoPipeline of Wan2.1's kind (one transformer, an image
+    encoder) is refused."""
+    path = _copy_tiny(tiny_i2v.path, tmp_path)
+    with open(os.path.join(path, "model_index.json"), encoding="utf-8") as f:
+        index = json.load(f)
+    assert index["_class_name"] == "WanImageToVideoPipeline" and index["boundary_ratio"] == 0.9
+    assert index["image_encoder"] == [None, None] and index["transformer_2"] == ["diffusers", "WanTransformer3DModel"]
+    loaded = models.load_model(path, "cpu")
+    assert (loaded.architecture, loaded.path, loaded.random_weights) == ("i2v-a14b", path, False)
+    assert type(loaded.pipe).__name__ == "WanImageToVideoPipeline"
+    assert loaded.defaults.to_json()["steps"] == 40 and loaded.defaults.guidance_2 == 3.5
+    for a, b in zip(loaded.pipe.transformer_2.parameters(), tiny_i2v.pipe.transformer_2.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+    shutil.rmtree(os.path.join(path, "transformer_2"))
+    with pytest.raises(ModelError, match="'transformer_2'.*Wan-AI/Wan2.2-I2V-A14B-Diffusers"):
+        catalog.inspect_model_dir(path)
+    wan21 = {**index, "transformer_2": [None, None], "boundary_ratio": None,
+             "image_encoder": ["transformers", "CLIPVisionModel"]}
+    with open(os.path.join(path, "model_index.json"), "w", encoding="utf-8") as f:
+        json.dump(wan21, f)
+    with pytest.raises(ModelError, match="is a WanImageToVideoPipeline but not Wan2.2 I2V-A14B"):
+        catalog.inspect_model_dir(path)
+
+
 def test_local_tokenizer_handles_english_and_chinese(tiny_ti2v):
     tok = tiny_ti2v.pipe.tokenizer
     for text in ("a red fox in snow", "一只红狐狸在雪地里", "emoji 🦊 mixed 狐狸"):
@@ -122,7 +169,8 @@ def test_not_a_model_directory(tmp_path):
     with pytest.raises(ModelError) as info:
         models.load_model(str(tmp_path), "cpu")
     assert "model_index.json is missing" in str(info.value)
-    for repo in ("Wan-AI/Wan2.2-TI2V-5B-Diffusers", "Wan-AI/Wan2.2-T2V-A14B-Diffusers"):
+    for repo in ("Wan-AI/Wan2.2-TI2V-5B-Diffusers", "Wan-AI/Wan2.2-T2V-A14B-Diffusers",
+                 "Wan-AI/Wan2.2-I2V-A14B-Diffusers"):
         assert repo in str(info.value)
     with pytest.raises(ModelError, match="does not exist"):
         models.load_model(str(tmp_path / "nope"), "cpu")
@@ -151,6 +199,11 @@ def test_full_size_configs_have_the_published_sizes(full_size_meta):
     assert ti2v.vae.config.z_dim == 48 and len(ti2v.vae.config.latents_mean) == 48
     assert a14b.vae.config.z_dim == 16 and len(a14b.vae.config.latents_std) == 16
     assert ti2v.transformer.scale_shift_table.dtype == torch.float32  # kept in fp32 like from_pretrained does
+    i2v = full_size_meta("i2v-a14b")
+    assert type(i2v).__name__ == "WanImageToVideoPipeline" and i2v.config.boundary_ratio == 0.9
+    assert 14.1 < billions(i2v.transformer) < 14.4 and 14.1 < billions(i2v.transformer_2) < 14.4
+    assert i2v.transformer.config.in_channels == 36 and i2v.transformer.patch_embedding.in_channels == 36
+    assert placement.component_sizes(i2v) == scripted_model.COMPONENT_SIZES[("i2v-a14b", False, "bfloat16")]
     assert ti2v.transformer.blocks[0].attn1.to_q.weight.dtype == torch.bfloat16
 
 
@@ -169,7 +222,8 @@ def test_direct_build_in_bf16_matches_the_float32_structure():
 READY_FIELDS_THAT_VARY = ("pid", "load_seconds", "free_memory_bytes")  # between any two processes or loads
 
 
-@pytest.mark.parametrize("name, fixture", [("tiny", "tiny_ti2v"), ("tiny:t2v-a14b", "tiny_a14b")])
+@pytest.mark.parametrize("name, fixture", [("tiny", "tiny_ti2v"), ("tiny:t2v-a14b", "tiny_a14b"),
+                                           ("tiny:i2v-a14b", "tiny_i2v")])
 def test_the_scripted_workers_ready_fields_are_the_real_workers(request, data_dir, name, fixture):
     model = request.getfixturevalue(fixture)
     startup.prepare_for_speed(model)  # what a real worker does between loading and `ready`
@@ -183,7 +237,7 @@ def test_the_scripted_workers_ready_fields_are_the_real_workers(request, data_di
     assert scripted == real
 
 
-@pytest.mark.parametrize("fixture", ["tiny_ti2v", "tiny_a14b"])
+@pytest.mark.parametrize("fixture", ["tiny_ti2v", "tiny_a14b", "tiny_i2v"])
 def test_the_catalogs_sizes_and_strides_are_the_loaded_models(request, fixture):
     model = request.getfixturevalue(fixture)
     sizes = scripted_model.COMPONENT_SIZES[(model.architecture, True, "float32")]

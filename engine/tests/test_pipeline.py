@@ -106,3 +106,120 @@ def test_memory_saving_tiles_the_vae_for_that_request_only(tiny_ti2v):
         del vae.tiled_decode
     assert seen and not vae.use_tiling
     assert got.video.shape == (5, 64, 320, 3)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Image-to-video: Reel's loop against diffusers' own WanImageToVideoPipeline on the same tiny components
+
+
+def picture(width, height, seed):
+    """A smooth RGB picture of exactly width x height (the size a job's image is fitted to)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    channels = [np.sin(x / width * rng.uniform(2, 6) + y / height * rng.uniform(2, 6) + rng.uniform(0, 6))
+                for _ in range(3)]
+    return Image.fromarray(np.rint(127.5 + 127.5 * np.stack(channels, axis=-1)).astype(np.uint8))
+
+
+def i2v_pipeline(model):
+    """diffusers' WanImageToVideoPipeline of the model's own components (no image encoder: Wan2.2 has none)."""
+    from diffusers import WanImageToVideoPipeline
+
+    pipe = model.pipe
+    i2v = WanImageToVideoPipeline(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, vae=pipe.vae,
+                                  scheduler=pipe.scheduler, image_processor=None, image_encoder=None,
+                                  transformer=pipe.transformer, transformer_2=pipe.transformer_2,
+                                  boundary_ratio=pipe.config.boundary_ratio,
+                                  expand_timesteps=pipe.config.expand_timesteps)
+    i2v.set_progress_bar_config(disable=True)
+    return i2v
+
+
+@pytest.fixture(autouse=True)
+def _ftfy_for_diffusers_i2v(monkeypatch):
+    """diffusers 0.42.1's pipeline_wan_i2v.py cleans prompts with `ftfy.fix_text` whether or not ftfy is installed
+    (pipeline_wan.py guards the call with is_ftfy_available()), so without ftfy its __call__ raises NameError. Where
+    ftfy is missing, the reference gets the identity in its place: what WanPipeline does without ftfy, what Reel's
+    text encoding does for every model (textcache.py), and what ftfy.fix_text does to these well-formed prompts."""
+    from diffusers.pipelines.wan import pipeline_wan_i2v
+
+    if not hasattr(pipeline_wan_i2v, "ftfy"):
+        monkeypatch.setattr(pipeline_wan_i2v, "ftfy", type("ftfy", (), {"fix_text": staticmethod(lambda t: t)}),
+                            raising=False)
+
+
+def i2v_reference(model, image, width, height, frames, steps, guidance, seed, **extra):
+    return i2v_pipeline(model)(image=image, prompt=PROMPT, negative_prompt=NEGATIVE, width=width, height=height,
+                               num_frames=frames, num_inference_steps=steps, guidance_scale=guidance,
+                               generator=torch.Generator("cpu").manual_seed(seed), output_type="np",
+                               **extra).frames[0]
+
+
+def test_the_fitted_image_reaches_the_vae_unchanged(tiny_i2v):
+    """Reel passes diffusers an image already at width x height, so VideoProcessor.preprocess's resize is a no-op:
+    the tensor is the picture's own pixels, scaled to [-1, 1]."""
+    image = picture(64, 48, 1)
+    tensor = tiny_i2v.pipe.video_processor.preprocess(image, height=48, width=64)
+    expected = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)[None] * 2 - 1
+    assert tensor.shape == (1, 3, 48, 64)
+    assert torch.equal(tensor, expected)
+
+
+@pytest.mark.parametrize("with_last", [False, True], ids=["first-frame", "first-and-last-frame"])
+def test_loop_equals_wanimagetovideopipeline_i2v_a14b(tiny_i2v, with_last):
+    pipe = tiny_i2v.pipe
+    image, last = picture(64, 48, 1), (picture(64, 48, 2) if with_last else None)
+    extra = {"last_image": last} if with_last else {}
+    counter = ForwardCounter(pipe.transformer, pipe.transformer_2)
+    try:
+        expected = i2v_reference(tiny_i2v, image, 64, 48, 5, 2, 4.0, 3, guidance_scale_2=3.0, **extra)
+        reference_counts = list(counter.counts)
+        counter.counts = [0, 0]
+        events = []
+        got = ours(tiny_i2v, 64, 48, 5, 2, 4.0, 3, guidance_2=3.0, image=image, last_image=last,
+                   progress=lambda *e: events.append(e))
+    finally:
+        counter.remove()
+    # flow_shift 5, 2 steps: timesteps 999 and 833, one on each side of the 900 boundary, each with a conditional
+    # and an unconditional pass.
+    assert reference_counts == counter.counts == [2, 2]
+    assert got.video.shape == (5, 48, 64, 3) == expected.shape
+    assert np.array_equal(got.video, expected)
+    assert events[:4] == [("text_encoding", 0, 1), ("text_encoding", 1, 1), ("image_encoding", 0, 1),
+                          ("image_encoding", 1, 1)]
+    assert "image_encoding" in got.seconds
+
+
+def test_the_last_frame_changes_the_video(tiny_i2v):
+    image = picture(64, 48, 1)
+    first_only = ours(tiny_i2v, 64, 48, 5, 1, 1.0, 3, image=image).video
+    both = ours(tiny_i2v, 64, 48, 5, 1, 1.0, 3, image=image, last_image=picture(64, 48, 2)).video
+    assert not np.array_equal(first_only, both)
+
+
+def test_loop_equals_wanimagetovideopipeline_ti2v_with_an_image(tiny_ti2v):
+    image = picture(64, 64, 4)
+    counter = ForwardCounter(tiny_ti2v.pipe.transformer)
+    try:
+        expected = i2v_reference(tiny_ti2v, image, 64, 64, 5, 2, 5.0, 42)
+        got = ours(tiny_ti2v, 64, 64, 5, 2, 5.0, 42, image=image)
+    finally:
+        counter.remove()
+    assert counter.counts == [8]  # diffusers' run, then Reel's: 2 steps, each with two passes
+    assert got.video.shape == (5, 64, 64, 3) == expected.shape
+    assert np.array_equal(got.video, expected)
+    # The image conditions the video: without it the same seed gives text-to-video, WanPipeline's output.
+    text_only = ours(tiny_ti2v, 64, 64, 5, 2, 5.0, 42).video
+    assert not np.array_equal(text_only, got.video)
+    assert np.array_equal(text_only, reference(tiny_ti2v, 64, 64, 5, 2, 5.0, 42))
+
+
+def test_images_a_model_does_not_take_are_refused(tiny_a14b, tiny_i2v, tiny_ti2v):
+    with pytest.raises(ValueError, match="t2v-a14b takes no image"):
+        ours(tiny_a14b, 64, 48, 5, 1, 1.0, 0, image=picture(64, 48, 0))
+    with pytest.raises(ValueError, match="i2v-a14b needs an image"):
+        ours(tiny_i2v, 64, 48, 5, 1, 1.0, 0)
+    with pytest.raises(ValueError, match="ti2v-5b takes no last image"):
+        ours(tiny_ti2v, 64, 64, 5, 1, 1.0, 0, image=picture(64, 64, 0), last_image=picture(64, 64, 1))

@@ -168,3 +168,61 @@ def test_checkpoint_events():
     assert protocol.resumed_event("j-1", 38, 40) == {"event": "resumed", "job": "j-1", "step": 38, "total": 40}
     assert protocol.checkpoint_rejected_event("j-1", "corrupt: SHA-256 checksum mismatch") == {
         "event": "checkpoint_rejected", "job": "j-1", "reason": "corrupt: SHA-256 checksum mismatch"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Images: `image`, `last_image` and `fit` (the files themselves are checked by the job: test_images.py)
+
+SHA = "ab" * 32
+IMAGE = {"path": "/data/in/first.png", "sha256": SHA}
+I2V = Limits(spatial_stride=16, temporal_stride=4, architecture="i2v-a14b")
+T2V = Limits(spatial_stride=16, temporal_stride=4, architecture="t2v-a14b")
+TI2V_MODEL = Limits(spatial_stride=32, temporal_stride=4, architecture="ti2v-5b")
+
+
+def test_images_and_fit_parse():
+    req = parse_request(json.dumps(generate(image=IMAGE, last_image={"path": "/data/in/../in/last.jpg",
+                                                                     "sha256": SHA.upper()}, fit="contain")), I2V)
+    assert req.image == protocol.ImageRef("/data/in/first.png", SHA)
+    assert req.last_image == protocol.ImageRef("/data/in/last.jpg", SHA)  # normalised, hex in lower case
+    assert req.fit == "contain"
+    plain = parse_request(json.dumps(generate(image=None, last_image=None)), TI2V_MODEL)
+    assert (plain.image, plain.last_image, plain.fit) == (None, None, "cover")
+    assert parse_request(json.dumps(generate(image=IMAGE)), TI2V_MODEL).fit == "cover"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"image": "/data/in/first.png"}, "image: expected an object, got a string"),
+    ({"image": {"sha256": SHA}}, "image.path: missing field"),
+    ({"image": {"path": "in/first.png", "sha256": SHA}}, 'image.path: must be an absolute path, got "in/first.png"'),
+    ({"image": {"path": "/a.png"}}, "image.sha256: missing field"),
+    ({"image": {"path": "/a.png", "sha256": "abc"}}, 'image.sha256: must be 64 hexadecimal digits, got "abc"'),
+    ({"image": IMAGE, "last_image": {"path": "/b.png", "sha256": 5}},
+     "last_image.sha256: expected a string, got a number"),
+    ({"image": IMAGE, "fit": "fill"}, 'fit: must be cover, contain or stretch, got "fill"'),
+    ({"image": IMAGE, "fit": 1}, "fit: expected a string, got a number"),
+])
+def test_bad_image_fields_are_named(overrides, message):
+    error = reject(generate(**overrides), I2V)
+    assert error.message == message and error.job == "j-1"
+
+
+def test_an_image_for_a_text_only_model_names_the_models_that_take_one():
+    error = reject(generate(width=256, image=IMAGE), T2V)
+    assert error.message == (
+        "image: t2v-a14b models take no image; ti2v-5b and i2v-a14b models take one (tiny:ti2v-5b, tiny:i2v-a14b, "
+        "random:ti2v-5b, random:i2v-a14b, or a Wan-AI/Wan2.2-TI2V-5B-Diffusers or Wan-AI/Wan2.2-I2V-A14B-Diffusers "
+        "directory)")
+    assert error.job == "j-1"
+
+
+def test_i2v_needs_an_image_and_only_it_takes_a_last_one():
+    assert reject(generate(), I2V).message == "image: missing field: i2v-a14b models need a first-frame image"
+    error = reject(generate(image=IMAGE, last_image=IMAGE), TI2V_MODEL)
+    assert error.message == ("last_image: ti2v-5b models take no last frame image; i2v-a14b models take one "
+                             "(tiny:i2v-a14b, random:i2v-a14b, or a Wan-AI/Wan2.2-I2V-A14B-Diffusers directory)")
+    assert reject(generate(last_image=IMAGE)).message == "last_image: needs an image too (the first frame)"
+    assert reject(generate(image=IMAGE, last_image=IMAGE, frames=1), I2V).message == (
+        "last_image: a video with a last frame needs more than 1 frame, got frames 1")
+    # TI2V-5B: an image is optional.
+    assert parse_request(json.dumps(generate()), TI2V_MODEL).image is None

@@ -95,7 +95,7 @@ def test_a_gpu_the_scripted_machine_lacks_is_refused(scripted, monkeypatch, gpus
 
 @pytest.mark.parametrize("argv, error, fragment", [
     (["--model", "tiny:nope"], ModelError, "unknown model 'tiny:nope'; tiny models are"),
-    (["--model", "random:sdxl"], ModelError, "random models are random:ti2v-5b and random:t2v-a14b"),
+    (["--model", "random:sdxl"], ModelError, "random models are random:ti2v-5b, random:t2v-a14b and random:i2v-a14b"),
     (["--model", "/no/such/model"], ModelError, "model directory /no/such/model does not exist"),
     (["--model", "tiny", "--device", "gpu"], ModelError, "device 'gpu': expected cpu, cuda or cuda:N"),
     (["--model", "tiny", "--memory-budget", "0"], ModelError, "--memory-budget must be a positive number"),
