@@ -84,6 +84,8 @@ public enum WorkerEvent: Sendable, Equatable {
         public var description: String { rawValue }
 
         public static let textEncoding = Stage(rawValue: "text_encoding")
+        /// The first and last images into latents (image-to-video jobs only), between text encoding and denoising.
+        public static let imageEncoding = Stage(rawValue: "image_encoding")
         public static let denoising = Stage(rawValue: "denoising")
         public static let vaeDecode = Stage(rawValue: "vae_decode")
         public static let encoding = Stage(rawValue: "encoding")
@@ -144,12 +146,15 @@ public enum WorkerEvent: Sendable, Equatable {
         public var encoding: Double
         /// Frame interpolation, when the job asked for it.
         public var interpolating: Double?
+        /// Reading and encoding the images, for an image-to-video job.
+        public var imageEncoding: Double?
         public var total: Double
 
         public init(
             textEncoding: Double, denoising: Double, vaeDecode: Double, encoding: Double, interpolating: Double? = nil,
-            total: Double
+            imageEncoding: Double? = nil, total: Double
         ) {
+            self.imageEncoding = imageEncoding
             self.textEncoding = textEncoding
             self.denoising = denoising
             self.vaeDecode = vaeDecode
@@ -161,6 +166,7 @@ public enum WorkerEvent: Sendable, Equatable {
         enum CodingKeys: String, CodingKey {
             case denoising, encoding, total, interpolating
             case textEncoding = "text_encoding"
+            case imageEncoding = "image_encoding"
             case vaeDecode = "vae_decode"
         }
     }

@@ -633,6 +633,7 @@ struct SlotStateMachine<Instant: InstantProtocol>: Sendable where Instant.Durati
             "encoding": seconds.encoding, "total": seconds.total,
         ]
         if let interpolating = seconds.interpolating { perStage["interpolating"] = interpolating }
+        if let imageEncoding = seconds.imageEncoding { perStage["image_encoding"] = imageEncoding }
         return JobOutputs(
             directory: result.outputs.dir, video: result.outputs.video, metadata: result.outputs.metadata,
             framesDirectory: result.outputs.framesDir, frameCount: result.outputs.frameCount,

@@ -83,7 +83,8 @@ struct VideoResource: Encodable {
             let share = progress.total > 0 ? min(1, max(0, Double(progress.step) / Double(progress.total))) : 0
             let (start, end): (Double, Double) =
                 switch progress.stage {
-                case "text_encoding": (0, 5)
+                case "text_encoding": (0, 4)
+                case "image_encoding": (4, 5)
                 case "denoising": (5, 90)
                 case "vae_decode": (90, 95)
                 case "encoding": (95, 99)
