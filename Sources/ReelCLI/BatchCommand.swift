@@ -173,6 +173,59 @@ struct BatchCommand: AsyncParsableCommand {
 
     // MARK: - On a server
 
+    /// The CSV with every `image` and `last_image` path (relative to the CSV, or absolute) replaced by the id the server
+    /// gave the file on upload (each file uploaded once). A row whose image cannot be read or is refused becomes a
+    /// blank record, so the server skips it and every other row keeps its number; its error is returned by row.
+    /// Ids and `data:` URLs are sent as they are.
+    private func uploadingImages(
+        _ text: String, client: ReelAPIClient
+    ) async throws -> (csv: String, unreadable: [Int: ReelError]) {
+        guard let table = try? CSVReader.parse(text, maxRows: nil) else { return (text, [:]) }
+        let columns = table.header.indices.filter { ["image", "last_image"].contains(table.header[$0]) }
+        guard !columns.isEmpty else { return (text, [:]) }
+        let folder = URL(fileURLWithPath: absolutePath(file)).deletingLastPathComponent()
+        var uploaded: [String: String] = [:]
+        var unreadable: [Int: ReelError] = [:]
+        var lines = [CSVWriter.line(table.header)]
+        var next = 2
+        for row in table.rows {
+            while next < row.number {
+                lines.append("\r\n")
+                next += 1
+            }
+            next = row.number + 1
+            var fields = row.fields
+            do {
+                for column in columns where column < fields.count {
+                    let name = fields[column].trimmingCharacters(in: .whitespaces)
+                    guard !name.isEmpty, !name.hasPrefix(ImageReference.idPrefix), !name.lowercased().hasPrefix("data:")
+                    else { continue }
+                    let path = name.hasPrefix("/") ? name : folder.appendingPathComponent(name).path
+                    if let id = uploaded[path] {
+                        fields[column] = id
+                        continue
+                    }
+                    let field = table.header[column]
+                    guard let bytes = FileManager.default.contents(atPath: path) else {
+                        throw ReelError.invalid(field, "\(path.quotedForMessage(limit: 400)) is not a readable file")
+                    }
+                    do {
+                        let image = try await client.uploadImage(Array(bytes))
+                        uploaded[path] = image.id
+                        fields[column] = image.id
+                    } catch let error as APIError where (400..<500).contains(error.status) {
+                        throw ReelError.invalid(field, "\(name): \(error.message)")
+                    }
+                }
+                lines.append(CSVWriter.line(fields))
+            } catch let error as ReelError {
+                unreadable[row.number] = error
+                lines.append("\r\n")
+            }
+        }
+        return (lines.joined(), unreadable)
+    }
+
     private func runOnServer(text: String, server: String) async throws {
         // The server knows its model and limits and checks every row with them (`BatchValidation`, as a local run
         // does); here only the file and each field's form are checked, the row limit left to the server.
@@ -195,7 +248,17 @@ struct BatchCommand: AsyncParsableCommand {
         let client = ReelAPIClient(
             baseURL: server, apiKey: apiKey ?? ProcessInfo.processInfo.environment["REEL_API_KEY"])
         try await reportingErrors {
-            let submission = try await client.submitBatch(csv: text, atomic: atomic)
+            // The rows' images are files here: each is uploaded once and the row names it by its id.
+            let (csv, unreadable) = try await uploadingImages(text, client: client)
+            for (row, error) in unreadable.sorted(by: { $0.key < $1.key }) {
+                _ = reject(row: row, error)
+                rejectedLocally.insert(row)
+            }
+            if !unreadable.isEmpty && atomic {
+                printError("\(unreadable.count) rows have images that were refused; nothing was sent (--atomic)")
+                throw ExitCode(1)
+            }
+            let submission = try await client.submitBatch(csv: csv, atomic: atomic)
             for rejected in submission.rejected where !rejectedLocally.contains(rejected.row) {
                 printError("row \(rejected.row), column \(rejected.column ?? "?"): \(rejected.message)")
             }
@@ -212,11 +275,21 @@ struct BatchCommand: AsyncParsableCommand {
             let prompts = Dictionary(
                 uniqueKeysWithValues: rows.map { row in (row.row, (try? row.fields.get())?.request.prompt ?? "") })
             let status = try await follow(batch: id, client: client, outDir: outDir, prompts: prompts)
-            let report = try await client.batchReport(id)
+            var report = try await client.batchReport(id)
+            if !unreadable.isEmpty, let table = try? CSVReader.parse(report, maxRows: nil) {
+                // The rows whose images were refused here never reached the server: their lines join its report.
+                var lines: [Int: [String]] = [:]
+                for row in table.rows { if let number = Int(row.fields.first ?? "") { lines[number] = row.fields } }
+                for (row, error) in unreadable {
+                    lines[row] = BatchReport.rejectedLine(row: row, column: error.field, message: error.message)
+                }
+                report = BatchReport.csv(lines: lines)
+            }
             try report.write(toFile: outDir + "/report.csv", atomically: true, encoding: .utf8)
             let succeeded = status.count(.succeeded)
-            print("\(succeeded) of \(status.total) videos in \(outDir); report: \(outDir)/report.csv")
-            if succeeded < status.total { throw ExitCode(1) }
+            let total = status.total + unreadable.count
+            print("\(succeeded) of \(total) videos in \(outDir); report: \(outDir)/report.csv")
+            if succeeded < total { throw ExitCode(1) }
         }
     }
 

@@ -166,6 +166,25 @@ public struct ReelAPIClient: Sendable {
         return submission
     }
 
+    /// Stores an image on the server (`POST /v1/images`) and returns it; its `id` is what jobs name.
+    public func uploadImage(
+        _ bytes: [UInt8], contentType: String = "application/octet-stream"
+    ) async throws
+        -> ImageResource
+    {
+        var request = request(.POST, "/v1/images")
+        request.headers.replaceOrAdd(name: "Content-Type", value: contentType)
+        request.body = .bytes(ByteBuffer(bytes: bytes))
+        let response = try await http.execute(request, timeout: .seconds(120))
+        let data = Data(try await response.body.collect(upTo: 1 << 20).readableBytesView)
+        guard (200..<300).contains(Int(response.status.code)),
+            let image = try? WireJSON.makeDecoder().decode(ImageResource.self, from: data)
+        else {
+            throw Self.apiError(status: response.status, data)
+        }
+        return image
+    }
+
     public func batch(_ id: String) async throws -> BatchResource {
         try await call(BatchResource.self, .GET, "/v1/batches/\(Self.escape(id))")
     }

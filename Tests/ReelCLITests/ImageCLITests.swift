@@ -71,4 +71,34 @@ import Testing
             #expect(plain["image"] is NSNull, "TI2V-5B without a picture is text-to-video")
         }
     }
+
+    @Test func aBatchSentToAServerUploadsItsImagesOnceAndNamesThemByID() async throws {
+        try await TestSupport.withTemporaryDirectory { directory in
+            let server = try ServerProcess(devices: "cpu", dataDirectory: directory.appendingPathComponent("server"))
+            defer { server.stop() }
+            try await server.waitUntilReady()
+            try Data(ImageFixtures.png3x2).write(to: directory.appendingPathComponent("lamp.png"))
+            try Data(ImageFixtures.png3x2.dropLast(7)).write(to: directory.appendingPathComponent("cut.png"))
+            let csv =
+                "prompt,image,size,frames,steps\n" + "one lamp,lamp.png,64x64,5,2\n" + "a cut one,cut.png,64x64,5,2\n"
+                + "\n" + "the same lamp,lamp.png,64x64,5,2\n"
+            try csv.write(to: directory.appendingPathComponent("rows.csv"), atomically: true, encoding: .utf8)
+            let run = try TestSupport.runReel(
+                ["batch", "rows.csv", "--server", "http://127.0.0.1:\(server.port)", "--wait", "--out", "videos"],
+                in: directory)
+            #expect(run.status == 1, "one row's image was refused: \(run.stderr)")
+            #expect(run.stderr.contains("row 3, column image") && run.stderr.contains("cut.png"), "\(run.stderr)")
+            let report = try String(contentsOf: directory.appendingPathComponent("videos/report.csv"), encoding: .utf8)
+            let lines = report.split(separator: "\r\n").map(String.init)
+            #expect(lines.contains { $0.hasPrefix("2,") && $0.contains("succeeded") }, "\(report)")
+            #expect(
+                lines.contains { $0.hasPrefix("5,") && $0.contains("succeeded") },
+                "the row after a blank one keeps its number")
+            let images = directory.appendingPathComponent("server/images")
+            let stored = try FileManager.default.subpathsOfDirectory(atPath: images.path).filter {
+                $0.hasSuffix(".png")
+            }
+            #expect(stored.count == 1, "one picture, uploaded once: \(stored)")
+        }
+    }
 }

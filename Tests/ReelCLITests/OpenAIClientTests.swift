@@ -47,6 +47,32 @@ import Testing
         assert video.status == "completed", video
         assert video.progress == 100 and video.completed_at >= video.created_at and video.error is None, video
 
+        # Image-to-video as the SDK sends it: input_reference is a file part of the multipart body, and Reel's own
+        # fields (extra_body) come along as form fields.
+        import hashlib
+        from PIL import Image
+        Image.new("RGB", (96, 64), (200, 40, 40)).save(out + "/photo.png")
+        with open(out + "/photo.png", "rb") as photo:
+            pictured = client.videos.create(
+                prompt="a red lamp", model="sora-2", seconds="0.2", size="64x64", input_reference=photo,
+                extra_body={"seed": 3, "steps": 2, "fit": "contain"})
+        deadline = time.time() + 120
+        while pictured.status in ("queued", "in_progress"):
+            if time.time() > deadline:
+                sys.exit(f"the image-to-video job never finished: {pictured}")
+            time.sleep(0.2)
+            pictured = client.videos.retrieve(pictured.id)
+        assert pictured.status == "completed", pictured
+        request = urllib.request.Request(
+            f"{base}/jobs/{pictured.id}", headers={"Authorization": f"Bearer {key}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            spec = json.load(response)["spec"]
+        with open(out + "/photo.png", "rb") as photo:
+            digest = hashlib.sha256(photo.read()).hexdigest()
+        assert spec["image"] == "img_" + digest and spec["fit"] == "contain", spec
+        client.videos.download_content(pictured.id).write_to_file(out + "/pictured.mp4")
+        client.videos.delete(pictured.id)
+
         listed = client.videos.list(limit=10, order="desc")
         assert [v.id for v in listed.data] == [created], listed
         assert listed.has_more is False
@@ -109,6 +135,8 @@ import Testing
 
             let probe = try TestSupport.probeVideo(directory.appendingPathComponent("video.mp4").path)
             #expect(probe.frames == 5 && probe.width == 64 && probe.height == 64 && probe.codec == "h264")
+            let pictured = try TestSupport.probeVideo(directory.appendingPathComponent("pictured.mp4").path)
+            #expect(pictured.frames == 5 && pictured.width == 64 && pictured.height == 64)
             let again = try Data(contentsOf: directory.appendingPathComponent("video-again.mp4"))
             #expect(again == (try Data(contentsOf: directory.appendingPathComponent("video.mp4"))))
             let thumbnail = try Data(contentsOf: directory.appendingPathComponent("thumbnail.jpg"))
