@@ -25,7 +25,9 @@ export async function api(path, { method = 'GET', body, type, raw = false } = {}
     const headers = {};
     if (apiKey()) headers.Authorization = `Bearer ${apiKey()}`;
     if (body !== undefined) headers['Content-Type'] = type || 'application/json';
-    const payload = body === undefined || typeof body === 'string' ? body : JSON.stringify(body);
+    // A string or a Blob (a File: an image's bytes) is sent as it is; anything else as JSON.
+    const asIs = body === undefined || typeof body === 'string' || body instanceof Blob;
+    const payload = asIs ? body : JSON.stringify(body);
     const response = await fetch(path, { method, headers, body: payload });
     if (response.status === 401 && askForKey) {
       setApiKey(await askForKey());

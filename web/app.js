@@ -21,7 +21,8 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
-const state = { styles: [], jobs: new Map(), batches: new Map(), workers: [], csv: null, videoURLs: new Map() };
+const state = { styles: [], jobs: new Map(), batches: new Map(), workers: [], csv: null, videoURLs: new Map(),
+  image: null };
 
 // ---- API key -----------------------------------------------------------------------------------------------
 let keyWaiters = [];
@@ -40,13 +41,15 @@ $('#key-form').addEventListener('submit', () => {
 });
 
 // ---- Submit one prompt -------------------------------------------------------------------------------------
+// With an image the list starts with `auto`: the server picks the preset nearest the image's aspect ratio.
 function fillSizes() {
   const select = $('#size');
   const current = select.value;
   select.replaceChildren(
+    ...(state.image ? [el('option', { value: 'auto', textContent: t('sizeAuto') })] : []),
     ...PRESETS.map(([name, w, h]) => el('option', { value: name, textContent: `${name} (${w}×${h})` })),
     el('option', { value: 'custom', textContent: t('custom') }));
-  select.value = current || '720p';
+  select.value = current && (current !== 'auto' || state.image) ? current : '720p';
 }
 
 function fillStyles() {
@@ -71,10 +74,12 @@ const number = (selector) => ($(selector).value === '' ? undefined : Number($(se
 
 function formSpec() {
   const size = $('#size').value === 'custom' ? `${$('#width').value}x${$('#height').value}` : $('#size').value;
-  return {
+  const spec = {
     prompt: $('#prompt').value, style: $('#style').value || undefined, size,
     seconds: number('#seconds'), seed: number('#seed'), steps: number('#steps'), guidance: number('#guidance'),
   };
+  if (state.image) Object.assign(spec, { image: state.image.id, fit: $('#fit').value });
+  return spec;
 }
 
 function showMessage(selector, text, ok) {
@@ -101,6 +106,89 @@ $('#job-form').addEventListener('submit', async (event) => {
 });
 $('#dice').addEventListener('click', () => { $('#seed').value = randomSeed(); });
 for (const id of ['#prompt', '#style', '#size']) $(id).addEventListener('input', updatePreview);
+
+// ---- The image a video starts from -------------------------------------------------------------------------
+// A picked or dropped file is uploaded at once (POST /v1/images, its bytes as the body); the job then names the
+// returned id. The server tells the format from the bytes, so a file of another type is sent as octet-stream and
+// refused with the server's own message.
+let imageUploads = 0; // an answer for a file picked before the latest one is ignored
+let sizeBeforeImage = null; // the size chosen before the image switched it to auto
+
+async function setImageFile(file) {
+  if (!file) return;
+  const ticket = ++imageUploads;
+  showMessage('#image-message', t('uploading', { name: file.name }), true);
+  $('#submit-button').disabled = true;
+  try {
+    const type = file.type.startsWith('image/') ? file.type : 'application/octet-stream';
+    const image = await api('/v1/images', { method: 'POST', body: file, type });
+    if (ticket !== imageUploads) return;
+    showMessage('#image-message', '', true);
+    const url = URL.createObjectURL(file);
+    useImage({ id: image.id, width: image.width, height: image.height, name: file.name, url });
+  } catch (error) {
+    if (ticket !== imageUploads) return;
+    showMessage('#image-message', `${file.name}: ${error.message}`, false);
+  } finally {
+    if (ticket === imageUploads) $('#submit-button').disabled = false;
+  }
+}
+
+function useImage(image) {
+  const select = $('#size');
+  const wasAuto = select.value === 'auto';
+  if (state.image) URL.revokeObjectURL(state.image.url);
+  if (image && !wasAuto) sizeBeforeImage = select.value;
+  state.image = image;
+  fillSizes();
+  if (image) select.value = 'auto';
+  else if (wasAuto && sizeBeforeImage) select.value = sizeBeforeImage;
+  renderImage();
+  updatePreview();
+}
+
+function renderImage() {
+  const image = state.image;
+  $('#image-chosen').hidden = !image;
+  if (!image) { $('#image-preview').removeAttribute('src'); return; }
+  $('#image-preview').src = image.url;
+  $('#image-preview').alt = t('imageAlt', { name: image.name });
+  $('#image-name').textContent = image.name;
+  $('#image-size').textContent = t('imagePixels', { w: image.width, h: image.height });
+}
+
+$('#image-file').addEventListener('change', () => {
+  setImageFile($('#image-file').files[0]);
+  $('#image-file').value = ''; // so that the same file can be picked again after removing it
+});
+$('#image-remove').addEventListener('click', () => {
+  imageUploads += 1;
+  showMessage('#image-message', '', true);
+  $('#submit-button').disabled = false;
+  useImage(null);
+  $('#image-file').focus();
+});
+{
+  const drop = $('#image-drop');
+  const hasFiles = (event) => event.dataTransfer && [...event.dataTransfer.types].includes('Files');
+  for (const kind of ['dragenter', 'dragover']) {
+    drop.addEventListener(kind, (event) => {
+      if (!hasFiles(event)) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = 'copy';
+      drop.classList.add('dragging');
+    });
+  }
+  drop.addEventListener('dragleave', (event) => {
+    if (!drop.contains(event.relatedTarget)) drop.classList.remove('dragging');
+  });
+  drop.addEventListener('drop', (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    drop.classList.remove('dragging');
+    setImageFile(event.dataTransfer.files[0]);
+  });
+}
 
 // ---- CSV batches -------------------------------------------------------------------------------------------
 $('#csv-file').addEventListener('change', async () => {
@@ -244,7 +332,8 @@ function renderWorkers() {
     el('td', { textContent: w.steps_per_second ? w.steps_per_second.toFixed(2) : '' }))));
 }
 
-const SPEC_KEYS = ['prompt', 'negative_prompt', 'style', 'size', 'seconds', 'frames', 'fps', 'steps', 'guidance', 'seed', 'model'];
+const SPEC_KEYS = ['prompt', 'negative_prompt', 'style', 'size', 'seconds', 'frames', 'fps', 'steps', 'guidance', 'seed',
+  'model', 'image', 'last_image', 'fit'];
 
 async function rerun(job) {
   const s = job.spec;
@@ -252,6 +341,7 @@ async function rerun(job) {
     prompt: s.user_prompt ?? s.prompt, negative_prompt: s.style ? undefined : s.negative_prompt || undefined,
     style: s.style || undefined, size: s.size, frames: s.frames, fps: s.fps, steps: s.steps, guidance: s.guidance,
     model: s.model, interpolate: s.interpolate > 1 ? s.interpolate : undefined, seed: randomSeed(),
+    image: s.image || undefined, last_image: s.last_image || undefined, fit: s.image ? s.fit || undefined : undefined,
   });
 }
 
@@ -336,6 +426,7 @@ function applyLanguage() {
   translate(document);
   fillSizes();
   fillStyles();
+  renderImage();
   renderCSV();
   renderBatches();
   renderWorkers();

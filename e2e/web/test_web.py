@@ -3,18 +3,23 @@
 
     python3 e2e/web/test_web.py [--reel .build/debug/reel] [--python .venv/bin/python]
 
-Checks: submitting a prompt ends with a video that plays; a CSV with one bad row shows that row's error and
+Checks: submitting a prompt ends with a video that plays; an image picked (by keyboard, then by file) shows its
+preview and size, switches the size to auto and is sent with the job (its id, the fit); a file that is no image shows
+the server's refusal and queues nothing; a CSV with one bad row shows that row's error and
 queues nothing; the language switch shows Chinese and is remembered;
 behind a proxy that demands an API key, the page asks for one and sends it. Screenshots go to test-artifacts/web/.
 """
 import argparse
+import hashlib
 import http.server
 import json
+import math
 import os
 import pathlib
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -23,6 +28,7 @@ import time
 import traceback
 import urllib.error
 import urllib.request
+import zlib
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from cdp import CDP  # noqa: E402
@@ -153,6 +159,149 @@ def test_submit_prompt_plays_video(browser, base):
     assert browser.eval("document.querySelector('#gallery .card a').href").endswith("/video")
     assert browser.eval("document.querySelectorAll('#workers tbody tr').length") >= 1
     browser.screenshot(ARTIFACTS / "1-video.png")
+
+
+def write_png(path, width, height):
+    """An RGB PNG of a left-to-right gradient (written with zlib, so the test needs no imaging library)."""
+    row = b"\x00" + b"".join(bytes((255 * x // width, 96, 255 - 255 * x // width)) for x in range(width))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(row * height)) + chunk(b"IEND", b""))
+    return path.read_bytes()
+
+
+# TI2V-5B's presets (the tiny model's architecture) and VideoPresets.nearest: the preset whose aspect ratio is
+# nearest the image's, compared as logarithms in steps of 5 %, the one with more pixels among equals.
+TI2V_PRESETS = [("720p", 1280, 704), ("720p-portrait", 704, 1280), ("540p", 960, 544), ("540p-portrait", 544, 960),
+                ("square", 704, 704), ("small", 512, 288)]
+
+
+def nearest_preset(width, height):
+    aspect = math.log(width / height)
+    return min(TI2V_PRESETS, key=lambda p: (int(abs(math.log(p[1] / p[2]) - aspect) / 0.05), -p[1] * p[2]))
+
+
+def job_count(base):
+    return len(json.loads(get(base + "/v1/jobs?limit=100")[1])["data"])
+
+
+def set_file(browser, selector, path):
+    document = browser.send("DOM.getDocument")
+    node = browser.send("DOM.querySelector", nodeId=document["root"]["nodeId"], selector=selector)
+    browser.send("DOM.setFileInputFiles", files=[str(path)], nodeId=node["nodeId"])
+
+
+def test_image_to_video_form(browser, base, data_dir):
+    open_page(browser, base)
+    browser.eval("""(() => {
+      const set = (id, value) => { const el = document.getElementById(id); el.value = value;
+        el.dispatchEvent(new Event('input', { bubbles: true })); };
+      set('prompt', 'the product turning slowly on a table'); set('size', 'square');
+      set('seconds', 0.2); set('steps', 2);
+    })()""")
+    assert browser.eval("document.getElementById('image-chosen').hidden") is True
+    assert browser.eval("[...document.getElementById('size').options].some((o) => o.value === 'auto')") is False
+    # The picker works from the keyboard: Enter on the focused (visually hidden) input opens the file chooser.
+    browser.send("Page.setInterceptFileChooserDialog", enabled=True)
+    try:
+        browser.eval("document.getElementById('image-file').focus()")
+        assert browser.eval("document.activeElement.id") == "image-file"
+        label = browser.eval("document.getElementById('image-file').labels[0].textContent.trim()")
+        assert label == "Choose an image…", label
+        browser.events.clear()
+        for kind in ("keyDown", "keyUp"):
+            browser.send("Input.dispatchKeyEvent", type=kind, key="Enter", code="Enter", windowsVirtualKeyCode=13,
+                         **({"text": "\r"} if kind == "keyDown" else {}))
+        deadline = time.monotonic() + 10
+        while not any(e["method"] == "Page.fileChooserOpened" for e in browser.events):
+            assert time.monotonic() < deadline, "Enter on the image input opened no file chooser"
+            browser.eval("1")
+            time.sleep(0.1)
+    finally:
+        browser.send("Page.setInterceptFileChooserDialog", enabled=False)
+
+    png = data_dir / "product.png"
+    sha256 = hashlib.sha256(write_png(png, 300, 100)).hexdigest()
+    set_file(browser, "#image-file", png)
+    browser.wait_for("""(() => { const img = document.getElementById('image-preview');
+      return !document.getElementById('image-chosen').hidden && img.complete && img.naturalWidth > 0; })()""",
+                     20, "the image's preview")
+    preview = browser.eval("""(() => { const img = document.getElementById('image-preview');
+      return { src: img.src, width: img.naturalWidth, height: img.naturalHeight, alt: img.alt,
+               size: document.getElementById('image-size').textContent,
+               name: document.getElementById('image-name').textContent,
+               message: document.getElementById('image-message').textContent,
+               sizeSelect: document.getElementById('size').value,
+               autoLabel: document.getElementById('size').selectedOptions[0].textContent }; })()""")
+    assert preview["src"].startswith("blob:") and (preview["width"], preview["height"]) == (300, 100), preview
+    assert preview["size"] == "300 × 100 px" and preview["name"] == "product.png" and preview["message"] == "", preview
+    assert "product.png" in preview["alt"], preview
+    assert preview["sizeSelect"] == "auto" and preview["autoLabel"] == "auto (from the image)", preview
+    browser.eval("(() => { const s = document.getElementById('fit'); s.value = 'contain';"
+                 " s.dispatchEvent(new Event('input', { bubbles: true })); })()")
+    browser.screenshot(ARTIFACTS / "5-image.png")
+    # On a narrow screen the form still fits its section.
+    browser.send("Emulation.setDeviceMetricsOverride", width=390, height=900, deviceScaleFactor=1, mobile=False)
+    try:
+        narrow = browser.eval("""(() => { const box = (id) => document.getElementById(id).getBoundingClientRect();
+          const form = document.getElementById('job-form');
+          return { overflow: form.scrollWidth - form.clientWidth, formRight: box('job-form').right,
+                   imageRight: box('image-preview').right, fieldsetRight: box('image-drop').right,
+                   viewport: window.innerWidth }; })()""")
+        assert narrow["overflow"] <= 1, narrow
+        assert max(narrow["formRight"], narrow["imageRight"], narrow["fieldsetRight"]) <= narrow["viewport"], narrow
+        browser.screenshot(ARTIFACTS / "6-image-narrow.png")
+    finally:
+        browser.send("Emulation.setDeviceMetricsOverride", width=1280, height=1000, deviceScaleFactor=1, mobile=False)
+
+    browser.eval("document.querySelector('#job-form button[type=submit]').click()")
+    browser.wait_for("document.getElementById('submit-message').textContent.includes('job_')"
+                     " || document.getElementById('submit-message').className.includes('error')", 20, "the job")
+    message = browser.eval("document.getElementById('submit-message').textContent")
+    assert "error" not in browser.eval("document.getElementById('submit-message').className"), message
+    job_id = next(word for word in message.split() if word.startswith("job_"))
+    job = json.loads(get(f"{base}/v1/jobs/{job_id}")[1])
+    name, width, height = nearest_preset(300, 100)
+    spec = job["spec"]
+    assert spec["image"] == f"img_{sha256}", spec
+    assert spec["fit"] == "contain", spec
+    assert spec["size"] == f"{width}x{height}" and (spec["width"], spec["height"]) == (width, height), (name, spec)
+    # The test needs the job queued, not its video: cancel it so it does not hold the CPU.
+    urllib.request.urlopen(urllib.request.Request(f"{base}/v1/jobs/{job_id}", method="DELETE"), timeout=10).read()
+
+    # Removing the image gives the size chosen before it back, and the auto option goes.
+    browser.eval("document.getElementById('image-remove').click()")
+    after = browser.eval("""({ hidden: document.getElementById('image-chosen').hidden,
+      size: document.getElementById('size').value, focus: document.activeElement.id,
+      auto: [...document.getElementById('size').options].some((o) => o.value === 'auto') })""")
+    assert after == {"hidden": True, "size": "square", "focus": "image-file", "auto": False}, after
+
+
+def test_image_that_is_no_image(browser, base, data_dir):
+    before = job_count(base)
+    # Dropped on the drop zone: a text file, which the page uploads as bytes for the server to judge.
+    browser.eval("""(() => { const data = new DataTransfer();
+      data.items.add(new File(['just some words, no picture'], 'notes.txt', { type: 'text/plain' }));
+      const zone = document.getElementById('image-drop');
+      zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: data, bubbles: true, cancelable: true }));
+      zone.dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true })); })()""")
+    browser.wait_for("document.getElementById('image-message').className.includes('error')", 20, "the refusal")
+    shown = browser.eval("""({ message: document.getElementById('image-message').textContent,
+      hidden: document.getElementById('image-chosen').hidden, size: document.getElementById('size').value,
+      submit: document.getElementById('submit-button').disabled })""")
+    assert shown["message"] == "notes.txt: not a PNG, JPEG or WebP image", shown
+    assert shown["hidden"] is True and shown["size"] != "auto" and shown["submit"] is False, shown
+    browser.screenshot(ARTIFACTS / "7-image-error.png")
+    # The same from the file picker.
+    text = data_dir / "readme.md"
+    text.write_text("still no picture\n")
+    set_file(browser, "#image-file", text)
+    browser.wait_for("document.getElementById('image-message').textContent === "
+                     "'readme.md: not a PNG, JPEG or WebP image'", 20, "the refusal of the picked file")
+    assert job_count(base) == before, "a refused image queued a job"
 
 
 def test_csv_with_a_bad_row(browser, base, data_dir):
@@ -289,6 +438,10 @@ def main():
             chromium, browser = start_browser(temp / "profile")
             tests = [
                 ("submit a prompt and play the video", lambda: test_submit_prompt_plays_video(browser, base)),
+                ("an image: preview, size auto, sent with the job",
+                 lambda: test_image_to_video_form(browser, base, data_dir)),
+                ("a file that is no image shows the server's refusal",
+                 lambda: test_image_that_is_no_image(browser, base, data_dir)),
                 ("a CSV with a bad row shows its error", lambda: test_csv_with_a_bad_row(browser, base, data_dir)),
                 ("the language switch shows Chinese", lambda: test_language_switch(browser, base)),
                 ("asks for an API key on 401 and sends it", lambda: test_api_key(browser, base)),

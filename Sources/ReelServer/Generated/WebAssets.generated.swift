@@ -34,7 +34,9 @@ export async function api(path, { method = 'GET', body, type, raw = false } = {}
     const headers = {};
     if (apiKey()) headers.Authorization = `Bearer ${apiKey()}`;
     if (body !== undefined) headers['Content-Type'] = type || 'application/json';
-    const payload = body === undefined || typeof body === 'string' ? body : JSON.stringify(body);
+    // A string or a Blob (a File: an image's bytes) is sent as it is; anything else as JSON.
+    const asIs = body === undefined || typeof body === 'string' || body instanceof Blob;
+    const payload = asIs ? body : JSON.stringify(body);
     const response = await fetch(path, { method, headers, body: payload });
     if (response.status === 401 && askForKey) {
       setApiKey(await askForKey());
@@ -84,7 +86,8 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
-const state = { styles: [], jobs: new Map(), batches: new Map(), workers: [], csv: null, videoURLs: new Map() };
+const state = { styles: [], jobs: new Map(), batches: new Map(), workers: [], csv: null, videoURLs: new Map(),
+  image: null };
 
 // ---- API key -----------------------------------------------------------------------------------------------
 let keyWaiters = [];
@@ -103,13 +106,15 @@ $('#key-form').addEventListener('submit', () => {
 });
 
 // ---- Submit one prompt -------------------------------------------------------------------------------------
+// With an image the list starts with `auto`: the server picks the preset nearest the image's aspect ratio.
 function fillSizes() {
   const select = $('#size');
   const current = select.value;
   select.replaceChildren(
+    ...(state.image ? [el('option', { value: 'auto', textContent: t('sizeAuto') })] : []),
     ...PRESETS.map(([name, w, h]) => el('option', { value: name, textContent: `${name} (${w}×${h})` })),
     el('option', { value: 'custom', textContent: t('custom') }));
-  select.value = current || '720p';
+  select.value = current && (current !== 'auto' || state.image) ? current : '720p';
 }
 
 function fillStyles() {
@@ -134,10 +139,12 @@ const number = (selector) => ($(selector).value === '' ? undefined : Number($(se
 
 function formSpec() {
   const size = $('#size').value === 'custom' ? `${$('#width').value}x${$('#height').value}` : $('#size').value;
-  return {
+  const spec = {
     prompt: $('#prompt').value, style: $('#style').value || undefined, size,
     seconds: number('#seconds'), seed: number('#seed'), steps: number('#steps'), guidance: number('#guidance'),
   };
+  if (state.image) Object.assign(spec, { image: state.image.id, fit: $('#fit').value });
+  return spec;
 }
 
 function showMessage(selector, text, ok) {
@@ -164,6 +171,89 @@ $('#job-form').addEventListener('submit', async (event) => {
 });
 $('#dice').addEventListener('click', () => { $('#seed').value = randomSeed(); });
 for (const id of ['#prompt', '#style', '#size']) $(id).addEventListener('input', updatePreview);
+
+// ---- The image a video starts from -------------------------------------------------------------------------
+// A picked or dropped file is uploaded at once (POST /v1/images, its bytes as the body); the job then names the
+// returned id. The server tells the format from the bytes, so a file of another type is sent as octet-stream and
+// refused with the server's own message.
+let imageUploads = 0; // an answer for a file picked before the latest one is ignored
+let sizeBeforeImage = null; // the size chosen before the image switched it to auto
+
+async function setImageFile(file) {
+  if (!file) return;
+  const ticket = ++imageUploads;
+  showMessage('#image-message', t('uploading', { name: file.name }), true);
+  $('#submit-button').disabled = true;
+  try {
+    const type = file.type.startsWith('image/') ? file.type : 'application/octet-stream';
+    const image = await api('/v1/images', { method: 'POST', body: file, type });
+    if (ticket !== imageUploads) return;
+    showMessage('#image-message', '', true);
+    const url = URL.createObjectURL(file);
+    useImage({ id: image.id, width: image.width, height: image.height, name: file.name, url });
+  } catch (error) {
+    if (ticket !== imageUploads) return;
+    showMessage('#image-message', `${file.name}: ${error.message}`, false);
+  } finally {
+    if (ticket === imageUploads) $('#submit-button').disabled = false;
+  }
+}
+
+function useImage(image) {
+  const select = $('#size');
+  const wasAuto = select.value === 'auto';
+  if (state.image) URL.revokeObjectURL(state.image.url);
+  if (image && !wasAuto) sizeBeforeImage = select.value;
+  state.image = image;
+  fillSizes();
+  if (image) select.value = 'auto';
+  else if (wasAuto && sizeBeforeImage) select.value = sizeBeforeImage;
+  renderImage();
+  updatePreview();
+}
+
+function renderImage() {
+  const image = state.image;
+  $('#image-chosen').hidden = !image;
+  if (!image) { $('#image-preview').removeAttribute('src'); return; }
+  $('#image-preview').src = image.url;
+  $('#image-preview').alt = t('imageAlt', { name: image.name });
+  $('#image-name').textContent = image.name;
+  $('#image-size').textContent = t('imagePixels', { w: image.width, h: image.height });
+}
+
+$('#image-file').addEventListener('change', () => {
+  setImageFile($('#image-file').files[0]);
+  $('#image-file').value = ''; // so that the same file can be picked again after removing it
+});
+$('#image-remove').addEventListener('click', () => {
+  imageUploads += 1;
+  showMessage('#image-message', '', true);
+  $('#submit-button').disabled = false;
+  useImage(null);
+  $('#image-file').focus();
+});
+{
+  const drop = $('#image-drop');
+  const hasFiles = (event) => event.dataTransfer && [...event.dataTransfer.types].includes('Files');
+  for (const kind of ['dragenter', 'dragover']) {
+    drop.addEventListener(kind, (event) => {
+      if (!hasFiles(event)) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = 'copy';
+      drop.classList.add('dragging');
+    });
+  }
+  drop.addEventListener('dragleave', (event) => {
+    if (!drop.contains(event.relatedTarget)) drop.classList.remove('dragging');
+  });
+  drop.addEventListener('drop', (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    drop.classList.remove('dragging');
+    setImageFile(event.dataTransfer.files[0]);
+  });
+}
 
 // ---- CSV batches -------------------------------------------------------------------------------------------
 $('#csv-file').addEventListener('change', async () => {
@@ -307,7 +397,8 @@ function renderWorkers() {
     el('td', { textContent: w.steps_per_second ? w.steps_per_second.toFixed(2) : '' }))));
 }
 
-const SPEC_KEYS = ['prompt', 'negative_prompt', 'style', 'size', 'seconds', 'frames', 'fps', 'steps', 'guidance', 'seed', 'model'];
+const SPEC_KEYS = ['prompt', 'negative_prompt', 'style', 'size', 'seconds', 'frames', 'fps', 'steps', 'guidance', 'seed',
+  'model', 'image', 'last_image', 'fit'];
 
 async function rerun(job) {
   const s = job.spec;
@@ -315,6 +406,7 @@ async function rerun(job) {
     prompt: s.user_prompt ?? s.prompt, negative_prompt: s.style ? undefined : s.negative_prompt || undefined,
     style: s.style || undefined, size: s.size, frames: s.frames, fps: s.fps, steps: s.steps, guidance: s.guidance,
     model: s.model, interpolate: s.interpolate > 1 ? s.interpolate : undefined, seed: randomSeed(),
+    image: s.image || undefined, last_image: s.last_image || undefined, fit: s.image ? s.fit || undefined : undefined,
   });
 }
 
@@ -399,6 +491,7 @@ function applyLanguage() {
   translate(document);
   fillSizes();
   fillStyles();
+  renderImage();
   renderCSV();
   renderBatches();
   renderWorkers();
@@ -474,6 +567,11 @@ const strings = {
     size: 'Size', custom: 'Custom', width: 'Width', height: 'Height', seconds: 'Seconds', seed: 'Seed',
     seedRandom: 'random', dice: 'Random', steps: 'Steps', guidance: 'Guidance', submit: 'Generate',
     submitted: 'Queued job {id}',
+    image: 'Image (optional)', chooseImage: 'Choose an image…',
+    imageHint: 'or drop one here: PNG, JPEG or WebP. The video starts from it.', uploading: 'Uploading {name}…',
+    imagePixels: '{w} × {h} px', imageAlt: 'The chosen image, {name}', removeImage: 'Remove image', fit: 'Fit',
+    'fit.cover': 'cover (crop to fill)', 'fit.contain': 'contain (black bars)', 'fit.stretch': 'stretch',
+    sizeAuto: 'auto (from the image)',
     csvTitle: 'Batch from CSV', csvHint: 'Columns: prompt, negative_prompt, style, size, seconds, steps, seed…',
     row: 'Row', status: 'Status', queueAll: 'Queue all', queueValid: 'Queue the {n} valid rows',
     rowOK: 'ok', rowsBad: 'Invalid rows: {n}. Nothing was queued.', batchQueued: 'Queued batch {id}',
@@ -496,6 +594,11 @@ const strings = {
     size: '尺寸', custom: '自定义', width: '宽', height: '高', seconds: '时长（秒）', seed: '种子',
     seedRandom: '随机', dice: '随机', steps: '步数', guidance: '引导系数', submit: '生成',
     submitted: '已加入队列：{id}',
+    image: '图片（可选）', chooseImage: '选择图片…',
+    imageHint: '或把图片拖到这里：PNG、JPEG 或 WebP，视频从这张图片开始。', uploading: '正在上传 {name}…',
+    imagePixels: '{w} × {h} 像素', imageAlt: '所选图片：{name}', removeImage: '移除图片', fit: '适配方式',
+    'fit.cover': '裁剪填满（cover）', 'fit.contain': '完整显示，加黑边（contain）', 'fit.stretch': '拉伸（stretch）',
+    sizeAuto: '自动（按图片比例）',
     csvTitle: '从 CSV 批量生成', csvHint: '列：prompt、negative_prompt、style、size、seconds、steps、seed…',
     row: '行', status: '状态', queueAll: '全部加入队列', queueValid: '将 {n} 个有效行加入队列',
     rowOK: '有效', rowsBad: '{n} 行无效，未加入任何任务。', batchQueued: '已加入批次 {id}',
@@ -571,6 +674,29 @@ export function translate(root) {
     <form id="job-form">
       <label class="wide"><span data-i18n="prompt">Prompt</span>
         <textarea id="prompt" rows="3" required data-i18n-placeholder="promptPlaceholder"></textarea></label>
+      <fieldset id="image-drop" class="wide drop">
+        <legend data-i18n="image">Image (optional)</legend>
+        <div class="drop-row">
+          <input id="image-file" class="visually-hidden" type="file" accept="image/png,image/jpeg,image/webp"
+            aria-describedby="image-hint image-message">
+          <label for="image-file" id="image-pick" class="button-like"><span
+            data-i18n="chooseImage">Choose an image…</span></label>
+          <span id="image-hint" class="hint" data-i18n="imageHint">or drop one here</span>
+        </div>
+        <div id="image-message" class="message" aria-live="polite"></div>
+        <figure id="image-chosen" hidden>
+          <img id="image-preview" alt="">
+          <figcaption>
+            <span id="image-name"></span>
+            <span id="image-size" aria-live="polite"></span>
+            <label><span data-i18n="fit">Fit</span> <select id="fit">
+              <option value="cover" data-i18n="fit.cover">cover</option>
+              <option value="contain" data-i18n="fit.contain">contain</option>
+              <option value="stretch" data-i18n="fit.stretch">stretch</option></select></label>
+            <button type="button" id="image-remove" class="secondary" data-i18n="removeImage">Remove image</button>
+          </figcaption>
+        </figure>
+      </fieldset>
       <label><span data-i18n="style">Style</span> <select id="style"><option value="" data-i18n="noStyle">No style</option></select></label>
       <label><span data-i18n="size">Size</span> <select id="size"></select></label>
       <span id="custom-size" hidden>
@@ -586,7 +712,7 @@ export function translate(root) {
         <div><b data-i18n="finalPrompt">Final prompt</b>: <span id="final-prompt"></span></div>
         <div><b data-i18n="negativePrompt">Negative prompt</b>: <span id="final-negative"></span></div>
       </div>
-      <div class="wide"><button type="submit" data-i18n="submit">Generate</button> <span id="submit-message" class="message"></span></div>
+      <div class="wide"><button type="submit" id="submit-button" data-i18n="submit">Generate</button> <span id="submit-message" class="message"></span></div>
     </form>
 
     <h2 data-i18n="csvTitle">Batch from CSV</h2>
@@ -678,6 +804,29 @@ progress { width: 8rem; }
 .card dl { display: grid; grid-template-columns: auto 1fr; gap: 0 .6rem; margin: 0; font-size: .8rem; }
 .card dt { color: var(--muted); } .card dd { margin: 0; overflow-wrap: anywhere; }
 dialog { border: 1px solid var(--line); border-radius: 8px; }
+/* The image a video starts from: a drop zone around a picker button, then the preview with its size and fit. */
+fieldset.drop { position: relative; margin: 0; min-width: 0; border: 1px dashed var(--line); border-radius: 6px;
+  padding: .3rem .6rem .5rem; }
+fieldset.drop legend { color: var(--muted); font-size: .85rem; padding: 0 .2rem; }
+fieldset.drop.dragging { border-color: var(--accent); background: #eef2fd; }
+.drop-row { display: flex; flex-wrap: wrap; align-items: center; gap: .3rem .6rem; }
+.drop-row .hint { margin: 0; }
+.visually-hidden { position: absolute; width: 1px; height: 1px; margin: -1px; padding: 0; overflow: hidden;
+  clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
+label.button-like { display: inline-block; font-size: 1rem; padding: .3rem .8rem; border: 1px solid var(--accent);
+  background: #fff; color: var(--accent); border-radius: 5px; cursor: pointer; }
+#image-file:focus-visible + label.button-like, label.button-like:hover { outline: 2px solid var(--accent);
+  outline-offset: 2px; }
+#image-message:empty { display: none; }
+#image-message { margin: .3rem 0 0; overflow-wrap: anywhere; }
+#image-chosen { display: flex; flex-wrap: wrap; align-items: flex-start; gap: .5rem 1rem; margin: .5rem 0 0; }
+#image-chosen[hidden] { display: none; }
+#image-preview { max-width: min(100%, 16rem); max-height: 9rem; border: 1px solid var(--line); border-radius: 4px;
+  background: var(--bg); }
+#image-chosen figcaption { display: flex; flex-direction: column; align-items: flex-start; gap: .3rem; min-width: 0; }
+#image-name { overflow-wrap: anywhere; font-size: .85rem; }
+#image-size { color: var(--muted); font-size: .85rem; }
+button:disabled { opacity: .5; cursor: default; }
 @media (max-width: 800px) { main { grid-template-columns: 1fr; } }
 
 """#),
