@@ -258,8 +258,9 @@ import Testing
     @Test func theSweeperKeepsImagesJobsNameAndRemovesOldUnnamedOnes() async throws {
         try await withServer { client, server in
             let images = server.service.images
-            let named = try images.put(ImageFixtures.png3x2)
-            let unnamed = try images.put(ImageFixtures.webpLossless6x2)
+            let named = try await server.service.library.storeImage(ImageFixtures.png3x2, field: "body").reference
+            let unnamed = try await server.service.library.storeImage(ImageFixtures.webpLossless6x2, field: "body")
+                .reference
             _ = try await client.submitJob(#"{"prompt": "a lamp", "image": "\#(named.id)"}"#)
             for reference in [named, unnamed] {
                 try FileManager.default.setAttributes(
@@ -267,9 +268,13 @@ import Testing
                     ofItemAtPath: images.url(for: reference).path)
             }
             let sweeper = ImageSweeper(service: server.service, logger: TestSupport.logger)
-            #expect(try await sweeper.sweep() == 1)
+            let now = Date()
+            #expect(try await sweeper.sweep(now: now) == (files: 1, rows: 0), "the store's rows are not a day old")
             #expect(FileManager.default.fileExists(atPath: images.url(for: named).path))
             #expect(!FileManager.default.fileExists(atPath: images.url(for: unnamed).path))
+            #expect(try await sweeper.sweep(now: now.addingTimeInterval(25 * 3600)) == (files: 0, rows: 1))
+            #expect(try await server.store.imageBytes(sha256: unnamed.sha256) == nil)
+            #expect(try await server.store.imageBytes(sha256: named.sha256) != nil, "a job names it")
         }
     }
 }
