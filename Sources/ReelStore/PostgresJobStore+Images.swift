@@ -69,6 +69,19 @@ extension PostgresJobStore {
         }
     }
 
+    public func exportImages(after: String?, limit: Int) async throws -> [StoredImage] {
+        try await connections.withConnection { connection in
+            let rows = try await connection.rows(
+                "SELECT sha256, bytes FROM image WHERE sha256 > \(after ?? "") ORDER BY sha256 LIMIT \(limit)",
+                logger: self.logger)
+            var images: [StoredImage] = []
+            for try await (sha256, bytes) in rows.decode((String, ByteBuffer).self) {
+                images.append(StoredImage(sha256: sha256, bytes: Array(bytes.readableBytesView)))
+            }
+            return images
+        }
+    }
+
     private func markImageUsed(_ sha256: String, at: Double?, _ connection: PostgresConnection) async throws -> Bool {
         let rows = try await connection.rows(
             """

@@ -455,4 +455,13 @@ extension SQLiteJobStore: TransferableJobStore {
     public func batchCount() async throws -> Int {
         try await dbPool.read { db in try BatchRecord.fetchCount(db) }
     }
+
+    public func exportImages(after: String?, limit: Int) async throws -> [StoredImage] {
+        try await dbPool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT sha256, bytes FROM image WHERE sha256 > ? ORDER BY sha256 LIMIT ?",
+                arguments: [after ?? "", limit]
+            ).map { row in StoredImage(sha256: row["sha256"], bytes: Array(row["bytes"] as Data)) }
+        }
+    }
 }
