@@ -50,8 +50,9 @@ struct MigrateStoreCommand: AsyncParsableCommand {
         await Self.close(target)
         let report = try result.get()
         printFlushed(
-            "copied \(report.jobs) job\(report.jobs == 1 ? "" : "s"), \(report.events) event\(report.events == 1 ? "" : "s") "
-                + "and \(report.batches) batch\(report.batches == 1 ? "" : "es") "
+            "copied \(report.jobs) job\(report.jobs == 1 ? "" : "s"), \(report.events) event\(report.events == 1 ? "" : "s"), "
+                + "\(report.batches) batch\(report.batches == 1 ? "" : "es") "
+                + "and \(report.images) image\(report.images == 1 ? "" : "s") "
                 + "from \(Self.describe(from)) to \(Self.describe(to))")
         if !report.requeued.isEmpty {
             printFlushed(

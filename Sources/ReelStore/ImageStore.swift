@@ -6,6 +6,9 @@ import ReelCore
 /// `images/<first two hex digits>/<sha256>.<png|jpg|webp>`. The same picture uploaded twice is one file; a file is
 /// written to a temporary name and renamed, so a reader never sees half an image.
 ///
+/// These files are what a node's workers read. On a server they are this node's copies: the job store keeps every
+/// image a job names (`JobStore.putImage`), and a node that lacks one copies it from there (`ImageLibrary`).
+///
 /// Retention: an image is kept while any job that names it is kept, and an image no job names is removed once it
 /// has gone unused for `unusedRetention` (`sweep`; uploading it again or naming it in a submission uses it), so an
 /// upload has a day to be used. Removing jobs is the store's
@@ -135,6 +138,13 @@ public struct ImageStore: Sendable {
     }
 
     public func url(for reference: ImageReference) -> URL { file(sha256: reference.sha256, format: reference.format) }
+
+    /// Whether an image of this SHA-256 is stored here, in any format.
+    public func holds(sha256: String) -> Bool {
+        ImageHeader.Format.allCases.contains {
+            FileManager.default.fileExists(atPath: file(sha256: sha256, format: $0).path)
+        }
+    }
 
     private func file(sha256: String, format: ImageHeader.Format) -> URL {
         directory.appendingPathComponent(String(sha256.prefix(2))).appendingPathComponent(

@@ -116,6 +116,30 @@ public protocol JobStore: Sendable {
     /// the manifest files of older versions come into the store. True when it was added.
     func importBatch(_ manifest: BatchManifest) async throws -> Bool
 
+    // MARK: Images
+
+    // The bytes of the images jobs start from, kept in the store so that every node sharing it can read them: on a
+    // cluster a job submitted to one node may run on another, which reads its images from here into its own
+    // `ImageStore` (see `ImageLibrary`). An image is named by the SHA-256 of its bytes. Retention: an image is kept
+    // while a job names it (`spec.image` or `spec.lastImage`), and for `unusedFor` after it was last stored or used.
+
+    /// Keeps an image's bytes; the caller has checked them (`ImageHeader`) and that they hash to `reference.sha256`.
+    /// Idempotent: an image already stored stays one row, as it was, marked used (`markImageUsed`). True when it is
+    /// new.
+    func putImage(_ reference: ImageReference, bytes: [UInt8], now: Date) async throws -> Bool
+
+    /// The bytes of the image of this SHA-256 (lowercase hex); nil when the store has none.
+    func imageBytes(sha256: String) async throws -> [UInt8]?
+
+    /// Marks a stored image as used at `now`, as a submission that names it does before its job is queued, so that
+    /// `deleteUnusedImages` leaves it alone meanwhile. False when the store has no such image.
+    func markImageUsed(sha256: String, now: Date) async throws -> Bool
+
+    /// Deletes, in one statement, every image that no job names and that was neither stored nor used in the last
+    /// `unusedFor` seconds before `now`; returns how many. Safe with several nodes sweeping and submitting at once:
+    /// an image a job names is never deleted, and a submission marks its images used before queueing its job.
+    func deleteUnusedImages(unusedFor: TimeInterval, now: Date) async throws -> Int
+
     // MARK: Updates
 
     /// Every change this store commits from now on, as a `JobUpdate`, published after its commit (on PostgreSQL by

@@ -11,6 +11,7 @@ public final class MemoryJobStore: JobStore {
         var jobIDsByIdempotencyKey: [String: String] = [:]
         var events: [String: [JobEvent]] = [:]
         var batches: [String: BatchManifest] = [:]
+        var images: [String: StoredImage] = [:]
         var lastSequence: Int64 = 0
         /// Updates of the operation under way, published once it has committed (left the lock).
         var outbox: [JobUpdate] = []
@@ -135,6 +136,49 @@ public final class MemoryJobStore: JobStore {
             stored.createdAt = manifest.createdAt.storedPrecision
             storage.batches[stored.id] = stored
             return true
+        }
+    }
+
+    /// An image's bytes, and when it was last stored or used.
+    private struct StoredImage {
+        var bytes: [UInt8]
+        var usedAt: Date
+    }
+
+    public func putImage(_ reference: ImageReference, bytes: [UInt8], now: Date) -> Bool {
+        storage.withLock { storage in
+            if storage.images[reference.sha256] != nil {
+                storage.images[reference.sha256]?.usedAt = now
+                return false
+            }
+            storage.images[reference.sha256] = StoredImage(bytes: bytes, usedAt: now)
+            return true
+        }
+    }
+
+    public func imageBytes(sha256: String) -> [UInt8]? {
+        storage.withLock { $0.images[sha256]?.bytes }
+    }
+
+    public func markImageUsed(sha256: String, now: Date) -> Bool {
+        storage.withLock { storage in
+            guard storage.images[sha256] != nil else { return false }
+            storage.images[sha256]?.usedAt = now
+            return true
+        }
+    }
+
+    public func deleteUnusedImages(unusedFor: TimeInterval, now: Date) -> Int {
+        storage.withLock { storage in
+            var named = Set<String>()
+            for job in storage.jobs.values {
+                if let image = job.spec.image { named.insert(image.sha256) }
+                if let image = job.spec.lastImage { named.insert(image.sha256) }
+            }
+            let cutoff = now.addingTimeInterval(-unusedFor)
+            let unused = storage.images.filter { !named.contains($0.key) && $0.value.usedAt < cutoff }.keys
+            for sha256 in unused { storage.images[sha256] = nil }
+            return unused.count
         }
     }
 

@@ -77,6 +77,24 @@ extension PostgresJobStore {
                 )
                 """
             ]),
+        // The bytes of the images jobs start from (they were only files in the data directory of the node that took
+        // the upload, which the node that claims the job may not be): every node reads them from here into its own
+        // `<data-dir>/images/`. `used_at` is when it was last stored or named by a submission; the sweep deletes
+        // rows no job names once that is older than the retention. An image is at most `--max-image-bytes` (20 MiB
+        // by default) of bytea, well within PostgreSQL's limit of 1 GB a value.
+        Migration(
+            id: "v3",
+            statements: [
+                """
+                CREATE TABLE image (
+                    sha256 text COLLATE "C" PRIMARY KEY,
+                    format text NOT NULL,
+                    bytes bytea NOT NULL,
+                    created_at timestamptz NOT NULL,
+                    used_at timestamptz NOT NULL
+                )
+                """
+            ]),
     ]
 
     /// An arbitrary constant: the advisory lock that makes nodes starting at once migrate one after another.

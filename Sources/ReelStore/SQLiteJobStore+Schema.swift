@@ -68,6 +68,18 @@ extension SQLiteJobStore {
                 t.column("rejected", .jsonText).notNull()
             }
         }
+        // v5: the bytes of the images jobs start from, so that the store holds everything about its jobs (and
+        // `reel migrate-store` carries them to a cluster's database, where every node reads them). Dates are REAL
+        // seconds since 1970, as the job's are; `used_at` is when it was last stored or named by a submission.
+        migrator.registerMigration("v5") { db in
+            try db.create(table: "image") { t in
+                t.primaryKey("sha256", .text)
+                t.column("format", .text).notNull()
+                t.column("bytes", .blob).notNull()
+                t.column("created_at", .double).notNull()
+                t.column("used_at", .double).notNull()
+            }
+        }
         return migrator
     }
 }

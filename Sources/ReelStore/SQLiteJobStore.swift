@@ -90,6 +90,51 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    public func putImage(_ reference: ImageReference, bytes: [UInt8], now: Date) async throws -> Bool {
+        let seconds = now.storedPrecision.timeIntervalSince1970
+        return try await dbPool.write { db in
+            try db.execute(
+                sql: "UPDATE image SET used_at = ? WHERE sha256 = ?", arguments: [seconds, reference.sha256])
+            guard db.changesCount == 0 else { return false }
+            try db.execute(
+                sql: "INSERT INTO image (sha256, format, bytes, created_at, used_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [reference.sha256, reference.format.rawValue, Data(bytes), seconds, seconds])
+            return true
+        }
+    }
+
+    public func imageBytes(sha256: String) async throws -> [UInt8]? {
+        try await dbPool.read { db in
+            try Data.fetchOne(db, sql: "SELECT bytes FROM image WHERE sha256 = ?", arguments: [sha256]).map(Array.init)
+        }
+    }
+
+    public func markImageUsed(sha256: String, now: Date) async throws -> Bool {
+        let seconds = now.storedPrecision.timeIntervalSince1970
+        return try await dbPool.write { db in
+            try db.execute(sql: "UPDATE image SET used_at = ? WHERE sha256 = ?", arguments: [seconds, sha256])
+            return db.changesCount > 0
+        }
+    }
+
+    public func deleteUnusedImages(unusedFor: TimeInterval, now: Date) async throws -> Int {
+        let cutoff = now.addingTimeInterval(-unusedFor).timeIntervalSince1970
+        return try await dbPool.write { db in
+            // One statement, in a write transaction (SQLite has one writer at a time): the images a job names are
+            // read once, as a set (an uncorrelated subquery), not once per image.
+            try db.execute(
+                sql: """
+                    DELETE FROM image WHERE used_at < ? AND sha256 NOT IN (
+                        SELECT json_extract(spec, '$.image.sha256') FROM job
+                        WHERE json_extract(spec, '$.image.sha256') IS NOT NULL
+                        UNION
+                        SELECT json_extract(spec, '$.lastImage.sha256') FROM job
+                        WHERE json_extract(spec, '$.lastImage.sha256') IS NOT NULL)
+                    """, arguments: [cutoff])
+            return db.changesCount
+        }
+    }
+
     public func updates() -> AsyncStream<JobUpdate> { feed.subscribe() }
 
     public var updateSubscriberCount: Int { feed.subscriberCount }
@@ -409,5 +454,14 @@ extension SQLiteJobStore: TransferableJobStore {
 
     public func batchCount() async throws -> Int {
         try await dbPool.read { db in try BatchRecord.fetchCount(db) }
+    }
+
+    public func exportImages(after: String?, limit: Int) async throws -> [StoredImage] {
+        try await dbPool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT sha256, bytes FROM image WHERE sha256 > ? ORDER BY sha256 LIMIT ?",
+                arguments: [after ?? "", limit]
+            ).map { row in StoredImage(sha256: row["sha256"], bytes: Array(row["bytes"] as Data)) }
+        }
     }
 }

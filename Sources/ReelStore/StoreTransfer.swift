@@ -16,6 +16,17 @@ public struct StoredJob: Sendable, Equatable {
     }
 }
 
+/// An image's bytes as one store hands them to another.
+public struct StoredImage: Sendable, Equatable {
+    public var sha256: String
+    public var bytes: [UInt8]
+
+    public init(sha256: String, bytes: [UInt8]) {
+        self.sha256 = sha256
+        self.bytes = bytes
+    }
+}
+
 /// A store whose whole content can be read out and written into another: what `reel migrate-store` needs.
 public protocol TransferableJobStore: JobStore {
     /// Up to `limit` jobs in id order, after the job `after` (nil: from the first).
@@ -33,6 +44,9 @@ public protocol TransferableJobStore: JobStore {
 
     /// How many batch manifests the store holds.
     func batchCount() async throws -> Int
+
+    /// Up to `limit` images with their bytes, in SHA-256 order, after the image `after` (nil: from the first).
+    func exportImages(after: String?, limit: Int) async throws -> [StoredImage]
 }
 
 /// What `StoreTransfer.copy` did.
@@ -40,6 +54,7 @@ public struct StoreTransferReport: Sendable, Equatable {
     public var jobs = 0
     public var events = 0
     public var batches = 0
+    public var images = 0
     /// Jobs that were running in the source: the leases of its nodes mean nothing in the target, so they arrive
     /// queued (with a `requeued` event), their attempt not counted.
     public var requeued: [String] = []
@@ -49,6 +64,10 @@ public enum StoreTransfer {
     /// Copies every job and every batch manifest of `source` into `target`, which must be empty: a store that
     /// already holds jobs or batches is refused, so that nothing is duplicated or overwritten. The copy is one
     /// transaction in the target: an interrupted copy leaves it empty, ready for another try. `source` is only read.
+    ///
+    /// The images go first, a few at a time (each may be megabytes), each as if stored now (`putImage`, which is
+    /// idempotent): an interrupted copy may leave some, which the next try finds in place and a sweep removes if no
+    /// job comes to name them. No job arrives before its images.
     public static func copy(
         from source: any TransferableJobStore, to target: any TransferableJobStore, now: Date = Date()
     ) async throws -> StoreTransferReport {
@@ -66,6 +85,25 @@ public enum StoreTransfer {
                     + "database, or empty this one first")
         }
         var report = StoreTransferReport()
+        var afterImage: String?
+        while true {
+            let page = try await source.exportImages(after: afterImage, limit: 8)
+            guard let last = page.last else { break }
+            afterImage = last.sha256
+            for image in page {
+                let header: ImageHeader
+                do {
+                    header = try ImageHeader.read(
+                        Data(image.bytes), field: "image", limits: ImageLimits(maxBytes: .max, maxPixels: .max))
+                } catch {
+                    throw JobStoreError(.corrupt, "the source's image img_\(image.sha256) is not readable: \(error)")
+                }
+                let reference = ImageReference(
+                    sha256: image.sha256, format: header.format, width: header.width, height: header.height)
+                _ = try await target.putImage(reference, bytes: image.bytes, now: now)
+                report.images += 1
+            }
+        }
         var all: [StoredJob] = []
         var after: String?
         while true {

@@ -223,6 +223,59 @@ import Testing
         }
     }
 
+    /// An image uploaded to one node, for a job another node runs: the job store keeps the image, and the node that
+    /// claims the job copies it into its own `<data-dir>/images/` before its worker reads it.
+    @Test func aJobRunsOnANodeItsImageWasNotUploadedTo() async throws {
+        try await TestPostgres.withDatabase { url in
+            try await TestSupport.withTemporaryDirectory { directory in
+                // Node a alone, its one slot kept busy by a slow job (0.4 s a step), so that node b, started later,
+                // is the one that runs the job with the image.
+                let a = try #require(try await startNodes(["node-a"], database: url, in: directory).first)
+                defer { a.stop() }
+                let busy = try await a.client.submit(Self.spec("a slow tide [slow]", seed: 1, steps: 200))
+                let deadline = ContinuousClock.now + .seconds(60)
+                while try await a.client.job(busy.id).state != .running, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                #expect(try await a.client.job(busy.id).state == .running)
+
+                let http = HTTPClient(configuration: .init())
+                var upload = HTTPClientRequest(url: "http://127.0.0.1:\(a.port)/v1/images")
+                upload.method = .POST
+                upload.headers.add(name: "Content-Type", value: "image/png")
+                upload.body = .bytes(ImageFixtures.png3x2)
+                let response = try await http.execute(upload, timeout: .seconds(30))
+                let answer = try await response.body.collect(upTo: 1 << 20)
+                try await http.shutdown()
+                #expect(response.status.code == 201)
+                let image = try JSONSerialization.jsonObject(with: Data(answer.readableBytesView)) as? [String: Any]
+                let id = try #require(image?["id"] as? String)
+                let sha256 = String(id.dropFirst("img_".count))
+                let file = "images/\(sha256.prefix(2))/\(sha256).png"
+                #expect(FileManager.default.fileExists(atPath: a.dataDirectory.appendingPathComponent(file).path))
+
+                var submission = Self.spec("a lamp turning", seed: 2)
+                submission.image = id
+                let job = try await a.client.submit(submission)
+                // Node b's data directory is new: no image in it but what it copies.
+                #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("node-b").path))
+                let b = try #require(try await startNodes(["node-b"], database: url, in: directory).first)
+                defer { b.stop() }
+
+                let done = try #require(try await waitForEnd([job.id], on: b, timeout: .seconds(120))[job.id])
+                #expect(done.state == .succeeded && done.node == "node-b", "\(done)")
+                let metadata = try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: b.dataDirectory.appendingPathComponent("outputs/\(job.id)/job.json")))
+                #expect(((metadata as? [String: Any])?["image"] as? [String: Any])?["sha256"] as? String == sha256)
+                #expect(
+                    FileManager.default.contents(atPath: b.dataDirectory.appendingPathComponent(file).path)
+                        == Data(ImageFixtures.png3x2))
+                #expect(try await a.client.job(busy.id).state == .running, "node a was busy all along")
+                _ = try await a.client.cancel(busy.id)
+            }
+        }
+    }
+
     @Test func jobsOfANodeKilledMidRunFinishOnTheOtherOnceTheirLeasesExpire() async throws {
         try await TestPostgres.withDatabase { url in
             try await TestSupport.withTemporaryDirectory { directory in

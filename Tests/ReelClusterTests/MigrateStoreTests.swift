@@ -44,10 +44,13 @@ import Testing
                 _ = try #require(
                     await sqlite.claim(owner: "old/cpu", slot: "cpu", leaseExpiresAt: now + 60, now: now + 5))
                 let before = try await sqlite.exportJobs(after: nil, limit: 10)
+                let image = try ImageStore(directory: directory.appendingPathComponent("images")).put(
+                    ImageFixtures.png3x2)
+                #expect(try await sqlite.putImage(image, bytes: ImageFixtures.png3x2, now: now))
 
                 let run = try TestSupport.runReel(["migrate-store", "--from", path, "--to", url], in: directory)
                 #expect(run.status == 0, "\(run.stderr)")
-                #expect(run.stdout.contains("copied 3 jobs, 7 events and 1 batch"), "\(run.stdout)")
+                #expect(run.stdout.contains("copied 3 jobs, 7 events, 1 batch and 1 image"), "\(run.stdout)")
                 #expect(run.stdout.contains("1 running job was queued again: job-running"), "\(run.stdout)")
 
                 let postgres = try await PostgresJobStore(url: url, timeSource: .caller)
@@ -65,6 +68,8 @@ import Testing
                 // The batch comes along: its manifest as it was, its job still its.
                 #expect(try await postgres.batch(id: "b1") == batch)
                 #expect(moved.job.batchID == "b1")
+                // So do the images, which every node of the cluster reads from the database.
+                #expect(try await postgres.imageBytes(sha256: image.sha256) == ImageFixtures.png3x2)
                 // The moved queue is live: its idempotency keys hold, and its queued jobs are claimed in order.
                 let again = try await postgres.enqueue(
                     NewJob(id: "other", spec: Self.spec("a kite"), idempotencyKey: "k1", requestDigest: "d1"),

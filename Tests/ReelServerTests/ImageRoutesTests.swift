@@ -63,6 +63,73 @@ import Testing
                 uri: "/v1/images/img_\(String(repeating: "0", count: 64))", method: .get)
             #expect(unknown.status == .notFound)
             #expect(try await server.jobCount() == 0)
+            // Both are in the job store, where every node reads them.
+            #expect(
+                try await server.store.imageBytes(sha256: #require(image["sha256"] as? String)) == ImageFixtures.png3x2)
+            #expect(try await server.store.imageBytes(sha256: #require(form.object()["sha256"] as? String)) != nil)
+        }
+    }
+
+    /// What a node of a cluster sees of an image another node took: in the job store, with no file here.
+    @Test func anImageOnlyTheJobStoreHoldsIsDescribedAndNamedByIDAndCopiedHere() async throws {
+        try await withServer { client, server in
+            let elsewhere = ImageStore(
+                directory: server.scheduler.configuration.images.directory
+                    .deletingLastPathComponent().appendingPathComponent("elsewhere"))
+            let (first, second) = (
+                try elsewhere.put(ImageFixtures.png3x2), try elsewhere.put(ImageFixtures.webpLossy5x4)
+            )
+            #expect(try await server.store.putImage(first, bytes: ImageFixtures.png3x2, now: Date()))
+            #expect(try await server.store.putImage(second, bytes: ImageFixtures.webpLossy5x4, now: Date()))
+            let files = server.service.images
+            #expect(!files.holds(sha256: first.sha256) && !files.holds(sha256: second.sha256))
+
+            let described = try await client.execute(uri: "/v1/images/\(first.id)", method: .get)
+            #expect(try described.status == .ok && (described.object()["width"] as? Int) == 3)
+            #expect(FileManager.default.contents(atPath: files.url(for: first).path) == Data(ImageFixtures.png3x2))
+            try FileManager.default.removeItem(at: files.url(for: first))
+            let job = try await client.submit(#"{"prompt": "a lamp", "image": "\#(first.id)"}"#)
+            #expect(job.status == .created, "\(String(buffer: job.body))")
+            #expect(files.holds(sha256: first.sha256))
+            let batch = try await client.execute(
+                uri: "/v1/batches", method: .post, headers: [.contentType: "text/csv"],
+                body: ByteBuffer(
+                    string: "prompt,image\na lamp,\(second.id)\na kite,img_\(String(repeating: "e", count: 64))\n"))
+            #expect(batch.status == .created, "\(String(buffer: batch.body))")
+            let rejected = try #require(try batch.object()["rejected"] as? [[String: Any]])
+            #expect(rejected.map { $0["row"] as? Int } == [3], "no store has the second row's image")
+            #expect(
+                FileManager.default.contents(atPath: files.url(for: second).path) == Data(ImageFixtures.webpLossy5x4))
+        }
+    }
+
+    @Test func everyImageAJobNamesIsInTheJobStoreBeforeTheJobIsQueued() async throws {
+        try await withServer { client, server in
+            // Stored in this node's files only (as before the store kept images): the submission puts it there.
+            let local = try server.service.images.put(ImageFixtures.png3x2)
+            _ = try await client.submitJob(#"{"prompt": "a lamp", "image": "\#(local.id)"}"#)
+            #expect(try await server.store.imageBytes(sha256: local.sha256) == ImageFixtures.png3x2)
+            // A data: URL, and a form's file part.
+            let dataURL = "data:image/webp;base64," + Data(ImageFixtures.webpLossy5x4).base64EncodedString()
+            let byURL = try await client.submit(#"{"prompt": "a lamp", "image": "\#(dataURL)"}"#)
+            let urlID = try #require(try byURL.object()["spec"] as? [String: Any])["image"] as? String
+            #expect(try await server.store.imageBytes(sha256: String(#require(urlID).dropFirst(4))) != nil)
+            let (headers, body) = Self.form(
+                [("prompt", "a lamp")], files: [("image", ImageFixtures.pngExif5x2Rotated6)])
+            let byFile = try await client.execute(uri: "/v1/jobs", method: .post, headers: headers, body: body)
+            let fileID = try #require(try byFile.object()["spec"] as? [String: Any])["image"] as? String
+            #expect(
+                try await server.store.imageBytes(sha256: String(#require(fileID).dropFirst(4)))
+                    == ImageFixtures.pngExif5x2Rotated6)
+            // A batch's data: URL.
+            let batchURL = "data:image/webp;base64," + Data(ImageFixtures.webpLossless6x2).base64EncodedString()
+            let batch = try await client.execute(
+                uri: "/v1/batches", method: .post, headers: [.contentType: "application/json"],
+                body: ByteBuffer(string: #"{"jobs": [{"prompt": "a lamp", "image": "\#(batchURL)"}]}"#))
+            #expect(batch.status == .created, "\(String(buffer: batch.body))")
+            let batchJob = try #require(try (batch.object()["accepted"] as? [[String: Any]])?.first?["job"] as? String)
+            let spec = try #require(try await server.store.job(id: batchJob)?.spec.image)
+            #expect(try await server.store.imageBytes(sha256: spec.sha256) == ImageFixtures.webpLossless6x2)
         }
     }
 
@@ -191,8 +258,9 @@ import Testing
     @Test func theSweeperKeepsImagesJobsNameAndRemovesOldUnnamedOnes() async throws {
         try await withServer { client, server in
             let images = server.service.images
-            let named = try images.put(ImageFixtures.png3x2)
-            let unnamed = try images.put(ImageFixtures.webpLossless6x2)
+            let named = try await server.service.library.storeImage(ImageFixtures.png3x2, field: "body").reference
+            let unnamed = try await server.service.library.storeImage(ImageFixtures.webpLossless6x2, field: "body")
+                .reference
             _ = try await client.submitJob(#"{"prompt": "a lamp", "image": "\#(named.id)"}"#)
             for reference in [named, unnamed] {
                 try FileManager.default.setAttributes(
@@ -200,9 +268,13 @@ import Testing
                     ofItemAtPath: images.url(for: reference).path)
             }
             let sweeper = ImageSweeper(service: server.service, logger: TestSupport.logger)
-            #expect(try await sweeper.sweep() == 1)
+            let now = Date()
+            #expect(try await sweeper.sweep(now: now) == (files: 1, rows: 0), "the store's rows are not a day old")
             #expect(FileManager.default.fileExists(atPath: images.url(for: named).path))
             #expect(!FileManager.default.fileExists(atPath: images.url(for: unnamed).path))
+            #expect(try await sweeper.sweep(now: now.addingTimeInterval(25 * 3600)) == (files: 0, rows: 1))
+            #expect(try await server.store.imageBytes(sha256: unnamed.sha256) == nil)
+            #expect(try await server.store.imageBytes(sha256: named.sha256) != nil, "a job names it")
         }
     }
 }

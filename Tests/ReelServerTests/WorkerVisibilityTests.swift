@@ -89,6 +89,16 @@ final class DirectoryStore: JobStore, ClusterDirectory {
     }
     func batch(id: String) async throws -> BatchManifest? { try await base.batch(id: id) }
     func importBatch(_ manifest: BatchManifest) async throws -> Bool { try await base.importBatch(manifest) }
+    func putImage(_ reference: ImageReference, bytes: [UInt8], now: Date) async throws -> Bool {
+        try await base.putImage(reference, bytes: bytes, now: now)
+    }
+    func imageBytes(sha256: String) async throws -> [UInt8]? { try await base.imageBytes(sha256: sha256) }
+    func markImageUsed(sha256: String, now: Date) async throws -> Bool {
+        try await base.markImageUsed(sha256: sha256, now: now)
+    }
+    func deleteUnusedImages(unusedFor: TimeInterval, now: Date) async throws -> Int {
+        try await base.deleteUnusedImages(unusedFor: unusedFor, now: now)
+    }
     func job(id: String) async throws -> Job? { try await base.job(id: id) }
     func jobs(state: JobState?, limit: Int, before: String?) async throws -> [Job] {
         try await base.jobs(state: state, limit: limit, before: before)

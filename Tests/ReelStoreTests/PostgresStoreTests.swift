@@ -252,6 +252,68 @@ import Testing
         }
     }
 
+    @Test func aDatabaseOfTheSchemaBeforeGetsTheImageTableAndKeepsItsJobs() async throws {
+        try await TestPostgres.withDatabase { url in
+            // The database as the version before images made it: migrations v1 and v2, one job.
+            try await TestPostgres.admin(
+                url, "CREATE TABLE reel_migration (id text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+            for migration in PostgresJobStore.migrations.prefix(while: { $0.id != "v3" }) {
+                for statement in migration.statements { try await TestPostgres.admin(url, statement) }
+                try await TestPostgres.admin(url, "INSERT INTO reel_migration (id) VALUES ('\(migration.id)')")
+            }
+            let doc = try PostgresJobStore.encode(Job(newJob("old"), now: t0))
+            try await TestPostgres.admin(
+                url,
+                "INSERT INTO job (id, state, priority, created_at, doc) VALUES ('old', 'queued', 0, "
+                    + "\(t0.timeIntervalSince1970), '\(doc.replacingOccurrences(of: "'", with: "''"))')")
+
+            let store = try await PostgresJobStore(url: url, timeSource: .caller)
+            defer { Task { await store.close() } }
+            let (applied, columns) = try await store.connections.withConnection { connection in
+                var applied: [String] = []
+                for try await id in try await connection.rows(
+                    "SELECT id FROM reel_migration ORDER BY id", logger: store.logger
+                ).decode(String.self) {
+                    applied.append(id)
+                }
+                var columns: [String] = []
+                for try await (name, type) in try await connection.rows(
+                    """
+                    SELECT column_name, data_type FROM information_schema.columns
+                    WHERE table_name = 'image' ORDER BY ordinal_position
+                    """, logger: store.logger
+                ).decode((String, String).self) {
+                    columns.append("\(name) \(type)")
+                }
+                return (applied, columns)
+            }
+            #expect(applied == ["v1", "v2", "v3"])
+            #expect(
+                columns == [
+                    "sha256 text", "format text", "bytes bytea", "created_at timestamp with time zone",
+                    "used_at timestamp with time zone",
+                ])
+            #expect(try await store.job(id: "old")?.spec == makeSpec())
+            let image = ImageReference(sha256: String(repeating: "c", count: 64), format: .jpeg, width: 4, height: 3)
+            #expect(try await store.putImage(image, bytes: [0, 1, 255], now: at(1)))
+            #expect(try await store.putImage(image, bytes: [0, 1, 255], now: at(2)) == false)
+            #expect(try await store.imageBytes(sha256: image.sha256) == [0, 1, 255])
+        }
+    }
+
+    @Test func imagesAgeByTheDatabaseClockNotTheNodes() async throws {
+        try await withTwoNodes { a, b, _ in
+            let image = ImageReference(sha256: String(repeating: "d", count: 64), format: .png, width: 3, height: 2)
+            // Node a's clock is a day behind; node b's a day ahead: to the database, the image is new.
+            #expect(try await a.putImage(image, bytes: [9], now: Date().addingTimeInterval(-86_400)))
+            #expect(try await b.deleteUnusedImages(unusedFor: 3600, now: Date().addingTimeInterval(86_400)) == 0)
+            #expect(try await b.imageBytes(sha256: image.sha256) == [9])
+            try await Task.sleep(for: .milliseconds(1200))
+            #expect(try await a.deleteUnusedImages(unusedFor: 1, now: Date().addingTimeInterval(-86_400)) == 1)
+            #expect(try await b.imageBytes(sha256: image.sha256) == nil)
+        }
+    }
+
     @Test func aBadURLOrAnUnreachableServerIsAClearError() async throws {
         for (url, words) in [
             ("mysql://u@h/db", "scheme"), ("postgres://h/db", "user"), ("postgres://u@h", "database name"),

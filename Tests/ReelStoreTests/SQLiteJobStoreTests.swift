@@ -76,7 +76,7 @@ import Testing
                             + "typeof(created_at) AS type, created_at FROM job")
                 )
             }
-            #expect(applied == ["v1", "v2", "v3", "v4"])
+            #expect(applied == ["v1", "v2", "v3", "v4", "v5"])
             #expect(batchColumns == ["id", "created_at", "source", "owner", "accepted", "rejected"])
             let byName = Dictionary(uniqueKeysWithValues: indexes.map { ($0.name, $0) })
             #expect(byName["job_owner_created"]?.columns == ["owner", "created_at", "id"])
@@ -89,6 +89,31 @@ import Testing
             let spec = try #require(row)
             #expect(spec["valid"] == 1 && spec["prompt"] == makeSpec().prompt)
             #expect(spec["type"] == "real" && spec["created_at"] == at(0.25).timeIntervalSince1970)
+        }
+    }
+
+    @Test func aFileOfTheSchemaBeforeGetsTheImageTableAndKeepsItsJobs() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = directory.appendingPathComponent("jobs.sqlite").path
+            do {
+                // The file as the version before images made it: migrations up to v4, one job.
+                let queue = try DatabaseQueue(path: path)
+                try SQLiteJobStore.migrator.migrate(queue, upTo: "v4")
+                try await queue.write { db in
+                    try JobRecord(Job(newJob("old"), now: t0), requestDigest: nil).insert(db)
+                }
+                try queue.close()
+            }
+            let store = try SQLiteJobStore(path: path)
+            let (applied, columns) = try await store.dbPool.read { db in
+                (try SQLiteJobStore.migrator.appliedIdentifiers(db), try db.columns(in: "image").map(\.name))
+            }
+            #expect(applied == ["v1", "v2", "v3", "v4", "v5"])
+            #expect(columns == ["sha256", "format", "bytes", "created_at", "used_at"])
+            #expect(try await store.job(id: "old")?.spec == makeSpec())
+            let image = ImageReference(sha256: String(repeating: "c", count: 64), format: .jpeg, width: 4, height: 3)
+            #expect(try await store.putImage(image, bytes: [0, 1, 255], now: at(1)))
+            #expect(try await store.imageBytes(sha256: image.sha256) == [0, 1, 255])
         }
     }
 

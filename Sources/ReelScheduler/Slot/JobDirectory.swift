@@ -117,7 +117,8 @@ extension WorkerRequest.Generate {
         if let style = spec.style { metadata?["style"] = .string(style) }
         if let userPrompt = spec.userPrompt { metadata?["user_prompt"] = .string(userPrompt) }
         if let seconds = spec.requestedSeconds { metadata?["requested_seconds"] = .number(seconds) }
-        // The worker reads each image from the store and checks its bytes against the job's hash.
+        // The worker reads each image from this node's image files (which the driver made sure hold it, copied from
+        // the job store when another node took the upload) and checks its bytes against the job's hash.
         image = spec.image.map { WorkerRequest.ImageFile(path: images.url(for: $0).path, sha256: $0.sha256) }
         lastImage = spec.lastImage.map { WorkerRequest.ImageFile(path: images.url(for: $0).path, sha256: $0.sha256) }
         fit = spec.fit?.rawValue

@@ -411,17 +411,67 @@ final class SlotDriver<C: Clock>: SlotRunning where C.Duration == Duration {
             let root = configuration.outputRoot ?? configuration.dataDirectory + "/outputs"
             if let reason = DiskSpace.shortage(at: root, minimum: minimum) { return .claimDeferred(reason) }
         }
-        let now = Date()
-        do {
-            let claimed = try await store.claim(
-                owner: owner, slot: slot.id,
-                leaseExpiresAt: now.addingTimeInterval(configuration.leaseDuration.seconds),
-                now: now)
+        while true {
+            let now = Date()
+            let claimed: (job: Job, lease: Lease)?
+            do {
+                claimed = try await store.claim(
+                    owner: owner, slot: slot.id,
+                    leaseExpiresAt: now.addingTimeInterval(configuration.leaseDuration.seconds),
+                    now: now)
+            } catch {
+                return .claimFailed("\(error)")
+            }
             guard let (job, lease) = claimed else { return .nothingQueued }
-            return .claimed(job, lease)
-        } catch {
-            return .claimFailed("\(error)")
+            switch await fetchImages(of: job) {
+            case nil:
+                return .claimed(job, lease)
+            case .missing(let message)?:
+                // No node can run it: it fails for good, and the slot takes the next job.
+                logger.error("job \(job.id): \(message)")
+                await record(
+                    .failed(code: Self.imageMissingCode, message: message, retry: false, memorySaving: false),
+                    job: job, lease: lease)
+            case .unavailable(let message)?:
+                // The store or this node's disk failed: the job goes back to the queue, its attempt not counted, for
+                // this node to try again later or another to take.
+                _ = try? await store.release(lease, now: Date())
+                return .claimFailed("job \(job.id): \(message); left queued")
+            }
         }
+    }
+
+    /// The error code of a job whose image no store holds.
+    static var imageMissingCode: String { "image_missing" }
+
+    /// Why a claimed job's images cannot be given to the worker.
+    private enum ImageProblem {
+        /// Neither this node nor the job store has one of them: no attempt can succeed.
+        case missing(String)
+        /// Reading the store or writing this node's file failed: a later attempt may succeed.
+        case unavailable(String)
+    }
+
+    /// Makes sure this node has the files of the images a claimed job names before it is sent to a worker (the
+    /// worker reads them by path): an image uploaded to another node of a cluster is copied from the job store into
+    /// this node's `ImageStore` here. Nil when every file is in place. It runs on the store calls' task, so the
+    /// slot's other calls wait for a copy (of at most one image's bytes per image; seconds at worst, well within a
+    /// lease).
+    private func fetchImages(of job: Job) async -> ImageProblem? {
+        let library = ImageLibrary(files: configuration.images, store: store)
+        for image in [job.spec.image, job.spec.lastImage].compactMap({ $0 }) {
+            do {
+                if try await !library.ensureLocal(image) {
+                    return .missing(
+                        "image \(image.id) is neither in the job store nor in this node's "
+                            + "\(configuration.images.directory.path); it was removed or never stored there: upload it "
+                            + "again and submit the job anew")
+                }
+            } catch {
+                return .unavailable("image \(image.id) could not be copied from the job store: \(error)")
+            }
+        }
+        return nil
     }
 
     /// Records how an attempt ended (the store publishes the update); metrics count only what the store took.

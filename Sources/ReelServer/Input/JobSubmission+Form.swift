@@ -4,7 +4,8 @@ import ReelStore
 
 extension JobSubmission {
     /// A `multipart/form-data` submission: the fields as text, read with the batch CSV's grammar (`SpecFields`), and
-    /// `image` and `last_image` as file parts, stored on arrival (`ImageStore`) and named by their ids. A field given
+    /// `image` and `last_image` as file parts, stored on arrival in this node's files (`ImageStore`) and named by
+    /// their ids (the submission then puts them into the job store, `JobService.resolve`). A field given
     /// twice, a file part under another name, or text that is not UTF-8 is an error naming the field.
     init(form parts: [Multipart.Part], images: ImageStore) throws(ReelError) {
         var fields: [String: String] = [:]

@@ -34,7 +34,8 @@ enum VideoSubmission {
         ["prompt", "model", "seconds", "size", "input_reference"]
         + SpecFields.known.filter { !["prompt", "model", "seconds", "size"].contains($0) }
 
-    /// The form fields that may be file parts: the images, stored on arrival and passed on by id.
+    /// The form fields that may be file parts: the images, stored on arrival in this node's files and passed on by
+    /// id (the submission then puts them into the job store, `JobService.resolve`).
     static let fileFields: Set<String> = ["input_reference", "image", "last_image"]
 
     /// Whether `name` is one of OpenAI's video model names, all of which run as the server's model.

@@ -45,10 +45,10 @@ struct BatchRoutes {
             guard let text = String(validating: body.readableBytesView, as: UTF8.self) else {
                 throw ReelError.invalid("body", "the CSV is not UTF-8 text; save it as CSV UTF-8")
             }
-            rows = try batches.check(csv: text)
+            rows = try await batches.check(csv: text)
             source = "csv"
         } else if contentType.hasPrefix("application/json") || contentType.isEmpty {
-            rows = try batches.check(json: body.readableBytesView)
+            rows = try await batches.check(json: body.readableBytesView)
             source = "json"
         } else {
             throw ReelError.invalid("Content-Type", "send text/csv or application/json, not \(contentType)")

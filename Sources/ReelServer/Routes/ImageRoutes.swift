@@ -9,7 +9,8 @@ import ReelStore
 /// videos then name as `image` or `last_image`; `GET /v1/images/{id}` describes a stored one. The body is the image
 /// itself (`Content-Type: image/png`, `image/jpeg`, `image/webp` or `application/octet-stream`) or a
 /// `multipart/form-data` form with the image as its `file` part. The image is checked before it is stored
-/// (`ImageHeader`): its format, that it is whole, its bytes (413) and pixels (400).
+/// (`ImageHeader`): its format, that it is whole, its bytes (413) and pixels (400). It is stored in the job store,
+/// which every node of a cluster reads, and as a file in this node's data directory (`ImageLibrary`).
 struct ImageRoutes {
     let service: JobService
 
@@ -17,7 +18,7 @@ struct ImageRoutes {
         router.post("/v1/images") { request, _ in try await upload(request) }
         router.get("/v1/images/:id") { _, context in
             let id = try context.parameters.require("id")
-            return try APIJSON.response(ImageResource(try service.images.reference(id: id, field: "id")))
+            return try APIJSON.response(ImageResource(try await service.library.reference(id: id, field: "id")))
         }
     }
 
@@ -46,8 +47,10 @@ struct ImageRoutes {
             }
             bytes = ArraySlice(body.readableBytesView)
         }
-        let (reference, created) = try images.store(bytes, field: boundary == nil ? "body" : "file")
-        // 201 for a new image, 200 for one stored already (the same bytes uploaded again).
+        // Into this node's files and the job store, where every node sharing it reads it.
+        let (reference, created) = try await service.library.storeImage(
+            bytes, field: boundary == nil ? "body" : "file")
+        // 201 for a new image, 200 for one stored already (the same bytes uploaded again, to any node).
         var response = try APIJSON.response(ImageResource(reference), status: created ? .created : .ok)
         response.headers[.location] = "/v1/images/\(reference.id)"
         return response

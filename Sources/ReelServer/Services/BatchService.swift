@@ -17,7 +17,8 @@ public struct BatchService: Sendable {
         self.maxRows = maxRows
     }
 
-    /// The checks every batch passes, the same `reel batch` makes: this server's model, limits and styles.
+    /// The checks every batch passes, the same `reel batch` makes: this server's model, limits and styles. Rows'
+    /// images are read from this node's files (`check` first copies those it lacks from the job store).
     var validation: BatchValidation {
         let images = jobs.images
         return BatchValidation(
@@ -26,13 +27,29 @@ public struct BatchService: Sendable {
     }
 
     /// Validates a CSV document: the header first (an unknown column rejects the whole file), then every row.
-    func check(csv text: String) throws(ReelError) -> [BatchVerdict] {
-        try validation.check(csv: text)
+    func check(csv text: String) async throws -> [BatchVerdict] {
+        try await check(BatchValidation.read(csv: text, maxRows: maxRows))
+    }
+
+    /// Validates rows already read: the images they name by id that this node has no file of are copied from the
+    /// job store first (images another node took), then every row is checked.
+    func check(_ rows: [BatchInputRow]) async throws -> [BatchVerdict] {
+        let validation = validation
+        try validation.checkCount(rows.count)
+        try await jobs.library.prefetch(
+            rows.flatMap { row in (try? row.fields.get()).map { [$0.imageName, $0.lastImageName] } ?? [] }
+                .compactMap { $0 })
+        return try validation.check(rows)
     }
 
     /// Validates a JSON batch `{"jobs":[…],"defaults":{…}}`; each job's fields override the defaults. The JSON is
     /// read here (its form is the API's); its rows are checked as a CSV's are.
-    func check(json body: some Collection<UInt8>) throws(ReelError) -> [BatchVerdict] {
+    func check(json body: some Collection<UInt8>) async throws -> [BatchVerdict] {
+        try await check(rows(json: body))
+    }
+
+    /// The rows of a JSON batch, each job's fields typed (a whole-batch problem is thrown).
+    func rows(json body: some Collection<UInt8>) throws(ReelError) -> [BatchInputRow] {
         try ClientText.check(body, as: .json)
         let decoded: JSONInput
         do {
@@ -58,7 +75,7 @@ public struct BatchService: Sendable {
         }
         // Counted before any job is read, so an oversized batch costs no more than its count.
         try validation.checkCount(items.count)
-        let rows = items.enumerated().map { index, item in
+        return items.enumerated().map { index, item in
             do throws(ReelError) {
                 guard case .object(let fields) = item else {
                     throw .invalid("jobs", "job \(index + 1) is \(item.typeName), not an object")
@@ -69,7 +86,6 @@ public struct BatchService: Sendable {
                 return BatchInputRow(row: index + 1, fields: .failure(error))
             }
         }
-        return try validation.check(rows)
     }
 
     /// Queues the valid rows and the batch's manifest in one transaction (all of them, or none when `atomic` and any
@@ -95,6 +111,14 @@ public struct BatchService: Sendable {
         if atomic && !rejected.isEmpty {
             manifest.accepted = []
             return (manifest, false)
+        }
+        // Every node that may run one of the jobs reads its images from the store.
+        var shared = Set<String>()
+        for job in newJobs {
+            for (image, field) in [(job.spec.image, "image"), (job.spec.lastImage, "last_image")] {
+                guard let image, shared.insert(image.sha256).inserted else { continue }
+                try await jobs.library.share(image, field: field)
+            }
         }
         // The manifest goes into the store with its jobs, in one transaction: every node sharing the store can
         // report the batch, and no crash leaves jobs without their manifest or a manifest without its jobs.

@@ -20,8 +20,11 @@ public final class JobService: Sendable {
     public let styles: StyleLibrary
     /// The most jobs one tenant may have queued at once; nil for no limit. Callers without a tenant have none.
     public let maxQueuedPerOwner: Int?
-    /// The images jobs start from, in the data directory the scheduler's workers read them from.
+    /// This node's files of the images jobs start from, in the data directory the scheduler's workers read them from.
     public var images: ImageStore { scheduler.configuration.images }
+    /// The images as every node sharing the store sees them: this node's files, backed by the job store (where
+    /// uploads go, and where a node without the file of an image reads it from).
+    public var library: ImageLibrary { ImageLibrary(files: images, store: store) }
     /// Jobs being enqueued right now, by owner: counted against the limit until they are in the store.
     private let reservations = Mutex<[String: Int]>([:])
 
@@ -56,7 +59,7 @@ public final class JobService: Sendable {
     /// body, returns that job with `created == false`; for a different body, throws a `conflict`. Throws
     /// `tooManyQueued` when the caller's queue is full.
     public func submit(body: JobSubmission, idempotencyKey: String?) async throws -> (job: Job, created: Bool) {
-        let spec = try resolve(body)
+        let spec = try await resolve(body)
         let owner = Caller.current.owner
         let scopedKey = idempotencyKey.map { Self.scoped($0, owner) }
         let new = NewJob(
@@ -169,19 +172,26 @@ public final class JobService: Sendable {
         }
     }
 
-    /// Validation alone: the spec a submission would run with, or the error that names what is wrong.
-    public func resolve(_ body: JobSubmission) throws(ReelError) -> GenerationSpec {
-        try resolve(try body.specRow())
+    /// The spec a submission runs with, or the error that names what is wrong; its images are in the job store
+    /// once this returns.
+    public func resolve(_ body: JobSubmission) async throws -> GenerationSpec {
+        try await resolve(try body.specRow())
     }
 
-    /// Validation of a batch row or a submission: its images (ids of stored images, or `data:` URLs, stored
-    /// here), the model, the priority range, then the spec itself (the same check `reel batch` makes,
-    /// `Validation.resolve(_:model:limits:styles:runner:)`).
-    public func resolve(_ row: SpecRow) throws(ReelError) -> GenerationSpec {
+    /// Validation of a submission: its images (ids of stored images, copied from the job store when this node has
+    /// no file of them, or `data:` URLs, stored here), the model, the priority range, then the spec itself (the
+    /// same check `reel batch` makes, `Validation.resolve(_:model:limits:styles:runner:)`). A valid spec's images
+    /// are then shared (`ImageLibrary.share`): whichever node runs the job reads them from the store.
+    public func resolve(_ row: SpecRow) async throws -> GenerationSpec {
         var row = row
-        if let name = row.imageName { row.request.image = try images.resolve(name, field: "image") }
-        if let name = row.lastImageName { row.request.lastImage = try images.resolve(name, field: "last_image") }
-        return try Validation.resolve(row, model: model, limits: limits, styles: styles, runner: "this server")
+        let library = library
+        if let name = row.imageName { row.request.image = try await library.resolve(name, field: "image") }
+        if let name = row.lastImageName {
+            row.request.lastImage = try await library.resolve(name, field: "last_image")
+        }
+        let spec = try Validation.resolve(row, model: model, limits: limits, styles: styles, runner: "this server")
+        try await library.share(imagesOf: spec)
+        return spec
     }
 }
 
