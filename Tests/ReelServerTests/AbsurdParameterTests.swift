@@ -96,10 +96,10 @@ import Testing
                         try response.apiError()["param"] as? String == name,
                         "\(fields): \(String(buffer: response.body))")
                 }
-                // A file upload (an input_reference image) is refused: Reel generates from text.
+                // An input_reference file that is no image is refused.
                 let upload = MultipartBody(
                     fields: [("prompt", "a fox")],
-                    file: (name: "input_reference", filename: "ref.png", data: Data([0x89, 0x50])))
+                    files: [(name: "input_reference", filename: "ref.png", data: Data([0x89, 0x50]))])
                 let response = try await client.execute(
                     uri: "/v1/videos", method: .post,
                     headers: bearer(KeyedServer.keyA, [.contentType: upload.contentType]),

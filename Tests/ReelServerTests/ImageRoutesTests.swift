@@ -15,19 +15,9 @@ import Testing
 
     /// A multipart/form-data body: text fields, then file parts.
     static func form(_ fields: [(String, String)], files: [(String, [UInt8])]) -> (HTTPFields, ByteBuffer) {
-        let boundary = "reel-test-boundary-7d1f"
-        var body: [UInt8] = []
-        for (name, value) in fields {
-            body += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)\r\n".utf8)
-        }
-        for (name, bytes) in files {
-            body += Array(
-                ("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"; filename=\"\(name).png\"\r\n"
-                    + "Content-Type: image/png\r\n\r\n").utf8)
-            body += bytes + Array("\r\n".utf8)
-        }
-        body += Array("--\(boundary)--\r\n".utf8)
-        return ([.contentType: "multipart/form-data; boundary=\(boundary)"], ByteBuffer(bytes: body))
+        let body = MultipartBody(
+            fields: fields, files: files.map { (name: $0.0, filename: "\($0.0).png", data: Data($0.1)) })
+        return ([.contentType: body.contentType], body.buffer)
     }
 
     func withServer(

@@ -146,11 +146,11 @@ extension TestResponse {
     }
 }
 
-/// A multipart/form-data body of text fields (and optionally one file part), as the OpenAI SDK builds it.
+/// A multipart/form-data body of text fields, then file parts, as the OpenAI SDK builds it.
 struct MultipartBody {
     let boundary = "reel-boundary-\(UUID().uuidString.prefix(8))"
     var fields: [(String, String)]
-    var file: (name: String, filename: String, data: Data)? = nil
+    var files: [(name: String, filename: String, data: Data)] = []
 
     var contentType: String { "multipart/form-data; boundary=\(boundary)" }
 
@@ -160,7 +160,7 @@ struct MultipartBody {
             text += "--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)\r\n"
         }
         var bytes = Data(text.utf8)
-        if let file {
+        for file in files {
             bytes += Data(
                 ("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(file.name)\"; filename=\"\(file.filename)\"\r\n"
                     + "Content-Type: application/octet-stream\r\n\r\n").utf8)

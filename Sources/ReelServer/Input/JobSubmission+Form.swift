@@ -15,19 +15,7 @@ extension JobSubmission {
                     String(part.name.unicodeScalars.prefix(60)),
                     "\(part.name.quotedForMessage(limit: 60)) is given more than once")
             }
-            let isImage = part.name == "image" || part.name == "last_image"
-            if part.filename != nil || (isImage && part.text == nil) {
-                guard isImage else {
-                    throw .invalid(
-                        String(part.name.unicodeScalars.prefix(60)),
-                        "\(part.name.quotedForMessage(limit: 60)) is a file; only image and last_image may be files")
-                }
-                fields[part.name] = try images.put(part.body, field: part.name).id
-                continue
-            }
-            guard let text = part.text else { throw .invalid(part.name, "\(part.name) is not UTF-8 text") }
-            try ClientText.check(part.body, as: .utf8, field: part.name)
-            fields[part.name] = text
+            fields[part.name] = try part.formValue(fileFields: ["image", "last_image"], images: images)
         }
         let row = try SpecFields.row(from: fields)
         let request = row.request

@@ -1,4 +1,5 @@
 import ReelCore
+import ReelStore
 
 /// A `multipart/form-data` body (RFC 7578) split into its parts, as the OpenAI SDKs send `videos.create`.
 ///
@@ -170,5 +171,25 @@ struct Multipart {
             index += 1
         }
         return nil
+    }
+}
+
+extension Multipart.Part {
+    /// The part as a form field's value: its text, checked as the body's text is, or, for a file part named in
+    /// `fileFields` (or a part there that is not text), the id of the image it holds, stored in `images` on
+    /// arrival. A file under another name, or text that is not UTF-8, is an error naming the field.
+    func formValue(fileFields: Set<String>, images: ImageStore) throws(ReelError) -> String {
+        if filename != nil || (fileFields.contains(name) && text == nil) {
+            guard fileFields.contains(name) else {
+                throw .invalid(
+                    String(name.unicodeScalars.prefix(60)),
+                    "\(name.quotedForMessage(limit: 60)) is a file; only \(fileFields.sorted().joined(separator: ", ")) "
+                        + "may be files")
+            }
+            return try images.put(body, field: name).id
+        }
+        guard let text else { throw .invalid(name, "\(name) is not UTF-8 text") }
+        try ClientText.check(body, as: .utf8, field: name)
+        return text
     }
 }

@@ -63,19 +63,7 @@ enum VideoSubmission {
     ) throws(ReelError) -> JobSubmission {
         var pairs: [(String, String)] = []
         for part in parts {
-            if part.filename != nil || (fileFields.contains(part.name) && part.text == nil) {
-                guard fileFields.contains(part.name) else {
-                    throw .invalid(
-                        part.name,
-                        "\(part.name) is a file upload; only \(fileFields.sorted().joined(separator: ", ")) may be files"
-                    )
-                }
-                pairs.append((part.name, try images.put(part.body, field: part.name).id))
-                continue
-            }
-            guard let text = part.text else { throw .invalid(part.name, "\(part.name) is not UTF-8 text") }
-            try ClientText.check(part.body, as: .utf8, field: part.name)
-            pairs.append((part.name, text))
+            pairs.append((part.name, try part.formValue(fileFields: fileFields, images: images)))
         }
         return try submission(pairs: pairs, serverModel: serverModel)
     }
