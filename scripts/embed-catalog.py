@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Embeds the engine's model catalog, engine/reel_engine/catalog.json, into
 Sources/ReelCore/ModelCatalog.generated.swift, so the Swift side and the engine read the model names, architectures,
-defaults, frame rates, strides, size presets, repositories and image inputs from one file. Run it after changing catalog.json;
+defaults, frame rates, strides, size presets, repositories, image inputs and transformer shapes from one file. Run it after changing catalog.json;
 `--check` exits 1 when the generated file is out of date."""
 import json
 import pathlib
@@ -21,7 +21,7 @@ HEADER = """\
 
 /// The engine's model catalog (engine/reel_engine/catalog.json) as Swift values: the built-in model names, the
 /// Wan2.2 architectures with their frame rates, strides, download repositories, default request values, size
-/// presets and image inputs.
+/// presets, image inputs and transformer shapes.
 enum CatalogData {
     /// The request values a job takes when the user leaves them out.
     struct Defaults: Sendable, Equatable {
@@ -51,6 +51,21 @@ enum CatalogData {
         case required
     }
 
+    /// The shape of a diffusion transformer (each expert of an A14B model): what a LoRA file's tensors must fit.
+    struct TransformerShape: Sendable, Equatable {
+        /// The hidden width (heads times head width).
+        let dim: Int
+        /// The feed-forward width.
+        let ffnDim: Int
+        let blocks: Int
+        /// Latent channels into the patch embedding and out of the head.
+        let inChannels: Int
+        let outChannels: Int
+        /// The width of the text encoder's embeddings and of the timestep embedding's input.
+        let textDim: Int
+        let freqDim: Int
+    }
+
     /// A Wan2.2 architecture Reel runs.
     struct ArchitectureEntry: Sendable, Equatable {
         /// `ti2v-5b`, `t2v-a14b` or `i2v-a14b`, as the engine and `Architecture`'s raw values name it.
@@ -70,6 +85,9 @@ enum CatalogData {
         let image: ImageUse
         /// Whether a job may also give a last-frame image (first-last-frame to video).
         let lastImage: Bool
+        /// The transformer of a full-size model and of the tiny one.
+        let transformer: TransformerShape
+        let tinyTransformer: TransformerShape
     }
 
     /// What a built-in model name is.
@@ -140,6 +158,13 @@ def defaults(d: dict) -> str:
             f"steps: {integer(d['steps'])}, guidance: {double(d['guidance'])}, guidance2: {guidance_2})")
 
 
+def shape(s: dict) -> str:
+    return ("TransformerShape(\n"
+            f"                dim: {integer(s['dim'])}, ffnDim: {integer(s['ffn_dim'])}, blocks: {integer(s['blocks'])}, "
+            f"inChannels: {integer(s['in_channels'])}, outChannels: {integer(s['out_channels'])},\n"
+            f"                textDim: {integer(s['text_dim'])}, freqDim: {integer(s['freq_dim'])})")
+
+
 def architecture(a: dict) -> str:
     presets = "".join(f"                Preset(name: {string(p['name'])}, width: {integer(p['width'])}, "
                       f"height: {integer(p['height'])}),\n" for p in a["presets"])
@@ -155,7 +180,9 @@ def architecture(a: dict) -> str:
             f"{presets}"
             "            ],\n"
             f"            image: {image_use(a['image'])},\n"
-            f"            lastImage: {boolean(a['last_image'])}),\n")
+            f"            lastImage: {boolean(a['last_image'])},\n"
+            f"            transformer: {shape(a['transformer'])},\n"
+            f"            tinyTransformer: {shape(a['tiny_transformer'])}),\n")
 
 
 def model(m: dict, architectures: dict) -> str:

@@ -25,13 +25,23 @@ public struct GenerationSpec: Sendable, Equatable, Codable {
     public var lastImage: ImageReference?
     /// How the images are fitted to the size; nil when there is no image.
     public var fit: ImageFit?
+    /// The LoRAs applied, in order, each by name and content hash; nil for none.
+    public var loras: [ResolvedLoRA]?
+    /// The recipe the job was made with (`lightning-4step`); its values are already in the other fields.
+    public var recipe: String?
+    /// The sampler, when not the model's own scheduler (the recipe's step-distilled one).
+    public var sampler: SamplerSpec?
 
     public init(
         prompt: String, negativePrompt: String, width: Int, height: Int, frames: Int, fps: Int, steps: Int,
         guidance: Double, guidance2: Double?, seed: UInt64, pngFrames: Bool, model: String, style: String? = nil,
         userPrompt: String? = nil, interpolate: Int? = nil, requestedSeconds: Double? = nil,
-        image: ImageReference? = nil, lastImage: ImageReference? = nil, fit: ImageFit? = nil
+        image: ImageReference? = nil, lastImage: ImageReference? = nil, fit: ImageFit? = nil,
+        loras: [ResolvedLoRA]? = nil, recipe: String? = nil, sampler: SamplerSpec? = nil
     ) {
+        self.loras = loras
+        self.recipe = recipe
+        self.sampler = sampler
         self.image = image
         self.lastImage = lastImage
         self.fit = fit
@@ -60,6 +70,13 @@ public struct GenerationSpec: Sendable, Equatable, Codable {
     public var outputFrames: Int { (frames - 1) * max(interpolate ?? 1, 1) + 1 }
     /// The frame rate of the delivered video, after interpolation.
     public var outputFPS: Int { fps * max(interpolate ?? 1, 1) }
+
+    /// What a worker must hold to run this job without switching adapters: the LoRAs (content, scale, expert) in
+    /// order, as one canonical text; "" for the base model. Two jobs with the same text run on a warm worker back to
+    /// back with no LoRA switch (the store keeps its SHA-256 as the job's `lora_key`).
+    public var adapterSet: String {
+        (loras ?? []).map { "\($0.sha256):\($0.scale):\($0.expert.rawValue)" }.joined(separator: ";")
+    }
 }
 
 /// What a user asks for: any field may be missing and takes the model's default.
@@ -84,13 +101,22 @@ public struct GenerationRequest: Sendable, Equatable {
     public var image: ImageReference?
     public var lastImage: ImageReference?
     public var fit: ImageFit?
+    /// LoRAs from the library, by name.
+    public var loras: [LoRAUse]
+    /// A recipe name (`lightning-4step`), and the LoRA pair it applies when not the server's default.
+    public var recipe: String?
+    public var recipeLoRAs: RecipeLoRAs?
 
     public init(
         prompt: String? = nil, negativePrompt: String? = nil, size: String? = nil, frames: Int? = nil,
         seconds: Double? = nil, steps: Int? = nil, guidance: Double? = nil, seed: UInt64? = nil,
         pngFrames: Bool = false, style: String? = nil, fps: Int? = nil, interpolate: Int? = nil,
-        image: ImageReference? = nil, lastImage: ImageReference? = nil, fit: ImageFit? = nil
+        image: ImageReference? = nil, lastImage: ImageReference? = nil, fit: ImageFit? = nil,
+        loras: [LoRAUse] = [], recipe: String? = nil, recipeLoRAs: RecipeLoRAs? = nil
     ) {
+        self.loras = loras
+        self.recipe = recipe
+        self.recipeLoRAs = recipeLoRAs
         self.image = image
         self.lastImage = lastImage
         self.fit = fit

@@ -4,7 +4,7 @@
 
 /// The engine's model catalog (engine/reel_engine/catalog.json) as Swift values: the built-in model names, the
 /// Wan2.2 architectures with their frame rates, strides, download repositories, default request values, size
-/// presets and image inputs.
+/// presets, image inputs and transformer shapes.
 enum CatalogData {
     /// The request values a job takes when the user leaves them out.
     struct Defaults: Sendable, Equatable {
@@ -34,6 +34,21 @@ enum CatalogData {
         case required
     }
 
+    /// The shape of a diffusion transformer (each expert of an A14B model): what a LoRA file's tensors must fit.
+    struct TransformerShape: Sendable, Equatable {
+        /// The hidden width (heads times head width).
+        let dim: Int
+        /// The feed-forward width.
+        let ffnDim: Int
+        let blocks: Int
+        /// Latent channels into the patch embedding and out of the head.
+        let inChannels: Int
+        let outChannels: Int
+        /// The width of the text encoder's embeddings and of the timestep embedding's input.
+        let textDim: Int
+        let freqDim: Int
+    }
+
     /// A Wan2.2 architecture Reel runs.
     struct ArchitectureEntry: Sendable, Equatable {
         /// `ti2v-5b`, `t2v-a14b` or `i2v-a14b`, as the engine and `Architecture`'s raw values name it.
@@ -53,6 +68,9 @@ enum CatalogData {
         let image: ImageUse
         /// Whether a job may also give a last-frame image (first-last-frame to video).
         let lastImage: Bool
+        /// The transformer of a full-size model and of the tiny one.
+        let transformer: TransformerShape
+        let tinyTransformer: TransformerShape
     }
 
     /// What a built-in model name is.
@@ -101,7 +119,13 @@ enum CatalogData {
                 Preset(name: "small", width: 512, height: 288),
             ],
             image: .optional,
-            lastImage: false),
+            lastImage: false,
+            transformer: TransformerShape(
+                dim: 3072, ffnDim: 14336, blocks: 30, inChannels: 48, outChannels: 48,
+                textDim: 4096, freqDim: 256),
+            tinyTransformer: TransformerShape(
+                dim: 32, ffnDim: 64, blocks: 2, inChannels: 48, outChannels: 48,
+                textDim: 32, freqDim: 32)),
         ArchitectureEntry(
             name: "t2v-a14b",
             repo: "Wan-AI/Wan2.2-T2V-A14B-Diffusers",
@@ -118,7 +142,13 @@ enum CatalogData {
                 Preset(name: "square", width: 720, height: 720),
             ],
             image: .never,
-            lastImage: false),
+            lastImage: false,
+            transformer: TransformerShape(
+                dim: 5120, ffnDim: 13824, blocks: 40, inChannels: 16, outChannels: 16,
+                textDim: 4096, freqDim: 256),
+            tinyTransformer: TransformerShape(
+                dim: 32, ffnDim: 64, blocks: 2, inChannels: 16, outChannels: 16,
+                textDim: 32, freqDim: 32)),
         ArchitectureEntry(
             name: "i2v-a14b",
             repo: "Wan-AI/Wan2.2-I2V-A14B-Diffusers",
@@ -135,7 +165,13 @@ enum CatalogData {
                 Preset(name: "square", width: 720, height: 720),
             ],
             image: .required,
-            lastImage: true),
+            lastImage: true,
+            transformer: TransformerShape(
+                dim: 5120, ffnDim: 13824, blocks: 40, inChannels: 36, outChannels: 16,
+                textDim: 4096, freqDim: 256),
+            tinyTransformer: TransformerShape(
+                dim: 32, ffnDim: 64, blocks: 2, inChannels: 36, outChannels: 16,
+                textDim: 32, freqDim: 32)),
     ]
 
     static let models: [ModelEntry] = [

@@ -31,7 +31,7 @@ public enum SpecFields {
     /// The columns this version understands.
     public static let known: [String] = [
         "prompt", "negative_prompt", "style", "size", "seconds", "frames", "fps", "steps", "guidance", "seed", "model",
-        "interpolate", "png_frames", "priority", "image", "last_image", "fit",
+        "interpolate", "png_frames", "priority", "image", "last_image", "fit", "loras", "recipe", "recipe_loras",
     ]
 
     public static func row(from fields: [String: String]) throws(ReelError) -> SpecRow {
@@ -86,6 +86,11 @@ public enum SpecFields {
         request.style = text("style")
         request.guidance = try number("guidance")
         request.fit = try text("fit").map { value throws(ReelError) in try ImageFit.parse(value) }
+        if let value = text("loras") { request.loras = try LoRAUse.parseList(value) }
+        request.recipe = text("recipe")
+        request.recipeLoRAs = try text("recipe_loras").map { value throws(ReelError) in
+            try RecipeLoRAs.parse(value)
+        }
         if let seed = text("seed") {
             guard let value = Numerals.wholeNumber(seed) else {
                 throw .invalid(

@@ -6,7 +6,7 @@ import Foundation
 public enum Validation {
     public static func resolve(
         _ request: GenerationRequest, model: ModelInfo, limits: GenerationLimits = .standard,
-        styles: StyleLibrary = .builtIn,
+        styles: StyleLibrary = .builtIn, loras: LoRACatalog = .empty,
         randomSeed: () -> UInt64 = { UInt64.random(in: 0...UInt64(Int64.max)) }
     ) throws(ReelError) -> GenerationSpec {
         let userPrompt = (request.prompt ?? "").trimmingWhitespace
@@ -104,11 +104,30 @@ public enum Validation {
                     + "(\(String(format: "%.1f", Double(limits.maxFrames) / Double(fps))) s at \(fps) fps)")
         }
 
-        let steps = request.steps ?? model.defaults.steps
+        var recipe: Recipe?
+        var uses = request.loras
+        if let name = request.recipe?.trimmingWhitespace, !name.isEmpty {
+            let chosen = try Recipe.named(name)
+            try checkRecipe(chosen, request: request, architecture: model.architecture)
+            guard let pair = request.recipeLoRAs ?? loras.recipeLoRAs[chosen.rawValue] else {
+                throw .invalid(
+                    "recipe_loras",
+                    "recipe \(chosen.rawValue) applies a distilled LoRA pair, and none was named: give recipe_loras "
+                        + "HIGH,LOW (two library names), or start the server with --recipe-lora "
+                        + "\(chosen.rawValue)=HIGH,LOW")
+            }
+            uses = pair.uses + uses
+            recipe = chosen
+        } else if request.recipeLoRAs != nil {
+            throw .invalid("recipe_loras", "recipe_loras names a recipe's LoRA pair; give the recipe as well")
+        }
+        let resolvedLoRAs = try loras.resolve(uses, for: model)
+
+        let steps = recipe?.steps ?? request.steps ?? model.defaults.steps
         guard (1...limits.maxSteps).contains(steps) else {
             throw .invalid("steps", "steps must be between 1 and \(limits.maxSteps), not \(steps)")
         }
-        let guidance = request.guidance ?? model.defaults.guidance
+        let guidance = recipe?.guidance ?? request.guidance ?? model.defaults.guidance
         guard guidance.isFinite, (0...50).contains(guidance) else {
             throw .invalid("guidance", "guidance must be a number between 0 and 50")
         }
@@ -118,11 +137,36 @@ public enum Validation {
         }
         return GenerationSpec(
             prompt: prompt, negativePrompt: negative, width: width, height: height, frames: frames, fps: fps,
-            steps: steps, guidance: guidance, guidance2: request.guidance == nil ? model.defaults.guidance2 : nil,
+            steps: steps, guidance: guidance,
+            guidance2: recipe != nil ? recipe?.guidance : request.guidance == nil ? model.defaults.guidance2 : nil,
             seed: seed, pngFrames: request.pngFrames, model: model.name, style: styleName,
             userPrompt: styleName == nil ? nil : userPrompt, interpolate: interpolate == 1 ? nil : interpolate,
             requestedSeconds: request.frames == nil ? request.seconds : nil, image: request.image,
-            lastImage: request.lastImage, fit: request.image == nil ? nil : request.fit ?? .cover)
+            lastImage: request.lastImage, fit: request.image == nil ? nil : request.fit ?? .cover,
+            loras: resolvedLoRAs.isEmpty ? nil : resolvedLoRAs, recipe: recipe?.rawValue, sampler: recipe?.sampler)
+    }
+
+    /// Whether a recipe runs on the model and the request leaves it its values: a steps or guidance the recipe
+    /// fixes, given differently, is an error naming the field and the recipe.
+    static func checkRecipe(_ recipe: Recipe, request: GenerationRequest, architecture: Architecture)
+        throws(ReelError)
+    {
+        guard recipe.architectures.contains(architecture) else {
+            throw .invalid(
+                "recipe",
+                "recipe \(recipe.rawValue) is for \(recipe.architectures.map(\.rawValue).joined(separator: ", ")), "
+                    + "the two-expert models; this model is \(architecture.rawValue)")
+        }
+        if let steps = request.steps, steps != recipe.steps {
+            throw .invalid(
+                "steps", "recipe \(recipe.rawValue) takes \(recipe.steps) steps, not \(steps); leave steps out")
+        }
+        if let guidance = request.guidance, guidance != recipe.guidance {
+            throw .invalid(
+                "guidance",
+                "recipe \(recipe.rawValue) runs without classifier-free guidance (guidance 1), not \(guidance); "
+                    + "leave guidance out")
+        }
     }
 
     /// Whether the model takes the images given: an image for a text-only model, none for one that needs it, or a

@@ -79,6 +79,17 @@ public struct SchedulerConfiguration: Sendable {
     /// The images jobs start from: `<dataDirectory>/images`.
     public var images: ImageStore { ImageStore(dataDirectory: dataDirectory, limits: imageLimits) }
 
+    /// The LoRA library jobs name their LoRAs from: `<dataDirectory>/loras` unless `--lora-dir` says otherwise.
+    public var loraDirectory: String?
+    public var loraFiles: LoRALibrary { LoRALibrary(directory: loraDirectory ?? dataDirectory + "/loras") }
+    /// Adapter slots per expert and their rank in every worker (`--lora-slots`, `--lora-max-rank`); nil for the
+    /// engine's defaults (2 and 64).
+    public var loraSlots: Int?
+    public var loraMaxRank: Int?
+    /// How long a queued job may be passed over for jobs of the LoRA set an idle slot holds (`--affinity-window`);
+    /// zero claims in plain queue order.
+    public var affinityWindow: Duration = .zero
+
     /// Where a job's files go.
     public func outputDirectory(jobID: String) -> String {
         (outputRoot ?? dataDirectory + "/outputs") + "/" + jobID

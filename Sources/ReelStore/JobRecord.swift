@@ -31,6 +31,11 @@ struct JobRecord: Equatable {
     var owner: String?
     /// Added by migration v3: the node of the latest attempt.
     var node: String?
+    /// Added by migration v6: `spec.loraKey`, for the affinity claim; "" for jobs without LoRAs.
+    var loraKey: String = ""
+    /// Added by migration v6: when a claimer first took a later job of its LoRA set ahead of this queued one; cleared
+    /// by every change of the job (a claim among them).
+    var passedOverAt: Date?
 }
 
 extension JobRecord {
@@ -41,7 +46,8 @@ extension JobRecord {
             startedAt: job.startedAt, finishedAt: job.finishedAt, errorCode: job.errorCode,
             errorMessage: job.errorMessage, progress: job.progress, outputs: job.outputs,
             cancelRequested: job.cancelRequested, memorySaving: job.memorySaving, idempotencyKey: job.idempotencyKey,
-            requestDigest: requestDigest, batchID: job.batchID, slot: job.slot, owner: job.owner, node: job.node)
+            requestDigest: requestDigest, batchID: job.batchID, slot: job.slot, owner: job.owner, node: job.node,
+            loraKey: job.spec.loraKey, passedOverAt: nil)
     }
 
     var job: Job {
@@ -71,6 +77,8 @@ extension JobRecord: Codable {
         case requestDigest = "request_digest"
         case batchID = "batch_id"
         case slot, owner, node
+        case loraKey = "lora_key"
+        case passedOverAt = "passed_over_at"
     }
 }
 
@@ -100,6 +108,8 @@ extension JobRecord: FetchableRecord, PersistableRecord {
         static let slot = Column(CodingKeys.slot)
         static let owner = Column(CodingKeys.owner)
         static let node = Column(CodingKeys.node)
+        static let loraKey = Column(CodingKeys.loraKey)
+        static let passedOverAt = Column(CodingKeys.passedOverAt)
     }
 
     static func databaseDateEncodingStrategy(for column: String) -> DatabaseDateEncodingStrategy {

@@ -52,7 +52,13 @@ public protocol JobStore: Sendable {
     /// new lease for `owner` until `leaseExpiresAt` on `slot`, counts the attempt, sets `startedAt` to `now` (the
     /// latest attempt's start) and clears the previous attempt's progress. Nil when nothing is queued. No two
     /// claimers ever get the same job.
-    func claim(owner: String, slot: String, leaseExpiresAt: Date, now: Date) async throws -> (job: Job, lease: Lease)?
+    ///
+    /// With an `affinity`, the claimer holds a LoRA set, and the oldest queued job of the head's priority that uses
+    /// the same set is taken before the head, unless a job ahead of it has been passed over for `window` seconds
+    /// already (`ClaimAffinity`). Jobs are never taken across priorities.
+    func claim(
+        owner: String, slot: String, leaseExpiresAt: Date, now: Date, affinity: ClaimAffinity?
+    ) async throws -> (job: Job, lease: Lease)?
 
     /// Extends a lease and records progress. False when the lease is no longer current.
     func renew(_ lease: Lease, until: Date, progress: JobProgress?, now: Date) async throws -> Bool
@@ -220,4 +226,13 @@ public struct JobStoreError: Error, Sendable, Equatable, CustomStringConvertible
     }
 
     public var description: String { message }
+}
+
+extension JobStore {
+    /// Claims in plain queue order (no affinity).
+    public func claim(owner: String, slot: String, leaseExpiresAt: Date, now: Date) async throws -> (
+        job: Job, lease: Lease
+    )? {
+        try await claim(owner: owner, slot: slot, leaseExpiresAt: leaseExpiresAt, now: now, affinity: nil)
+    }
 }

@@ -7,6 +7,8 @@ import Synchronization
 public final class MemoryJobStore: JobStore {
     private struct Storage {
         var jobs: [String: Job] = [:]
+        /// When each queued job was first passed over by an affinity claim (`ClaimAffinity`); cleared at its claim.
+        var passedOver: [String: Date] = [:]
         var requestDigests: [String: String] = [:]
         var jobIDsByIdempotencyKey: [String: String] = [:]
         var events: [String: [JobEvent]] = [:]
@@ -251,11 +253,25 @@ public final class MemoryJobStore: JobStore {
         }
     }
 
-    public func claim(owner: String, slot: String, leaseExpiresAt: Date, now: Date) -> (job: Job, lease: Lease)? {
+    public func claim(
+        owner: String, slot: String, leaseExpiresAt: Date, now: Date, affinity: ClaimAffinity?
+    ) -> (job: Job, lease: Lease)? {
         mutate { storage in
-            guard var job = storage.jobs.values.filter({ $0.state == .queued }).min(by: Job.claimsBefore) else {
-                return nil
+            let queued = storage.jobs.values.filter({ $0.state == .queued }).sorted(by: Job.claimsBefore)
+            guard var job = queued.first else { return nil }
+            if let affinity, !affinity.takesHead(headKey: job.spec.loraKey),
+                let index = queued.firstIndex(where: {
+                    $0.priority == job.priority && $0.spec.loraKey == affinity.loraKey
+                })
+            {
+                let ahead = queued[..<index].map(\.id)
+                let oldest = ahead.compactMap { storage.passedOver[$0] }.min()
+                if affinity.mayPassOver(oldestPassedOver: oldest, now: now) {
+                    for id in ahead where storage.passedOver[id] == nil { storage.passedOver[id] = now }
+                    job = queued[index]
+                }
             }
+            storage.passedOver[job.id] = nil
             let (lease, event) = job.start(owner: owner, slot: slot, leaseExpiresAt: leaseExpiresAt, now: now)
             storage.jobs[job.id] = job
             storage.log(event, for: job.id, now: now)

@@ -8,7 +8,7 @@ extension PostgresJobStore {
     // MARK: Leases
 
     public func claim(
-        owner: String, slot: String, leaseExpiresAt: Date, now: Date
+        owner: String, slot: String, leaseExpiresAt: Date, now: Date, affinity: ClaimAffinity?
     ) async throws -> (
         job: Job, lease: Lease
     )? {
@@ -20,8 +20,12 @@ extension PostgresJobStore {
                 SELECT doc::text, request_digest FROM job WHERE state = 'queued'
                 ORDER BY priority DESC, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
                 """, connection)
-            guard let (record, digest) = rows.first.map({ ($0.job, $0.digest) }) else { return nil }
+            guard let head = rows.first else { return nil }
             let moment = try await self.moment(now, connection)
+            var (record, digest) = (head.job, head.digest)
+            if let affinity, let chosen = try await self.affine(head: head.job, affinity, moment, connection) {
+                (record, digest) = (chosen.job, chosen.digest)
+            }
             var job = record
             let (lease, event) = job.start(
                 owner: owner, slot: slot, leaseExpiresAt: moment.shifted(leaseExpiresAt), now: moment.now)
@@ -31,6 +35,47 @@ extension PostgresJobStore {
             }
             return (job, lease)
         }
+    }
+
+    /// The job a claimer holding `affinity` takes instead of `head` (see `ClaimAffinity`), marking the jobs it
+    /// passes over; nil to take the head. Rows other claimers hold are skipped, as they are being taken anyway.
+    private func affine(
+        head: Job, _ affinity: ClaimAffinity, _ moment: Moment, _ connection: PostgresConnection
+    ) async throws -> Row? {
+        guard !affinity.takesHead(headKey: head.spec.loraKey) else { return nil }
+        guard
+            let candidate = try await fetchJobs(
+                """
+                SELECT doc::text, request_digest FROM job
+                WHERE state = 'queued' AND lora_key = \(affinity.loraKey) AND priority = \(head.priority)
+                ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
+                """, connection
+            ).first
+        else { return nil }
+        let created = candidate.job.createdAt.timeIntervalSince1970
+        let id = candidate.job.id
+        var oldest: Double?
+        for try await value in try await connection.rows(
+            """
+            SELECT min(passed_over_at) FROM job
+            WHERE state = 'queued' AND priority = \(head.priority) AND (created_at, id) < (\(created), \(id))
+            """, logger: logger
+        ).decode(Double?.self) {
+            oldest = value
+        }
+        guard
+            affinity.mayPassOver(oldestPassedOver: oldest.map { Date(timeIntervalSince1970: $0) }, now: moment.now)
+        else { return nil }
+        try await connection.run(
+            """
+            UPDATE job SET passed_over_at = \(moment.now.timeIntervalSince1970)
+            WHERE id IN (
+                SELECT id FROM job
+                WHERE state = 'queued' AND priority = \(head.priority) AND (created_at, id) < (\(created), \(id))
+                    AND passed_over_at IS NULL
+                FOR UPDATE SKIP LOCKED)
+            """, logger: logger)
+        return candidate
     }
 
     public func renew(_ lease: Lease, until: Date, progress: JobProgress?, now: Date) async throws -> Bool {

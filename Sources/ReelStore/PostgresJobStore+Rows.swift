@@ -145,10 +145,10 @@ extension PostgresJobStore {
         try await connection.run(
             """
             INSERT INTO job (id, state, priority, created_at, lease_owner, lease_expires_at, idempotency_key,
-                request_digest, batch_id, owner, node, doc)
+                request_digest, batch_id, owner, node, lora_key, doc)
             VALUES (\(job.id), \(job.state.rawValue), \(job.priority), \(job.createdAt.timeIntervalSince1970),
                 \(job.leaseOwner), \(job.leaseExpiresAt?.timeIntervalSince1970), \(job.idempotencyKey), \(digest),
-                \(job.batchID), \(job.owner), \(job.node), \(doc)::json)
+                \(job.batchID), \(job.owner), \(job.node), \(job.spec.loraKey), \(doc)::json)
             """, logger: logger)
     }
 
@@ -190,7 +190,7 @@ extension PostgresJobStore {
             """
             UPDATE job SET state = \(job.state.rawValue), priority = \(job.priority),
                 lease_owner = \(job.leaseOwner), lease_expires_at = \(job.leaseExpiresAt?.timeIntervalSince1970),
-                node = \(job.node), doc = \(doc)::json
+                node = \(job.node), passed_over_at = NULL, doc = \(doc)::json
             WHERE id = \(job.id)
             """, logger: logger)
         if let event { try await log(event, for: job, at: now, connection) }

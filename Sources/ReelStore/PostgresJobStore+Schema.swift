@@ -95,6 +95,15 @@ extension PostgresJobStore {
                 )
                 """
             ]),
+        // The LoRA set of each job (`GenerationSpec.loraKey`, '' for none) and when it was first passed over for a
+        // later job of the set a claimer held (`ClaimAffinity`); the index serves the search for that job.
+        Migration(
+            id: "v4",
+            statements: [
+                "ALTER TABLE job ADD COLUMN lora_key text NOT NULL DEFAULT ''",
+                "ALTER TABLE job ADD COLUMN passed_over_at double precision",
+                "CREATE INDEX job_claim_lora ON job (lora_key, priority DESC, created_at, id) WHERE state = 'queued'",
+            ]),
     ]
 
     /// An arbitrary constant: the advisory lock that makes nodes starting at once migrate one after another.

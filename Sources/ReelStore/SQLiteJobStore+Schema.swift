@@ -80,6 +80,15 @@ extension SQLiteJobStore {
                 t.column("used_at", .double).notNull()
             }
         }
+        // v6: the LoRA set of each job (`GenerationSpec.loraKey`, "" for none) and when it was first passed over
+        // for a later job of the set a claimer held (`ClaimAffinity`); the index serves the search for that job.
+        migrator.registerMigration("v6") { db in
+            try db.alter(table: "job") { t in
+                t.add(column: "lora_key", .text).notNull().defaults(to: "")
+                t.add(column: "passed_over_at", .double)
+            }
+            try db.execute(sql: "CREATE INDEX job_claim_lora ON job(state, lora_key, priority DESC, created_at, id)")
+        }
         return migrator
     }
 }

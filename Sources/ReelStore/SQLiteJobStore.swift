@@ -236,19 +236,43 @@ public final class SQLiteJobStore: JobStore {
     }
 
     public func claim(
-        owner: String, slot: String, leaseExpiresAt: Date, now: Date
+        owner: String, slot: String, leaseExpiresAt: Date, now: Date, affinity: ClaimAffinity?
     ) async throws -> (
         job: Job, lease: Lease
     )? {
         // One IMMEDIATE transaction reads the head of the queue and takes it, so no other connection can take the
         // same job in between.
         try await writing { db, outbox in
-            guard let record = try JobRecord.all().claimable().fetchOne(db) else { return nil }
+            guard let head = try JobRecord.all().claimable().fetchOne(db) else { return nil }
+            let record = try affinity.map { try Self.affine(head: head, $0, now: now, db) } ?? head
             var job = record.job
             let (lease, event) = job.start(owner: owner, slot: slot, leaseExpiresAt: leaseExpiresAt, now: now)
             try Self.save(job, replacing: record, event: event, now: now, db, outbox)
             return (job, lease)
         }
+    }
+
+    /// The job a claimer holding `affinity` takes when `head` is the head of the queue (see `ClaimAffinity`),
+    /// marking the jobs it passes over.
+    private static func affine(head: JobRecord, _ affinity: ClaimAffinity, now: Date, _ db: Database) throws
+        -> JobRecord
+    {
+        guard !affinity.takesHead(headKey: head.loraKey) else { return head }
+        typealias Columns = JobRecord.Columns
+        guard
+            let candidate = try JobRecord.all().claimable()
+                .filter(Columns.loraKey == affinity.loraKey && Columns.priority == head.priority).fetchOne(db)
+        else { return head }
+        let created = candidate.createdAt.databaseSeconds
+        let ahead = JobRecord.all().filter(
+            Columns.state == JobState.queued && Columns.priority == head.priority
+                && (Columns.createdAt < created || (Columns.createdAt == created && Columns.id < candidate.id)))
+        let oldest = try Double.fetchOne(db, ahead.select(min(Columns.passedOverAt)))
+        guard
+            affinity.mayPassOver(oldestPassedOver: oldest.map { Date(timeIntervalSince1970: $0) }, now: now)
+        else { return head }
+        try ahead.filter(Columns.passedOverAt == nil).updateAll(db, Columns.passedOverAt.set(to: now.databaseSeconds))
+        return candidate
     }
 
     public func renew(_ lease: Lease, until: Date, progress: JobProgress?, now: Date) async throws -> Bool {

@@ -13,6 +13,10 @@ public struct WorkerLaunch: Sendable, Equatable {
     public var group: GroupMembership?
     /// An approximate speed-up to enable (`first-block-cache[:threshold]`); nil for exact math.
     public var approximate: String?
+    /// LoRA adapter slots per expert and their rank (`--lora-slots`, `--lora-max-rank`); nil for the engine's
+    /// defaults.
+    public var loraSlots: Int?
+    public var loraMaxRank: Int?
     /// Extra environment variables for the worker (tests set REEL_ENGINE_ALLOW_FAULTS here).
     public var environment: [String: String]
 
@@ -52,6 +56,8 @@ public struct WorkerLaunch: Sendable, Equatable {
         if let textDevice { arguments += ["--text-device", textDevice] }
         if let memoryBudgetGiB { arguments += ["--memory-budget", Self.format(memoryBudgetGiB)] }
         if let approximate { arguments += ["--approximate", approximate] }
+        if let loraSlots { arguments += ["--lora-slots", String(loraSlots)] }
+        if let loraMaxRank { arguments += ["--lora-max-rank", String(loraMaxRank)] }
         if let group {
             arguments += [
                 "--rank", String(group.rank), "--world-size", String(group.worldSize), "--dist-init", group.initMethod,

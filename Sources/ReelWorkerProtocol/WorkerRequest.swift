@@ -37,14 +37,24 @@ public enum WorkerRequest: Sendable, Equatable {
         public var lastImage: ImageFile?
         /// How the images are fitted to width x height: `cover` (the default), `contain` or `stretch`.
         public var fit: String?
+        /// LoRAs to apply for this job, in order; nil or empty for the base model.
+        public var loras: [LoRA]?
+        /// The sampler when not the model's own scheduler (the 4-step recipe's step-distilled one).
+        public var sampler: Sampler?
+        /// The recipe the job was made with, recorded in `job.json` and the checkpoint identity.
+        public var recipe: String?
 
         public init(
             job: String, prompt: String, negativePrompt: String, width: Int, height: Int, frames: Int, steps: Int,
             guidance: Double, guidance2: Double? = nil, seed: UInt64, pngFrames: Bool, outDir: String,
             fps: Int? = nil, memorySaving: Bool? = nil, interpolate: Int? = nil, checkpointEvery: Int? = nil,
             metadata: [String: JSONValue]? = nil, debug: [String: JSONValue]? = nil, image: ImageFile? = nil,
-            lastImage: ImageFile? = nil, fit: String? = nil
+            lastImage: ImageFile? = nil, fit: String? = nil, loras: [LoRA]? = nil, sampler: Sampler? = nil,
+            recipe: String? = nil
         ) {
+            self.loras = loras
+            self.sampler = sampler
+            self.recipe = recipe
             self.image = image
             self.lastImage = lastImage
             self.fit = fit
@@ -70,7 +80,7 @@ public enum WorkerRequest: Sendable, Equatable {
 
         enum CodingKeys: String, CodingKey {
             case job, prompt, width, height, frames, steps, guidance, seed, fps, metadata, debug, interpolate, image,
-                fit
+                fit, loras, sampler, recipe
             case lastImage = "last_image"
             case negativePrompt = "negative_prompt"
             case guidance2 = "guidance_2"
@@ -93,6 +103,45 @@ extension WorkerRequest {
         public init(path: String, sha256: String) {
             self.path = path
             self.sha256 = sha256
+        }
+    }
+
+    /// A LoRA file the worker applies; it checks the bytes against `sha256` before using them.
+    public struct LoRA: Sendable, Equatable, Codable {
+        public var name: String
+        /// Absolute.
+        public var path: String
+        /// Lowercase hex.
+        public var sha256: String
+        public var scale: Double
+        /// `high`, `low` or `both`.
+        public var expert: String
+
+        public init(name: String, path: String, sha256: String, scale: Double, expert: String) {
+            self.name = name
+            self.path = path
+            self.sha256 = sha256
+            self.scale = scale
+            self.expert = expert
+        }
+    }
+
+    /// A sampler other than the model's scheduler: `step_distill` with its flow shift and its steps on the
+    /// 1000-step scale, one per denoising step.
+    public struct Sampler: Sendable, Equatable, Codable {
+        public var kind: String
+        public var shift: Double
+        public var denoisingSteps: [Int]
+
+        public init(kind: String, shift: Double, denoisingSteps: [Int]) {
+            self.kind = kind
+            self.shift = shift
+            self.denoisingSteps = denoisingSteps
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case kind, shift
+            case denoisingSteps = "denoising_steps"
         }
     }
 

@@ -108,8 +108,10 @@ final class DirectoryStore: JobStore, ClusterDirectory {
     func counts(owner: String) async throws -> [JobState: Int] { try await base.counts(owner: owner) }
     func delete(id: String) async throws -> JobDeletion { try await base.delete(id: id) }
     func counts() async throws -> [JobState: Int] { try await base.counts() }
-    func claim(owner: String, slot: String, leaseExpiresAt: Date, now: Date) async throws -> (job: Job, lease: Lease)? {
-        try await base.claim(owner: owner, slot: slot, leaseExpiresAt: leaseExpiresAt, now: now)
+    func claim(
+        owner: String, slot: String, leaseExpiresAt: Date, now: Date, affinity: ClaimAffinity?
+    ) async throws -> (job: Job, lease: Lease)? {
+        try await base.claim(owner: owner, slot: slot, leaseExpiresAt: leaseExpiresAt, now: now, affinity: affinity)
     }
     func renew(_ lease: Lease, until: Date, progress: JobProgress?, now: Date) async throws -> Bool {
         try await base.renew(lease, until: until, progress: progress, now: now)

@@ -104,7 +104,8 @@ public enum DiskSpace {
 extension WorkerRequest.Generate {
     /// The request that runs one attempt of `job` in `outDir`.
     init(
-        job: Job, attempt: Int, outDir: String, checkpointEvery: Int?, debug: [String: JSONValue]?, images: ImageStore
+        job: Job, attempt: Int, outDir: String, checkpointEvery: Int?, debug: [String: JSONValue]?, images: ImageStore,
+        loras: LoRALibrary
     ) {
         let spec = job.spec
         self.init(
@@ -122,6 +123,18 @@ extension WorkerRequest.Generate {
         image = spec.image.map { WorkerRequest.ImageFile(path: images.url(for: $0).path, sha256: $0.sha256) }
         lastImage = spec.lastImage.map { WorkerRequest.ImageFile(path: images.url(for: $0).path, sha256: $0.sha256) }
         fit = spec.fit?.rawValue
+        // Each LoRA by this node's library file, checked by the worker against the hash the job was submitted with.
+        if let resolved = spec.loras, !resolved.isEmpty {
+            self.loras = resolved.map {
+                WorkerRequest.LoRA(
+                    name: $0.name, path: loras.url(named: $0.name).path, sha256: $0.sha256, scale: $0.scale,
+                    expert: $0.expert.rawValue)
+            }
+        }
+        sampler = spec.sampler.map {
+            WorkerRequest.Sampler(kind: $0.kind, shift: $0.shift, denoisingSteps: $0.denoisingSteps)
+        }
+        recipe = spec.recipe
         self.debug = debug
     }
 }

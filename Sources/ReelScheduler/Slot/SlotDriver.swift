@@ -98,7 +98,8 @@ final class SlotDriver<C: Clock>: SlotRunning where C.Duration == Duration {
 
     /// The store calls, performed one at a time in the order the machine asked for them.
     private enum StoreCall: Sendable {
-        case claim
+        /// Claim, preferring a job of the LoRA set the workers hold.
+        case claim(loraKey: String)
         case renew(Lease, JobProgress?)
         case checkCancel(String)
         case readQueue
@@ -199,7 +200,7 @@ final class SlotDriver<C: Clock>: SlotRunning where C.Duration == Duration {
             case .closeInput(let generation):
                 loop.sessions[generation]?.letGo()
             case .claim:
-                call.yield(.claim)
+                call.yield(.claim(loraKey: loop.machine.heldLoRAKey))
             case .run(let job, let lease, let keepCheckpoint, let checkpoints):
                 start(job, lease: lease, keepCheckpoint: keepCheckpoint, checkpoints: checkpoints, loop: loop)
             case .send(let request):
@@ -284,6 +285,8 @@ final class SlotDriver<C: Clock>: SlotRunning where C.Duration == Duration {
             textDevice: slot.textDevice, memoryBudgetGiB: configuration.memoryBudgetGiB,
             environment: configuration.workerEnvironment)
         base.approximate = configuration.approximate
+        base.loraSlots = configuration.loraSlots
+        base.loraMaxRank = configuration.loraMaxRank
         guard let devices = slot.rankDevices, devices.count > 1 else { return [base] }
         let directory = configuration.dataDirectory + "/run"
         let path = directory + "/\(slot.id)-\(UUID().uuidString.prefix(8)).rendezvous"
@@ -363,7 +366,7 @@ final class SlotDriver<C: Clock>: SlotRunning where C.Duration == Duration {
         let request = WorkerRequest.Generate(
             job: job, attempt: lease.attempt, outDir: outDir,
             checkpointEvery: checkpoints ? configuration.checkpointEvery : nil, debug: jobDebug?(job),
-            images: configuration.images)
+            images: configuration.images, loras: configuration.loraFiles)
         guard let session = loop.machine.session.flatMap({ loop.sessions[$0.generation] }) else { return }
         do {
             try session.send(.generate(request))
@@ -378,8 +381,8 @@ final class SlotDriver<C: Clock>: SlotRunning where C.Duration == Duration {
     private func perform(_ calls: AsyncStream<StoreCall>, post: AsyncStream<Input>.Continuation) async {
         for await call in calls {
             switch call {
-            case .claim:
-                post.yield(await claim())
+            case .claim(let loraKey):
+                post.yield(await claim(loraKey: loraKey))
             case .renew(let lease, let progress):
                 let now = Date()
                 do {
@@ -406,7 +409,9 @@ final class SlotDriver<C: Clock>: SlotRunning where C.Duration == Duration {
         }
     }
 
-    private func claim() async -> Input {
+    private func claim(loraKey: String) async -> Input {
+        let window = configuration.affinityWindow.seconds
+        let affinity = window > 0 ? ClaimAffinity(loraKey: loraKey, window: window) : nil
         if let minimum = configuration.minFreeDiskBytes {
             let root = configuration.outputRoot ?? configuration.dataDirectory + "/outputs"
             if let reason = DiskSpace.shortage(at: root, minimum: minimum) { return .claimDeferred(reason) }
@@ -418,11 +423,19 @@ final class SlotDriver<C: Clock>: SlotRunning where C.Duration == Duration {
                 claimed = try await store.claim(
                     owner: owner, slot: slot.id,
                     leaseExpiresAt: now.addingTimeInterval(configuration.leaseDuration.seconds),
-                    now: now)
+                    now: now, affinity: affinity)
             } catch {
                 return .claimFailed("\(error)")
             }
             guard let (job, lease) = claimed else { return .nothingQueued }
+            if let missing = missingLoRA(of: job) {
+                // The library file is not on this node (or not as submitted): no attempt here can succeed.
+                logger.error("job \(job.id): \(missing)")
+                await record(
+                    .failed(code: Self.loraMissingCode, message: missing, retry: false, memorySaving: false),
+                    job: job, lease: lease)
+                continue
+            }
             switch await fetchImages(of: job) {
             case nil:
                 return .claimed(job, lease)
@@ -443,6 +456,22 @@ final class SlotDriver<C: Clock>: SlotRunning where C.Duration == Duration {
 
     /// The error code of a job whose image no store holds.
     static var imageMissingCode: String { "image_missing" }
+    /// The error code of a job whose LoRA file this node's library lacks.
+    static var loraMissingCode: String { "lora_missing" }
+
+    /// Why a claimed job's LoRA files are not in this node's library, or nil. Only presence and size are checked
+    /// here; the worker checks each file's SHA-256 before applying it.
+    private func missingLoRA(of job: Job) -> String? {
+        for lora in job.spec.loras ?? [] {
+            let path = configuration.loraFiles.url(named: lora.name).path
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
+            if size == nil {
+                return "LoRA \(lora.name) is not in this node's library (\(path)): copy the file there, or run the job "
+                    + "on the node that has it"
+            }
+        }
+        return nil
+    }
 
     /// Why a claimed job's images cannot be given to the worker.
     private enum ImageProblem {

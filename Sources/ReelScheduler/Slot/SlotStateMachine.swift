@@ -86,6 +86,9 @@ struct SlotStateMachine<Instant: InstantProtocol>: Sendable where Instant.Durati
         var killed = false
         /// The ranks (> 0) that sent their final event, by job.
         var finishedRanks: [String: Set<Int>] = [:]
+        /// The LoRA set (`GenerationSpec.loraKey`) of the job last sent to these workers, which they hold applied;
+        /// "" (the base model) for a new session.
+        var loraKey = ""
 
         /// Every rank has loaded its model.
         var isReady: Bool { ready != nil && readyRanks.count == worldSize }
@@ -122,6 +125,8 @@ struct SlotStateMachine<Instant: InstantProtocol>: Sendable where Instant.Durati
     /// A single worker's job whose frames are done and whose files are being written while `device` denoises.
     private(set) var encoding: RunningJob?
     private(set) var claim = Claim.none
+    /// The LoRA set the current session's workers hold: a claim prefers a job that needs no switch from it.
+    var heldLoRAKey: String { session?.loraKey ?? "" }
     /// A parallel group's job whose rank 0 is done: the next claim waits for the other ranks (until the deadline).
     private var followers: (jobID: String, deadline: Instant)?
     private var generation = 0
@@ -476,6 +481,7 @@ struct SlotStateMachine<Instant: InstantProtocol>: Sendable where Instant.Durati
             return [.end(job, lease, .released(reason: "claimed as the slot stopped; left queued"))] + stopIfIdle()
         }
         device = RunningJob(job: job, lease: lease, now: now, cancelCheck: settings.cancelCheck)
+        self.session?.loraKey = job.spec.loraKey
         lastState = .busy
         if settings.preparesNext { prepareDue = now }
         return [
