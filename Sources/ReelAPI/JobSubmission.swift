@@ -33,13 +33,22 @@ public struct JobSubmission: Sendable, Equatable, Codable {
     public var lastImage: String?
     /// `cover` (the default), `contain` or `stretch`.
     public var fit: String?
+    /// LoRAs from the server's library (`GET /v1/loras`), applied in order.
+    public var loras: [LoRARequest]?
+    /// A recipe (`lightning-4step`), and the LoRA pair it applies when not the server's default.
+    public var recipe: String?
+    public var recipeLoRAs: RecipeLoRAPair?
 
     public init(
         prompt: String? = nil, negativePrompt: String? = nil, style: String? = nil, size: String? = nil,
         seconds: Double? = nil, frames: Int? = nil, steps: Int? = nil, guidance: Double? = nil, seed: UInt64? = nil,
         model: String? = nil, pngFrames: Bool? = nil, priority: Int? = nil, fps: Int? = nil, interpolate: Int? = nil,
-        image: String? = nil, lastImage: String? = nil, fit: String? = nil
+        image: String? = nil, lastImage: String? = nil, fit: String? = nil, loras: [LoRARequest]? = nil,
+        recipe: String? = nil, recipeLoRAs: RecipeLoRAPair? = nil
     ) {
+        self.loras = loras
+        self.recipe = recipe
+        self.recipeLoRAs = recipeLoRAs
         self.image = image
         self.lastImage = lastImage
         self.fit = fit
@@ -66,8 +75,35 @@ public struct JobSubmission: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case prompt, style, size, seconds, frames, steps, guidance, seed, model, priority, fps, interpolate, image, fit
+        case loras, recipe
+        case recipeLoRAs = "recipe_loras"
         case negativePrompt = "negative_prompt"
         case lastImage = "last_image"
         case pngFrames = "png_frames"
+    }
+}
+
+/// One LoRA of a submission: a library name, its strength (1 when absent) and the expert it goes to (`both` when
+/// absent; `high` or `low` on the two-expert A14B models).
+public struct LoRARequest: Sendable, Equatable, Codable {
+    public var name: String
+    public var scale: Double?
+    public var expert: String?
+
+    public init(name: String, scale: Double? = nil, expert: String? = nil) {
+        self.name = name
+        self.scale = scale
+        self.expert = expert
+    }
+}
+
+/// The LoRA pair of a recipe: the high-noise expert's and the low-noise expert's, by library name.
+public struct RecipeLoRAPair: Sendable, Equatable, Codable {
+    public var high: String
+    public var low: String
+
+    public init(high: String, low: String) {
+        self.high = high
+        self.low = low
     }
 }

@@ -14,6 +14,8 @@ public struct BatchValidation: Sendable {
     public var limits: GenerationLimits
     /// The styles a row may name.
     public var styles: StyleLibrary
+    /// The LoRAs a row may name.
+    public var loras: LoRACatalog = .empty
     /// The most rows one batch may have.
     public var maxRows: Int
     /// Who runs the rows, as an error about another model names it ("this server", "reel batch").
@@ -51,7 +53,8 @@ public struct BatchValidation: Sendable {
             do throws(ReelError) {
                 var row = try input.fields.get()
                 try resolveImages(&row)
-                let spec = try Validation.resolve(row, model: model, limits: limits, styles: styles, runner: runner)
+                let spec = try Validation.resolve(
+                    row, model: model, limits: limits, styles: styles, loras: loras, runner: runner)
                 return BatchVerdict(row: input.row, priority: row.priority ?? 0, result: .success(spec))
             } catch {
                 return BatchVerdict(row: input.row, priority: 0, result: .failure(error))

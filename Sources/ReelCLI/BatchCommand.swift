@@ -54,6 +54,8 @@ struct BatchCommand: AsyncParsableCommand {
 
     @OptionGroup var styleFile: StyleFileOption
 
+    @OptionGroup var loraLibrary: LoRALibraryOptions
+
     struct PlannedRow {
         var row: Int
         var spec: GenerationSpec
@@ -105,12 +107,13 @@ struct BatchCommand: AsyncParsableCommand {
         // A row's image is a path relative to the CSV file (or absolute), read into the data directory's image store.
         let images = ImageStore(dataDirectory: engine.resolvedDataDir)
         let csvFolder = URL(fileURLWithPath: absolutePath(file)).deletingLastPathComponent()
-        let validation = BatchValidation(
+        var validation = BatchValidation(
             model: model, styles: styles, runner: "reel batch",
             images: { name, field throws(ReelError) in
                 let path = name.hasPrefix("/") ? name : csvFolder.appendingPathComponent(name).path
                 return try images.put(file: path, field: field)
             })
+        validation.loras = try loraLibrary.catalog(dataDirectory: engine.resolvedDataDir)
         let verdicts: [BatchVerdict]
         do {
             verdicts = try validation.check(csv: text)
@@ -150,7 +153,9 @@ struct BatchCommand: AsyncParsableCommand {
             // The job id is the row's folder name, so each job writes straight into out/<row>-<slug>/.
             let jobs = planned.map { NewJob(id: $0.directory, spec: $0.spec, priority: $0.priority) }
             let display = BatchDisplay(total: jobs.count)
-            let finished = try await LocalQueue(engine: engine, options: supervision, plan: plan, outputRoot: outDir)
+            var queue = LocalQueue(engine: engine, options: supervision, plan: plan, outputRoot: outDir)
+            queue.loras = loraLibrary
+            let finished = try await queue
                 .run(jobs) {
                     event, workers in display.update(event, workers: workers)
                 }

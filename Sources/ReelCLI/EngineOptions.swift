@@ -62,6 +62,11 @@ struct EngineOptions: ParsableArguments {
 
     var resolvedDataDir: String {
         if let dataDir { return absolutePath(dataDir) }
+        return Self.defaultDataDirectory
+    }
+
+    /// $REEL_DATA_DIR, else ~/.local/share/reel.
+    static var defaultDataDirectory: String {
         if let fromEnvironment = ProcessInfo.processInfo.environment["REEL_DATA_DIR"], !fromEnvironment.isEmpty {
             return absolutePath(fromEnvironment)
         }

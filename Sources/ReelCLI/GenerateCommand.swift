@@ -65,6 +65,10 @@ struct GenerateCommand: AsyncParsableCommand {
 
     @OptionGroup var styleFile: StyleFileOption
 
+    @OptionGroup var jobLoRAs: JobLoRAOptions
+
+    @OptionGroup var loraLibrary: LoRALibraryOptions
+
     @Option(help: "Generation frame rate (default: the model's, 24 for TI2V-5B, 16 for A14B).")
     var fps: Int?
 
@@ -80,6 +84,7 @@ struct GenerateCommand: AsyncParsableCommand {
             prompt: prompt, negativePrompt: negativePrompt, size: size, frames: frames, seconds: seconds, steps: steps,
             guidance: guidance, seed: seed, pngFrames: pngFrames, style: style, fps: fps, interpolate: interpolate)
         let library = try styleFile.library(dataDirectory: engine.resolvedDataDir)
+        let loraCatalog = try loraLibrary.catalog(dataDirectory: engine.resolvedDataDir)
         let spec: GenerationSpec
         do {
             // The images go into the data directory's image store, where the worker reads them.
@@ -89,7 +94,8 @@ struct GenerateCommand: AsyncParsableCommand {
                 try images.put(file: path, field: "last_image")
             }
             request.fit = try fit.map { text throws(ReelError) in try ImageFit.parse(text) }
-            spec = try Validation.resolve(request, model: model, styles: library)
+            try jobLoRAs.apply(to: &request)
+            spec = try Validation.resolve(request, model: model, styles: library, loras: loraCatalog)
         } catch {
             throw ValidationError(error.description)
         }
@@ -108,6 +114,7 @@ struct GenerateCommand: AsyncParsableCommand {
             engine: engine, options: supervision, plan: plan, outputRoot: folder.deletingLastPathComponent().path)
         // A command that cannot start its worker says why at once rather than retrying.
         queue.unhealthyAfter = 1
+        queue.loras = loraLibrary
         printError("starting the \(engine.modelArgument) worker on \(engine.resolvedDevice) …")
         let display = ProgressDisplay(label: "generating")
         let announced = Mutex(false)

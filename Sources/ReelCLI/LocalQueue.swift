@@ -16,6 +16,8 @@ struct LocalQueue {
     let plan: PlacementPlan
     /// Job `id`'s files go to `outputRoot/id`.
     let outputRoot: String
+    /// The LoRA library and the workers' adapter slots.
+    var loras = LoRALibraryOptions()
     /// Consecutive failed starts after which a slot is given up on (and, when every slot is, the command).
     var unhealthyAfter = 3
 
@@ -47,6 +49,7 @@ struct LocalQueue {
             memoryBudgetGiB: engine.memoryBudget, memorySaving: engine.memorySaving || plan.memorySaving,
             placementNotes: plan.notes)
         configuration.approximate = engine.approximate
+        loras.apply(to: &configuration)
         configuration.minFreeDiskBytes = try ServeCommand.minimumFreeDisk(nil, model: engine.resolveModel())
         let scheduler = Scheduler(
             configuration: configuration, store: store,

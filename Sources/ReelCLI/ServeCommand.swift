@@ -78,6 +78,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Largest request body in bytes.") var maxBodyBytes = 1 << 20
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
     @OptionGroup var styleFile: StyleFileOption
+    @OptionGroup var loraLibrary: LoRALibraryOptions
+    @Option(
+        help: ArgumentHelp(
+            "An idle slot takes the oldest queued job of the LoRA set its worker holds before older jobs of other "
+                + "sets, but no job is passed over for longer than this many seconds past its turn (0: plain queue "
+                + "order).", valueName: "seconds"))
+    var affinityWindow: Double = 30
     @Option(help: "Most frames one job may generate (before interpolation).") var maxFrames = GenerationLimits.standard
         .maxFrames
     @Option(help: "Most pixels per frame (width × height).") var maxPixels = GenerationLimits.standard.maxPixelsPerFrame
@@ -135,6 +142,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if let memoryBudget, !(memoryBudget > 0) {
             throw ValidationError("--memory-budget must be a positive number of GiB, not \(memoryBudget)")
+        }
+        guard affinityWindow >= 0 && affinityWindow <= 86_400 else {
+            throw ValidationError("--affinity-window must be between 0 and 86400 seconds, not \(affinityWindow)")
         }
         guard relayoutAfter >= 0 && relayoutAfter.isFinite else {
             throw ValidationError("--relayout-after must be 0 (never) or a number of seconds, not \(relayoutAfter)")
@@ -227,6 +237,8 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.minFreeDiskBytes = try Self.minimumFreeDisk(minFreeDisk, model: modelInfo)
         configuration.approximate = engineOptions.approximate
         configuration.imageLimits = ImageLimits(maxBytes: maxImageBytes, maxPixels: maxImagePixels)
+        loraLibrary.apply(to: &configuration)
+        configuration.affinityWindow = .milliseconds(Int64(affinityWindow * 1000))
         // auto follows the queue where the queue can change its choice (two or more GPUs, a model one GPU holds).
         var follows = false
         if plan.requested == .auto && relayoutAfter > 0 {
@@ -248,7 +260,8 @@ struct ServeCommand: AsyncParsableCommand {
             maxPromptCharacters: maxPromptCharacters)
         let service = try JobService(
             store: store, scheduler: scheduler, limits: limits, styles: styles,
-            maxQueuedPerOwner: maxQueuedPerKey > 0 ? maxQueuedPerKey : nil)
+            maxQueuedPerOwner: maxQueuedPerKey > 0 ? maxQueuedPerKey : nil,
+            recipeLoRAs: try loraLibrary.recipeLoRAs())
         let keys = try apiKeys()
         // Connections are capped below the open-file limit, so accepting one never fails for want of a descriptor.
         let descriptors = DescriptorLimit.raiseSoftLimit()

@@ -4,7 +4,7 @@ extension Validation {
     /// - Parameter runner: who runs the rows, as the model's error names it ("this server", "reel batch").
     public static func resolve(
         _ row: SpecRow, model: ModelInfo, limits: GenerationLimits = .standard, styles: StyleLibrary = .builtIn,
-        runner: String
+        loras: LoRACatalog = .empty, runner: String
     ) throws(ReelError) -> GenerationSpec {
         if let named = row.model, named != model.name {
             throw .invalid(
@@ -18,6 +18,6 @@ extension Validation {
                 "priority must be between \(SpecRow.priorityRange.lowerBound) and "
                     + "\(SpecRow.priorityRange.upperBound), not \(priority)")
         }
-        return try resolve(row.request, model: model, limits: limits, styles: styles)
+        return try resolve(row.request, model: model, limits: limits, styles: styles, loras: loras)
     }
 }

@@ -44,7 +44,7 @@ public final class LoRALibrary: Sendable {
             let url = directory.appendingPathComponent(file)
             guard let attributes = try? fileManager.attributesOfItem(atPath: url.path),
                 attributes[.type] as? FileAttributeType == .typeRegular,
-                let bytes = attributes[.size] as? Int, let modified = attributes[.modificationDate] as? Date
+                let bytes = (attributes[.size] as? NSNumber)?.intValue, let modified = attributes[.modificationDate] as? Date
             else { continue }
             seen.insert(name)
             if let known = memo.withLock({ $0[name] }), known.bytes == bytes, known.modified == modified {
@@ -78,8 +78,10 @@ public final class LoRALibrary: Sendable {
         defer { try? handle.close() }
         var hasher = SHA256()
         while true {
-            guard let chunk = try? handle.read(upToCount: 4 << 20) else { return nil }
-            if chunk.isEmpty { break }
+            let chunk: Data?
+            do { chunk = try handle.read(upToCount: 4 << 20) } catch { return nil }
+            // nil or empty at the end of the file.
+            guard let chunk, !chunk.isEmpty else { break }
             hasher.update(data: chunk)
         }
         return hasher.finalize().hexDigits

@@ -464,8 +464,7 @@ final class SlotDriver<C: Clock>: SlotRunning where C.Duration == Duration {
     private func missingLoRA(of job: Job) -> String? {
         for lora in job.spec.loras ?? [] {
             let path = configuration.loraFiles.url(named: lora.name).path
-            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
-            if size == nil {
+            if !FileManager.default.fileExists(atPath: path) {
                 return "LoRA \(lora.name) is not in this node's library (\(path)): copy the file there, or run the job "
                     + "on the node that has it"
             }

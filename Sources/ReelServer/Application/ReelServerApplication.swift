@@ -81,6 +81,7 @@ public struct ReelServerApplication: Service {
         ImageRoutes(service: service).register(on: router)
         OpenAIVideoRoutes(service: service, configuration: configuration).register(on: router)
         StyleRoutes(styles: service.styles).register(on: router)
+        LoRARoutes(jobs: service).register(on: router)
         BatchRoutes(
             batches: BatchService(jobs: service, maxRows: configuration.maxBatchRows),
             maxBodyBytes: configuration.maxBatchBytes

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import ReelAPI
+import ReelCore
 
 extension JobSubmission {
     /// A stable digest of the submission, to tell a retry of a request from a different request under the same
@@ -12,5 +13,13 @@ extension JobSubmission {
         // Encoding plain strings and numbers cannot fail.
         let canonical = (try? encoder.encode(self)) ?? Data()
         return "sha256:" + SHA256.hash(data: canonical).hexDigits
+    }
+
+    /// The digest of the submission and of the LoRA files it resolved to: the same body naming a LoRA whose file
+    /// has since changed is a different request. Without LoRAs it is `digest`.
+    public func digest(resolving loras: [ResolvedLoRA]?) -> String {
+        guard let loras, !loras.isEmpty else { return digest }
+        let files = loras.map { "\($0.name)=\($0.sha256)" }.joined(separator: ";")
+        return "sha256:" + SHA256.hash(data: Array((digest + "|" + files).utf8)).hexDigits
     }
 }

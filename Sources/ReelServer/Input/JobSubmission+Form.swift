@@ -24,6 +24,10 @@ extension JobSubmission {
             seconds: request.seconds, frames: request.frames, steps: request.steps, guidance: request.guidance,
             seed: request.seed, model: row.model, pngFrames: fields["png_frames"] == nil ? nil : request.pngFrames,
             priority: row.priority, fps: request.fps, interpolate: request.interpolate, image: row.imageName,
-            lastImage: row.lastImageName, fit: request.fit?.rawValue)
+            lastImage: row.lastImageName, fit: request.fit?.rawValue,
+            loras: request.loras.isEmpty
+                ? nil
+                : request.loras.map { LoRARequest(name: $0.name, scale: $0.scale, expert: $0.expert.rawValue) },
+            recipe: request.recipe, recipeLoRAs: request.recipeLoRAs.map { RecipeLoRAPair(high: $0.high, low: $0.low) })
     }
 }

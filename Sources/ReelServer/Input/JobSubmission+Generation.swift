@@ -15,7 +15,37 @@ extension JobSubmission {
     public func specRow() throws(ReelError) -> SpecRow {
         var request = generationRequest
         request.fit = try fit.map { text throws(ReelError) in try ImageFit.parse(text) }
+        request.loras = try loraUses()
+        request.recipe = recipe
+        request.recipeLoRAs = recipeLoRAs.map { RecipeLoRAs(high: $0.high, low: $0.low) }
         return SpecRow(
             request: request, model: model, priority: priority, imageName: image, lastImageName: lastImage)
+    }
+}
+
+extension JobSubmission {
+    /// The LoRAs asked for, each name, scale and expert checked (errors name `loras[i]`).
+    func loraUses() throws(ReelError) -> [LoRAUse] {
+        var uses: [LoRAUse] = []
+        for (index, lora) in (loras ?? []).enumerated() {
+            let field = "loras[\(index)]"
+            guard LoRAUse.isValidName(lora.name) else {
+                throw .invalid(
+                    "\(field).name",
+                    "\(lora.name.quotedForMessage(limit: 80)) is not a LoRA name (a library file's name without "
+                        + ".safetensors: letters, digits, '.', '_' and '-')")
+            }
+            var use = LoRAUse(name: lora.name, scale: lora.scale ?? 1)
+            if let expert = lora.expert {
+                guard let value = LoRAExpert(rawValue: expert) else {
+                    throw .invalid(
+                        "\(field).expert", "the expert must be high, low or both, not \(expert.quotedForMessage())")
+                }
+                use.expert = value
+            }
+            try use.checkScale(field: "\(field).scale")
+            uses.append(use)
+        }
+        return uses
     }
 }

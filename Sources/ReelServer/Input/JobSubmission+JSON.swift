@@ -52,6 +52,9 @@ extension JobSubmission {
         image = try reader.string("image")
         lastImage = try reader.string("last_image")
         fit = try reader.string("fit")
+        loras = try reader.loras("loras")
+        recipe = try reader.string("recipe")
+        recipeLoRAs = try reader.recipePair("recipe_loras")
     }
 }
 
@@ -64,12 +67,68 @@ private struct FieldReader {
         return value
     }
 
-    func string(_ name: String) throws(ReelError) -> String? {
+    func string(_ name: String, shown: String? = nil) throws(ReelError) -> String? {
         guard let value = value(name) else { return nil }
         guard case .string(let text) = value else {
-            throw .invalid(name, "\(name) must be a string, not \(value.typeName)")
+            let field = shown ?? name
+            throw .invalid(field, "\(field) must be a string, not \(value.typeName)")
         }
         return text
+    }
+
+    /// `[{"name", "scale", "expert"}, …]`, or the text form of the CSV column (`a:0.8;b@high`).
+    func loras(_ name: String) throws(ReelError) -> [LoRARequest]? {
+        guard let value = value(name) else { return nil }
+        switch value {
+        case .string(let text):
+            return try LoRAUse.parseList(text, field: name).map {
+                LoRARequest(name: $0.name, scale: $0.scale, expert: $0.expert.rawValue)
+            }
+        case .array(let items):
+            var result: [LoRARequest] = []
+            for (index, item) in items.enumerated() {
+                let field = "\(name)[\(index)]"
+                guard case .object(let entry) = item else {
+                    throw .invalid(field, "\(field) must be an object {\"name\", \"scale\", \"expert\"}, not \(item.typeName)")
+                }
+                for key in entry.keys.sorted() where !["name", "scale", "expert"].contains(key) {
+                    throw .invalid(
+                        "\(field).\(String(key.unicodeScalars.prefix(40)))",
+                        "unknown field \(key.quotedForMessage(limit: 40)) of a LoRA; its fields are name, scale, expert")
+                }
+                let reader = FieldReader(fields: entry)
+                guard let loraName = try reader.string("name", shown: "\(field).name") else {
+                    throw .invalid("\(field).name", "\(field).name is missing: give the LoRA's library name")
+                }
+                result.append(
+                    LoRARequest(
+                        name: loraName, scale: try reader.number("scale", shown: "\(field).scale"),
+                        expert: try reader.string("expert", shown: "\(field).expert")))
+            }
+            return result
+        default:
+            throw .invalid(name, "\(name) must be a list of {\"name\", \"scale\", \"expert\"}, not \(value.typeName)")
+        }
+    }
+
+    /// `{"high": NAME, "low": NAME}`, or the text form `HIGH,LOW`.
+    func recipePair(_ name: String) throws(ReelError) -> RecipeLoRAPair? {
+        guard let value = value(name) else { return nil }
+        switch value {
+        case .string(let text):
+            let pair = try RecipeLoRAs.parse(text, field: name)
+            return RecipeLoRAPair(high: pair.high, low: pair.low)
+        case .object(let entry):
+            let reader = FieldReader(fields: entry)
+            guard let high = try reader.string("high", shown: "\(name).high"),
+                let low = try reader.string("low", shown: "\(name).low"), entry.count == 2
+            else {
+                throw .invalid(name, "\(name) must be {\"high\": NAME, \"low\": NAME}, the recipe's two LoRAs")
+            }
+            return RecipeLoRAPair(high: high, low: low)
+        default:
+            throw .invalid(name, "\(name) must be {\"high\": NAME, \"low\": NAME} or \"HIGH,LOW\", not \(value.typeName)")
+        }
     }
 
     func bool(_ name: String) throws(ReelError) -> Bool? {
@@ -96,8 +155,9 @@ private struct FieldReader {
         }
     }
 
-    func number(_ name: String) throws(ReelError) -> Double? {
-        guard let value = value(name) else { return nil }
+    func number(_ key: String, shown: String? = nil) throws(ReelError) -> Double? {
+        guard let value = value(key) else { return nil }
+        let name = shown ?? key
         switch value {
         case .integer(let number):
             return Double(number)

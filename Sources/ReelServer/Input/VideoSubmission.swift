@@ -27,6 +27,7 @@ enum VideoSubmission {
         "last_image": .text, "fit": .text,
         "negative_prompt": .text, "style": .text, "frames": .integer, "fps": .integer, "steps": .integer,
         "guidance": .number, "seed": .integer, "interpolate": .integer, "png_frames": .flag, "priority": .integer,
+        "loras": .text, "recipe": .text, "recipe_loras": .text,
     ]
 
     /// The field names `POST /v1/videos` understands, in the order an error lists them.

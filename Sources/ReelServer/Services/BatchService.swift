@@ -21,9 +21,11 @@ public struct BatchService: Sendable {
     /// images are read from this node's files (`check` first copies those it lacks from the job store).
     var validation: BatchValidation {
         let images = jobs.images
-        return BatchValidation(
+        var validation = BatchValidation(
             model: jobs.model, limits: jobs.limits, styles: jobs.styles, maxRows: maxRows, runner: "this server",
             images: { name, field throws(ReelError) in try images.resolve(name, field: field) })
+        validation.loras = jobs.loraCatalog
+        return validation
     }
 
     /// Validates a CSV document: the header first (an unknown column rejects the whole file), then every row.

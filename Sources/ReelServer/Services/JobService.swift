@@ -20,6 +20,12 @@ public final class JobService: Sendable {
     public let styles: StyleLibrary
     /// The most jobs one tenant may have queued at once; nil for no limit. Callers without a tenant have none.
     public let maxQueuedPerOwner: Int?
+    /// The LoRA files jobs may name, how many one expert holds, and each recipe's default pair.
+    public let loras: LoRALibrary
+    public let loraSlots: Int
+    public let recipeLoRAs: [String: RecipeLoRAs]
+    /// The library as it is now: one snapshot per submission, so a batch resolves every row against the same files.
+    public var loraCatalog: LoRACatalog { loras.catalog(maxPerExpert: loraSlots, recipeLoRAs: recipeLoRAs) }
     /// This node's files of the images jobs start from, in the data directory the scheduler's workers read them from.
     public var images: ImageStore { scheduler.configuration.images }
     /// The images as every node sharing the store sees them: this node's files, backed by the job store (where
@@ -34,25 +40,28 @@ public final class JobService: Sendable {
 
     public init(
         store: any JobStore, scheduler: Scheduler, model: ModelInfo, limits: GenerationLimits = .standard,
-        styles: StyleLibrary = .builtIn, maxQueuedPerOwner: Int? = nil
+        styles: StyleLibrary = .builtIn, maxQueuedPerOwner: Int? = nil, recipeLoRAs: [String: RecipeLoRAs] = [:]
     ) {
+        self.recipeLoRAs = recipeLoRAs
         self.store = store
         self.scheduler = scheduler
         self.model = model
         self.limits = limits
         self.styles = styles
         self.maxQueuedPerOwner = maxQueuedPerOwner
+        self.loras = scheduler.configuration.loraFiles
+        self.loraSlots = scheduler.configuration.loraSlots ?? LoRACatalog.defaultSlots
     }
 
     /// A service for the scheduler's model (`scheduler.configuration.model`), resolved once here.
     public convenience init(
         store: any JobStore, scheduler: Scheduler, limits: GenerationLimits = .standard,
-        styles: StyleLibrary = .builtIn, maxQueuedPerOwner: Int? = nil
+        styles: StyleLibrary = .builtIn, maxQueuedPerOwner: Int? = nil, recipeLoRAs: [String: RecipeLoRAs] = [:]
     ) throws(ReelError) {
         let model = try ModelCatalog.resolve(scheduler.configuration.model)
         self.init(
             store: store, scheduler: scheduler, model: model, limits: limits, styles: styles,
-            maxQueuedPerOwner: maxQueuedPerOwner)
+            maxQueuedPerOwner: maxQueuedPerOwner, recipeLoRAs: recipeLoRAs)
     }
 
     /// Validates and enqueues a job for the current caller. With an idempotency key already used for the same
@@ -64,7 +73,7 @@ public final class JobService: Sendable {
         let scopedKey = idempotencyKey.map { Self.scoped($0, owner) }
         let new = NewJob(
             spec: spec, priority: body.priority ?? 0, idempotencyKey: scopedKey,
-            requestDigest: idempotencyKey == nil ? nil : body.digest, owner: owner)
+            requestDigest: idempotencyKey == nil ? nil : body.digest(resolving: spec.loras), owner: owner)
         let result: (job: Job, created: Bool)
         do {
             result = try await withQueueRoom(for: 1) { try await store.enqueue(new, now: Date()) }
@@ -189,7 +198,8 @@ public final class JobService: Sendable {
         if let name = row.lastImageName {
             row.request.lastImage = try await library.resolve(name, field: "last_image")
         }
-        let spec = try Validation.resolve(row, model: model, limits: limits, styles: styles, runner: "this server")
+        let spec = try Validation.resolve(
+            row, model: model, limits: limits, styles: styles, loras: loraCatalog, runner: "this server")
         try await library.share(imagesOf: spec)
         return spec
     }
