@@ -87,9 +87,10 @@ public struct LoRAUse: Sendable, Equatable, Hashable {
                 "LoRA \(shown): \(name.quotedForMessage(limit: 80)) is not a LoRA name (the file's name without "
                     + ".safetensors: letters, digits, '.', '_' and '-'); the form is NAME[:SCALE][@high|low]")
         }
-        let use = LoRAUse(name: name, scale: scale, expert: expert)
-        try use.checkScale(field: field)
-        return use
+        guard abs(scale) <= maxScale else {
+            throw .invalid(field, "LoRA \(shown): the scale must be a number between -10 and 10, not \(scale)")
+        }
+        return LoRAUse(name: name, scale: scale, expert: expert)
     }
 
     /// The scale is finite and at most `maxScale` in size.
