@@ -21,7 +21,7 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
-const state = { styles: [], jobs: new Map(), batches: new Map(), workers: [], csv: null, videoURLs: new Map(),
+const state = { styles: [], loras: [], jobs: new Map(), batches: new Map(), workers: [], csv: null, videoURLs: new Map(),
   image: null };
 
 // ---- API key -----------------------------------------------------------------------------------------------
@@ -79,8 +79,45 @@ function formSpec() {
     seconds: number('#seconds'), seed: number('#seed'), steps: number('#steps'), guidance: number('#guidance'),
   };
   if (state.image) Object.assign(spec, { image: state.image.id, fit: $('#fit').value });
+  const loras = [...document.querySelectorAll('#lora-rows .lora-row')].map((row) => ({
+    name: row.querySelector('.lora-name').value,
+    scale: Number(row.querySelector('.lora-scale').value),
+    expert: row.querySelector('.lora-expert').value,
+  })).filter((l) => l.name);
+  if (loras.length) spec.loras = loras;
+  if ($('#recipe').value) {
+    spec.recipe = $('#recipe').value;
+    // The recipe fixes its steps and guidance.
+    delete spec.steps;
+    delete spec.guidance;
+  }
   return spec;
 }
+
+// ---- LoRAs ----------------------------------------------------------------------------------------------------
+// One row per LoRA: a library file (GET /v1/loras, those this server's model takes), its scale and its expert.
+function addLoRARow(lora = {}) {
+  const usable = state.loras.filter((l) => l.fits_server);
+  const name = el('select', { className: 'lora-name', ariaLabel: t('loraName') },
+    ...usable.map((l) => el('option', { value: l.name, textContent: `${l.name} (${l.format}, rank ${l.rank})` })));
+  if (lora.name) name.value = lora.name;
+  const scale = el('input', { className: 'lora-scale', type: 'number', step: '0.05', min: '-10', max: '10',
+    value: String(lora.scale ?? 1), ariaLabel: t('loraScale') });
+  const expert = el('select', { className: 'lora-expert', ariaLabel: t('loraExpert') },
+    ...['both', 'high', 'low'].map((e) => el('option', { value: e, textContent: t(`expert.${e}`) })));
+  expert.value = lora.expert || 'both';
+  const remove = el('button', { type: 'button', className: 'secondary', textContent: t('removeLora') });
+  const row = el('div', { className: 'lora-row' }, name, scale, expert, remove);
+  remove.addEventListener('click', () => row.remove());
+  $('#lora-rows').append(row);
+}
+
+function fillLoRAs() {
+  const usable = state.loras.filter((l) => l.fits_server);
+  $('#lora-add').hidden = usable.length === 0;
+  $('#lora-hint').hidden = usable.length > 0;
+}
+$('#lora-add').addEventListener('click', () => addLoRARow());
 
 function showMessage(selector, text, ok) {
   const node = $(selector);
@@ -333,7 +370,7 @@ function renderWorkers() {
 }
 
 const SPEC_KEYS = ['prompt', 'negative_prompt', 'style', 'size', 'seconds', 'frames', 'fps', 'steps', 'guidance', 'seed',
-  'model', 'image', 'last_image', 'fit'];
+  'model', 'image', 'last_image', 'fit', 'loras', 'recipe', 'recipe_loras'];
 
 async function rerun(job) {
   const s = job.spec;
@@ -342,7 +379,17 @@ async function rerun(job) {
     style: s.style || undefined, size: s.size, frames: s.frames, fps: s.fps, steps: s.steps, guidance: s.guidance,
     model: s.model, interpolate: s.interpolate > 1 ? s.interpolate : undefined, seed: randomSeed(),
     image: s.image || undefined, last_image: s.last_image || undefined, fit: s.image ? s.fit || undefined : undefined,
+    ...rerunLoRAs(s),
   });
+}
+
+// A recipe's pair comes first in the job's LoRAs: it is given back as the recipe's, the rest as LoRAs.
+function rerunLoRAs(s) {
+  const loras = (s.loras || []).map((l) => ({ name: l.name, scale: l.scale, expert: l.expert }));
+  if (!s.recipe) return loras.length ? { loras } : {};
+  const [high, low, ...rest] = loras;
+  return { recipe: s.recipe, recipe_loras: { high: high.name, low: low.name }, steps: undefined, guidance: undefined,
+    ...(rest.length ? { loras: rest } : {}) };
 }
 
 function videoCard(job) {
@@ -438,6 +485,7 @@ $('#lang').addEventListener('change', () => { setLang($('#lang').value); applyLa
 applyLanguage();
 updatePreview();
 api('/v1/styles').then((list) => { state.styles = list.data; fillStyles(); updatePreview(); }).catch(() => {});
+api('/v1/loras').then((list) => { state.loras = list.data; fillLoRAs(); }).catch(() => {});
 startFeed();
 refreshWorkers();
 setInterval(refreshWorkers, 2000);

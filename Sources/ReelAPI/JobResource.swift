@@ -52,13 +52,19 @@ public struct JobResource: Sendable, Equatable, Codable {
         public var image: String?
         public var lastImage: String?
         public var fit: String?
+        /// The LoRAs applied, in order (an empty list for none), and the recipe the job was made with.
+        public var loras: [AppliedLoRA]?
+        public var recipe: String?
 
         public init(
             prompt: String, negativePrompt: String, size: String, width: Int, height: Int, frames: Int, fps: Int,
             seconds: Double, steps: Int, guidance: Double, guidance2: Double?, seed: UInt64, model: String,
             pngFrames: Bool, style: String?, userPrompt: String?, interpolate: Int, outputFrames: Int, outputFPS: Int,
-            requestedSeconds: Double?, image: String? = nil, lastImage: String? = nil, fit: String? = nil
+            requestedSeconds: Double?, image: String? = nil, lastImage: String? = nil, fit: String? = nil,
+            loras: [AppliedLoRA]? = nil, recipe: String? = nil
         ) {
+            self.loras = loras
+            self.recipe = recipe
             self.image = image
             self.lastImage = lastImage
             self.fit = fit
@@ -93,7 +99,7 @@ public struct JobResource: Sendable, Equatable, Codable {
             case outputFrames = "output_frames"
             case outputFPS = "output_fps"
             case requestedSeconds = "requested_seconds"
-            case image, fit
+            case image, fit, loras, recipe
             case lastImage = "last_image"
         }
 
@@ -122,6 +128,24 @@ public struct JobResource: Sendable, Equatable, Codable {
             try container.encode(image, forKey: .image)
             try container.encode(lastImage, forKey: .lastImage)
             try container.encode(fit, forKey: .fit)
+            try container.encode(loras ?? [], forKey: .loras)
+            try container.encode(recipe, forKey: .recipe)
+        }
+    }
+
+    /// A LoRA a job applies: its library name, the SHA-256 of the file, its scale and its expert.
+    public struct AppliedLoRA: Sendable, Equatable, Codable {
+        public var name: String
+        public var sha256: String
+        public var scale: Double
+        /// `high`, `low` or `both`.
+        public var expert: String
+
+        public init(name: String, sha256: String, scale: Double, expert: String) {
+            self.name = name
+            self.sha256 = sha256
+            self.scale = scale
+            self.expert = expert
         }
     }
 

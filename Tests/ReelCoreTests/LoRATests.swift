@@ -175,7 +175,7 @@ import Testing
         let error = try #require(message { _ = try catalog.resolve([LoRAUse(name: "five_style")], for: Self.tinyT2V) })
         #expect(
             error.message
-                == "five_style is a LoRA for ti2v-5b (dim 3072, 2 blocks); this server runs tiny:t2v-a14b (t2v-a14b)")
+                == "five_style is a LoRA for ti2v-5b (dim 3072); this server runs tiny:t2v-a14b (t2v-a14b)")
         let broken = try #require(message { _ = try catalog.resolve([LoRAUse(name: "broken")], for: Self.tinyT2V) })
         #expect(broken.message.contains("broken cannot be used: bad keys"))
     }

@@ -21,17 +21,19 @@ struct TestServer {
     ///   by default one all these servers share.
     init(
         configuration: ReelServerConfiguration = ReelServerConfiguration(port: 0), dataDirectory: String? = nil,
-        model: String = "tiny", imageLimits: ImageLimits = .standard
+        model: String = "tiny", imageLimits: ImageLimits = .standard, loraDirectory: String? = nil,
+        recipeLoRAs: [String: RecipeLoRAs] = [:]
     ) throws {
         var schedulerConfiguration = SchedulerConfiguration(
             node: "test", slots: [], engine: EngineLocation(python: "python3", packageDirectory: nil), model: model,
             dataDirectory: dataDirectory
                 ?? FileManager.default.temporaryDirectory.appendingPathComponent("reel-server-tests").path)
         schedulerConfiguration.imageLimits = imageLimits
+        schedulerConfiguration.loraDirectory = loraDirectory
         scheduler = Scheduler(
             configuration: schedulerConfiguration, store: store, metrics: metrics.schedulerMetrics,
             logger: TestSupport.logger)
-        service = try JobService(store: store, scheduler: scheduler)
+        service = try JobService(store: store, scheduler: scheduler, recipeLoRAs: recipeLoRAs)
         server = ReelServerApplication(
             configuration: configuration, service: service, metrics: metrics, logger: TestSupport.logger)
     }

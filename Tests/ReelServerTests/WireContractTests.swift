@@ -73,6 +73,11 @@ import Testing
         #expect(try Self.keys(HealthStatus(status: "ok")) == Self.properties(Self.schema("Status")))
         let image = ImageResource(ImageReference(sha256: "ab", format: .webp, width: 2, height: 3))
         #expect(try Self.keys(image) == Self.properties(Self.schema("Image")))
+        let lora = LoRAResource(
+            name: "a", bytes: 1, sha256: String(repeating: "0", count: 64), format: nil, rank: nil, dim: nil,
+            blocks: nil, architectures: nil, fitsServer: false, error: "bad")
+        #expect(try Self.keys(lora) == Self.properties(Self.schema("LoRA")))
+        #expect(try Self.keys(DataList(data: [lora])) == Self.properties(Self.schema("LoRAList")))
         let error = ErrorBody(error: .init(code: "not_found", message: "no", field: nil))
         let errorSchema = try Self.schema("Error")
         #expect(try Self.keys(error) == Self.properties(errorSchema))
@@ -84,7 +89,8 @@ import Testing
         let submission = JobSubmission(
             prompt: "a fox", negativePrompt: "", style: "cinematic", size: "64x64", seconds: 1, frames: 5, steps: 2,
             guidance: 5, seed: 7, model: "tiny", pngFrames: true, priority: 1, fps: 24, interpolate: 2,
-            image: "img_0", lastImage: "img_1", fit: "cover")
+            image: "img_0", lastImage: "img_1", fit: "cover", loras: [LoRARequest(name: "a", scale: 1, expert: "high")],
+            recipe: "lightning-4step", recipeLoRAs: RecipeLoRAPair(high: "h", low: "l"))
         #expect(try Self.keys(submission) == Self.properties(Self.schema("JobSpecInput")))
         #expect(Set(JobSubmission.knownFields) == (try Self.properties(Self.schema("JobSpecInput"))))
     }

@@ -80,7 +80,7 @@ public struct LoRACatalog: Sendable, Equatable {
                     ? info.fits.joined(separator: ", ") : info.architectures.joined(separator: ", ")
                 throw .invalid(
                     field,
-                    "\(use.name) is a LoRA for \(made) (dim \(info.dim), \(info.blocks) blocks); this server runs "
+                    "\(use.name) is a LoRA for \(made) (dim \(info.dim)); this server runs "
                         + "\(model.name) (\(model.architecture.rawValue))")
             }
             if !twoExperts, use.expert != .both {

@@ -2504,6 +2504,72 @@ enum OpenAPIDocument {
         ]
       }
     },
+    "/v1/loras": {
+      "get": {
+        "summary": "The LoRA library",
+        "operationId": "listLoRAs",
+        "responses": {
+          "200": {
+            "description": "Every *.safetensors file of the library, with its format, rank and the models it fits",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/LoRAList"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "An API key is required, or the one sent is not valid",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "429": {
+            "description": "Too many requests, or too many jobs queued, for this key",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {
+                  "type": "string",
+                  "pattern": "^[0-9]+$"
+                }
+              }
+            }
+          },
+          "default": {
+            "description": "Any other error, in the same shape",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {},
+          {
+            "bearer": []
+          }
+        ],
+        "tags": [
+          "loras"
+        ]
+      }
+    },
     "/v1/events": {
       "get": {
         "summary": "Events as they happen, as Server-Sent Events",
@@ -3210,6 +3276,81 @@ enum OpenAPIDocument {
               null
             ],
             "description": "How the images fit the size: cover (scale, centre-crop; the default), contain (scale to fit, black bars) or stretch"
+          },
+          "loras": {
+            "type": [
+              "array",
+              "string",
+              "null"
+            ],
+            "items": {
+              "type": "object",
+              "properties": {
+                "name": {
+                  "type": "string",
+                  "description": "A LoRA's name in GET /v1/loras (its file name without .safetensors)"
+                },
+                "scale": {
+                  "type": [
+                    "number",
+                    "null"
+                  ],
+                  "minimum": -10,
+                  "maximum": 10,
+                  "description": "Strength; 1 when absent"
+                },
+                "expert": {
+                  "type": [
+                    "string",
+                    "null"
+                  ],
+                  "enum": [
+                    "high",
+                    "low",
+                    "both",
+                    null
+                  ],
+                  "description": "The A14B expert it goes to; both when absent"
+                }
+              },
+              "required": [
+                "name"
+              ],
+              "additionalProperties": false
+            },
+            "description": "LoRAs from GET /v1/loras, applied in order: a list of {name, scale, expert}, or the CSV text form NAME[:SCALE][@high|low];…"
+          },
+          "recipe": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "enum": [
+              "lightning-4step",
+              null
+            ],
+            "description": "lightning-4step: 4 steps (2 on each A14B expert), no guidance, shift 5, with its LoRA pair"
+          },
+          "recipe_loras": {
+            "type": [
+              "object",
+              "string",
+              "null"
+            ],
+            "properties": {
+              "high": {
+                "type": "string"
+              },
+              "low": {
+                "type": "string"
+              }
+            },
+            "required": [
+              "high",
+              "low"
+            ],
+            "additionalProperties": false,
+            "description": "The recipe's LoRA pair by name, {high, low} or HIGH,LOW; the server's --recipe-lora when absent"
           }
         },
         "required": [
@@ -3362,6 +3503,81 @@ enum OpenAPIDocument {
               null
             ],
             "description": "How the images fit the size: cover (scale, centre-crop; the default), contain (scale to fit, black bars) or stretch"
+          },
+          "loras": {
+            "type": [
+              "array",
+              "string",
+              "null"
+            ],
+            "items": {
+              "type": "object",
+              "properties": {
+                "name": {
+                  "type": "string",
+                  "description": "A LoRA's name in GET /v1/loras (its file name without .safetensors)"
+                },
+                "scale": {
+                  "type": [
+                    "number",
+                    "null"
+                  ],
+                  "minimum": -10,
+                  "maximum": 10,
+                  "description": "Strength; 1 when absent"
+                },
+                "expert": {
+                  "type": [
+                    "string",
+                    "null"
+                  ],
+                  "enum": [
+                    "high",
+                    "low",
+                    "both",
+                    null
+                  ],
+                  "description": "The A14B expert it goes to; both when absent"
+                }
+              },
+              "required": [
+                "name"
+              ],
+              "additionalProperties": false
+            },
+            "description": "LoRAs from GET /v1/loras, applied in order: a list of {name, scale, expert}, or the CSV text form NAME[:SCALE][@high|low];…"
+          },
+          "recipe": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "enum": [
+              "lightning-4step",
+              null
+            ],
+            "description": "lightning-4step: 4 steps (2 on each A14B expert), no guidance, shift 5, with its LoRA pair"
+          },
+          "recipe_loras": {
+            "type": [
+              "object",
+              "string",
+              "null"
+            ],
+            "properties": {
+              "high": {
+                "type": "string"
+              },
+              "low": {
+                "type": "string"
+              }
+            },
+            "required": [
+              "high",
+              "low"
+            ],
+            "additionalProperties": false,
+            "description": "The recipe's LoRA pair by name, {high, low} or HIGH,LOW; the server's --recipe-lora when absent"
           }
         },
         "additionalProperties": false
@@ -3490,6 +3706,45 @@ enum OpenAPIDocument {
               "stretch",
               null
             ]
+          },
+          "loras": {
+            "type": "array",
+            "items": {
+              "type": "object",
+              "properties": {
+                "name": {
+                  "type": "string"
+                },
+                "sha256": {
+                  "type": "string",
+                  "pattern": "^[0-9a-f]{64}$"
+                },
+                "scale": {
+                  "type": "number"
+                },
+                "expert": {
+                  "type": "string",
+                  "enum": [
+                    "high",
+                    "low",
+                    "both"
+                  ]
+                }
+              },
+              "required": [
+                "name",
+                "sha256",
+                "scale",
+                "expert"
+              ]
+            },
+            "description": "The LoRAs applied, in order, each by its file's SHA-256"
+          },
+          "recipe": {
+            "type": [
+              "string",
+              "null"
+            ]
           }
         },
         "required": [
@@ -3515,7 +3770,9 @@ enum OpenAPIDocument {
           "requested_seconds",
           "image",
           "last_image",
-          "fit"
+          "fit",
+          "loras",
+          "recipe"
         ]
       },
       "Job": {
@@ -4018,6 +4275,81 @@ enum OpenAPIDocument {
               null
             ],
             "description": "How the images fit the size: cover (scale, centre-crop; the default), contain (scale to fit, black bars) or stretch"
+          },
+          "loras": {
+            "type": [
+              "array",
+              "string",
+              "null"
+            ],
+            "items": {
+              "type": "object",
+              "properties": {
+                "name": {
+                  "type": "string",
+                  "description": "A LoRA's name in GET /v1/loras (its file name without .safetensors)"
+                },
+                "scale": {
+                  "type": [
+                    "number",
+                    "null"
+                  ],
+                  "minimum": -10,
+                  "maximum": 10,
+                  "description": "Strength; 1 when absent"
+                },
+                "expert": {
+                  "type": [
+                    "string",
+                    "null"
+                  ],
+                  "enum": [
+                    "high",
+                    "low",
+                    "both",
+                    null
+                  ],
+                  "description": "The A14B expert it goes to; both when absent"
+                }
+              },
+              "required": [
+                "name"
+              ],
+              "additionalProperties": false
+            },
+            "description": "LoRAs from GET /v1/loras, applied in order: a list of {name, scale, expert}, or the CSV text form NAME[:SCALE][@high|low];…"
+          },
+          "recipe": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "enum": [
+              "lightning-4step",
+              null
+            ],
+            "description": "lightning-4step: 4 steps (2 on each A14B expert), no guidance, shift 5, with its LoRA pair"
+          },
+          "recipe_loras": {
+            "type": [
+              "object",
+              "string",
+              "null"
+            ],
+            "properties": {
+              "high": {
+                "type": "string"
+              },
+              "low": {
+                "type": "string"
+              }
+            },
+            "required": [
+              "high",
+              "low"
+            ],
+            "additionalProperties": false,
+            "description": "The recipe's LoRA pair by name, {high, low} or HIGH,LOW; the server's --recipe-lora when absent"
           }
         },
         "required": [
@@ -4100,6 +4432,18 @@ enum OpenAPIDocument {
               "contain",
               "stretch"
             ]
+          },
+          "loras": {
+            "type": "string",
+            "description": "NAME[:SCALE][@high|low];… from GET /v1/loras"
+          },
+          "recipe": {
+            "type": "string",
+            "description": "lightning-4step"
+          },
+          "recipe_loras": {
+            "type": "string",
+            "description": "HIGH,LOW"
           }
         },
         "required": [
@@ -4504,6 +4848,18 @@ enum OpenAPIDocument {
               "contain",
               "stretch"
             ]
+          },
+          "loras": {
+            "type": "string",
+            "description": "NAME[:SCALE][@high|low];… from GET /v1/loras"
+          },
+          "recipe": {
+            "type": "string",
+            "description": "lightning-4step"
+          },
+          "recipe_loras": {
+            "type": "string",
+            "description": "HIGH,LOW"
           }
         },
         "required": [
@@ -4554,6 +4910,101 @@ enum OpenAPIDocument {
           "height"
         ],
         "additionalProperties": false
+      },
+      "LoRA": {
+        "type": "object",
+        "properties": {
+          "name": {
+            "type": "string"
+          },
+          "bytes": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "sha256": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{64}$"
+          },
+          "format": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "enum": [
+              "diffusers",
+              "kohya",
+              "comfy",
+              "musubi",
+              "lightx2v",
+              null
+            ]
+          },
+          "rank": {
+            "type": [
+              "integer",
+              "null"
+            ]
+          },
+          "dim": {
+            "type": [
+              "integer",
+              "null"
+            ]
+          },
+          "blocks": {
+            "type": [
+              "integer",
+              "null"
+            ]
+          },
+          "architectures": {
+            "type": [
+              "array",
+              "null"
+            ],
+            "items": {
+              "type": "string"
+            },
+            "description": "The models it fits: ti2v-5b, t2v-a14b, i2v-a14b, and tiny:* for the tiny ones"
+          },
+          "fits_server": {
+            "type": "boolean",
+            "description": "Whether this server's model takes it"
+          },
+          "error": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "Why the file cannot be applied; null when it can"
+          }
+        },
+        "required": [
+          "name",
+          "bytes",
+          "sha256",
+          "format",
+          "rank",
+          "dim",
+          "blocks",
+          "architectures",
+          "fits_server",
+          "error"
+        ]
+      },
+      "LoRAList": {
+        "type": "object",
+        "properties": {
+          "data": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/LoRA"
+            }
+          }
+        },
+        "required": [
+          "data"
+        ]
       }
     },
     "securitySchemes": {

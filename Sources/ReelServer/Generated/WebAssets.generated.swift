@@ -86,7 +86,7 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
-const state = { styles: [], jobs: new Map(), batches: new Map(), workers: [], csv: null, videoURLs: new Map(),
+const state = { styles: [], loras: [], jobs: new Map(), batches: new Map(), workers: [], csv: null, videoURLs: new Map(),
   image: null };
 
 // ---- API key -----------------------------------------------------------------------------------------------
@@ -144,8 +144,45 @@ function formSpec() {
     seconds: number('#seconds'), seed: number('#seed'), steps: number('#steps'), guidance: number('#guidance'),
   };
   if (state.image) Object.assign(spec, { image: state.image.id, fit: $('#fit').value });
+  const loras = [...document.querySelectorAll('#lora-rows .lora-row')].map((row) => ({
+    name: row.querySelector('.lora-name').value,
+    scale: Number(row.querySelector('.lora-scale').value),
+    expert: row.querySelector('.lora-expert').value,
+  })).filter((l) => l.name);
+  if (loras.length) spec.loras = loras;
+  if ($('#recipe').value) {
+    spec.recipe = $('#recipe').value;
+    // The recipe fixes its steps and guidance.
+    delete spec.steps;
+    delete spec.guidance;
+  }
   return spec;
 }
+
+// ---- LoRAs ----------------------------------------------------------------------------------------------------
+// One row per LoRA: a library file (GET /v1/loras, those this server's model takes), its scale and its expert.
+function addLoRARow(lora = {}) {
+  const usable = state.loras.filter((l) => l.fits_server);
+  const name = el('select', { className: 'lora-name', ariaLabel: t('loraName') },
+    ...usable.map((l) => el('option', { value: l.name, textContent: `${l.name} (${l.format}, rank ${l.rank})` })));
+  if (lora.name) name.value = lora.name;
+  const scale = el('input', { className: 'lora-scale', type: 'number', step: '0.05', min: '-10', max: '10',
+    value: String(lora.scale ?? 1), ariaLabel: t('loraScale') });
+  const expert = el('select', { className: 'lora-expert', ariaLabel: t('loraExpert') },
+    ...['both', 'high', 'low'].map((e) => el('option', { value: e, textContent: t(`expert.${e}`) })));
+  expert.value = lora.expert || 'both';
+  const remove = el('button', { type: 'button', className: 'secondary', textContent: t('removeLora') });
+  const row = el('div', { className: 'lora-row' }, name, scale, expert, remove);
+  remove.addEventListener('click', () => row.remove());
+  $('#lora-rows').append(row);
+}
+
+function fillLoRAs() {
+  const usable = state.loras.filter((l) => l.fits_server);
+  $('#lora-add').hidden = usable.length === 0;
+  $('#lora-hint').hidden = usable.length > 0;
+}
+$('#lora-add').addEventListener('click', () => addLoRARow());
 
 function showMessage(selector, text, ok) {
   const node = $(selector);
@@ -398,7 +435,7 @@ function renderWorkers() {
 }
 
 const SPEC_KEYS = ['prompt', 'negative_prompt', 'style', 'size', 'seconds', 'frames', 'fps', 'steps', 'guidance', 'seed',
-  'model', 'image', 'last_image', 'fit'];
+  'model', 'image', 'last_image', 'fit', 'loras', 'recipe', 'recipe_loras'];
 
 async function rerun(job) {
   const s = job.spec;
@@ -407,7 +444,17 @@ async function rerun(job) {
     style: s.style || undefined, size: s.size, frames: s.frames, fps: s.fps, steps: s.steps, guidance: s.guidance,
     model: s.model, interpolate: s.interpolate > 1 ? s.interpolate : undefined, seed: randomSeed(),
     image: s.image || undefined, last_image: s.last_image || undefined, fit: s.image ? s.fit || undefined : undefined,
+    ...rerunLoRAs(s),
   });
+}
+
+// A recipe's pair comes first in the job's LoRAs: it is given back as the recipe's, the rest as LoRAs.
+function rerunLoRAs(s) {
+  const loras = (s.loras || []).map((l) => ({ name: l.name, scale: l.scale, expert: l.expert }));
+  if (!s.recipe) return loras.length ? { loras } : {};
+  const [high, low, ...rest] = loras;
+  return { recipe: s.recipe, recipe_loras: { high: high.name, low: low.name }, steps: undefined, guidance: undefined,
+    ...(rest.length ? { loras: rest } : {}) };
 }
 
 function videoCard(job) {
@@ -503,6 +550,7 @@ $('#lang').addEventListener('change', () => { setLang($('#lang').value); applyLa
 applyLanguage();
 updatePreview();
 api('/v1/styles').then((list) => { state.styles = list.data; fillStyles(); updatePreview(); }).catch(() => {});
+api('/v1/loras').then((list) => { state.loras = list.data; fillLoRAs(); }).catch(() => {});
 startFeed();
 refreshWorkers();
 setInterval(refreshWorkers, 2000);
@@ -572,6 +620,10 @@ const strings = {
     imagePixels: '{w} × {h} px', imageAlt: 'The chosen image, {name}', removeImage: 'Remove image', fit: 'Fit',
     'fit.cover': 'cover (crop to fill)', 'fit.contain': 'contain (black bars)', 'fit.stretch': 'stretch',
     sizeAuto: 'auto (from the image)',
+    loras: 'LoRAs', addLora: 'Add a LoRA', noLoras: 'The LoRA library is empty.', recipe: 'Recipe', noRecipe: 'none',
+    'recipe.lightning': 'lightning-4step (4 steps, its LoRA pair)', loraName: 'LoRA', loraScale: 'Scale',
+    loraExpert: 'Expert', removeLora: 'Remove', 'expert.both': 'both experts', 'expert.high': 'high-noise expert',
+    'expert.low': 'low-noise expert',
     csvTitle: 'Batch from CSV', csvHint: 'Columns: prompt, negative_prompt, style, size, seconds, steps, seed…',
     row: 'Row', status: 'Status', queueAll: 'Queue all', queueValid: 'Queue the {n} valid rows',
     rowOK: 'ok', rowsBad: 'Invalid rows: {n}. Nothing was queued.', batchQueued: 'Queued batch {id}',
@@ -599,6 +651,10 @@ const strings = {
     imagePixels: '{w} × {h} 像素', imageAlt: '所选图片：{name}', removeImage: '移除图片', fit: '适配方式',
     'fit.cover': '裁剪填满（cover）', 'fit.contain': '完整显示，加黑边（contain）', 'fit.stretch': '拉伸（stretch）',
     sizeAuto: '自动（按图片比例）',
+    loras: 'LoRA', addLora: '添加 LoRA', noLoras: 'LoRA 库为空。', recipe: '配方', noRecipe: '无',
+    'recipe.lightning': 'lightning-4step（4 步，配套 LoRA）', loraName: 'LoRA', loraScale: '强度',
+    loraExpert: '专家', removeLora: '移除', 'expert.both': '两个专家', 'expert.high': '高噪声专家',
+    'expert.low': '低噪声专家',
     csvTitle: '从 CSV 批量生成', csvHint: '列：prompt、negative_prompt、style、size、seconds、steps、seed…',
     row: '行', status: '状态', queueAll: '全部加入队列', queueValid: '将 {n} 个有效行加入队列',
     rowOK: '有效', rowsBad: '{n} 行无效，未加入任何任务。', batchQueued: '已加入批次 {id}',
@@ -696,6 +752,15 @@ export function translate(root) {
             <button type="button" id="image-remove" class="secondary" data-i18n="removeImage">Remove image</button>
           </figcaption>
         </figure>
+      </fieldset>
+      <fieldset id="lora-picker" class="wide">
+        <legend data-i18n="loras">LoRAs</legend>
+        <div id="lora-rows"></div>
+        <button type="button" id="lora-add" class="secondary" data-i18n="addLora">Add a LoRA</button>
+        <span id="lora-hint" class="hint" data-i18n="noLoras">The LoRA library is empty.</span>
+        <label><span data-i18n="recipe">Recipe</span> <select id="recipe">
+          <option value="" data-i18n="noRecipe">none</option>
+          <option value="lightning-4step" data-i18n="recipe.lightning">lightning-4step (4 steps, its LoRA pair)</option></select></label>
       </fieldset>
       <label><span data-i18n="style">Style</span> <select id="style"><option value="" data-i18n="noStyle">No style</option></select></label>
       <label><span data-i18n="size">Size</span> <select id="size"></select></label>

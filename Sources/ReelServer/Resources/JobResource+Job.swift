@@ -29,7 +29,10 @@ extension JobResource {
                 pngFrames: spec.pngFrames, style: spec.style, userPrompt: spec.userPrompt,
                 interpolate: spec.interpolate ?? 1, outputFrames: spec.outputFrames, outputFPS: spec.outputFPS,
                 requestedSeconds: spec.requestedSeconds, image: spec.image?.id, lastImage: spec.lastImage?.id,
-                fit: spec.fit?.rawValue),
+                fit: spec.fit?.rawValue,
+                loras: (spec.loras ?? []).map {
+                    .init(name: $0.name, sha256: $0.sha256, scale: $0.scale, expert: $0.expert.rawValue)
+                }, recipe: spec.recipe),
             priority: job.priority, attempts: job.attempts, cancelRequested: job.cancelRequested,
             createdAt: job.createdAt, startedAt: job.startedAt, finishedAt: job.finishedAt, error: error,
             outputs: outputs, batchID: job.batchID, node: job.node)
