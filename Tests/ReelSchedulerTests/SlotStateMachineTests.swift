@@ -154,6 +154,30 @@ extension JobEnd {
         #expect(slot.machine.status.job == nil)
     }
 
+    @Test func theSlotHoldsTheLoRASetOfTheJobItLastSentUntilItsWorkerRestarts() {
+        var slot = TestSlot()
+        slot.startWorker()
+        #expect(slot.machine.heldLoRAKey == "", "a new worker holds the base model")
+        var job = slot.makeJob()
+        job.spec.loras = [
+            ResolvedLoRA(name: "a", sha256: String(repeating: "a", count: 64), bytes: 1, scale: 1, expert: .both)
+        ]
+        _ = slot.give(job)
+        #expect(slot.machine.heldLoRAKey == job.spec.loraKey && !job.spec.loraKey.isEmpty)
+        let done = slot.result(job)
+        #expect(done.claims && slot.machine.heldLoRAKey == job.spec.loraKey, "the next claim prefers its set")
+        let plain = slot.makeJob()
+        _ = slot.give(plain)
+        #expect(slot.machine.heldLoRAKey == "")
+        #expect(slot.result(plain).claims)
+        _ = slot.give(job)
+        _ = slot.exit()
+        #expect(slot.machine.heldLoRAKey == "", "a crashed worker's adapters are gone")
+        slot.at(1)
+        slot.startWorker()
+        #expect(slot.machine.heldLoRAKey == "")
+    }
+
     @Test func nothingQueuedWaitsForTheDoorbellWithASafetyNet() {
         var slot = TestSlot { $0.idleRecheck = .seconds(5) }
         slot.startWorker()
