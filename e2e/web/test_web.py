@@ -16,6 +16,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import shutil
 import signal
 import socket
@@ -159,6 +160,73 @@ def test_submit_prompt_plays_video(browser, base):
     assert browser.eval("document.querySelector('#gallery .card a').href").endswith("/video")
     assert browser.eval("document.querySelectorAll('#workers tbody tr').length") >= 1
     browser.screenshot(ARTIFACTS / "1-video.png")
+
+
+def write_lora(path, dim=32, ffn=64, blocks=2, rank=4):
+    """A kohya-layout LoRA for the tiny models as a safetensors file (float32, small seeded values), written with
+    the standard library so the test needs no tensor library."""
+    import random
+    rng = random.Random(5)
+    tensors = {}
+    for block in range(blocks):
+        for layer, (out_dim, in_dim) in {"self_attn.q": (dim, dim), "cross_attn.v": (dim, dim),
+                                         "ffn.0": (ffn, dim)}.items():
+            name = f"diffusion_model.blocks.{block}.{layer}"
+            tensors[name + ".lora_down.weight"] = ([rank, in_dim], [rng.uniform(-0.1, 0.1) for _ in range(rank * in_dim)])
+            tensors[name + ".lora_up.weight"] = ([out_dim, rank], [rng.uniform(-0.1, 0.1) for _ in range(out_dim * rank)])
+            tensors[name + ".alpha"] = ([], [float(rank)])
+    header, body, offset = {}, b"", 0
+    for name, (shape, values) in sorted(tensors.items()):
+        data = struct.pack(f"<{len(values)}f", *values)
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len(data)]}
+        body += data
+        offset += len(data)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(struct.pack("<Q", len(text)) + text + body)
+
+
+def test_lora_picker(browser, base, data_dir):
+    """The picker lists the library's LoRAs for this model; a job sent with one records it by content, and the
+    server's refusal of an expert the model lacks is shown."""
+    open_page(browser, base)
+    browser.wait_for("!document.getElementById('lora-add').hidden", 30, "the LoRA library")
+    browser.eval("""(() => {
+      const set = (id, value) => { const el = document.getElementById(id); el.value = value;
+        el.dispatchEvent(new Event('input', { bubbles: true })); };
+      set('prompt', 'a lantern in the rain'); set('style', ''); set('size', 'custom');
+      set('width', 64); set('height', 64); set('seconds', 0.2); set('steps', 2); set('guidance', 5);
+      document.getElementById('lora-add').click();
+      const row = document.querySelector('#lora-rows .lora-row');
+      row.querySelector('.lora-name').value = 'tiny_detail';
+      row.querySelector('.lora-scale').value = '0.5';
+      row.querySelector('.lora-expert').value = 'high';
+    })()""")
+    options = browser.eval("[...document.querySelectorAll('#lora-rows .lora-name option')].map((o) => o.value)")
+    assert options == ["tiny_detail"], f"only the LoRA this model takes is offered: {options}"
+    before = job_count(base)
+    browser.eval("document.querySelector('#job-form button[type=submit]').click()")
+    browser.wait_for("document.getElementById('submit-message').className.includes('error')", 20, "the refusal")
+    message = browser.eval("document.getElementById('submit-message').textContent")
+    assert "one transformer" in message and message.startswith("loras"), message
+    assert job_count(base) == before, "a refused job queues nothing"
+    browser.eval("document.querySelector('#lora-rows .lora-expert').value = 'both'")
+    browser.eval("document.querySelector('#job-form button[type=submit]').click()")
+    browser.wait_for("document.getElementById('submit-message').textContent.includes('job_')"
+                     " || document.getElementById('submit-message').className.includes('error')", 20, "the job")
+    text = browser.eval("document.getElementById('submit-message').textContent")
+    assert "job_" in text, text
+    job_id = re.search(r"job_[0-9A-Za-z]+", text).group(0)
+    status, body = get(f"{base}/v1/jobs/{job_id}")
+    loras = json.loads(body)["spec"]["loras"]
+    digest = hashlib.sha256((data_dir / "loras" / "tiny_detail.safetensors").read_bytes()).hexdigest()
+    assert loras == [{"name": "tiny_detail", "sha256": digest, "scale": 0.5, "expert": "both"}], loras
+    wait_until(lambda: json.loads(get(f"{base}/v1/jobs/{job_id}")[1])["state"] in ("succeeded", "failed"), 240,
+               "the job with a LoRA to finish")
+    job = json.loads(get(f"{base}/v1/jobs/{job_id}")[1])
+    assert job["state"] == "succeeded", job
+    browser.screenshot(ARTIFACTS / "7-lora.png")
 
 
 def write_png(path, width, height):
@@ -432,6 +500,8 @@ def main():
         temp = pathlib.Path(temp)
         data_dir = temp / "data"
         data_dir.mkdir()
+        write_lora(data_dir / "loras" / "tiny_detail.safetensors")
+        write_lora(data_dir / "loras" / "five_wide.safetensors", dim=3072, ffn=14336, blocks=1, rank=1)
         server = chromium = None
         try:
             server, base = start_server(args, data_dir)
@@ -445,6 +515,7 @@ def main():
                 ("a CSV with a bad row shows its error", lambda: test_csv_with_a_bad_row(browser, base, data_dir)),
                 ("the language switch shows Chinese", lambda: test_language_switch(browser, base)),
                 ("asks for an API key on 401 and sends it", lambda: test_api_key(browser, base)),
+                ("the LoRA picker sends a LoRA and shows a refusal", lambda: test_lora_picker(browser, base, data_dir)),
             ]
             for name, test in tests:
                 t0 = time.monotonic()
