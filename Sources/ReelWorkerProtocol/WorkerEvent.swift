@@ -148,6 +148,8 @@ public enum WorkerEvent: Sendable, Equatable {
         public var interpolating: Double?
         /// Reading and encoding the images, for an image-to-video job.
         public var imageEncoding: Double?
+        /// Putting the job's LoRAs into the worker's adapter slots (on a worker with slots).
+        public var loraSwitch: Double?
         public var total: Double
 
         public init(
@@ -167,6 +169,7 @@ public enum WorkerEvent: Sendable, Equatable {
             case denoising, encoding, total, interpolating
             case textEncoding = "text_encoding"
             case imageEncoding = "image_encoding"
+            case loraSwitch = "lora_switch"
             case vaeDecode = "vae_decode"
         }
     }
