@@ -21,6 +21,8 @@ CRASH_STAGES = ("text_encoding", "vae_decode", "interpolating", "encoding")
 INTERPOLATE_FACTORS = (1, 2, 4)
 FITS = ("cover", "contain", "stretch")  # images.py fits an image to the video's size as these say
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+LORA_EXPERTS = ("high", "low", "both")  # the A14B models' high- and low-noise experts, or every transformer
+MAX_LORA_SCALE = 10.0
 
 
 class RequestError(Exception):
@@ -41,6 +43,7 @@ class Limits:
     temporal_stride: int = 4
     allow_faults: bool = False
     architecture: str | None = None  # None: any image is accepted (no model to check it against)
+    lora_slots: int | None = None  # LoRA slots per expert (--lora-slots); None: not checked here
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,18 @@ class ImageRef:
 
     path: str
     sha256: str  # 64 lowercase hex digits
+
+
+@dataclass(frozen=True)
+class LoRARef:
+    """A LoRA of a request (`loras`): its file, the SHA-256 the file's bytes must have, the scale and the expert it
+    lands on ("high", "low" or "both"). The job reads and checks the file (loras.py), not the parser."""
+
+    name: str
+    path: str
+    sha256: str  # 64 lowercase hex digits
+    scale: float = 1.0
+    expert: str = "both"
 
 
 @dataclass(frozen=True)
@@ -91,6 +106,8 @@ class GenerateRequest:
     image: ImageRef | None = None  # the first frame (image-to-video)
     last_image: ImageRef | None = None  # the last frame (first-last-frame to video)
     fit: str = "cover"  # how an image is fitted to width x height: one of FITS
+    loras: tuple[LoRARef, ...] = ()
+    recipe: str | None = None  # recorded only: the server resolved it into the fields above
 
 
 @dataclass(frozen=True)
@@ -205,6 +222,8 @@ def _parse_generate(obj: dict, limits: Limits, job: str | None) -> GenerateReque
     elif fit not in FITS:
         raise RequestError(f"fit: must be cover, contain or stretch, got {json.dumps(fit, ensure_ascii=False)}", job)
     _check_images(limits, image, last_image, frames, job)
+    loras = _parse_loras(obj, limits, job)
+    recipe = f.string("recipe", required=False)
     debug = None
     if obj.get("debug") is not None:
         if not limits.allow_faults:
@@ -232,6 +251,8 @@ def _parse_generate(obj: dict, limits: Limits, job: str | None) -> GenerateReque
         image=image,
         last_image=last_image,
         fit=fit,
+        loras=loras,
+        recipe=recipe,
     )
 
 
@@ -265,6 +286,77 @@ def _check_images(limits: Limits, image: ImageRef | None, last_image: ImageRef |
         raise RequestError("last_image: needs an image too (the first frame)", job)
     if last_image is not None and frames < 2:
         raise RequestError(f"last_image: a video with a last frame needs more than 1 frame, got frames {frames}", job)
+
+
+def _parse_loras(obj: dict, limits: Limits, job: str | None) -> tuple[LoRARef, ...]:
+    """`loras`: null, absent or a list of {"name", "path", "sha256", "scale" (default 1), "expert" (default both)}.
+    "high" and "low" only on a two-expert model; at most `limits.lora_slots` land on one expert; one LoRA (SHA-256)
+    at most once on an expert."""
+    value = obj.get("loras")
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise RequestError(f"loras: expected an array, got {_json_type(value)}", job)
+    refs = []
+    for i, item in enumerate(value):
+        where = f"loras[{i}]"
+        if not isinstance(item, dict):
+            raise RequestError(f"{where}: expected an object, got {_json_type(item)}", job)
+        f = _Fields(item, job, prefix=f"{where}.")
+        name = f.string("name")
+        if not name.strip():
+            raise RequestError(f"{where}.name: must not be empty", job)
+        path = f.string("path")
+        if not path or not os.path.isabs(path):
+            raise RequestError(f"{where}.path: must be an absolute path, got {json.dumps(path, ensure_ascii=False)}",
+                               job)
+        sha256 = f.string("sha256")
+        if not SHA256_HEX.fullmatch(sha256):
+            raise RequestError(f"{where}.sha256: must be 64 hexadecimal digits, got "
+                               f"{json.dumps(sha256, ensure_ascii=False)}", job)
+        scale = f.number("scale", required=False)
+        scale = 1.0 if scale is None else scale
+        if abs(scale) > MAX_LORA_SCALE:
+            raise RequestError(f"{where}.scale: {scale} is outside -{MAX_LORA_SCALE:g} … {MAX_LORA_SCALE:g}", job)
+        expert = f.string("expert", required=False) or "both"
+        if expert not in LORA_EXPERTS:
+            raise RequestError(f"{where}.expert: must be high, low or both, got "
+                               f"{json.dumps(expert, ensure_ascii=False)}", job)
+        refs.append(LoRARef(name=name, path=os.path.normpath(path), sha256=sha256.lower(), scale=scale,
+                            expert=expert))
+    _check_loras(limits, refs, job)
+    return tuple(refs)
+
+
+def _check_loras(limits: Limits, refs: list[LoRARef], job: str | None) -> None:
+    if not refs:
+        return
+    experts = ("high", "low")
+    if limits.architecture is not None:
+        from .catalog import TWO_EXPERTS  # torch-free: the catalog's JSON
+
+        if limits.architecture not in TWO_EXPERTS:
+            experts = ("high",)
+            for i, ref in enumerate(refs):
+                if ref.expert != "both":
+                    raise RequestError(f"loras[{i}].expert: {limits.architecture} models have one transformer: use "
+                                       f"\"both\", not \"{ref.expert}\" (high and low name the A14B models' experts)",
+                                       job)
+    if limits.lora_slots == 0:
+        raise RequestError("loras: this worker has no LoRA slots (it was started with --lora-slots 0)", job)
+    nouns = {"high": "the high-noise expert", "low": "the low-noise expert"} if len(experts) == 2 else {
+        "high": "the transformer"}
+    for expert in experts:
+        landing = [i for i, ref in enumerate(refs) if ref.expert in (expert, "both")]
+        if limits.lora_slots is not None and len(landing) > limits.lora_slots:
+            raise RequestError(f"loras: {len(landing)} LoRAs land on {nouns[expert]}, but this worker has "
+                               f"{limits.lora_slots} LoRA slots per expert (--lora-slots)", job)
+        seen: dict[str, int] = {}
+        for i in landing:
+            first = seen.setdefault(refs[i].sha256, i)
+            if first != i:
+                raise RequestError(f"loras[{i}]: the LoRA of loras[{first}] (SHA-256 {refs[i].sha256}) is already on "
+                                   f"{nouns[expert]}", job)
 
 
 def _parse_debug(obj: dict, job: str | None) -> DebugHooks:

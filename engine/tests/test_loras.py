@@ -5,9 +5,11 @@ the 4-step distilled sampler (samplers.py). LoRA files are written by the tests 
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from lora_files import (
+    original_tensors,
     random_pairs,
     write_diffusers,
     write_musubi,
@@ -236,3 +238,404 @@ def test_a_file_that_is_not_safetensors_is_refused(tmp_path):
     path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
     with pytest.raises(ValueError, match="is not a safetensors file"):
         loras.inspect(str(path))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The slots on tiny models against diffusers' load_lora_weights
+
+
+PROMPT, NEGATIVE = "a red fox walks through snow", "blurry"
+A14B_SIZE = dict(width=64, height=48, frames=5, steps=4, guidance=4.0, guidance_2=3.0, seed=3)
+TI2V_SIZE = dict(width=64, height=64, frames=5, steps=2, guidance=5.0, seed=5)
+RANK = 4  # the slots' rank and the files': no zero padding, so the frames are diffusers' bit for bit
+
+
+@pytest.fixture(scope="module")
+def slotted_a14b(data_dir, libraries):
+    """tiny:t2v-a14b with 2 LoRA slots of rank 4 on each expert (a model of its own: the session's stay bare)."""
+    from reel_engine import lora_slots
+    from reel_engine.models import load_model
+
+    model = load_model("tiny:t2v-a14b", "cpu", data_dir)
+    lora_slots.install(model, slots=2, max_rank=RANK)
+    return model
+
+
+@pytest.fixture(scope="module")
+def slotted_ti2v(data_dir, libraries):
+    from reel_engine import lora_slots
+    from reel_engine.models import load_model
+
+    model = load_model("tiny", "cpu", data_dir)
+    lora_slots.install(model, slots=2, max_rank=RANK)
+    return model
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict:
+    """LoRA files of rank 4 for the tiny models, each from its own seeded pairs: `h`, `l`, `x` (T2V-A14B; `h` with
+    an alpha of 2, folded into A by diffusers' converter), `t1`, `t2` (TI2V-5B), and `h` again in every layout."""
+    folder = tmp_path_factory.mktemp("loras")
+    pairs = {name: random_pairs(T2V, RANK, seed) for name, seed in (("h", 11), ("l", 12), ("x", 13))}
+    out = {"h": write_original(folder / "h.safetensors", pairs["h"], alpha=2.0),
+           "l": write_diffusers(folder / "l.safetensors", pairs["l"]),
+           "x": write_original(folder / "x.safetensors", pairs["x"], style="comfy", alpha="rank"),
+           "t1": write_original(folder / "t1.safetensors", random_pairs(TARGETS[TI2V], RANK, 14, bias=True),
+                                alpha="rank"),
+           "t2": write_diffusers(folder / "t2.safetensors", random_pairs(TARGETS[TI2V], RANK, 15))}
+    same = random_pairs(T2V, RANK, 16)
+    out["layouts"] = {
+        "diffusers": write_diffusers(folder / "s-diffusers.safetensors", same),
+        "kijai": write_original(folder / "s-kijai.safetensors", same, alpha="rank"),
+        "comfy": write_original(folder / "s-comfy.safetensors", same, style="comfy"),
+        "model.diffusion_model": write_original(folder / "s-prefixed.safetensors", same, alpha="rank",
+                                                prefix="model.diffusion_model."),
+        "musubi": write_musubi(folder / "s-musubi.safetensors", same)}
+    return out
+
+
+def lora_refs(entries) -> tuple:
+    from reel_engine.protocol import LoRARef
+
+    return tuple(LoRARef(name=f"lora{i}", path=info["path"], sha256=info["sha256"], scale=scale, expert=expert)
+                 for i, (info, scale, expert) in enumerate(entries))
+
+
+def reel(model, entries, size, **extra):
+    """Reel's frames (float32) with `entries` [(file, scale, expert)] in the slots."""
+    from types import SimpleNamespace
+
+    from reel_engine import lora_slots, pipeline
+
+    prepared = lora_slots.prepare(model, SimpleNamespace(loras=lora_refs(entries)))
+    lora_slots.apply(model, prepared)
+    return pipeline.generate(model, prompt=PROMPT, negative_prompt=NEGATIVE, output="float", **size, **extra).video
+
+
+def diffusers(model, entries, size, after_load=None):
+    """diffusers' own frames: WanPipeline.__call__ after load_lora_weights of each entry (load_into_transformer_2
+    for the low-noise expert, both transformers for "both") and each transformer's set_adapters with the scales, in
+    request order; the LoRAs unloaded again afterwards."""
+    pipe = model.pipe
+    per = {"high": [], "low": []}
+    experts = ("high", "low") if pipe.transformer_2 is not None else ("high",)
+    try:
+        for i, (info, scale, expert) in enumerate(entries):
+            for e in experts if expert == "both" else (expert,):
+                pipe.load_lora_weights(info["path"], adapter_name=f"a{i}", load_into_transformer_2=e == "low")
+                per[e].append((f"a{i}", scale))
+        for e, transformer in (("high", pipe.transformer), ("low", pipe.transformer_2)):
+            if per[e]:
+                transformer.set_adapters([n for n, _ in per[e]], [s for _, s in per[e]])
+        if after_load is not None:
+            after_load(pipe)
+        extra = {"guidance_scale_2": size["guidance_2"]} if "guidance_2" in size else {}
+        return pipe(prompt=PROMPT, negative_prompt=NEGATIVE, width=size["width"], height=size["height"],
+                    num_frames=size["frames"], num_inference_steps=size["steps"], guidance_scale=size["guidance"],
+                    generator=torch.Generator("cpu").manual_seed(size["seed"]), output_type="np", **extra).frames[0]
+    finally:
+        pipe.unload_lora_weights()
+
+
+@pytest.fixture(scope="module")
+def base_a14b(tiny_a14b):
+    """The bare model's frames, from diffusers' pipeline on the session's (slot-less) tiny:t2v-a14b."""
+    return diffusers(tiny_a14b, [], A14B_SIZE)
+
+
+@pytest.mark.parametrize("case", ["high", "low", "both", "one file on both", "two stacked on the high expert"])
+def test_a14b_frames_equal_diffusers_load_lora_weights(slotted_a14b, tiny_a14b, files, base_a14b, case):
+    h, lo, x = files["h"], files["l"], files["x"]
+    entries = {"high": [(h, 0.8, "high")], "low": [(lo, 1.3, "low")], "both": [(h, 0.8, "high"), (lo, 1.3, "low")],
+               "one file on both": [(x, 0.7, "both")],
+               "two stacked on the high expert": [(h, 0.8, "high"), (x, -0.6, "high"), (lo, 1.3, "low")]}[case]
+    got = reel(slotted_a14b, entries, A14B_SIZE)
+    expected = diffusers(tiny_a14b, entries, A14B_SIZE)
+    assert np.array_equal(got, expected)
+    assert not np.array_equal(got, base_a14b)
+
+
+def test_ti2v_frames_equal_diffusers_load_lora_weights_two_stacked(slotted_ti2v, tiny_ti2v, files):
+    """TI2V-5B has one transformer: "both" puts a LoRA on it; `t1` carries diff_b (peft's lora_B bias)."""
+    entries = [(files["t1"], 0.9, "both"), (files["t2"], 1.2, "both")]
+    got = reel(slotted_ti2v, entries, TI2V_SIZE)
+    assert np.array_equal(got, diffusers(tiny_ti2v, entries, TI2V_SIZE))
+    assert not np.array_equal(got, diffusers(tiny_ti2v, [], TI2V_SIZE))
+
+
+def test_the_same_pairs_in_every_layout_give_the_same_frames(slotted_a14b, tiny_a14b, files):
+    frames = {name: reel(slotted_a14b, [(info, 1.0, "both")], A14B_SIZE) for name, info in files["layouts"].items()}
+    first = frames["diffusers"]
+    assert all(np.array_equal(first, f) for f in frames.values()), [n for n, f in frames.items()
+                                                                      if not np.array_equal(first, f)]
+    assert np.array_equal(first, diffusers(tiny_a14b, [(files["layouts"]["kijai"], 1.0, "both")], A14B_SIZE))
+
+
+def test_scale_zero_and_no_loras_are_the_base_and_a_b_a_gives_a_again(slotted_a14b, files, base_a14b):
+    none = reel(slotted_a14b, [], A14B_SIZE)
+    assert np.array_equal(none, base_a14b)  # the empty slots add exactly nothing
+    assert np.array_equal(reel(slotted_a14b, [(files["h"], 0.0, "high"), (files["l"], 0.0, "low")], A14B_SIZE),
+                          base_a14b)
+    a = [(files["h"], 0.8, "high"), (files["l"], 1.3, "low")]
+    b = [(files["x"], 1.1, "both")]
+    first = reel(slotted_a14b, a, A14B_SIZE)
+    second = reel(slotted_a14b, b, A14B_SIZE)
+    third = reel(slotted_a14b, a, A14B_SIZE)
+    assert not np.array_equal(first, second)
+    assert np.array_equal(first, third)
+    assert np.array_equal(reel(slotted_a14b, [], A14B_SIZE), base_a14b)
+
+
+def test_a_lightx2v_modulation_delta_is_applied_where_diffusers_drops_it(slotted_a14b, tiny_a14b, tmp_path,
+                                                                          base_a14b):
+    """diffusers' converter drops `blocks.N.modulation.diff` with an info log; Reel applies it: its frames are
+    diffusers' with the pair loaded and `scale_shift_table + scale * diff` written by hand."""
+    g = torch.Generator().manual_seed(21)
+    diff, head = torch.randn(1, 6, 32, generator=g) * 0.5, torch.randn(1, 2, 32, generator=g) * 0.5
+    pairs = random_pairs(T2V, RANK, 22, modules=["blocks.0.attn1.to_q", "blocks.1.ffn.net.2"])
+    info = write_original(tmp_path / "lightx2v.safetensors", pairs, alpha="rank",
+                          deltas={"blocks.1.modulation.diff": diff, "head.modulation.diff": head})
+    assert loras.inspect(info["path"])["format"] == "lightx2v"
+    scale = 0.7
+    got = reel(slotted_a14b, [(info, scale, "high")], A14B_SIZE)
+    dropped = diffusers(tiny_a14b, [(info, scale, "high")], A14B_SIZE)
+    assert not np.array_equal(got, dropped) and not np.array_equal(got, base_a14b)
+
+    def by_hand(pipe):
+        t = pipe.transformer
+        t.blocks[1].scale_shift_table.data = t.blocks[1].scale_shift_table.data + diff * scale
+        t.scale_shift_table.data = t.scale_shift_table.data + head * scale
+
+    pristine = (tiny_a14b.pipe.transformer.blocks[1].scale_shift_table.data.clone(),
+                tiny_a14b.pipe.transformer.scale_shift_table.data.clone())
+    try:
+        assert np.array_equal(got, diffusers(tiny_a14b, [(info, scale, "high")], A14B_SIZE, after_load=by_hand))
+    finally:
+        tiny_a14b.pipe.transformer.blocks[1].scale_shift_table.data = pristine[0]
+        tiny_a14b.pipe.transformer.scale_shift_table.data = pristine[1]
+    assert np.array_equal(reel(slotted_a14b, [], A14B_SIZE), base_a14b)  # the pristine values are back exactly
+
+
+def test_a_lower_rank_is_zero_padded_into_the_slots(slotted_a14b, tiny_a14b, tmp_path, base_a14b):
+    """Rank 2 in slots of rank 4: the padded products run over two more (zero) terms, which changes how the CPU's
+    matrix kernels sum them: the same function, not the same bits (measured here: at most 3.8e-6 on frames in
+    [0, 1], 0.6% of the values differ; far below one 8-bit level, 1/255)."""
+    info = write_original(tmp_path / "r2.safetensors", random_pairs(T2V, 2, 23), alpha=1.0)
+    got = reel(slotted_a14b, [(info, 1.0, "both")], A14B_SIZE)
+    expected = diffusers(tiny_a14b, [(info, 1.0, "both")], A14B_SIZE)
+    assert float(np.abs(got - expected).max()) < 2e-5
+    assert not np.array_equal(got, base_a14b)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Jobs: the files checked at job start, refusals before anything is applied, job.json and the checkpoint identity
+
+
+def job_request(out_dir, entries=(), **overrides):
+    from reel_engine.protocol import GenerateRequest
+
+    fields = dict(job="l-1", prompt=PROMPT, negative_prompt=NEGATIVE, out_dir=str(out_dir), loras=lora_refs(entries),
+                  **A14B_SIZE)
+    fields.update(overrides)
+    return GenerateRequest(**fields)
+
+
+def run_job(model, req):
+    from reel_engine import jobs
+
+    events = []
+    return jobs.run_job(model, jobs.Job(req), events.append), events
+
+
+def test_a_job_records_its_loras_and_the_switch_in_job_json(slotted_a14b, files, tmp_path):
+    entries = [(files["h"], 0.8, "high"), (files["l"], 1.3, "low")]
+    final, _ = run_job(slotted_a14b, job_request(tmp_path / "j", entries, recipe="lightning-4step"))
+    assert final["event"] == "result", final
+    assert list(final["seconds"])[0] == "lora_switch" and final["seconds"]["lora_switch"] >= 0
+    record = json.loads((tmp_path / "j" / "job.json").read_text())
+    assert record["recipe"] == "lightning-4step"
+    assert record["loras"] == [{"name": "lora0", "sha256": files["h"]["sha256"], "scale": 0.8, "expert": "high"},
+                               {"name": "lora1", "sha256": files["l"]["sha256"], "scale": 1.3, "expert": "low"}]
+    assert record["seconds"] == final["seconds"]
+
+
+@pytest.mark.parametrize("problem", ["unknown key", "other architecture", "changed file", "missing file"])
+def test_a_bad_lora_fails_the_job_before_anything_is_applied(slotted_a14b, files, tmp_path, base_a14b, problem):
+    """The first LoRA is fine, the second is not: the job fails with bad_request naming the entry before its
+    directory exists, and nothing of either reached the model (the next run without a switch is the base)."""
+    from reel_engine import pipeline
+
+    reel(slotted_a14b, [], A14B_SIZE)  # empty slots
+    bad = tmp_path / "bad.safetensors"
+    if problem == "unknown key":
+        tensors = original_tensors(random_pairs(T2V, RANK, 31, modules=["blocks.1.attn2.to_v"]), alpha="rank")
+        tensors["diffusion_model.blocks.1.cross_attn.v.lora_mid.weight"] = torch.zeros(1)
+        tensors["diffusion_model.blocks.0.mystery"] = torch.zeros(1)
+        info = write_tensors(bad, tensors)
+        expected = (f"loras[1]: lora1 ({bad}) is a LoCon file, not a LoRA: "
+                    f"diffusion_model.blocks.1.cross_attn.v.lora_mid.weight")
+    elif problem == "other architecture":
+        wide = loras.targets_from_config(dict(component_configs(A14B, True)["transformer"], num_attention_heads=4),
+                                         A14B)
+        info = write_diffusers(bad, random_pairs(wide, RANK, 32, modules=["blocks.0.attn1.to_k"]))
+        expected = (f"loras[1]: lora1 ({bad}) is a LoRA for a model of dim 64 with 1 blocks; this t2v-a14b model has "
+                    f"dim 32, 2 blocks and 16 input channels: shapes that do not fit: "
+                    f"transformer.blocks.0.attn1.to_k.lora_A.weight (64 -> 64 features; blocks.0.attn1.to_k is 32 -> "
+                    f"32)")
+    elif problem == "changed file":
+        info = dict(write_diffusers(bad, random_pairs(T2V, RANK, 33, modules=["blocks.0.attn1.to_k"])))
+        actual, info["sha256"] = info["sha256"], "0" * 64
+        expected = (f"loras[1]: the SHA-256 of {bad} is {actual}, not the request's {'0' * 64} (the file changed "
+                    f"since submission)")
+    else:
+        info = {"path": str(bad), "sha256": "1" * 64}
+        expected = f"loras[1]: cannot read {bad}: No such file or directory"
+    out = tmp_path / "job"
+    final, events = run_job(slotted_a14b, job_request(out, [(files["h"], 0.8, "high"), (info, 1.0, "low")]))
+    assert final == {"event": "error", "job": "l-1", "code": "bad_request", "message": expected}
+    assert events == [] and not out.exists()
+    untouched = pipeline.generate(slotted_a14b, prompt=PROMPT, negative_prompt=NEGATIVE, output="float",
+                                  **A14B_SIZE).video
+    assert np.array_equal(untouched, base_a14b)
+
+
+def test_a_checkpoint_of_other_loras_is_rejected(slotted_a14b, files, tmp_path):
+    from reel_engine.protocol import DebugHooks
+
+    out = tmp_path / "k"
+    final, _ = run_job(slotted_a14b, job_request(out, [(files["h"], 0.8, "high")], checkpoint_every=1,
+                                                 debug=DebugHooks(oom_at_step=2)))
+    assert final["code"] == "out_of_memory"
+    final, events = run_job(slotted_a14b, job_request(out, [(files["h"], 0.9, "high")], checkpoint_every=1))
+    assert final["event"] == "result"
+    sha = files["h"]["sha256"]
+    assert events[0] == {"event": "checkpoint_rejected", "job": "l-1",
+                         "reason": f'does not match the request: loras is [["{sha}", 0.8, "high"]] in the checkpoint, '
+                                   f'[["{sha}", 0.9, "high"]] in the request'}
+
+
+def test_a_worker_without_slots_refuses_loras(tiny_a14b, files, tmp_path):
+    final, _ = run_job(tiny_a14b, job_request(tmp_path / "n", [(files["h"], 1.0, "high")]))
+    assert (final["code"], final["message"]) == (
+        "bad_request", "loras: this worker has no LoRA slots (it was started with --lora-slots 0)")
+
+
+def test_the_start_makes_the_slots_and_ready_reports_them(data_dir, libraries):
+    from reel_engine import cli, startup
+
+    args = cli.parse_args(["--device", "cpu", "--model", "tiny", "--data-dir", data_dir, "--lora-slots", "3",
+                           "--lora-max-rank", "8"])
+    model, _ = startup.start(args)
+    ready = startup.ready_fields(model)
+    assert (ready["lora_slots"], ready["lora_max_rank"]) == (3, 8)
+    layer = model.pipe.transformer.blocks[0].attn1.to_q
+    assert list(layer.lora_A) == ["reel0", "reel1", "reel2"] and layer.lora_A["reel2"].weight.shape == (8, 32)
+    assert all(isinstance(v, torch.Tensor) and float(v) == 0.0 for v in layer.scaling.values())
+    off, _ = startup.start(cli.parse_args(["--device", "cpu", "--model", "tiny", "--data-dir", data_dir,
+                                           "--lora-slots", "0"]))
+    assert off.loras is None and (startup.ready_fields(off)["lora_slots"], off.lora_max_rank) == (0, 0)
+    assert not any("lora" in name for name, _ in off.pipe.transformer.named_modules())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The request fields
+
+
+SHA = "ab" * 32
+
+
+def parse(limits=None, **fields):
+    from reel_engine.protocol import Limits, parse_request
+
+    request = {"type": "generate", "job": "j-1", "prompt": "a fox", "negative_prompt": "", "width": 64,
+               "height": 48, "frames": 5, "steps": 4, "guidance": 1.0, "seed": 1, "out_dir": "/tmp/out/j-1", **fields}
+    return parse_request(json.dumps(request), limits or Limits(16, 4, architecture=A14B, lora_slots=2))
+
+
+def test_loras_and_recipe_parse():
+    from reel_engine.protocol import LoRARef
+
+    req = parse(loras=[{"name": "lightning_high", "path": "/l/a.safetensors", "sha256": SHA.upper(), "scale": 1,
+                        "expert": "high"},
+                       {"name": "detail", "path": "/l/b.safetensors", "sha256": "cd" * 32}], recipe="lightning-4step")
+    assert req.loras == (LoRARef("lightning_high", "/l/a.safetensors", SHA, 1.0, "high"),
+                         LoRARef("detail", "/l/b.safetensors", "cd" * 32, 1.0, "both"))
+    assert req.recipe == "lightning-4step"
+    plain = parse(loras=None)
+    assert plain.loras == () and plain.recipe is None
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"loras": {"name": "a"}}, "loras: expected an array, got an object"),
+    ({"loras": ["a"]}, "loras[0]: expected an object, got a string"),
+    ({"loras": [{"path": "/a", "sha256": SHA}]}, "loras[0].name: missing field"),
+    ({"loras": [{"name": " ", "path": "/a", "sha256": SHA}]}, "loras[0].name: must not be empty"),
+    ({"loras": [{"name": "a", "path": "a.safetensors", "sha256": SHA}]},
+     'loras[0].path: must be an absolute path, got "a.safetensors"'),
+    ({"loras": [{"name": "a", "path": "/a", "sha256": "abc"}]}, 'loras[0].sha256: must be 64 hexadecimal digits'),
+    ({"loras": [{"name": "a", "path": "/a", "sha256": SHA, "scale": "1"}]},
+     "loras[0].scale: expected a number, got a string"),
+    ({"loras": [{"name": "a", "path": "/a", "sha256": SHA, "scale": 10.5}]}, "loras[0].scale: 10.5 is outside -10"),
+    ({"loras": [{"name": "a", "path": "/a", "sha256": SHA, "expert": "middle"}]},
+     'loras[0].expert: must be high, low or both, got "middle"'),
+    ({"loras": [{"name": "a", "path": "/a", "sha256": SHA, "expert": "low"},
+                {"name": "b", "path": "/b", "sha256": SHA}]},
+     f"loras[1]: the LoRA of loras[0] (SHA-256 {SHA}) is already on the low-noise expert"),
+    ({"loras": [{"name": n, "path": "/a", "sha256": c * 64, "expert": e} for n, c, e in
+                (("a", "1", "both"), ("b", "2", "high"), ("c", "3", "high"))]},
+     "loras: 3 LoRAs land on the high-noise expert, but this worker has 2 LoRA slots per expert (--lora-slots)"),
+    ({"recipe": 4}, "recipe: expected a string, got a number"),
+])
+def test_bad_lora_fields_are_named(fields, message):
+    from reel_engine.protocol import RequestError
+
+    with pytest.raises(RequestError) as e:
+        parse(**fields)
+    assert message in e.value.message and e.value.job == "j-1"
+
+
+def test_high_and_low_need_two_experts_and_slots_must_exist():
+    from reel_engine.protocol import Limits, RequestError
+
+    one = [{"name": "a", "path": "/a", "sha256": SHA, "expert": "high"}]
+    with pytest.raises(RequestError, match=r'loras\[0\].expert: ti2v-5b models have one transformer: use "both"'):
+        parse(Limits(16, 4, architecture=TI2V, lora_slots=2), loras=one)
+    assert parse(Limits(16, 4, architecture=TI2V, lora_slots=2), loras=[dict(one[0], expert="both")]).loras
+    with pytest.raises(RequestError, match=r"this worker has no LoRA slots \(it was started with --lora-slots 0\)"):
+        parse(Limits(16, 4, architecture=A14B, lora_slots=0), loras=one)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The scripted worker: the same fields, the same checks, the same job.json
+
+
+def test_the_scripted_worker_checks_and_records_loras(start_worker, files, tmp_path):
+    from conftest import SCRIPTED_WORKER, generate_request
+
+    w = start_worker("--device", "cpu", "--model", "tiny:t2v-a14b", "--lora-max-rank", "4", module=SCRIPTED_WORKER)
+    ready = w.ready()
+    assert (ready["lora_slots"], ready["lora_max_rank"]) == (2, 4), w.log()
+    entry = {"name": "h", "path": files["h"]["path"], "sha256": files["h"]["sha256"], "scale": 0.8, "expert": "high"}
+    size = dict(width=64, height=48, frames=5)
+    w.send(generate_request("s-1", str(tmp_path / "s-1"), loras=[entry], recipe="lightning-4step", **size))
+    final, _ = w.wait_final("s-1")
+    assert final["event"] == "result", final
+    record = json.loads((tmp_path / "s-1" / "job.json").read_text())
+    assert record["loras"] == [{"name": "h", "sha256": files["h"]["sha256"], "scale": 0.8, "expert": "high"}]
+    assert record["recipe"] == "lightning-4step" and record["seconds"]["lora_switch"] == 0.0
+    # Another scale, another video; a changed file and a file of another rank refused as by a real worker.
+    w.send(generate_request("s-2", str(tmp_path / "s-2"), loras=[dict(entry, scale=0.9)], **size))
+    assert w.wait_final("s-2")[0]["event"] == "result"
+    from conftest import decode_video
+
+    assert (decode_video(tmp_path / "s-1" / "video.mp4")[1] != decode_video(tmp_path / "s-2" / "video.mp4")[1]).any()
+    w.send(generate_request("s-3", str(tmp_path / "s-3"), loras=[dict(entry, sha256="0" * 64)], **size))
+    final, _ = w.wait_final("s-3")
+    assert final["code"] == "bad_request" and "(the file changed since submission)" in final["message"]
+    wide = write_diffusers(tmp_path / "r8.safetensors", random_pairs(T2V, 8, 41, modules=["blocks.0.ffn.net.2"]))
+    w.send(generate_request("s-4", str(tmp_path / "s-4"), loras=[dict(entry, **wide)], **size))
+    final, _ = w.wait_final("s-4")
+    assert final["message"].startswith(f"loras[0]: h ({wide['path']}) has rank 8 (")
+    assert "--lora-max-rank 8" in final["message"]
+    w.send(generate_request("s-5", str(tmp_path / "s-5"), loras=[dict(entry, expert="middle")], **size))
+    assert w.wait_final("s-5")[0]["message"] == 'loras[0].expert: must be high, low or both, got "middle"'
