@@ -64,6 +64,7 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None, gpu_d
         progress=stages,
         cancelled=job.cancel.is_set,
         checkpoint=ckpt,
+        sampler=req.sampler,
     )
     if ckpt.saves or ckpt.failures:
         log.info("job %s: %d checkpoint(s) saved (%d failed): %.1f ms per save on the loop, %.1f ms writing",

@@ -58,6 +58,8 @@ def job_record(request, model, fps: int, frame_count: int, seconds: dict, peak_m
         "recipe": getattr(request, "recipe", None),
         # The LoRAs the job ran with (name, SHA-256, scale, expert), in request order.
         "loras": loras.record(getattr(request, "loras", ())),
+        # The request's sampler (samplers.py), null for the model's own scheduler.
+        "sampler": request.sampler.to_json() if getattr(request, "sampler", None) is not None else None,
     })
     record.update({
         "model": model.name,

@@ -23,6 +23,8 @@ FITS = ("cover", "contain", "stretch")  # images.py fits an image to the video's
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 LORA_EXPERTS = ("high", "low", "both")  # the A14B models' high- and low-noise experts, or every transformer
 MAX_LORA_SCALE = 10.0
+SAMPLER_KINDS = ("step_distill",)
+MAX_TIMESTEP = 1000  # the Wan models' num_train_timesteps: a step_distill denoising step is in [1, 1000]
 
 
 class RequestError(Exception):
@@ -68,6 +70,18 @@ class LoRARef:
 
 
 @dataclass(frozen=True)
+class SamplerSpec:
+    """A request's `sampler`: a denoising schedule other than the model's own scheduler (samplers.py)."""
+
+    kind: str  # "step_distill"
+    shift: float
+    denoising_steps: tuple[int, ...]
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "shift": self.shift, "denoising_steps": list(self.denoising_steps)}
+
+
+@dataclass(frozen=True)
 class DebugHooks:
     """Test-only fault injection (only accepted when REEL_ENGINE_ALLOW_FAULTS=1)."""
 
@@ -107,6 +121,7 @@ class GenerateRequest:
     last_image: ImageRef | None = None  # the last frame (first-last-frame to video)
     fit: str = "cover"  # how an image is fitted to width x height: one of FITS
     loras: tuple[LoRARef, ...] = ()
+    sampler: SamplerSpec | None = None  # None: the model's own scheduler
     recipe: str | None = None  # recorded only: the server resolved it into the fields above
 
 
@@ -223,6 +238,7 @@ def _parse_generate(obj: dict, limits: Limits, job: str | None) -> GenerateReque
         raise RequestError(f"fit: must be cover, contain or stretch, got {json.dumps(fit, ensure_ascii=False)}", job)
     _check_images(limits, image, last_image, frames, job)
     loras = _parse_loras(obj, limits, job)
+    sampler = _parse_sampler(obj, steps, job)
     recipe = f.string("recipe", required=False)
     debug = None
     if obj.get("debug") is not None:
@@ -252,6 +268,7 @@ def _parse_generate(obj: dict, limits: Limits, job: str | None) -> GenerateReque
         last_image=last_image,
         fit=fit,
         loras=loras,
+        sampler=sampler,
         recipe=recipe,
     )
 
@@ -357,6 +374,40 @@ def _check_loras(limits: Limits, refs: list[LoRARef], job: str | None) -> None:
             if first != i:
                 raise RequestError(f"loras[{i}]: the LoRA of loras[{first}] (SHA-256 {refs[i].sha256}) is already on "
                                    f"{nouns[expert]}", job)
+
+
+def _parse_sampler(obj: dict, steps: int, job: str | None) -> SamplerSpec | None:
+    """`sampler`: null, absent or {"kind": "step_distill", "shift": number > 0, "denoising_steps": [strictly
+    decreasing integers in 1 … 1000], one per step}."""
+    value = _Fields(obj, job).object("sampler", required=False)
+    if value is None:
+        return None
+    f = _Fields(value, job, prefix="sampler.")
+    kind = f.string("kind")
+    if kind not in SAMPLER_KINDS:
+        raise RequestError(f"sampler.kind: must be step_distill, got {json.dumps(kind, ensure_ascii=False)}", job)
+    shift = f.number("shift")
+    if not shift > 0:
+        raise RequestError(f"sampler.shift: must be above 0, got {shift}", job)
+    listed = value.get("denoising_steps")
+    if not isinstance(listed, list) or not listed:
+        state = "missing field" if "denoising_steps" not in value else "expected a non-empty array of integers"
+        raise RequestError(f"sampler.denoising_steps: {state}", job)
+    denoising = []
+    for i, t in enumerate(listed):
+        if isinstance(t, float) and t.is_integer():
+            t = int(t)
+        if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= MAX_TIMESTEP:
+            raise RequestError(f"sampler.denoising_steps[{i}]: expected an integer in 1 … {MAX_TIMESTEP}, got "
+                               f"{json.dumps(t)}", job)
+        if denoising and t >= denoising[-1]:
+            raise RequestError(f"sampler.denoising_steps[{i}]: {t} is not below {denoising[-1]} (the steps must "
+                               f"strictly decrease)", job)
+        denoising.append(t)
+    if len(denoising) != steps:
+        raise RequestError(f"sampler.denoising_steps: {len(denoising)} entries, but steps is {steps} (one entry "
+                           f"per step)", job)
+    return SamplerSpec(kind=kind, shift=shift, denoising_steps=tuple(denoising))
 
 
 def _parse_debug(obj: dict, job: str | None) -> DebugHooks:

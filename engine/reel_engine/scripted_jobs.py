@@ -33,7 +33,7 @@ from .jobflow import Cancelled, Emit, Job
 
 log = logging.getLogger("reel_engine.scripted_jobs")
 
-LOOP_VERSION = "scripted-2"  # 2: the identity's loras and recipe
+LOOP_VERSION = "scripted-2"  # 2: the identity's loras, sampler and recipe
 STATE_BYTES = 32
 INTERPOLATION_METHOD = "scripted (frames drawn at fps*k)"
 MALFORMED_LINE = b"this line is not an event (debug.malformed_output)\n"
@@ -66,6 +66,7 @@ def identity(model, req: protocol.GenerateRequest) -> dict:
         **checkpoint_file.image_identity(req.image.sha256 if req.image is not None else None,
                                          req.last_image.sha256 if req.last_image is not None else None, req.fit),
         "loras": loras.identity(req.loras),
+        "sampler": req.sampler.to_json() if req.sampler is not None else None,
         "recipe": req.recipe,
     }
 

@@ -4,6 +4,7 @@ switch back, and a compiled model is not recompiled by a switch (lora_slots.py);
 the 4-step distilled sampler (samplers.py). LoRA files are written by the tests (lora_files.py)."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -639,3 +640,163 @@ def test_the_scripted_worker_checks_and_records_loras(start_worker, files, tmp_p
     assert "--lora-max-rank 8" in final["message"]
     w.send(generate_request("s-5", str(tmp_path / "s-5"), loras=[dict(entry, expert="middle")], **size))
     assert w.wait_final("s-5")[0]["message"] == 'loras[0].expert: must be high, low or both, got "middle"'
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The 4-step distilled sampler (LightX2V's Wan22StepDistillScheduler)
+
+
+RECIPE = dict(kind="step_distill", shift=5.0, denoising_steps=(1000, 750, 500, 250))
+
+
+def recipe_sampler():
+    from reel_engine.protocol import SamplerSpec
+
+    return SamplerSpec(**RECIPE)
+
+
+def test_the_step_distill_timesteps_and_sigmas_are_lightx2vs():
+    from reel_engine.samplers import StepDistillSampler
+
+    sampler = StepDistillSampler(5.0, [1000, 750, 500, 250])
+    sampler.set_timesteps(4, device="cpu")
+    sig = torch.linspace(1, 0, 1001)[:-1]
+    sig = 5.0 * sig / (1 + 4.0 * sig)
+    assert torch.equal(sampler.sigmas, sig[[0, 250, 500, 750]])
+    assert torch.equal(sampler.timesteps, (sig * 1000)[[0, 250, 500, 750]])
+    assert sampler.timesteps.dtype == sampler.sigmas.dtype == torch.float32
+    np.testing.assert_allclose(sampler.timesteps.numpy(), [1000, 937.5, 833.3333, 625], rtol=1e-6)
+    np.testing.assert_allclose(sampler.sigmas.numpy(), [1, 0.9375, 0.833333, 0.625], rtol=1e-6)
+    with pytest.raises(ValueError, match="4 denoising steps, not 8"):
+        sampler.set_timesteps(8)
+
+
+def lightx2v_loop(model, size, shift=5.0, steps=(1000, 750, 500, 250)):
+    """A hand-written reference: LightX2V's schedule and step over diffusers' transformers, no guidance, then the
+    Wan latent de-normalisation and decode as WanPipeline does them."""
+    pipe = model.pipe
+    sig = torch.linspace(1, 0, 1001)[:-1]
+    sig = shift * sig / (1 + (shift - 1) * sig)
+    index = [1000 - s for s in steps]
+    timesteps, sig = (sig * 1000)[index], sig[index]
+    x = pipe.prepare_latents(1, 16, size["height"], size["width"], size["frames"], torch.float32, "cpu",
+                             torch.Generator("cpu").manual_seed(size["seed"]))
+    with torch.no_grad():  # as WanPipeline.__call__ runs (the text encoder's CPU attention differs with autograd on)
+        text, _ = pipe.encode_prompt(prompt=PROMPT, do_classifier_free_guidance=False, max_sequence_length=512,
+                                     device="cpu")
+        for i, t in enumerate(timesteps):
+            expert = pipe.transformer if t >= pipe.config.boundary_ratio * 1000 else pipe.transformer_2
+            v = expert(hidden_states=x, timestep=t.expand(1), encoder_hidden_states=text, return_dict=False)[0].float()
+            x0 = x - sig[i].item() * v
+            x = x0 + sig[i + 1].item() * v if i + 1 < len(timesteps) else x0
+        vae = pipe.vae
+        mean = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1)
+        std = 1.0 / torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1)
+        video = vae.decode(x / std + mean, return_dict=False)[0]
+    return pipe.video_processor.postprocess_video(video, output_type="np")[0]
+
+
+def expert_order(model):
+    """Hooks recording which expert each forward ran on; returns (order list, remove)."""
+    order = []
+    handles = [t.register_forward_hook(lambda *_, name=name: order.append(name))
+               for name, t in (("high", model.pipe.transformer), ("low", model.pipe.transformer_2))]
+    return order, lambda: [h.remove() for h in handles]
+
+
+def test_the_recipe_runs_two_high_and_two_low_steps_and_equals_the_reference_loop(tiny_a14b):
+    from reel_engine import pipeline
+
+    size = dict(A14B_SIZE, guidance=1.0, guidance_2=1.0)
+    order, remove = expert_order(tiny_a14b)
+    try:
+        got = pipeline.generate(tiny_a14b, prompt=PROMPT, negative_prompt=NEGATIVE, output="float",
+                                sampler=recipe_sampler(), **size).video
+    finally:
+        remove()
+    assert order == ["high", "high", "low", "low"]  # guidance 1 on both experts: no negative pass
+    assert np.array_equal(got, lightx2v_loop(tiny_a14b, size))
+    assert not np.array_equal(got, pipeline.generate(tiny_a14b, prompt=PROMPT, negative_prompt=NEGATIVE,
+                                                     output="float", **size).video)
+
+
+def test_the_recipe_splits_i2v_a14b_two_and_two(tiny_i2v):
+    from PIL import Image
+
+    from reel_engine import pipeline
+
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    order, remove = expert_order(tiny_i2v)
+    try:
+        pipeline.generate(tiny_i2v, prompt=PROMPT, negative_prompt="", image=image, sampler=recipe_sampler(),
+                          **dict(A14B_SIZE, guidance=1.0, guidance_2=1.0))
+    finally:
+        remove()
+    assert tiny_i2v.pipe.config.boundary_ratio == 0.9 and order == ["high", "high", "low", "low"]
+
+
+def test_the_lightning_recipe_with_its_loras_resumes_to_identical_frames(slotted_a14b, files, tmp_path):
+    """The whole recipe (the sampler, guidance 1, a LoRA per expert) stopped after step 2 and resumed gives the
+    frames of an uninterrupted run; job.json and the checkpoint identity record the sampler."""
+    from PIL import Image
+
+    from reel_engine.protocol import DebugHooks
+
+    def frames(out):
+        folder = out / "frames"
+        return np.stack([np.asarray(Image.open(folder / n)) for n in sorted(os.listdir(folder))])
+
+    entries = [(files["h"], 1.0, "high"), (files["l"], 1.0, "low")]
+    recipe = dict(guidance=1.0, guidance_2=1.0, sampler=recipe_sampler(), recipe="lightning-4step", png_frames=True)
+    whole = tmp_path / "whole"
+    final, _ = run_job(slotted_a14b, job_request(whole, entries, **recipe))
+    assert final["event"] == "result", final
+    record = json.loads((whole / "job.json").read_text())
+    assert record["sampler"] == {"kind": "step_distill", "shift": 5.0, "denoising_steps": [1000, 750, 500, 250]}
+    assert (record["steps"], record["guidance"], record["guidance_2"]) == (4, 1.0, 1.0)
+
+    out = tmp_path / "resumed"
+    final, _ = run_job(slotted_a14b, job_request(out, entries, checkpoint_every=1, debug=DebugHooks(oom_at_step=2),
+                                                 **recipe))
+    assert final["code"] == "out_of_memory"
+    reel(slotted_a14b, [(files["x"], 1.0, "both")], A14B_SIZE)  # another set in the slots between the two runs
+    with open(out / "checkpoint.pt", "rb") as f:
+        from reel_engine import checkpoint
+
+        header = checkpoint.decode_checkpoint(f.read())[0]
+    assert (header["step"], header["expert"]) == (2, "transformer")
+    assert header["identity"]["sampler"] == record["sampler"] and header["identity"]["recipe"] == "lightning-4step"
+    final, events = run_job(slotted_a14b, job_request(out, entries, checkpoint_every=1, **recipe))
+    assert final["event"] == "result", final
+    assert [e for e in events if e["event"] == "resumed"] == [{"event": "resumed", "job": "l-1", "step": 2,
+                                                               "total": 4}]
+    assert np.array_equal(frames(out), frames(whole))
+
+
+@pytest.mark.parametrize("sampler, message", [
+    ("fast", "sampler: expected an object, got a string"),
+    ({"kind": "euler", "shift": 5, "denoising_steps": [1000]}, 'sampler.kind: must be step_distill, got "euler"'),
+    ({"kind": "step_distill", "denoising_steps": [1000, 750, 500, 250]}, "sampler.shift: missing field"),
+    ({"kind": "step_distill", "shift": 0, "denoising_steps": [1000, 750, 500, 250]},
+     "sampler.shift: must be above 0, got 0.0"),
+    ({"kind": "step_distill", "shift": 5}, "sampler.denoising_steps: missing field"),
+    ({"kind": "step_distill", "shift": 5, "denoising_steps": [1000, 750, 750, 250]},
+     "sampler.denoising_steps[2]: 750 is not below 750 (the steps must strictly decrease)"),
+    ({"kind": "step_distill", "shift": 5, "denoising_steps": [1001, 750, 500, 250]},
+     "sampler.denoising_steps[0]: expected an integer in 1 … 1000, got 1001"),
+    ({"kind": "step_distill", "shift": 5, "denoising_steps": [1000, 750.5, 500, 250]},
+     "sampler.denoising_steps[1]: expected an integer in 1 … 1000, got 750.5"),
+    ({"kind": "step_distill", "shift": 5, "denoising_steps": [1000, 500]},
+     "sampler.denoising_steps: 2 entries, but steps is 4 (one entry per step)"),
+])
+def test_bad_sampler_fields_are_named(sampler, message):
+    from reel_engine.protocol import RequestError
+
+    with pytest.raises(RequestError) as e:
+        parse(sampler=sampler)
+    assert e.value.message == message
+
+
+def test_the_sampler_parses():
+    req = parse(sampler={"kind": "step_distill", "shift": 5, "denoising_steps": [1000, 750.0, 500, 250]})
+    assert req.sampler == recipe_sampler() and parse().sampler is None
