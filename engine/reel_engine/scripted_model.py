@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-from . import __version__, approximate, catalog, distributed, loras, model_configs, placement
+from . import __version__, approximate, catalog, distributed, model_configs, placement
 from .catalog import A14B, I2V, TI2V, TWO_EXPERTS, ModelError
 
 # Bytes of weights of each component, as placement.component_sizes measures them on building.build_pipeline's
@@ -92,7 +92,16 @@ class ScriptedModel:
     load_seconds: float = 0.0
     lora_slots: int = 0  # --lora-slots; a real worker's slots are made at start, these only counted
     lora_max_rank: int = 0  # the slots' rank (0 without slots)
-    lora_targets: dict = field(default_factory=dict)  # expert -> loras.Targets, from the transformer's config
+    lora_config: dict | None = None  # the transformer's config, which LoRAs are checked against
+
+    @property
+    def lora_targets(self) -> dict:
+        """expert -> loras.Targets of the transformer's config (loras.py is imported with the first LoRA job: it
+        imports the job code, which the start does not need)."""
+        from . import loras
+
+        targets = loras.targets_from_config(self.lora_config, self.architecture)
+        return {expert: targets for expert in (("high", "low") if self.architecture in TWO_EXPERTS else ("high",))}
 
     @property
     def fps(self) -> int:
@@ -270,9 +279,7 @@ def _loras(model: ScriptedModel, args) -> None:
             config = json.load(f)
     else:
         config = model_configs.component_configs(model.architecture, model.tiny)["transformer"]
-    targets = loras.targets_from_config(config, model.architecture)
-    experts = ("high", "low") if model.architecture in TWO_EXPERTS else ("high",)
-    model.lora_targets = {expert: targets for expert in experts}
+    model.lora_config = config
 
 
 def _speed(model: ScriptedModel, compile_mode: str, approximate_spec: str | None) -> None:
