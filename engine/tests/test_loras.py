@@ -800,3 +800,35 @@ def test_bad_sampler_fields_are_named(sampler, message):
 def test_the_sampler_parses():
     req = parse(sampler={"kind": "step_distill", "shift": 5, "denoising_steps": [1000, 750.0, 500, 250]})
     assert req.sampler == recipe_sampler() and parse().sampler is None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Compilation
+
+
+def test_a_switch_does_not_recompile_the_compiled_blocks(data_dir, libraries, files, tmp_path):
+    """The slots are compiled in (compile_repeated_blocks, fullgraph); switching LoRAs, scales and a full delta then
+    runs under torch.compiler's fail_on_recompile stance. Dynamo's guards, which decide recompilation, are the same
+    for every backend; the test uses aot_eager because inductor's C++ compilation of the tiny blocks takes some 30 s
+    on a 2-core machine (with inductor the same switches were checked by hand: no recompilation)."""
+    from reel_engine import lora_slots, speed
+    from reel_engine.models import load_model
+
+    model = load_model("tiny:t2v-a14b", "cpu", data_dir)
+    lora_slots.install(model, slots=2, max_rank=RANK)
+    base = reel(model, [], A14B_SIZE)
+    speed.compile_transformers(model, backend="aot_eager")
+    delta = write_original(tmp_path / "m.safetensors", random_pairs(T2V, RANK, 51), alpha=2.0,
+                           deltas={"blocks.0.modulation.diff": torch.randn(1, 6, 32) * 0.5})
+    a = [(delta, 0.8, "high"), (files["l"], 1.3, "low")]
+    first = reel(model, a, A14B_SIZE)  # compiles
+    with torch.compiler.set_stance("fail_on_recompile"):
+        other = reel(model, [(files["x"], 1.1, "both"), (files["h"], -0.4, "high")], A14B_SIZE)
+        again = reel(model, a, A14B_SIZE)
+        bare = reel(model, [], A14B_SIZE)
+    assert np.array_equal(first, again) and not np.array_equal(first, other)
+    assert float(np.abs(bare - base).max()) < 1e-5  # compiled vs eager: the same function, reordered
+    # The stance is on: a Python float in a scaling (what peft's set_adapters writes) would recompile.
+    model.pipe.transformer.set_adapters(model.loras.names, [0.5, 0.0])
+    with torch.compiler.set_stance("fail_on_recompile"), pytest.raises(Exception, match="(?i)recompil"):
+        reel(model, [], A14B_SIZE)
