@@ -145,6 +145,9 @@ class LoRASlots:
                     plan = loras.convert(c.layout, c.data, c.ref.sha256)
                 except ValueError as e:
                     raise LoRAError(f"{c.field}: {c.ref.name} ({c.ref.path}) {e}") from None
+                except Exception as e:  # tensors the header promised but the file does not hold (safetensors)
+                    raise LoRAError(f"{c.field}: {c.ref.name} ({c.ref.path}) cannot be read: "
+                                    f"{type(e).__name__}: {e}") from None
                 if self.model.device.type == "cuda":
                     plan.pin()
                 self.cache[c.ref.sha256] = plan

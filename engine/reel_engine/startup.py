@@ -32,7 +32,8 @@ def start(args) -> tuple:
 
     model = load_model(args.model, args.device, args.data_dir, memory_saving=args.memory_saving,
                        text_device=args.text_device, memory_budget_gib=args.memory_budget)
-    # The adapter slots before the parallel group's hooks and before compilation, which then compiles them in.
+    # The adapter slots before the parallel group's hooks (its output gather hooks proj_out, which must then be the
+    # layer with its LoRA) and before compilation, which then compiles them in.
     from .lora_slots import install
 
     install(model, args.lora_slots, args.lora_max_rank, args.lora_cache_gib)
