@@ -14,8 +14,8 @@ File format: checkpoint_file.py's framing (magic, format version, a JSON header 
 The trailing SHA-256 makes a truncated or corrupted file detectable before anything in it is trusted; the payload is
 then read with `torch.load(weights_only=True)`, which unpickles tensors and plain containers only. A checkpoint is
 used only when its identity (model, architecture, device kind, dtype, software versions, loop version, seed, size,
-frames, steps, guidance(s), a SHA-256 of prompt and negative prompt, and each image's SHA-256 and fit) equals the
-request's.
+frames, steps, guidance(s), a SHA-256 of prompt and negative prompt, each image's SHA-256 and fit, each LoRA's
+SHA-256, scale and expert, the sampler and the recipe) equals the request's.
 
 Writing: the tensors are copied to the CPU on the loop's thread (on CUDA this is one device-to-host copy of a few
 tensors; the step has already synchronised), then serialised, hashed, written to `.checkpoint.pt.tmp`, fsync'd and
@@ -60,7 +60,8 @@ log = logging.getLogger("reel_engine.checkpoint")
 
 # Bump when pipeline.py's denoising loop changes what it computes: older checkpoints are then rejected.
 # 2: image conditioning (TI2V-5B's first frame, I2V-A14B's mask and image latent).
-LOOP_VERSION = 2
+# 3: per-job LoRAs and samplers (the identity's `loras`, `sampler` and `recipe`).
+LOOP_VERSION = 3
 # Scheduler attributes that are configuration, not state.
 _SKIP_ATTRIBUTES = ("_internal_dict",)
 
@@ -90,10 +91,14 @@ def _device_kind(device: torch.device) -> str:
 
 def identity(model, *, prompt: str, negative_prompt: str, width: int, height: int, frames: int, steps: int,
              guidance: float, guidance_2: float | None, seed: int, image_sha256: str | None = None,
-             last_image_sha256: str | None = None, fit: str = "cover") -> dict:
-    """What a checkpoint must match to be resumed: the job's inputs and everything that changes the computation."""
+             last_image_sha256: str | None = None, fit: str = "cover", loras=(), sampler=None,
+             recipe: str | None = None) -> dict:
+    """What a checkpoint must match to be resumed: the job's inputs and everything that changes the computation.
+    `loras` are the request's (protocol.LoRARef), identified by SHA-256, scale and expert in request order;
+    `sampler` its protocol.SamplerSpec (None: the model's scheduler, whose config is hashed either way)."""
     import diffusers
 
+    from . import loras as lora_files
     from .catalog import TWO_EXPERTS
     from .tiny_models import TINY_RECIPE_VERSION
 
@@ -124,6 +129,9 @@ def identity(model, *, prompt: str, negative_prompt: str, width: int, height: in
         "guidance_2": float(guidance_2) if guidance_2 is not None else None,
         "prompt_sha256": prompt_sha256(prompt, negative_prompt),
         **image_identity(image_sha256, last_image_sha256, fit),
+        "loras": lora_files.identity(loras),
+        "sampler": sampler.to_json() if sampler is not None else None,
+        "recipe": recipe,
     }
 
 
@@ -134,7 +142,8 @@ def request_identity(model, req) -> dict:
                     height=req.height, frames=req.frames, steps=req.steps, guidance=req.guidance,
                     guidance_2=req.guidance_2, seed=req.seed,
                     image_sha256=req.image.sha256 if req.image is not None else None,
-                    last_image_sha256=req.last_image.sha256 if req.last_image is not None else None, fit=req.fit)
+                    last_image_sha256=req.last_image.sha256 if req.last_image is not None else None, fit=req.fit,
+                    loras=req.loras, sampler=req.sampler, recipe=req.recipe)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -26,9 +26,24 @@ def parse_args(argv: list[str] | None, prog: str = "python -m reel_engine.worker
     parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
                         help="regional torch.compile of the transformer blocks, warmed up before ready "
                              "(auto: on CUDA only)")
+    lora = parser.add_argument_group("LoRAs (lora_slots.py): adapter slots made at start, filled per job")
+    lora.add_argument("--lora-slots", type=int, default=2, metavar="K",
+                      help="LoRA slots per transformer, the most LoRAs one job may put on one expert (default 2: a "
+                           "distill LoRA and one more; 0: no slots, no overhead, a job with LoRAs is refused)")
+    lora.add_argument("--lora-max-rank", type=int, default=64, metavar="R",
+                      help="the rank of each slot, the highest rank a job's LoRA may have (default 64)")
+    lora.add_argument("--lora-cache-gib", type=float, default=8.0, metavar="GIB",
+                      help="host memory for converted LoRAs kept between jobs (default 8)")
     group = parser.add_argument_group("parallel groups (distributed.py): one job over several workers")
     group.add_argument("--rank", type=int, default=None, help="this worker's rank in its group")
     group.add_argument("--world-size", type=int, default=None, help="how many workers the group has")
     group.add_argument("--dist-init", default=None, metavar="URL",
                        help="the group's torch.distributed rendezvous: file:///PATH or tcp://127.0.0.1:PORT")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not 0 <= args.lora_slots <= 16:
+        parser.error(f"--lora-slots must be 0 … 16, not {args.lora_slots}")
+    if not 1 <= args.lora_max_rank <= 1024:
+        parser.error(f"--lora-max-rank must be 1 … 1024, not {args.lora_max_rank}")
+    if not args.lora_cache_gib > 0:
+        parser.error(f"--lora-cache-gib must be above 0, not {args.lora_cache_gib}")
+    return args

@@ -35,7 +35,8 @@ class Worker:
         self.writer = writer
         self.run_job = run_job
         self.limits = protocol.Limits(model.spatial_stride, model.temporal_stride, allow_faults,
-                                      architecture=getattr(model, "architecture", None))
+                                      architecture=getattr(model, "architecture", None),
+                                      lora_slots=getattr(model, "lora_slots", None))
         self._lock = threading.Lock()
         self._job = None  # the job using the device, at most one
         self._encoding: dict = {}  # jobs whose device work is done, writing their files

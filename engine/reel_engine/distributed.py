@@ -175,7 +175,7 @@ def fingerprint(request) -> int:
     """What every rank must agree on: the job and everything that decides its frames."""
     fields = (request.job, request.prompt, request.negative_prompt, request.width, request.height, request.frames,
               request.steps, request.guidance, request.guidance_2, request.seed, request.image, request.last_image,
-              request.fit)
+              request.fit, request.loras, request.sampler)
     return int.from_bytes(hashlib.sha256(repr(fields).encode()).digest()[:7], "big")
 
 

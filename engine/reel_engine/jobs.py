@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from . import checkpoint, distributed, images, interpolation, jobflow, metadata, protocol
+from . import checkpoint, distributed, images, interpolation, jobflow, lora_slots, metadata, protocol
 from .catalog import TWO_EXPERTS
 from .jobflow import CRASH_EXIT_STATUS, Emit, Job  # noqa: F401 - re-exported: the worker's interface to a job
 from .pipeline import free_memory, generate, latent_shape, peak_memory_bytes, reset_peak_memory
@@ -34,6 +34,9 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None, gpu_d
     # The images are read, checked and fitted before anything else: a bad one fails the job (bad_request) before
     # its directory, a checkpoint, the text encoder or the device is touched.
     job_images = images.load_request_images(req)
+    # So are its LoRAs (read, checked against their SHA-256 and the model's layers, converted or taken from the
+    # cache): a bad one fails the job the same way, before anything is applied.
+    job_loras = lora_slots.prepare(model, req)
     jobflow.make_job_dir(req)
     reset_peak_memory(model.device)
     ckpt = checkpoint.open_for_job(
@@ -42,6 +45,7 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None, gpu_d
     ckpt.on_resumed = lambda step, total: emit(protocol.resumed_event(req.job, step, total))
     resumed_from_step = ckpt.resume.step if ckpt.resume is not None else None
     stages = jobflow.Stages(job, emit, hang, checkpoint=ckpt)
+    lora_switch = lora_slots.apply(model, job_loras)  # the slots now hold this job's set (the empty one included)
 
     generation = generate(
         model,
@@ -60,12 +64,13 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None, gpu_d
         progress=stages,
         cancelled=job.cancel.is_set,
         checkpoint=ckpt,
+        sampler=req.sampler,
     )
     if ckpt.saves or ckpt.failures:
         log.info("job %s: %d checkpoint(s) saved (%d failed): %.1f ms per save on the loop, %.1f ms writing",
                  req.job, ckpt.saves, ckpt.failures, 1000 * ckpt.snapshot_seconds / max(1, ckpt.saves + ckpt.failures),
                  1000 * ckpt.write_seconds / max(1, ckpt.saves))
-    seconds = dict(generation.seconds)
+    seconds = ({"lora_switch": lora_switch} if lora_switch is not None else {}) | generation.seconds
     text_cache = generation.text_cache
     frames = generation.video
     del generation

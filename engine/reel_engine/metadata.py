@@ -31,6 +31,7 @@ def job_record(request, model, fps: int, frame_count: int, seconds: dict, peak_m
     delivered video's; `source_frames` and `source_fps` the generated ones (the same unless interpolated).
     `images` holds the request's images as images.load_request_images gives them: job.json records each one's
     SHA-256, source size (after EXIF orientation) and fit, or null."""
+    from . import loras
     from .catalog import TWO_EXPERTS
     from .images import records
 
@@ -53,6 +54,13 @@ def job_record(request, model, fps: int, frame_count: int, seconds: dict, peak_m
     if model.architecture in TWO_EXPERTS:
         record["guidance_2"] = request.guidance_2 if request.guidance_2 is not None else request.guidance
     record.update(records(images))
+    record.update({
+        "recipe": getattr(request, "recipe", None),
+        # The LoRAs the job ran with (name, SHA-256, scale, expert), in request order.
+        "loras": loras.record(getattr(request, "loras", ())),
+        # The request's sampler (samplers.py), null for the model's own scheduler.
+        "sampler": request.sampler.to_json() if getattr(request, "sampler", None) is not None else None,
+    })
     record.update({
         "model": model.name,
         "model_path": model.path,

@@ -77,6 +77,17 @@ class LoadedModel:
     text_device: torch.device | None = None  # where the text encoder computes, when not on `device`
     memory_plan: object = None  # placement.MemoryPlan
     speed: dict = field(default_factory=dict)  # attention kernel, compilation, warm-up (speed.py)
+    loras: object = None  # lora_slots.LoRASlots, or None without slots (lora_slots.install)
+
+    @property
+    def lora_slots(self) -> int:
+        """LoRA slots per transformer (0: none)."""
+        return self.loras.slots if self.loras is not None else 0
+
+    @property
+    def lora_max_rank(self) -> int:
+        """The slots' rank (0 without slots)."""
+        return self.loras.max_rank if self.loras is not None else 0
 
     @property
     def fps(self) -> int:

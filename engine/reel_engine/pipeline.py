@@ -33,6 +33,7 @@ import torch
 from .checkpoint import Checkpointer, restore_scheduler
 from .jobflow import Cancelled
 from .models import LoadedModel
+from .samplers import scheduler_for
 
 Progress = Callable[[str, int, int], None]
 
@@ -197,6 +198,7 @@ def generate(
     checkpoint: Checkpointer | None = None,
     image=None,
     last_image=None,
+    sampler=None,
 ) -> Generation:
     """Runs text encoding, image encoding (with `image`), denoising and VAE decoding for one video; raises Cancelled
     when `cancelled()`.
@@ -205,7 +207,7 @@ def generate(
     (TI2V-5B, I2V-A14B) and the last one (I2V-A14B only). With `checkpoint`, the loop's state is saved every
     `checkpoint.every` steps, and when `checkpoint.resume` holds a verified checkpoint denoising continues after its
     step with its latents and scheduler state (the prompts and images are encoded again: embeddings and the
-    conditioning are not saved)."""
+    conditioning are not saved). `sampler` (protocol.SamplerSpec) replaces the model's scheduler (samplers.py)."""
     if image is None and model.image == "required":
         raise ValueError(f"{model.architecture} needs an image")
     if image is not None and model.image == "none":
@@ -254,9 +256,10 @@ def generate(
             if memory_saving:
                 free_memory(device)  # the encoder's activations at full resolution
 
-        # 2. Timesteps on a private copy of the scheduler, so no state leaks between jobs (or from a cancelled one).
+        # 2. Timesteps on a private copy of the scheduler (or the request's sampler), so no state leaks between jobs
+        # (or from a cancelled one).
         t0 = time.perf_counter()
-        scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
+        scheduler = scheduler_for(pipe, sampler)
         scheduler.set_timesteps(steps, device=device)
         timesteps = scheduler.timesteps
 

@@ -21,6 +21,10 @@ CRASH_STAGES = ("text_encoding", "vae_decode", "interpolating", "encoding")
 INTERPOLATE_FACTORS = (1, 2, 4)
 FITS = ("cover", "contain", "stretch")  # images.py fits an image to the video's size as these say
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+LORA_EXPERTS = ("high", "low", "both")  # the A14B models' high- and low-noise experts, or every transformer
+MAX_LORA_SCALE = 10.0
+SAMPLER_KINDS = ("step_distill",)
+MAX_TIMESTEP = 1000  # the Wan models' num_train_timesteps: a step_distill denoising step is in [1, 1000]
 
 
 class RequestError(Exception):
@@ -41,6 +45,7 @@ class Limits:
     temporal_stride: int = 4
     allow_faults: bool = False
     architecture: str | None = None  # None: any image is accepted (no model to check it against)
+    lora_slots: int | None = None  # LoRA slots per expert (--lora-slots); None: not checked here
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,30 @@ class ImageRef:
 
     path: str
     sha256: str  # 64 lowercase hex digits
+
+
+@dataclass(frozen=True)
+class LoRARef:
+    """A LoRA of a request (`loras`): its file, the SHA-256 the file's bytes must have, the scale and the expert it
+    lands on ("high", "low" or "both"). The job reads and checks the file (loras.py), not the parser."""
+
+    name: str
+    path: str
+    sha256: str  # 64 lowercase hex digits
+    scale: float = 1.0
+    expert: str = "both"
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """A request's `sampler`: a denoising schedule other than the model's own scheduler (samplers.py)."""
+
+    kind: str  # "step_distill"
+    shift: float
+    denoising_steps: tuple[int, ...]
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "shift": self.shift, "denoising_steps": list(self.denoising_steps)}
 
 
 @dataclass(frozen=True)
@@ -91,6 +120,9 @@ class GenerateRequest:
     image: ImageRef | None = None  # the first frame (image-to-video)
     last_image: ImageRef | None = None  # the last frame (first-last-frame to video)
     fit: str = "cover"  # how an image is fitted to width x height: one of FITS
+    loras: tuple[LoRARef, ...] = ()
+    sampler: SamplerSpec | None = None  # None: the model's own scheduler
+    recipe: str | None = None  # recorded only: the server resolved it into the fields above
 
 
 @dataclass(frozen=True)
@@ -205,6 +237,9 @@ def _parse_generate(obj: dict, limits: Limits, job: str | None) -> GenerateReque
     elif fit not in FITS:
         raise RequestError(f"fit: must be cover, contain or stretch, got {json.dumps(fit, ensure_ascii=False)}", job)
     _check_images(limits, image, last_image, frames, job)
+    loras = _parse_loras(obj, limits, job)
+    sampler = _parse_sampler(obj, steps, job)
+    recipe = f.string("recipe", required=False)
     debug = None
     if obj.get("debug") is not None:
         if not limits.allow_faults:
@@ -232,6 +267,9 @@ def _parse_generate(obj: dict, limits: Limits, job: str | None) -> GenerateReque
         image=image,
         last_image=last_image,
         fit=fit,
+        loras=loras,
+        sampler=sampler,
+        recipe=recipe,
     )
 
 
@@ -265,6 +303,111 @@ def _check_images(limits: Limits, image: ImageRef | None, last_image: ImageRef |
         raise RequestError("last_image: needs an image too (the first frame)", job)
     if last_image is not None and frames < 2:
         raise RequestError(f"last_image: a video with a last frame needs more than 1 frame, got frames {frames}", job)
+
+
+def _parse_loras(obj: dict, limits: Limits, job: str | None) -> tuple[LoRARef, ...]:
+    """`loras`: null, absent or a list of {"name", "path", "sha256", "scale" (default 1), "expert" (default both)}.
+    "high" and "low" only on a two-expert model; at most `limits.lora_slots` land on one expert; one LoRA (SHA-256)
+    at most once on an expert."""
+    value = obj.get("loras")
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise RequestError(f"loras: expected an array, got {_json_type(value)}", job)
+    refs = []
+    for i, item in enumerate(value):
+        where = f"loras[{i}]"
+        if not isinstance(item, dict):
+            raise RequestError(f"{where}: expected an object, got {_json_type(item)}", job)
+        f = _Fields(item, job, prefix=f"{where}.")
+        name = f.string("name")
+        if not name.strip():
+            raise RequestError(f"{where}.name: must not be empty", job)
+        path = f.string("path")
+        if not path or not os.path.isabs(path):
+            raise RequestError(f"{where}.path: must be an absolute path, got {json.dumps(path, ensure_ascii=False)}",
+                               job)
+        sha256 = f.string("sha256")
+        if not SHA256_HEX.fullmatch(sha256):
+            raise RequestError(f"{where}.sha256: must be 64 hexadecimal digits, got "
+                               f"{json.dumps(sha256, ensure_ascii=False)}", job)
+        scale = f.number("scale", required=False)
+        scale = 1.0 if scale is None else scale
+        if abs(scale) > MAX_LORA_SCALE:
+            raise RequestError(f"{where}.scale: {scale} is outside -{MAX_LORA_SCALE:g} … {MAX_LORA_SCALE:g}", job)
+        expert = f.string("expert", required=False) or "both"
+        if expert not in LORA_EXPERTS:
+            raise RequestError(f"{where}.expert: must be high, low or both, got "
+                               f"{json.dumps(expert, ensure_ascii=False)}", job)
+        refs.append(LoRARef(name=name, path=os.path.normpath(path), sha256=sha256.lower(), scale=scale,
+                            expert=expert))
+    _check_loras(limits, refs, job)
+    return tuple(refs)
+
+
+def _check_loras(limits: Limits, refs: list[LoRARef], job: str | None) -> None:
+    if not refs:
+        return
+    experts = ("high", "low")
+    if limits.architecture is not None:
+        from .catalog import TWO_EXPERTS  # torch-free: the catalog's JSON
+
+        if limits.architecture not in TWO_EXPERTS:
+            experts = ("high",)
+            for i, ref in enumerate(refs):
+                if ref.expert != "both":
+                    raise RequestError(f"loras[{i}].expert: {limits.architecture} models have one transformer: use "
+                                       f"\"both\", not \"{ref.expert}\" (high and low name the A14B models' experts)",
+                                       job)
+    if limits.lora_slots == 0:
+        raise RequestError("loras: this worker has no LoRA slots (it was started with --lora-slots 0)", job)
+    nouns = {"high": "the high-noise expert", "low": "the low-noise expert"} if len(experts) == 2 else {
+        "high": "the transformer"}
+    for expert in experts:
+        landing = [i for i, ref in enumerate(refs) if ref.expert in (expert, "both")]
+        if limits.lora_slots is not None and len(landing) > limits.lora_slots:
+            raise RequestError(f"loras: {len(landing)} LoRAs land on {nouns[expert]}, but this worker has "
+                               f"{limits.lora_slots} LoRA slots per expert (--lora-slots)", job)
+        seen: dict[str, int] = {}
+        for i in landing:
+            first = seen.setdefault(refs[i].sha256, i)
+            if first != i:
+                raise RequestError(f"loras[{i}]: the LoRA of loras[{first}] (SHA-256 {refs[i].sha256}) is already on "
+                                   f"{nouns[expert]}", job)
+
+
+def _parse_sampler(obj: dict, steps: int, job: str | None) -> SamplerSpec | None:
+    """`sampler`: null, absent or {"kind": "step_distill", "shift": number > 0, "denoising_steps": [strictly
+    decreasing integers in 1 … 1000], one per step}."""
+    value = _Fields(obj, job).object("sampler", required=False)
+    if value is None:
+        return None
+    f = _Fields(value, job, prefix="sampler.")
+    kind = f.string("kind")
+    if kind not in SAMPLER_KINDS:
+        raise RequestError(f"sampler.kind: must be step_distill, got {json.dumps(kind, ensure_ascii=False)}", job)
+    shift = f.number("shift")
+    if not shift > 0:
+        raise RequestError(f"sampler.shift: must be above 0, got {shift}", job)
+    listed = value.get("denoising_steps")
+    if not isinstance(listed, list) or not listed:
+        state = "missing field" if "denoising_steps" not in value else "expected a non-empty array of integers"
+        raise RequestError(f"sampler.denoising_steps: {state}", job)
+    denoising = []
+    for i, t in enumerate(listed):
+        if isinstance(t, float) and t.is_integer():
+            t = int(t)
+        if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= MAX_TIMESTEP:
+            raise RequestError(f"sampler.denoising_steps[{i}]: expected an integer in 1 … {MAX_TIMESTEP}, got "
+                               f"{json.dumps(t)}", job)
+        if denoising and t >= denoising[-1]:
+            raise RequestError(f"sampler.denoising_steps[{i}]: {t} is not below {denoising[-1]} (the steps must "
+                               f"strictly decrease)", job)
+        denoising.append(t)
+    if len(denoising) != steps:
+        raise RequestError(f"sampler.denoising_steps: {len(denoising)} entries, but steps is {steps} (one entry "
+                           f"per step)", job)
+    return SamplerSpec(kind=kind, shift=shift, denoising_steps=tuple(denoising))
 
 
 def _parse_debug(obj: dict, job: str | None) -> DebugHooks:

@@ -27,13 +27,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import PROTOCOL_VERSION, __version__, checkpoint_file, distributed, images, jobflow, metadata, protocol
+from . import PROTOCOL_VERSION, __version__, checkpoint_file, distributed, images, jobflow, loras, metadata, protocol
 from .catalog import TWO_EXPERTS
 from .jobflow import Cancelled, Emit, Job
 
 log = logging.getLogger("reel_engine.scripted_jobs")
 
-LOOP_VERSION = "scripted-1"
+LOOP_VERSION = "scripted-2"  # 2: the identity's loras, sampler and recipe
 STATE_BYTES = 32
 INTERPOLATION_METHOD = "scripted (frames drawn at fps*k)"
 MALFORMED_LINE = b"this line is not an event (debug.malformed_output)\n"
@@ -65,6 +65,9 @@ def identity(model, req: protocol.GenerateRequest) -> dict:
         "prompt_sha256": checkpoint_file.prompt_sha256(req.prompt, req.negative_prompt),
         **checkpoint_file.image_identity(req.image.sha256 if req.image is not None else None,
                                          req.last_image.sha256 if req.last_image is not None else None, req.fit),
+        "loras": loras.identity(req.loras),
+        "sampler": req.sampler.to_json() if req.sampler is not None else None,
+        "recipe": req.recipe,
     }
 
 
@@ -157,12 +160,13 @@ def _run(model, job: Job, emit: Emit, hang, gpu_done: Callable[[], None], write_
     started = time.perf_counter()
     timeline = {"started": time.time()}
     job_images = images.load_request_images(req)  # as the real runner: before the job directory and any work
+    check_loras(model, req)  # likewise: read, SHA-256, every key checked against the model's layers
     jobflow.make_job_dir(req)
     job_identity = identity(model, req)
     ckpt = ScriptedCheckpointer(req.out_dir, job_identity, req.checkpoint_every,
                                 rejected=lambda reason: emit(protocol.checkpoint_rejected_event(req.job, reason)))
     stages = ScriptedStages(job, emit, hang, ckpt, write_line)
-    seconds: dict[str, float] = {}
+    seconds: dict[str, float] = {"lora_switch": 0.0} if model.lora_slots else {}
 
     stages("text_encoding", 0, 1)
     t0 = time.perf_counter()
@@ -230,6 +234,15 @@ def _run(model, job: Job, emit: Emit, hang, gpu_done: Callable[[], None], write_
 
     return jobflow.deliver(job, req, stages, frames, fps, seconds, started, timeline, record, ckpt.discard, gpu_done,
                            peak)
+
+
+def check_loras(model, req) -> None:
+    """The request's LoRAs checked as a real worker checks them (loras.check_request), nothing converted."""
+    if not req.loras:
+        return
+    if not model.lora_slots:
+        raise loras.LoRAError("loras: this worker has no LoRA slots (it was started with --lora-slots 0)")
+    loras.check_request(req.loras, model.lora_targets, model.lora_slots, model.lora_max_rank)
 
 
 def _result_without_files(job: Job, req, stages, frames, fps: int, seconds: dict, started: float, gpu_done,

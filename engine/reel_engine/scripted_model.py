@@ -11,8 +11,8 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-from . import __version__, approximate, catalog, distributed, placement
-from .catalog import A14B, I2V, TI2V, ModelError
+from . import __version__, approximate, catalog, distributed, model_configs, placement
+from .catalog import A14B, I2V, TI2V, TWO_EXPERTS, ModelError
 
 # Bytes of weights of each component, as placement.component_sizes measures them on building.build_pipeline's
 # pipelines built on the meta device: (architecture, tiny, dtype) -> sizes. tests/test_scripted_model.py checks the
@@ -90,6 +90,18 @@ class ScriptedModel:
     group: distributed.Group | None = None
     total_memory_bytes: int = 0
     load_seconds: float = 0.0
+    lora_slots: int = 0  # --lora-slots; a real worker's slots are made at start, these only counted
+    lora_max_rank: int = 0  # the slots' rank (0 without slots)
+    lora_config: dict | None = None  # the transformer's config, which LoRAs are checked against
+
+    @property
+    def lora_targets(self) -> dict:
+        """expert -> loras.Targets of the transformer's config (loras.py is imported with the first LoRA job: it
+        imports the job code, which the start does not need)."""
+        from . import loras
+
+        targets = loras.targets_from_config(self.lora_config, self.architecture)
+        return {expert: targets for expert in (("high", "low") if self.architecture in TWO_EXPERTS else ("high",))}
 
     @property
     def fps(self) -> int:
@@ -153,6 +165,8 @@ class ScriptedModel:
             placement=self.memory_plan.to_json() | {"text_device": self.text_device or self.device,
                                                     "text_encoder": self.text.placement},
             speed=self.speed,
+            lora_slots=self.lora_slots,
+            lora_max_rank=self.lora_max_rank,
         )
         if self.group is not None:
             fields.update(self.group.ready_fields())
@@ -214,6 +228,7 @@ def load(args) -> ScriptedModel:
     model.total_memory_bytes = int(float(os.environ.get(GPU_MEMORY_ENV, DEFAULT_GPU_MEMORY_GIB)) * placement.GIB)
     _plan(model, args.memory_budget)
     _speed(model, args.compile, args.approximate)
+    _loras(model, args)
     model.group = _group(model, args)
     model.text.prepare([""])  # as a real worker encodes the empty negative prompt before `ready`
     model.load_seconds = time.perf_counter() - t0
@@ -247,6 +262,24 @@ def _plan(model: ScriptedModel, memory_budget_gib: float | None) -> None:
     elif cuda and plan.text_placement == "offload":
         text_placement = "offload"
     model.text = ScriptedTexts(text_placement)
+
+
+def _loras(model: ScriptedModel, args) -> None:
+    """The LoRA slots a real worker makes (lora_slots.install), counted, and the layers its LoRAs are checked
+    against: loras.targets_from_config on the transformer's config (a directory's own transformer/config.json)."""
+    model.lora_slots = args.lora_slots
+    model.lora_max_rank = args.lora_max_rank if args.lora_slots else 0
+    if not args.lora_slots:
+        return
+    if model.path is not None and not model.tiny:
+        import json
+        import os
+
+        with open(os.path.join(model.path, "transformer", "config.json"), encoding="utf-8") as f:
+            config = json.load(f)
+    else:
+        config = model_configs.component_configs(model.architecture, model.tiny)["transformer"]
+    model.lora_config = config
 
 
 def _speed(model: ScriptedModel, compile_mode: str, approximate_spec: str | None) -> None:

@@ -102,10 +102,11 @@ def select_attention(model, tokens: int) -> dict:
     return {"attention_backend": order[0], "attention_seconds": {k: round(v, 5) for k, v in timings.items()}}
 
 
-def compile_transformers(model) -> None:
-    """Regional compilation of every transformer (compiled lazily, on the first forward)."""
+def compile_transformers(model, **options) -> None:
+    """Regional compilation of every transformer (compiled lazily, on the first forward); `options` go to
+    torch.compile (the tests pick a faster backend). The LoRA slots (lora_slots.py) exist by now and are compiled in."""
     for transformer in _transformers(model):
-        transformer.compile_repeated_blocks(fullgraph=True)
+        transformer.compile_repeated_blocks(fullgraph=True, **options)
 
 
 @torch.no_grad()

@@ -32,6 +32,11 @@ def start(args) -> tuple:
 
     model = load_model(args.model, args.device, args.data_dir, memory_saving=args.memory_saving,
                        text_device=args.text_device, memory_budget_gib=args.memory_budget)
+    # The adapter slots before the parallel group's hooks (its output gather hooks proj_out, which must then be the
+    # layer with its LoRA) and before compilation, which then compiles them in.
+    from .lora_slots import install
+
+    install(model, args.lora_slots, args.lora_max_rank, args.lora_cache_gib)
     if group is not None:  # before compilation: the compiled blocks must see the sharded attention
         distributed.attach(model, group)
     prepare_for_speed(model, args.compile, args.approximate)
@@ -200,6 +205,8 @@ def ready_fields(model) -> dict:
         placement=model.memory_plan.to_json() | {"text_device": str(model.text_device or model.device),
                                                  "text_encoder": model.text.placement},
         speed=model.speed,
+        lora_slots=model.lora_slots,
+        lora_max_rank=model.lora_max_rank,
     )
 
 

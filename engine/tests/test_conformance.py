@@ -28,7 +28,7 @@ from PIL import Image
 READY_FIELDS = {"event", "protocol", "device", "model", "architecture", "dtype", "free_memory_bytes",
                 "total_memory_bytes", "fps", "spatial_stride", "temporal_stride", "image", "last_image",
                 "engine_version", "pid", "random_weights", "load_seconds", "defaults", "memory_saving", "model_path",
-                "placement", "speed"}
+                "placement", "speed", "lora_slots", "lora_max_rank"}
 SPARES = 2  # the tests that end a worker before the others are done with the shared one: the crash hooks
 WORKERS_OF = {kind: EarlyStart(f"conformance-{kind}", 1 + SPARES, ("--device", "cpu", "--model", "tiny"), module,
                                selects=f"[{kind}]")
@@ -100,6 +100,7 @@ def test_ready_event(worker, kind):
     assert 0 < ready["free_memory_bytes"] <= ready["total_memory_bytes"]
     assert ready["defaults"] == {"width": 256, "height": 256, "frames": 17, "steps": 4, "guidance": 5.0}
     assert ready["memory_saving"] is False and ready["model_path"].endswith("tiny-ti2v-5b")
+    assert (ready["lora_slots"], ready["lora_max_rank"]) == (2, 64)  # the defaults
 
 
 def test_generate_writes_the_video_the_frames_and_job_json(worker, kind, tmp_path):
@@ -110,7 +111,7 @@ def test_generate_writes_the_video_the_frames_and_job_json(worker, kind, tmp_pat
     assert final["outputs"] == {"dir": str(out), "video": str(out / "video.mp4"), "metadata": str(out / "job.json"),
                                 "frames_dir": str(out / "frames"), "frame_count": 9, "width": 128, "height": 128,
                                 "fps": 24}
-    assert set(final["seconds"]) == {"text_encoding", "denoising", "vae_decode", "encoding", "total"}
+    assert set(final["seconds"]) == {"lora_switch", "text_encoding", "denoising", "vae_decode", "encoding", "total"}
     assert final["peak_memory_bytes"] > 0
     assert stages(seen) == [("text_encoding", 0, 1), ("text_encoding", 1, 1), ("denoising", 1, 2),
                             ("denoising", 2, 2), ("vae_decode", 0, 1), ("vae_decode", 1, 1), ("encoding", 0, 1),
