@@ -13,5 +13,7 @@ if [ ! -x /tmp/reel-install/bin/python ] && [ ! -f /tmp/reel-install/env.sh ]; t
 fi
 # shellcheck disable=SC1091
 source /tmp/reel-install/env.sh
+# This tree's engine, so a change to it needs no new bundle (the bundle's wheels are what it adds).
+export PYTHONPATH=$PWD/engine${PYTHONPATH:+:$PYTHONPATH}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/gpu.txt"
 python3 bench/loras.py --out "$OUT" "$@" 2> >(tee "$OUT/loras-stderr.log" >&2) | tee -a "$OUT/loras-report.md"

@@ -200,9 +200,9 @@ def main() -> int:
     with open(os.path.join(args.out, f"loras-{args.label}.json"), "w") as f:
         json.dump(report, f, indent=2)
 
-    print("| model | slots | case | size × frames | steps | LoRA switch | text enc. | denoising | s/step | "
+    print("| model | slots | case | size × frames | steps | LoRA load | LoRA switch | text enc. | denoising | s/step | "
           "VAE decode | total | peak GPU memory |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     failed = False
     for slots, run in runs.items():
         for name, row in run["cases"].items():
@@ -213,7 +213,7 @@ def main() -> int:
             s = row["seconds"]
             steps = 1 if name.startswith("switch") else 4
             print(f"| `{args.model}` | {slots} | {name} | {row['size']} × {row['frames']} | {steps} | "
-                  f"{s.get('lora_switch', 0):.3f} s | {s.get('text_encoding', 0):.2f} s | {s['denoising']:.2f} s | "
+                  f"{s.get('lora_load', 0):.3f} s | {s.get('lora_switch', 0):.3f} s | {s.get('text_encoding', 0):.2f} s | {s['denoising']:.2f} s | "
                   f"{s['denoising'] / steps:.2f} s | {s['vae_decode']:.2f} s | {s['total']:.2f} s | "
                   f"{(row['peak_memory_bytes'] or 0) / 1e9:.1f} GB |")
     for name, ratio in report.get("ratios", {}).items():

@@ -148,7 +148,9 @@ public enum WorkerEvent: Sendable, Equatable {
         public var interpolating: Double?
         /// Reading and encoding the images, for an image-to-video job.
         public var imageEncoding: Double?
-        /// Putting the job's LoRAs into the worker's adapter slots (on a worker with slots).
+        /// Reading, hashing and converting the job's LoRA files, then putting them into the worker's adapter slots
+        /// (on a worker with slots).
+        public var loraLoad: Double?
         public var loraSwitch: Double?
         public var total: Double
 
@@ -170,6 +172,7 @@ public enum WorkerEvent: Sendable, Equatable {
             case textEncoding = "text_encoding"
             case imageEncoding = "image_encoding"
             case loraSwitch = "lora_switch"
+            case loraLoad = "lora_load"
             case vaeDecode = "vae_decode"
         }
     }

@@ -36,7 +36,9 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None, gpu_d
     job_images = images.load_request_images(req)
     # So are its LoRAs (read, checked against their SHA-256 and the model's layers, converted or taken from the
     # cache): a bad one fails the job the same way, before anything is applied.
+    lora_started = time.perf_counter()
     job_loras = lora_slots.prepare(model, req)
+    lora_load = time.perf_counter() - lora_started
     jobflow.make_job_dir(req)
     reset_peak_memory(model.device)
     ckpt = checkpoint.open_for_job(
@@ -70,7 +72,10 @@ def _run(model, job: Job, emit: Emit, hang: Callable[[dict], None] | None, gpu_d
         log.info("job %s: %d checkpoint(s) saved (%d failed): %.1f ms per save on the loop, %.1f ms writing",
                  req.job, ckpt.saves, ckpt.failures, 1000 * ckpt.snapshot_seconds / max(1, ckpt.saves + ckpt.failures),
                  1000 * ckpt.write_seconds / max(1, ckpt.saves))
-    seconds = ({"lora_switch": lora_switch} if lora_switch is not None else {}) | generation.seconds
+    # lora_load: reading, hashing and converting the files (nothing when all are cached and unchanged); lora_switch:
+    # copying them into the slots.
+    seconds = ({"lora_load": lora_load, "lora_switch": lora_switch} if lora_switch is not None else {}) \
+        | generation.seconds
     text_cache = generation.text_cache
     frames = generation.video
     del generation

@@ -166,7 +166,7 @@ def _run(model, job: Job, emit: Emit, hang, gpu_done: Callable[[], None], write_
     ckpt = ScriptedCheckpointer(req.out_dir, job_identity, req.checkpoint_every,
                                 rejected=lambda reason: emit(protocol.checkpoint_rejected_event(req.job, reason)))
     stages = ScriptedStages(job, emit, hang, ckpt, write_line)
-    seconds: dict[str, float] = {"lora_switch": 0.0} if model.lora_slots else {}
+    seconds: dict[str, float] = {"lora_load": 0.0, "lora_switch": 0.0} if model.lora_slots else {}
 
     stages("text_encoding", 0, 1)
     t0 = time.perf_counter()

@@ -452,7 +452,8 @@ def test_a_job_records_its_loras_and_the_switch_in_job_json(slotted_a14b, files,
     entries = [(files["h"], 0.8, "high"), (files["l"], 1.3, "low")]
     final, _ = run_job(slotted_a14b, job_request(tmp_path / "j", entries, recipe="lightning-4step"))
     assert final["event"] == "result", final
-    assert list(final["seconds"])[0] == "lora_switch" and final["seconds"]["lora_switch"] >= 0
+    assert list(final["seconds"])[:2] == ["lora_load", "lora_switch"] and final["seconds"]["lora_switch"] >= 0
+    assert final["seconds"]["lora_load"] >= 0
     record = json.loads((tmp_path / "j" / "job.json").read_text())
     assert record["recipe"] == "lightning-4step"
     assert record["loras"] == [{"name": "lora0", "sha256": files["h"]["sha256"], "scale": 0.8, "expert": "high"},
@@ -623,7 +624,7 @@ def test_the_scripted_worker_checks_and_records_loras(start_worker, files, tmp_p
     assert final["event"] == "result", final
     record = json.loads((tmp_path / "s-1" / "job.json").read_text())
     assert record["loras"] == [{"name": "h", "sha256": files["h"]["sha256"], "scale": 0.8, "expert": "high"}]
-    assert record["recipe"] == "lightning-4step" and record["seconds"]["lora_switch"] == 0.0
+    assert record["recipe"] == "lightning-4step" and record["seconds"]["lora_switch"] == 0.0 and record["seconds"]["lora_load"] == 0.0
     # Another scale, another video; a changed file and a file of another rank refused as by a real worker.
     w.send(generate_request("s-2", str(tmp_path / "s-2"), loras=[dict(entry, scale=0.9)], **size))
     assert w.wait_final("s-2")[0]["event"] == "result"

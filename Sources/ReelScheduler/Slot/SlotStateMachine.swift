@@ -641,6 +641,7 @@ struct SlotStateMachine<Instant: InstantProtocol>: Sendable where Instant.Durati
         if let interpolating = seconds.interpolating { perStage["interpolating"] = interpolating }
         if let imageEncoding = seconds.imageEncoding { perStage["image_encoding"] = imageEncoding }
         if let loraSwitch = seconds.loraSwitch { perStage["lora_switch"] = loraSwitch }
+        if let loraLoad = seconds.loraLoad { perStage["lora_load"] = loraLoad }
         return JobOutputs(
             directory: result.outputs.dir, video: result.outputs.video, metadata: result.outputs.metadata,
             framesDirectory: result.outputs.framesDir, frameCount: result.outputs.frameCount,
