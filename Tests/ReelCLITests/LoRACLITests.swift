@@ -35,6 +35,26 @@ import Testing
         }
     }
 
+    @Test func generateAppliesALoRAOnOneExpertAndRecordsIt() throws {
+        try withLibrary { directory, library in
+            let run = try TestSupport.runReel(
+                [
+                    "generate", "--model", "tiny:t2v-a14b", "--prompt", "a kite over dunes", "--size", "32x32",
+                    "--frames", "5", "--steps", "2", "--seed", "2", "--device", "cpu", "--out", "clip",
+                    "--lora-dir", library.path, "--lora", "tiny_kohya:0.7@low", "--lora", "tiny_musubi@high",
+                    "--lora-max-rank", "8",
+                ], in: directory, worker: .real)
+            #expect(run.status == 0, "\(run.stderr)")
+            let probe = try TestSupport.probeVideo(directory.appendingPathComponent("clip/video.mp4").path)
+            #expect(probe.frames == 5 && probe.width == 32)
+            let job = try JSONSerialization.jsonObject(
+                with: Data(contentsOf: directory.appendingPathComponent("clip/job.json"))) as? [String: Any]
+            let loras = try #require(job?["loras"] as? [[String: Any]])
+            #expect(loras.map { $0["name"] as? String } == ["tiny_kohya", "tiny_musubi"])
+            #expect(loras.map { $0["scale"] as? Double } == [0.7, 1] && loras.map { $0["expert"] as? String } == ["low", "high"])
+        }
+    }
+
     @Test func aBadLoRAIsRefusedBeforeAnyWorkerStarts() throws {
         try withLibrary { directory, library in
             let base = [

@@ -27,7 +27,8 @@ final class SchedulerHarness: Sendable {
         grace: Duration = .seconds(30), model: String = "tiny", leaseDuration: Duration = .seconds(30),
         checkpointEvery: Int? = nil, slotList: [Slot]? = nil, relayout: Relayout? = nil,
         metrics: any MetricsFactory = NOOPMetricsHandler.instance, worker: TestSupport.Worker = .scripted,
-        outputRoot: String? = nil, minFreeDiskBytes: Int64? = nil, environment: [String: String] = [:]
+        outputRoot: String? = nil, minFreeDiskBytes: Int64? = nil, environment: [String: String] = [:],
+        configure: (inout SchedulerConfiguration) -> Void = { _ in }
     ) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("reel-sched-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -52,6 +53,7 @@ final class SchedulerHarness: Sendable {
         configuration.relayout = relayout
         configuration.outputRoot = outputRoot
         configuration.minFreeDiskBytes = minFreeDiskBytes
+        configure(&configuration)
         scheduler = Scheduler(
             configuration: configuration, store: store, metrics: SchedulerMetrics(factory: metrics),
             logger: TestSupport.logger, jobDebug: PromptFaults.debugFields)
