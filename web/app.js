@@ -392,12 +392,20 @@ function rerunLoRAs(s) {
     ...(rest.length ? { loras: rest } : {}) };
 }
 
+// A spec value as text: LoRAs in the CSV column's form (name:scale@expert), anything else as it is.
+function specText(key, value) {
+  if (key !== 'loras') return String(value);
+  return value.map((l) => `${l.name}${l.scale !== 1 ? `:${l.scale}` : ''}${l.expert !== 'both' ? `@${l.expert}` : ''}`)
+    .join(';');
+}
+
 function videoCard(job) {
   const video = el('video', { controls: true, muted: true, loop: true, preload: 'auto', playsInline: true });
   const link = el('a', { textContent: t('download'), download: `${job.id}.mp4`, dataset: { i18n: 'download' } });
   mediaURL(job.outputs.video_url).then((url) => { video.src = url; link.href = url; }).catch(() => {});
   const spec = el('dl', {}, SPEC_KEYS.filter((k) => job.spec[k] !== null && job.spec[k] !== '' && job.spec[k] !== undefined)
-    .map((k) => [el('dt', { textContent: k }), el('dd', { textContent: String(job.spec[k]) })]));
+    .filter((k) => !(Array.isArray(job.spec[k]) && job.spec[k].length === 0))
+    .flatMap((k) => [el('dt', { textContent: k }), el('dd', { textContent: specText(k, job.spec[k]) })]));
   return el('div', { className: 'card', dataset: { job: job.id } }, video,
     el('div', { className: 'actions' }, link,
       el('button', { className: 'secondary rerun', textContent: t('rerun'), dataset: { i18n: 'rerun' },

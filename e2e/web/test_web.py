@@ -211,7 +211,9 @@ def test_lora_picker(browser, base, data_dir):
     message = browser.eval("document.getElementById('submit-message').textContent")
     assert "one transformer" in message and message.startswith("loras"), message
     assert job_count(base) == before, "a refused job queues nothing"
-    browser.eval("document.querySelector('#lora-rows .lora-expert').value = 'both'")
+    browser.eval("""(() => { document.querySelector('#lora-rows .lora-expert').value = 'both';
+      const message = document.getElementById('submit-message'); message.textContent = ''; message.className = 'message';
+    })()""")
     browser.eval("document.querySelector('#job-form button[type=submit]').click()")
     browser.wait_for("document.getElementById('submit-message').textContent.includes('job_')"
                      " || document.getElementById('submit-message').className.includes('error')", 20, "the job")
@@ -226,6 +228,12 @@ def test_lora_picker(browser, base, data_dir):
                "the job with a LoRA to finish")
     job = json.loads(get(f"{base}/v1/jobs/{job_id}")[1])
     assert job["state"] == "succeeded", job
+    browser.wait_for(f"document.querySelector('#gallery .card[data-job=\"{job_id}\"]') !== null", 30, "its video card")
+    shown = browser.eval(f"""(() => {{ const card = document.querySelector('#gallery .card[data-job="{job_id}"]');
+      const terms = [...card.querySelectorAll('dt')].map((dt) => dt.textContent);
+      const at = terms.indexOf('loras');
+      return at < 0 ? `no loras among ${{terms}}` : card.querySelectorAll('dd')[at].textContent; }})()""")
+    assert shown == "tiny_detail:0.5", shown
     browser.screenshot(ARTIFACTS / "7-lora.png")
 
 
