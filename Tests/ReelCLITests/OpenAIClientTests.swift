@@ -33,7 +33,7 @@ import Testing
         client = openai.OpenAI(base_url=base, api_key=key, max_retries=0)
         video = client.videos.create(
             prompt="a red kite over a beach", model="sora-2", seconds="0.2", size="64x64",
-            extra_body={"seed": 7, "steps": 2})
+            extra_body={"seed": 7, "steps": 2, "loras": [{"name": "tiny_detail", "scale": 0.5}]})
         assert video.object == "video" and video.status in ("queued", "in_progress"), video
         assert video.model == "tiny" and video.size == "64x64" and video.seconds == "0.2", video
         created = video.id
@@ -55,7 +55,7 @@ import Testing
         with open(out + "/photo.png", "rb") as photo:
             pictured = client.videos.create(
                 prompt="a red lamp", model="sora-2", seconds="0.2", size="64x64", input_reference=photo,
-                extra_body={"seed": 3, "steps": 2, "fit": "contain"})
+                extra_body={"seed": 3, "steps": 2, "fit": "contain", "loras": "tiny_detail:0.25"})
         deadline = time.time() + 120
         while pictured.status in ("queued", "in_progress"):
             if time.time() > deadline:
@@ -70,6 +70,12 @@ import Testing
         with open(out + "/photo.png", "rb") as photo:
             digest = hashlib.sha256(photo.read()).hexdigest()
         assert spec["image"] == "img_" + digest and spec["fit"] == "contain", spec
+        # Reel's LoRAs as extra fields: a list in the JSON body, the CSV column's text form as a form field.
+        assert [(l["name"], l["scale"]) for l in spec["loras"]] == [("tiny_detail", 0.25)], spec
+        request = urllib.request.Request(f"{base}/jobs/{created}", headers={"Authorization": f"Bearer {key}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            first = json.load(response)["spec"]
+        assert [(l["name"], l["scale"], l["expert"]) for l in first["loras"]] == [("tiny_detail", 0.5, "both")], first
         client.videos.download_content(pictured.id).write_to_file(out + "/pictured.mp4")
         client.videos.delete(pictured.id)
 
@@ -121,6 +127,9 @@ import Testing
                 devices: "cpu", dataDirectory: directory.appendingPathComponent("server"),
                 extraArguments: ["--api-key-file", keyFile.path], worker: .real)
             defer { server.stop() }
+            try LoRAFixtures.write(
+                LoRAFixtures.pairs(.tiny, rank: 4, layout: .comfy), name: "tiny_detail",
+                in: directory.appendingPathComponent("server/loras"))
             let scriptFile = directory.appendingPathComponent("sdk.py")
             try Self.script.write(to: scriptFile, atomically: true, encoding: .utf8)
 

@@ -4444,6 +4444,22 @@ enum OpenAPIDocument {
           "recipe_loras": {
             "type": "string",
             "description": "HIGH,LOW"
+          },
+          "loras[][name]": {
+            "type": "string",
+            "description": "A LoRA's name, as the openai SDK encodes extra_body={\"loras\": [{\"name\", \"scale\", \"expert\"}]}; its scale and expert follow it"
+          },
+          "loras[][scale]": {
+            "type": "string"
+          },
+          "loras[][expert]": {
+            "type": "string"
+          },
+          "recipe_loras[high]": {
+            "type": "string"
+          },
+          "recipe_loras[low]": {
+            "type": "string"
           }
         },
         "required": [

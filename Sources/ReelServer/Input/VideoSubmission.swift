@@ -89,6 +89,8 @@ enum VideoSubmission {
     /// Form fields, all text, read by each field's kind; an empty value is left out.
     private static func submission(pairs: [(String, String)], serverModel: String) throws(ReelError) -> JobSubmission {
         var fields: [String: JSONInput] = [:]
+        let (nested, pairs) = try nestedFields(pairs)
+        fields.merge(nested) { _, new in new }
         for (name, text) in pairs {
             guard fields[name] == nil else {
                 throw .invalid(
@@ -99,6 +101,54 @@ enum VideoSubmission {
             fields[name] = text.isEmpty ? .null : try parse(text, as: kind, name)
         }
         return try submission(fields: fields, serverModel: serverModel)
+    }
+
+    /// The list and object fields as a form encodes them (the openai SDK sends `extra_body={"loras": [{"name": "a",
+    /// "scale": 0.5}]}` as the fields `loras[][name]` and `loras[][scale]`, and an object as `recipe_loras[high]`), and
+    /// the other fields. A `loras[][name]` starts the next LoRA; its `scale` and `expert` follow it.
+    private static func nestedFields(_ pairs: [(String, String)]) throws(ReelError) -> (
+        [String: JSONInput], [(String, String)]
+    ) {
+        var loras: [[String: JSONInput]] = []
+        var pair: [String: JSONInput] = [:]
+        var rest: [(String, String)] = []
+        for (name, text) in pairs {
+            if name.hasPrefix("loras[][") && name.hasSuffix("]") {
+                let key = String(name.dropFirst("loras[][".count).dropLast())
+                let field = "loras[\(max(loras.count - 1, 0))].\(String(key.unicodeScalars.prefix(40)))"
+                switch key {
+                case "name":
+                    loras.append(["name": .string(text)])
+                case "scale", "expert":
+                    guard !loras.isEmpty, loras[loras.count - 1][key] == nil else {
+                        throw .invalid(field, "\(name) must follow its LoRA's loras[][name]")
+                    }
+                    loras[loras.count - 1][key] = key == "expert" ? .string(text) : try parse(text, as: .number, field)
+                default:
+                    throw .invalid(field, "unknown field \(key.quotedForMessage(limit: 40)) of a LoRA; its fields are name, scale, expert")
+                }
+            } else if name == "recipe_loras[high]" || name == "recipe_loras[low]" {
+                let key = name == "recipe_loras[high]" ? "high" : "low"
+                guard pair[key] == nil else { throw .invalid("recipe_loras", "\(name) is given more than once") }
+                pair[key] = .string(text)
+            } else {
+                rest.append((name, text))
+            }
+        }
+        var fields: [String: JSONInput] = [:]
+        if !loras.isEmpty {
+            guard !rest.contains(where: { $0.0 == "loras" }) else {
+                throw .invalid("loras", "give loras as one field or as loras[][name] fields, not both")
+            }
+            fields["loras"] = .array(loras.map { .object($0) })
+        }
+        if !pair.isEmpty {
+            guard !rest.contains(where: { $0.0 == "recipe_loras" }) else {
+                throw .invalid("recipe_loras", "give recipe_loras as one field or as recipe_loras[high] and [low], not both")
+            }
+            fields["recipe_loras"] = .object(pair)
+        }
+        return (fields, rest)
     }
 
     /// A form field's text as its kind, read with `Numerals`' grammar (the same as a CSV cell's).
