@@ -155,7 +155,8 @@ struct BatchCommand: AsyncParsableCommand {
             let display = BatchDisplay(total: jobs.count)
             var queue = LocalQueue(engine: engine, options: supervision, plan: plan, outputRoot: outDir)
             queue.loras = loraLibrary
-            let finished = try await queue
+            let finished =
+                try await queue
                 .run(jobs) {
                     event, workers in display.update(event, workers: workers)
                 }

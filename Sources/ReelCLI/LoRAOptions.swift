@@ -44,7 +44,9 @@ struct LoRALibraryOptions: ParsableArguments {
         loraDir.map { absolutePath($0) } ?? dataDirectory + "/loras"
     }
 
-    func library(dataDirectory: String) -> LoRALibrary { LoRALibrary(directory: directory(dataDirectory: dataDirectory)) }
+    func library(dataDirectory: String) -> LoRALibrary {
+        LoRALibrary(directory: directory(dataDirectory: dataDirectory))
+    }
 
     /// `--recipe-lora` by recipe name.
     func recipeLoRAs() throws -> [String: RecipeLoRAs] {
@@ -86,7 +88,8 @@ struct JobLoRAOptions: ParsableArguments {
                 + "an A14B model only).", valueName: "lora"))
     var lora: [String] = []
 
-    @Option(help: ArgumentHelp("A recipe: lightning-4step (4 steps, no guidance, with its LoRA pair).", valueName: "name"))
+    @Option(
+        help: ArgumentHelp("A recipe: lightning-4step (4 steps, no guidance, with its LoRA pair).", valueName: "name"))
     var recipe: String?
 
     @Option(

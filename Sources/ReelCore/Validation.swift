@@ -148,7 +148,9 @@ public enum Validation {
 
     /// Whether a recipe runs on the model and the request leaves it its values: a steps or guidance the recipe
     /// fixes, given differently, is an error naming the field and the recipe.
-    static func checkRecipe(_ recipe: Recipe, request: GenerationRequest, architecture: Architecture)
+    static func checkRecipe(
+        _ recipe: Recipe, request: GenerationRequest, architecture: Architecture
+    )
         throws(ReelError)
     {
         guard recipe.architectures.contains(architecture) else {

@@ -230,7 +230,9 @@ public struct JobStoreError: Error, Sendable, Equatable, CustomStringConvertible
 
 extension JobStore {
     /// Claims in plain queue order (no affinity).
-    public func claim(owner: String, slot: String, leaseExpiresAt: Date, now: Date) async throws -> (
+    public func claim(
+        owner: String, slot: String, leaseExpiresAt: Date, now: Date
+    ) async throws -> (
         job: Job, lease: Lease
     )? {
         try await claim(owner: owner, slot: slot, leaseExpiresAt: leaseExpiresAt, now: now, affinity: nil)

@@ -31,7 +31,9 @@ public final class LoRALibrary: Sendable {
 
     /// Every usable-looking file of the directory, listed by name; a file whose header cannot be read or whose keys
     /// Reel does not understand is listed with its problem. A missing directory is an empty library.
-    public func catalog(maxPerExpert: Int = LoRACatalog.defaultSlots, recipeLoRAs: [String: RecipeLoRAs] = [:])
+    public func catalog(
+        maxPerExpert: Int = LoRACatalog.defaultSlots, recipeLoRAs: [String: RecipeLoRAs] = [:]
+    )
         -> LoRACatalog
     {
         let fileManager = FileManager.default
@@ -44,7 +46,8 @@ public final class LoRALibrary: Sendable {
             let url = directory.appendingPathComponent(file)
             guard let attributes = try? fileManager.attributesOfItem(atPath: url.path),
                 attributes[.type] as? FileAttributeType == .typeRegular,
-                let bytes = (attributes[.size] as? NSNumber)?.intValue, let modified = attributes[.modificationDate] as? Date
+                let bytes = (attributes[.size] as? NSNumber)?.intValue,
+                let modified = attributes[.modificationDate] as? Date
             else { continue }
             seen.insert(name)
             if let known = memo.withLock({ $0[name] }), known.bytes == bytes, known.modified == modified {

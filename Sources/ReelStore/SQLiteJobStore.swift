@@ -254,7 +254,9 @@ public final class SQLiteJobStore: JobStore {
 
     /// The job a claimer holding `affinity` takes when `head` is the head of the queue (see `ClaimAffinity`),
     /// marking the jobs it passes over.
-    private static func affine(head: JobRecord, _ affinity: ClaimAffinity, now: Date, _ db: Database) throws
+    private static func affine(
+        head: JobRecord, _ affinity: ClaimAffinity, now: Date, _ db: Database
+    ) throws
         -> JobRecord
     {
         guard !affinity.takesHead(headKey: head.loraKey) else { return head }

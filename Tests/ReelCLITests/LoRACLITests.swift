@@ -10,7 +10,8 @@ import Testing
         try TestSupport.withTemporaryDirectorySync { directory in
             let library = directory.appendingPathComponent("loras")
             try LoRAFixtures.write(LoRAFixtures.pairs(.tiny, rank: 4, layout: .kohya), name: "tiny_kohya", in: library)
-            try LoRAFixtures.write(LoRAFixtures.pairs(.tiny, rank: 8, layout: .musubi), name: "tiny_musubi", in: library)
+            try LoRAFixtures.write(
+                LoRAFixtures.pairs(.tiny, rank: 8, layout: .musubi), name: "tiny_musubi", in: library)
             try LoRAFixtures.write(
                 LoRAFixtures.pairs(.ti2v5B, rank: 2, layout: .diffusers, blocks: 0..<1), name: "five", in: library)
             try body(directory, library)
@@ -30,7 +31,8 @@ import Testing
             let data = try #require(object?["data"] as? [[String: Any]])
             #expect(data.map { $0["name"] as? String } == ["five", "tiny_kohya", "tiny_musubi"])
             #expect(data[1]["architectures"] as? [String] == ["tiny:ti2v-5b", "tiny:t2v-a14b", "tiny:i2v-a14b"])
-            let empty = try TestSupport.runReel(["loras", "--lora-dir", directory.appendingPathComponent("none").path], in: directory)
+            let empty = try TestSupport.runReel(
+                ["loras", "--lora-dir", directory.appendingPathComponent("none").path], in: directory)
             #expect(empty.status == 0 && empty.stdout.contains("no LoRAs in"))
         }
     }
@@ -47,11 +49,14 @@ import Testing
             #expect(run.status == 0, "\(run.stderr)")
             let probe = try TestSupport.probeVideo(directory.appendingPathComponent("clip/video.mp4").path)
             #expect(probe.frames == 5 && probe.width == 32)
-            let job = try JSONSerialization.jsonObject(
-                with: Data(contentsOf: directory.appendingPathComponent("clip/job.json"))) as? [String: Any]
+            let job =
+                try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: directory.appendingPathComponent("clip/job.json"))) as? [String: Any]
             let loras = try #require(job?["loras"] as? [[String: Any]])
             #expect(loras.map { $0["name"] as? String } == ["tiny_kohya", "tiny_musubi"])
-            #expect(loras.map { $0["scale"] as? Double } == [0.7, 1] && loras.map { $0["expert"] as? String } == ["low", "high"])
+            #expect(
+                loras.map { $0["scale"] as? Double } == [0.7, 1]
+                    && loras.map { $0["expert"] as? String } == ["low", "high"])
         }
     }
 
@@ -61,18 +66,28 @@ import Testing
                 "generate", "--prompt", "a fox", "--frames", "5", "--steps", "2", "--size", "64x64", "--device", "cpu",
                 "--out", "clip", "--lora-dir", library.path,
             ]
-            let unknown = try TestSupport.runReel(base + ["--model", "tiny:t2v-a14b", "--lora", "tiny_kohay"], in: directory)
+            let unknown = try TestSupport.runReel(
+                base + ["--model", "tiny:t2v-a14b", "--lora", "tiny_kohay"], in: directory)
             #expect(unknown.status != 0)
-            #expect(unknown.stderr.contains("unknown LoRA 'tiny_kohay'; the closest are tiny_kohya"), "\(unknown.stderr)")
-            let five = try TestSupport.runReel(base + ["--model", "tiny:t2v-a14b", "--lora", "five:0.5"], in: directory)
+            #expect(
+                unknown.stderr.contains("unknown LoRA 'tiny_kohay'; the closest are tiny_kohya"), "\(unknown.stderr)")
+            let five = try TestSupport.runReel(
+                base + ["--model", "tiny:t2v-a14b", "--lora", "five:0.5"], in: directory)
             #expect(five.stderr.contains("five is a LoRA for ti2v-5b (dim 3072)"), "\(five.stderr)")
             let expert = try TestSupport.runReel(base + ["--model", "tiny", "--lora", "tiny_kohya@low"], in: directory)
             #expect(expert.stderr.contains("ti2v-5b has one transformer"), "\(expert.stderr)")
-            let syntax = try TestSupport.runReel(base + ["--model", "tiny", "--lora", "tiny_kohya:lots"], in: directory)
-            #expect(syntax.stderr.contains("--lora: LoRA 'tiny_kohya:lots': the scale after : is not a number"), "\(syntax.stderr)")
-            let recipe = try TestSupport.runReel(base + ["--model", "tiny:t2v-a14b", "--recipe", "lightning-4step"], in: directory)
+            let syntax = try TestSupport.runReel(
+                base + ["--model", "tiny", "--lora", "tiny_kohya:lots"], in: directory)
+            #expect(
+                syntax.stderr.contains("--lora: LoRA 'tiny_kohya:lots': the scale after : is not a number"),
+                "\(syntax.stderr)")
+            let recipe = try TestSupport.runReel(
+                base + ["--model", "tiny:t2v-a14b", "--recipe", "lightning-4step"], in: directory)
             #expect(recipe.stderr.contains("steps: recipe lightning-4step takes 4 steps, not 2"), "\(recipe.stderr)")
-            let noPair = base.filter { $0 != "--steps" && $0 != "2" } + ["--model", "tiny:t2v-a14b", "--recipe", "lightning-4step"]
+            let noPair =
+                base.filter { $0 != "--steps" && $0 != "2" } + [
+                    "--model", "tiny:t2v-a14b", "--recipe", "lightning-4step",
+                ]
             let pairless = try TestSupport.runReel(noPair, in: directory)
             #expect(pairless.stderr.contains("--recipe-lora lightning-4step=HIGH,LOW"), "\(pairless.stderr)")
             for run in [unknown, five, expert, syntax, recipe, pairless] {

@@ -81,15 +81,17 @@ import Testing
         #expect(info.format == "lightx2v")
         // head.head is 4 × 16 channels out: the A14B tiny models, not TI2V-5B's 48.
         #expect(info.fits == ["tiny:t2v-a14b", "tiny:i2v-a14b"])
-        let i2v = try self.info(tensors + [LoRAFixtures.tensor("diffusion_model.patch_embedding.diff", [32, 36, 1, 2, 2])])
+        let i2v = try self.info(
+            tensors + [LoRAFixtures.tensor("diffusion_model.patch_embedding.diff", [32, 36, 1, 2, 2])])
         #expect(i2v.fits == ["tiny:i2v-a14b"], "36 latent channels in: I2V-A14B only")
     }
 
     @Test func aKeyReelDoesNotUnderstandRefusesTheWholeFileNamingIt() throws {
-        let tensors = LoRAFixtures.pairs(.tiny, rank: 4, layout: .kohya) + [
-            LoRAFixtures.tensor("diffusion_model.blocks.0.self_attn.gate.lora_down.weight", [4, 32]),
-            LoRAFixtures.tensor("text_encoders.clip_l.lora_up.weight", [32, 4]),
-        ]
+        let tensors =
+            LoRAFixtures.pairs(.tiny, rank: 4, layout: .kohya) + [
+                LoRAFixtures.tensor("diffusion_model.blocks.0.self_attn.gate.lora_down.weight", [4, 32]),
+                LoRAFixtures.tensor("text_encoders.clip_l.lora_up.weight", [32, 4]),
+            ]
         let message = try #require(refusal(tensors))
         #expect(message.contains("2 key(s) Reel does not understand, so it is not applied at all"))
         #expect(message.contains("'diffusion_model.blocks.0.self_attn.gate.lora_down.weight'"))
@@ -100,14 +102,16 @@ import Testing
         var pairs = LoRAFixtures.pairs(.tiny, rank: 4, layout: .kohya)
         pairs.removeAll { $0.name == "diffusion_model.blocks.1.ffn.2.lora_up.weight" }
         #expect(try #require(refusal(pairs)).contains("blocks.1.ffn.2"))
-        let dora = LoRAFixtures.pairs(.tiny, rank: 4, layout: .comfy) + [
-            LoRAFixtures.tensor("diffusion_model.blocks.0.self_attn.q.dora_scale", [32, 1])
-        ]
+        let dora =
+            LoRAFixtures.pairs(.tiny, rank: 4, layout: .comfy) + [
+                LoRAFixtures.tensor("diffusion_model.blocks.0.self_attn.q.dora_scale", [32, 1])
+            ]
         #expect(try #require(refusal(dora)).contains("DoRA"))
-        let wan21 = LoRAFixtures.pairs(.tiny, rank: 4, layout: .comfy) + [
-            LoRAFixtures.tensor("diffusion_model.blocks.0.cross_attn.k_img.lora_A.weight", [4, 32]),
-            LoRAFixtures.tensor("diffusion_model.blocks.0.cross_attn.k_img.lora_B.weight", [32, 4]),
-        ]
+        let wan21 =
+            LoRAFixtures.pairs(.tiny, rank: 4, layout: .comfy) + [
+                LoRAFixtures.tensor("diffusion_model.blocks.0.cross_attn.k_img.lora_A.weight", [4, 32]),
+                LoRAFixtures.tensor("diffusion_model.blocks.0.cross_attn.k_img.lora_B.weight", [32, 4]),
+            ]
         #expect(try #require(refusal(wan21)).contains("Wan2.1 image-attention"))
     }
 
@@ -119,7 +123,8 @@ import Testing
 
     @Test func aTruncatedFileIsNotASafetensorsFile() throws {
         try TestSupport.withTemporaryDirectorySync { directory in
-            let url = try LoRAFixtures.write(LoRAFixtures.pairs(.tiny, rank: 4, layout: .kohya), name: "a", in: directory)
+            let url = try LoRAFixtures.write(
+                LoRAFixtures.pairs(.tiny, rank: 4, layout: .kohya), name: "a", in: directory)
             let whole = try Data(contentsOf: url)
             try whole.prefix(whole.count - 10).write(to: url)
             #expect {
@@ -149,7 +154,8 @@ import Testing
             entry("lightning_high", fits: ["tiny:t2v-a14b"], sha: "h"),
             entry("lightning_low", fits: ["tiny:t2v-a14b"], sha: "l"),
             entry("five_style", fits: ["ti2v-5b"], sha: "f", dim: 3072),
-            LoRAEntry(name: "broken", bytes: 1, sha256: String(repeating: "0", count: 64), info: nil, problem: "bad keys"),
+            LoRAEntry(
+                name: "broken", bytes: 1, sha256: String(repeating: "0", count: 64), info: nil, problem: "bad keys"),
         ])
     }
 
@@ -164,7 +170,8 @@ import Testing
     }
 
     @Test func anUnknownNameListsTheClosestNames() throws {
-        let error = try #require(message { _ = try catalog.resolve([LoRAUse(name: "lightning_hihg")], for: Self.tinyT2V) })
+        let error = try #require(
+            message { _ = try catalog.resolve([LoRAUse(name: "lightning_hihg")], for: Self.tinyT2V) })
         #expect(error.field == "loras")
         #expect(error.message.contains("unknown LoRA 'lightning_hihg'; the closest are lightning_high, lightning_low"))
         let empty = try #require(message { _ = try LoRACatalog.empty.resolve([LoRAUse(name: "x")], for: Self.tinyT2V) })
@@ -193,18 +200,21 @@ import Testing
         #expect(three.message.contains("3 LoRAs on the high-noise expert; the workers hold at most 2 per expert"))
         let twice = try #require(
             message {
-                _ = try catalog.resolve([LoRAUse(name: "detail", expert: .low), LoRAUse(name: "detail")], for: Self.tinyT2V)
+                _ = try catalog.resolve(
+                    [LoRAUse(name: "detail", expert: .low), LoRAUse(name: "detail")], for: Self.tinyT2V)
             })
         #expect(twice.message.contains("given twice for the low expert"))
         let one = LoRACatalog(entries: [entry("s", fits: ["tiny:ti2v-5b"])])
-        let noExperts = try #require(message { _ = try one.resolve([LoRAUse(name: "s", expert: .high)], for: Self.tinyTI2V) })
+        let noExperts = try #require(
+            message { _ = try one.resolve([LoRAUse(name: "s", expert: .high)], for: Self.tinyTI2V) })
         #expect(noExperts.message.contains("ti2v-5b has one transformer"))
     }
 
     @Test func theLightningRecipeSetsItsValuesAndAppliesItsPair() throws {
         var library = catalog
         library.recipeLoRAs = ["lightning-4step": RecipeLoRAs(high: "lightning_high", low: "lightning_low")]
-        let request = GenerationRequest(prompt: "a fox", loras: [LoRAUse(name: "detail", scale: 0.7)], recipe: "lightning-4step")
+        let request = GenerationRequest(
+            prompt: "a fox", loras: [LoRAUse(name: "detail", scale: 0.7)], recipe: "lightning-4step")
         let spec = try Validation.resolve(request, model: Self.tinyT2V, loras: library, randomSeed: { 1 })
         #expect(spec.steps == 4 && spec.guidance == 1 && spec.guidance2 == 1 && spec.recipe == "lightning-4step")
         #expect(spec.sampler == SamplerSpec(shift: 5, denoisingSteps: [1000, 750, 500, 250]))
@@ -214,7 +224,10 @@ import Testing
         var named = request
         named.recipeLoRAs = RecipeLoRAs(high: "detail", low: "lightning_low")
         named.loras = []
-        #expect(try Validation.resolve(named, model: Self.tinyT2V, loras: library).loras?.map(\.name) == ["detail", "lightning_low"])
+        #expect(
+            try Validation.resolve(named, model: Self.tinyT2V, loras: library).loras?.map(\.name) == [
+                "detail", "lightning_low",
+            ])
     }
 
     @Test func aRecipeRefusesWhatContradictsIt() throws {
@@ -225,20 +238,26 @@ import Testing
         library.recipeLoRAs = ["lightning-4step": RecipeLoRAs(high: "lightning_high", low: "lightning_low")]
         var steps = base
         steps.steps = 8
-        let stepsError = try #require(message { _ = try Validation.resolve(steps, model: Self.tinyT2V, loras: library) })
+        let stepsError = try #require(
+            message { _ = try Validation.resolve(steps, model: Self.tinyT2V, loras: library) })
         #expect(stepsError.field == "steps" && stepsError.message.contains("takes 4 steps, not 8"))
         var guidance = base
         guidance.guidance = 5
-        #expect(try #require(message { _ = try Validation.resolve(guidance, model: Self.tinyT2V, loras: library) }).field == "guidance")
+        #expect(
+            try #require(message { _ = try Validation.resolve(guidance, model: Self.tinyT2V, loras: library) }).field
+                == "guidance")
         var unknown = base
         unknown.recipe = "turbo"
-        let unknownError = try #require(message { _ = try Validation.resolve(unknown, model: Self.tinyT2V, loras: library) })
+        let unknownError = try #require(
+            message { _ = try Validation.resolve(unknown, model: Self.tinyT2V, loras: library) })
         #expect(unknownError.field == "recipe" && unknownError.message.contains("the recipes are lightning-4step"))
         let five = try #require(message { _ = try Validation.resolve(base, model: Self.tinyTI2V, loras: library) })
         #expect(five.field == "recipe" && five.message.contains("this model is ti2v-5b"))
         var pairOnly = GenerationRequest(prompt: "a fox")
         pairOnly.recipeLoRAs = RecipeLoRAs(high: "a", low: "b")
-        #expect(try #require(message { _ = try Validation.resolve(pairOnly, model: Self.tinyT2V, loras: library) }).field == "recipe_loras")
+        #expect(
+            try #require(message { _ = try Validation.resolve(pairOnly, model: Self.tinyT2V, loras: library) }).field
+                == "recipe_loras")
     }
 
     @Test func theCSVColumnsReadLoRAsAndRecipes() throws {
@@ -246,7 +265,8 @@ import Testing
             "prompt": "a fox", "loras": "detail:0.8;lightning_high@high", "recipe": "lightning-4step",
             "recipe_loras": "lightning_high, lightning_low",
         ])
-        #expect(row.request.loras == [LoRAUse(name: "detail", scale: 0.8), LoRAUse(name: "lightning_high", expert: .high)])
+        #expect(
+            row.request.loras == [LoRAUse(name: "detail", scale: 0.8), LoRAUse(name: "lightning_high", expert: .high)])
         #expect(row.request.recipe == "lightning-4step")
         #expect(row.request.recipeLoRAs == RecipeLoRAs(high: "lightning_high", low: "lightning_low"))
         #expect(throws: ReelError.self) { try SpecFields.row(from: ["prompt": "x", "recipe_loras": "only_one"]) }

@@ -65,7 +65,8 @@ import Testing
         // The worker read each file by its library path and recorded it by content.
         let record = try metadata(try #require(ended.first { $0.id == "2-b" }))
         let loras = try #require(record["loras"] as? [[String: Any]])
-        #expect(loras.count == 1 && loras[0]["sha256"] as? String == b.sha256 && loras[0]["expert"] as? String == "high")
+        #expect(
+            loras.count == 1 && loras[0]["sha256"] as? String == b.sha256 && loras[0]["expert"] as? String == "high")
     }
 
     @Test func theRealEngineRunsTheRecipeWithALoRAPair() async throws {
@@ -96,6 +97,7 @@ import Testing
         #expect(loras.map { $0["expert"] as? String } == ["high", "low"])
         let sampler = try #require(record["sampler"] as? [String: Any])
         #expect(sampler["denoising_steps"] as? [Int] == [1000, 750, 500, 250] && sampler["shift"] as? Double == 5)
-        #expect(done.outputs?.secondsPerStage["lora_switch"] != nil && done.outputs?.secondsPerStage["lora_load"] != nil)
+        #expect(
+            done.outputs?.secondsPerStage["lora_switch"] != nil && done.outputs?.secondsPerStage["lora_load"] != nil)
     }
 }

@@ -55,19 +55,23 @@ import Testing
             #expect(five["architectures"] as? [String] == ["ti2v-5b"] && five["fits_server"] as? Bool == false)
             let broken = try #require(byName["broken"])
             #expect(broken["format"] is NSNull && broken["fits_server"] as? Bool == false)
-            #expect((broken["error"] as? String)?.contains("'diffusion_model.blocks.0.mystery.lora_down.weight'") == true)
+            #expect(
+                (broken["error"] as? String)?.contains("'diffusion_model.blocks.0.mystery.lora_down.weight'") == true)
         }
     }
 
     @Test func aJobRecordsItsLoRAsByContent() async throws {
         try await withLibrary { server, client, _ in
             let response = try await client.submit(
-                #"{"prompt": "a fox", "loras": [{"name": "tiny_comfy", "scale": 0.8, "expert": "high"}, {"name": "tiny_diffusers"}]}"#)
+                #"{"prompt": "a fox", "loras": [{"name": "tiny_comfy", "scale": 0.8, "expert": "high"}, {"name": "tiny_diffusers"}]}"#
+            )
             #expect(response.status == .created, "\(String(buffer: response.body))")
             let spec = try #require(try response.object()["spec"] as? [String: Any])
             let loras = try #require(spec["loras"] as? [[String: Any]])
             #expect(loras.map { $0["name"] as? String } == ["tiny_comfy", "tiny_diffusers"])
-            #expect(loras.map { $0["scale"] as? Double } == [0.8, 1] && loras.map { $0["expert"] as? String } == ["high", "both"])
+            #expect(
+                loras.map { $0["scale"] as? Double } == [0.8, 1]
+                    && loras.map { $0["expert"] as? String } == ["high", "both"])
             #expect((loras[0]["sha256"] as? String)?.count == 64)
             let stored = try #require(try await server.store.jobs(state: nil, limit: 10, before: nil).first)
             #expect(stored.spec.loras?.count == 2 && stored.spec.loraKey.count == 64)
@@ -82,15 +86,25 @@ import Testing
         try await withLibrary { server, client, _ in
             let cases: [(String, String, String)] = [
                 (#"{"prompt": "x", "loras": [{"name": "tiny_komfy"}]}"#, "loras", "the closest are tiny_comfy"),
-                (#"{"prompt": "x", "loras": [{"name": "five_style"}]}"#, "loras",
-                    "five_style is a LoRA for ti2v-5b (dim 3072); this server runs tiny:t2v-a14b"),
+                (
+                    #"{"prompt": "x", "loras": [{"name": "five_style"}]}"#, "loras",
+                    "five_style is a LoRA for ti2v-5b (dim 3072); this server runs tiny:t2v-a14b"
+                ),
                 (#"{"prompt": "x", "loras": [{"name": "broken"}]}"#, "loras", "does not understand"),
-                (#"{"prompt": "x", "loras": [{"name": "tiny_comfy", "expert": "middle"}]}"#, "loras[0].expert",
-                    "high, low or both"),
-                (#"{"prompt": "x", "loras": [{"name": "tiny_comfy", "scale": 50}]}"#, "loras[0].scale", "between -10 and 10"),
+                (
+                    #"{"prompt": "x", "loras": [{"name": "tiny_comfy", "expert": "middle"}]}"#, "loras[0].expert",
+                    "high, low or both"
+                ),
+                (
+                    #"{"prompt": "x", "loras": [{"name": "tiny_comfy", "scale": 50}]}"#, "loras[0].scale",
+                    "between -10 and 10"
+                ),
                 (#"{"prompt": "x", "loras": [{"scale": 1}]}"#, "loras[0].name", "missing"),
                 (#"{"prompt": "x", "loras": [{"name": "../../etc/passwd"}]}"#, "loras[0].name", "not a LoRA name"),
-                (#"{"prompt": "x", "loras": [{"name": "tiny_comfy", "weight": 1}]}"#, "loras[0].weight", "unknown field"),
+                (
+                    #"{"prompt": "x", "loras": [{"name": "tiny_comfy", "weight": 1}]}"#, "loras[0].weight",
+                    "unknown field"
+                ),
                 (#"{"prompt": "x", "loras": 3}"#, "loras", "must be a list"),
                 (#"{"prompt": "x", "recipe": "lightning-4step", "steps": 6}"#, "steps", "takes 4 steps, not 6"),
                 (#"{"prompt": "x", "recipe": "turbo"}"#, "recipe", "the recipes are lightning-4step"),
@@ -111,12 +125,14 @@ import Testing
             let response = try await client.submit(#"{"prompt": "x", "recipe": "lightning-4step"}"#)
             #expect(response.status == .created, "\(String(buffer: response.body))")
             let spec = try #require(try response.object()["spec"] as? [String: Any])
-            #expect(spec["steps"] as? Int == 4 && spec["guidance"] as? Double == 1 && spec["guidance_2"] as? Double == 1)
+            #expect(
+                spec["steps"] as? Int == 4 && spec["guidance"] as? Double == 1 && spec["guidance_2"] as? Double == 1)
             #expect(spec["recipe"] as? String == "lightning-4step")
             let loras = try #require(spec["loras"] as? [[String: Any]])
             #expect(loras.map { "\($0["name"]!)@\($0["expert"]!)" } == ["tiny_kohya@high", "tiny_musubi@low"])
             let named = try await client.submit(
-                #"{"prompt": "x", "recipe": "lightning-4step", "recipe_loras": {"high": "tiny_comfy", "low": "tiny_diffusers"}}"#)
+                #"{"prompt": "x", "recipe": "lightning-4step", "recipe_loras": {"high": "tiny_comfy", "low": "tiny_diffusers"}}"#
+            )
             let namedLoras = try #require((try named.object()["spec"] as? [String: Any])?["loras"] as? [[String: Any]])
             #expect(namedLoras.map { $0["name"] as? String } == ["tiny_comfy", "tiny_diffusers"])
         }

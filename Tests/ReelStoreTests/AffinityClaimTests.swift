@@ -23,7 +23,9 @@ import Testing
     static let keyA = spec(lora: "a").loraKey
     static let keyB = spec(lora: "b").loraKey
 
-    func add(_ store: any JobStore, _ id: String, lora: Character?, priority: Int = 0, at seconds: Double)
+    func add(
+        _ store: any JobStore, _ id: String, lora: Character?, priority: Int = 0, at seconds: Double
+    )
         async throws
     {
         let (_, created) = try await store.enqueue(
@@ -31,7 +33,9 @@ import Testing
         #expect(created)
     }
 
-    func claim(_ store: any JobStore, holding key: String, window: TimeInterval = 30, at seconds: Double)
+    func claim(
+        _ store: any JobStore, holding key: String, window: TimeInterval = 30, at seconds: Double
+    )
         async throws -> String?
     {
         try await store.claim(

@@ -67,18 +67,24 @@ public enum LoRAFixtures {
                 let original = "blocks.\(block).\(layer.original)"
                 switch layout {
                 case .kohya:
-                    tensors += named(["diffusion_model.\(original).lora_down.weight": down,
-                        "diffusion_model.\(original).lora_up.weight": up, "diffusion_model.\(original).alpha": alpha])
+                    tensors += named([
+                        "diffusion_model.\(original).lora_down.weight": down,
+                        "diffusion_model.\(original).lora_up.weight": up, "diffusion_model.\(original).alpha": alpha,
+                    ])
                 case .comfy:
-                    tensors += named(["diffusion_model.\(original).lora_A.weight": down,
-                        "diffusion_model.\(original).lora_B.weight": up])
+                    tensors += named([
+                        "diffusion_model.\(original).lora_A.weight": down,
+                        "diffusion_model.\(original).lora_B.weight": up,
+                    ])
                 case .diffusers:
                     let name = "transformer.blocks.\(block).\(layer.diffusers)"
                     tensors += named(["\(name).lora_A.weight": down, "\(name).lora_B.weight": up])
                 case .musubi:
                     let name = "lora_unet_" + original.replacingOccurrences(of: ".", with: "_")
-                    tensors += named(["\(name).lora_down.weight": down, "\(name).lora_up.weight": up,
-                        "\(name).alpha": alpha])
+                    tensors += named([
+                        "\(name).lora_down.weight": down, "\(name).lora_up.weight": up,
+                        "\(name).alpha": alpha,
+                    ])
                 }
             }
         }
@@ -104,7 +110,9 @@ public enum LoRAFixtures {
             precondition(tensor.values.count == tensor.shape.reduce(1, *), "\(tensor.name): values do not fit")
             let bytes = tensor.values.count * 4
             header[tensor.name] = ["dtype": "F32", "shape": tensor.shape, "data_offsets": [offset, offset + bytes]]
-            for value in tensor.values { withUnsafeBytes(of: value.bitPattern.littleEndian) { body.append(contentsOf: $0) } }
+            for value in tensor.values {
+                withUnsafeBytes(of: value.bitPattern.littleEndian) { body.append(contentsOf: $0) }
+            }
             offset += bytes
         }
         var json = try! JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])

@@ -61,7 +61,9 @@ public struct LoRACatalog: Sendable, Equatable {
 
     /// The uses resolved for one model: each name found, usable, made for this model, on an expert it has, and no
     /// expert holding more than `maxPerExpert` or the same file twice.
-    public func resolve(_ uses: [LoRAUse], for model: ModelInfo, field: String = "loras") throws(ReelError)
+    public func resolve(
+        _ uses: [LoRAUse], for model: ModelInfo, field: String = "loras"
+    ) throws(ReelError)
         -> [ResolvedLoRA]
     {
         let fit = ModelFit(model)
@@ -89,14 +91,16 @@ public struct LoRACatalog: Sendable, Equatable {
                     "LoRA \(use.name)@\(use.expert.rawValue): \(model.architecture.rawValue) has one transformer, "
                         + "not a high- and a low-noise expert; leave out @\(use.expert.rawValue)")
             }
-            let experts: [LoRAExpert] = twoExperts ? [.high, .low].filter { use.expert.covers(high: $0 == .high) } : [.both]
+            let experts: [LoRAExpert] =
+                twoExperts ? [.high, .low].filter { use.expert.covers(high: $0 == .high) } : [.both]
             for expert in experts {
                 guard seen[entry.sha256, default: []].insert(expert).inserted else {
                     throw .invalid(field, "LoRA \(use.name) is given twice for the \(expert.rawValue) expert")
                 }
             }
             resolved.append(
-                ResolvedLoRA(name: entry.name, sha256: entry.sha256, bytes: entry.bytes, scale: use.scale,
+                ResolvedLoRA(
+                    name: entry.name, sha256: entry.sha256, bytes: entry.bytes, scale: use.scale,
                     expert: use.expert))
         }
         for expert in twoExperts ? [LoRAExpert.high, .low] : [.both] {

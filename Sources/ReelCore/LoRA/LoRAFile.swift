@@ -110,8 +110,10 @@ public enum LoRAFile {
                 let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int],
                 offsets.count == 2, shape.allSatisfy({ $0 >= 0 && $0 <= 1 << 32 }), shape.count <= 8
             else { throw bad }
-            let itemBytes = ["F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
-                "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1][dtype]
+            let itemBytes = [
+                "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
+                "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1,
+            ][dtype]
             guard let itemBytes else {
                 throw .invalid("loras", "\(fileName): tensor \(name.quotedForMessage()) has the unknown dtype \(dtype)")
             }
@@ -124,7 +126,8 @@ public enum LoRAFile {
             guard offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] <= dataBytes, offsets[1] - offsets[0] == count
             else {
                 throw .invalid(
-                    "loras", "\(fileName): tensor \(name.quotedForMessage()) lies outside the file or has the wrong size")
+                    "loras",
+                    "\(fileName): tensor \(name.quotedForMessage()) lies outside the file or has the wrong size")
             }
             tensors.append(Tensor(name: name, dtype: dtype, shape: shape))
         }
@@ -291,7 +294,8 @@ public enum LoRAFile {
         /// Layers a low-rank pair may target (the others take full deltas only).
         static func isLinear(_ module: String) -> Bool {
             if blockIndex(module) != nil {
-                return !(module.hasSuffix(".modulation") || module.hasSuffix(".norm3") || module.hasSuffix("norm_q")
+                return
+                    !(module.hasSuffix(".modulation") || module.hasSuffix(".norm3") || module.hasSuffix("norm_q")
                     || module.hasSuffix("norm_k"))
             }
             return !["head.modulation", "patch_embedding"].contains(module)

@@ -64,7 +64,8 @@ public struct LoRAUse: Sendable, Equatable, Hashable {
             let word = rest[rest.index(after: at)...].trimmingWhitespace.lowercased()
             guard let value = LoRAExpert(rawValue: word) else {
                 throw .invalid(
-                    field, "LoRA \(shown): the expert after @ must be high, low or both, not \(word.quotedForMessage())")
+                    field, "LoRA \(shown): the expert after @ must be high, low or both, not \(word.quotedForMessage())"
+                )
             }
             expert = value
             rest = rest[..<at]
@@ -75,7 +76,8 @@ public struct LoRAUse: Sendable, Equatable, Hashable {
             guard let value = Numerals.decimal(text) else {
                 throw .invalid(
                     field,
-                    "LoRA \(shown): the scale after : is not a number (such as 0.8); the form is NAME[:SCALE][@high|low]")
+                    "LoRA \(shown): the scale after : is not a number (such as 0.8); the form is NAME[:SCALE][@high|low]"
+                )
             }
             scale = value
             rest = rest[..<colon]

@@ -89,12 +89,14 @@ private struct FieldReader {
             for (index, item) in items.enumerated() {
                 let field = "\(name)[\(index)]"
                 guard case .object(let entry) = item else {
-                    throw .invalid(field, "\(field) must be an object {\"name\", \"scale\", \"expert\"}, not \(item.typeName)")
+                    throw .invalid(
+                        field, "\(field) must be an object {\"name\", \"scale\", \"expert\"}, not \(item.typeName)")
                 }
                 for key in entry.keys.sorted() where !["name", "scale", "expert"].contains(key) {
                     throw .invalid(
                         "\(field).\(String(key.unicodeScalars.prefix(40)))",
-                        "unknown field \(key.quotedForMessage(limit: 40)) of a LoRA; its fields are name, scale, expert")
+                        "unknown field \(key.quotedForMessage(limit: 40)) of a LoRA; its fields are name, scale, expert"
+                    )
                 }
                 let reader = FieldReader(fields: entry)
                 guard let loraName = try reader.string("name", shown: "\(field).name") else {
@@ -127,7 +129,8 @@ private struct FieldReader {
             }
             return RecipeLoRAPair(high: high, low: low)
         default:
-            throw .invalid(name, "\(name) must be {\"high\": NAME, \"low\": NAME} or \"HIGH,LOW\", not \(value.typeName)")
+            throw .invalid(
+                name, "\(name) must be {\"high\": NAME, \"low\": NAME} or \"HIGH,LOW\", not \(value.typeName)")
         }
     }
 

@@ -106,7 +106,9 @@ enum VideoSubmission {
     /// The list and object fields as a form encodes them (the openai SDK sends `extra_body={"loras": [{"name": "a",
     /// "scale": 0.5}]}` as the fields `loras[][name]` and `loras[][scale]`, and an object as `recipe_loras[high]`), and
     /// the other fields. A `loras[][name]` starts the next LoRA; its `scale` and `expert` follow it.
-    private static func nestedFields(_ pairs: [(String, String)]) throws(ReelError) -> (
+    private static func nestedFields(
+        _ pairs: [(String, String)]
+    ) throws(ReelError) -> (
         [String: JSONInput], [(String, String)]
     ) {
         var loras: [[String: JSONInput]] = []
@@ -125,7 +127,10 @@ enum VideoSubmission {
                     }
                     loras[loras.count - 1][key] = key == "expert" ? .string(text) : try parse(text, as: .number, field)
                 default:
-                    throw .invalid(field, "unknown field \(key.quotedForMessage(limit: 40)) of a LoRA; its fields are name, scale, expert")
+                    throw .invalid(
+                        field,
+                        "unknown field \(key.quotedForMessage(limit: 40)) of a LoRA; its fields are name, scale, expert"
+                    )
                 }
             } else if name == "recipe_loras[high]" || name == "recipe_loras[low]" {
                 let key = name == "recipe_loras[high]" ? "high" : "low"
@@ -144,7 +149,8 @@ enum VideoSubmission {
         }
         if !pair.isEmpty {
             guard !rest.contains(where: { $0.0 == "recipe_loras" }) else {
-                throw .invalid("recipe_loras", "give recipe_loras as one field or as recipe_loras[high] and [low], not both")
+                throw .invalid(
+                    "recipe_loras", "give recipe_loras as one field or as recipe_loras[high] and [low], not both")
             }
             fields["recipe_loras"] = .object(pair)
         }
