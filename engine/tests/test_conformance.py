@@ -111,7 +111,8 @@ def test_generate_writes_the_video_the_frames_and_job_json(worker, kind, tmp_pat
     assert final["outputs"] == {"dir": str(out), "video": str(out / "video.mp4"), "metadata": str(out / "job.json"),
                                 "frames_dir": str(out / "frames"), "frame_count": 9, "width": 128, "height": 128,
                                 "fps": 24}
-    assert set(final["seconds"]) == {"lora_load", "lora_switch", "text_encoding", "denoising", "vae_decode", "encoding", "total"}
+    assert set(final["seconds"]) == {"lora_load", "lora_switch", "text_encoding", "denoising", "vae_decode", "encoding",
+                                     "total"}
     assert final["peak_memory_bytes"] > 0
     assert stages(seen) == [("text_encoding", 0, 1), ("text_encoding", 1, 1), ("denoising", 1, 2),
                             ("denoising", 2, 2), ("vae_decode", 0, 1), ("vae_decode", 1, 1), ("encoding", 0, 1),

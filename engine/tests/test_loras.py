@@ -624,7 +624,8 @@ def test_the_scripted_worker_checks_and_records_loras(start_worker, files, tmp_p
     assert final["event"] == "result", final
     record = json.loads((tmp_path / "s-1" / "job.json").read_text())
     assert record["loras"] == [{"name": "h", "sha256": files["h"]["sha256"], "scale": 0.8, "expert": "high"}]
-    assert record["recipe"] == "lightning-4step" and record["seconds"]["lora_switch"] == 0.0 and record["seconds"]["lora_load"] == 0.0
+    assert record["recipe"] == "lightning-4step"
+    assert record["seconds"]["lora_switch"] == 0.0 and record["seconds"]["lora_load"] == 0.0
     # Another scale, another video; a changed file and a file of another rank refused as by a real worker.
     w.send(generate_request("s-2", str(tmp_path / "s-2"), loras=[dict(entry, scale=0.9)], **size))
     assert w.wait_final("s-2")[0]["event"] == "result"
