@@ -202,3 +202,19 @@ def test_a_catalog_the_generator_cannot_express_is_refused(embed, change, messag
     with pytest.raises(SystemExit, match=message):
         embed.main([])
     assert not embed.OUT.exists()
+
+
+@pytest.mark.parametrize("tiny", [False, True])
+def test_the_catalogs_transformer_shapes_are_those_the_engine_builds(tiny):
+    """The Swift side reads a LoRA file's fit from catalog.json's transformer shapes: they must be the shapes of the
+    transformers model_configs.py builds, full size and tiny."""
+    from reel_engine.model_configs import component_configs
+
+    for entry in raw()["architectures"]:
+        shape = entry["tiny_transformer" if tiny else "transformer"]
+        config = component_configs(entry["name"], tiny)["transformer"]
+        built = {"dim": config["num_attention_heads"] * config["attention_head_dim"], "ffn_dim": config["ffn_dim"],
+                 "blocks": config["num_layers"], "in_channels": config["in_channels"],
+                 "out_channels": config["out_channels"], "text_dim": config["text_dim"],
+                 "freq_dim": config["freq_dim"]}
+        assert shape == built, entry["name"]
