@@ -52,6 +52,7 @@ struct SubmitCommand: AsyncParsableCommand {
     @Option(help: "A prompt style; see `reel styles`.") var style: String?
     @Option(help: "Multiply the frame rate by 2 or 4 with interpolation.") var interpolate: Int?
     @Flag(help: "Also keep every frame as PNG.") var pngFrames = false
+    @OptionGroup var jobLoRAs: JobLoRAOptions
     @Option(help: "Makes retries of this submission safe: the same key returns the same job.") var idempotencyKey:
         String?
     @Flag(help: "Wait until the job ends, showing its progress.") var wait = false
@@ -61,7 +62,9 @@ struct SubmitCommand: AsyncParsableCommand {
         let submission = JobSubmission(
             prompt: prompt, negativePrompt: negativePrompt, style: style, size: size, seconds: seconds, frames: frames,
             steps: steps, guidance: guidance, seed: seed, pngFrames: pngFrames ? true : nil, priority: priority,
-            interpolate: interpolate)
+            interpolate: interpolate,
+            loras: jobLoRAs.lora.isEmpty ? nil : try jobLoRAs.requests(),
+            recipe: jobLoRAs.recipe, recipeLoRAs: try jobLoRAs.recipePair())
         let client = serverOptions.client
         try await reportingErrors {
             let job = try await client.submit(submission, idempotencyKey: idempotencyKey)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ReelAPI
 import ReelCore
 import ReelScheduler
 import ReelStore
@@ -69,7 +70,8 @@ struct LoRALibraryOptions: ParsableArguments {
     /// The library as it is now, as a job's LoRAs are resolved against it.
     func catalog(dataDirectory: String) throws -> LoRACatalog {
         library(dataDirectory: dataDirectory).catalog(
-            maxPerExpert: loraSlots ?? LoRACatalog.defaultSlots, recipeLoRAs: try recipeLoRAs())
+            maxPerExpert: loraSlots ?? LoRACatalog.defaultSlots, recipeLoRAs: try recipeLoRAs(),
+            maxRank: loraMaxRank ?? LoRACatalog.defaultMaxRank)
     }
 
     /// Sets the library and the workers' slots on a scheduler's configuration.
@@ -97,6 +99,30 @@ struct JobLoRAOptions: ParsableArguments {
             "The recipe's LoRA pair, HIGH,LOW by library name (default: the --recipe-lora given).",
             valueName: "high,low"))
     var recipeLoras: String?
+
+    /// The LoRAs as a submission to a server names them (checked here for their form; the server resolves them).
+    func requests() throws -> [LoRARequest] {
+        do throws(ReelError) {
+            return try lora.map { text throws(ReelError) in
+                let use = try LoRAUse.parse(text, field: "--lora")
+                return LoRARequest(name: use.name, scale: use.scale, expert: use.expert.rawValue)
+            }
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+
+    /// `--recipe-loras` as a submission's `recipe_loras`.
+    func recipePair() throws -> RecipeLoRAPair? {
+        do throws(ReelError) {
+            return try recipeLoras.map { text throws(ReelError) in
+                let pair = try RecipeLoRAs.parse(text, field: "--recipe-loras")
+                return RecipeLoRAPair(high: pair.high, low: pair.low)
+            }
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
 
     /// Sets the LoRAs and recipe on a request.
     func apply(to request: inout GenerationRequest) throws(ReelError) {

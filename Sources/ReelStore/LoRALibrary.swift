@@ -32,10 +32,9 @@ public final class LoRALibrary: Sendable {
     /// Every usable-looking file of the directory, listed by name; a file whose header cannot be read or whose keys
     /// Reel does not understand is listed with its problem. A missing directory is an empty library.
     public func catalog(
-        maxPerExpert: Int = LoRACatalog.defaultSlots, recipeLoRAs: [String: RecipeLoRAs] = [:]
-    )
-        -> LoRACatalog
-    {
+        maxPerExpert: Int = LoRACatalog.defaultSlots, recipeLoRAs: [String: RecipeLoRAs] = [:],
+        maxRank: Int = LoRACatalog.defaultMaxRank
+    ) -> LoRACatalog {
         let fileManager = FileManager.default
         let names = (try? fileManager.contentsOfDirectory(atPath: directory.path)) ?? []
         var entries: [LoRAEntry] = []
@@ -60,7 +59,8 @@ public final class LoRALibrary: Sendable {
         }
         memo.withLock { memo in memo = memo.filter { seen.contains($0.key) } }
         return LoRACatalog(
-            entries: entries, directory: directory.path, maxPerExpert: maxPerExpert, recipeLoRAs: recipeLoRAs)
+            entries: entries, directory: directory.path, maxPerExpert: maxPerExpert, recipeLoRAs: recipeLoRAs,
+            maxRank: maxRank)
     }
 
     /// One file's entry: its header analysed and its bytes hashed (streamed, 4 MiB at a time). Nil when the file

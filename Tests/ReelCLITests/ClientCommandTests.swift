@@ -104,4 +104,26 @@ import Testing
             #expect(tooLarge.status != 0 && tooLarge.stderr.contains("seed"), "\(tooLarge.stderr)")
         }
     }
+
+    @Test func submitSendsLoRAsAndTheServerRefusesAnUnknownOne() async throws {
+        try await TestSupport.withTemporaryDirectory { directory in
+            try LoRAFixtures.write(
+                LoRAFixtures.pairs(.tiny, rank: 4, layout: .kohya), name: "tiny_detail",
+                in: directory.appendingPathComponent("server/loras"))
+            let server = try ServerProcess(devices: "cpu", dataDirectory: directory.appendingPathComponent("server"))
+            defer { server.stop() }
+            try await server.waitUntilReady()
+            let url = "http://127.0.0.1:\(server.port)"
+            let base = [
+                "submit", "--server", url, "--prompt", "a kite", "--size", "32x32", "--frames", "5", "--steps", "2",
+            ]
+            let submit = try TestSupport.runReel(base + ["--lora", "tiny_detail:0.6"], in: directory)
+            #expect(submit.status == 0, "\(submit.stderr)")
+            let id = submit.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let job = String(decoding: try await server.client.send(.GET, "/v1/jobs/\(id)"), as: UTF8.self)
+            #expect(job.contains(#""name":"tiny_detail""#) && job.contains(#""scale":0.6"#), "\(job)")
+            let unknown = try TestSupport.runReel(base + ["--lora", "tiny_detial"], in: directory)
+            #expect(unknown.status != 0 && unknown.stderr.contains("the closest are tiny_detail"), "\(unknown.stderr)")
+        }
+    }
 }

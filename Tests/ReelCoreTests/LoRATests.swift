@@ -204,6 +204,10 @@ import Testing
                     [LoRAUse(name: "detail", expert: .low), LoRAUse(name: "detail")], for: Self.tinyT2V)
             })
         #expect(twice.message.contains("given twice for the low expert"))
+        var narrow = catalog
+        narrow.maxRank = 2
+        let rank = try #require(message { _ = try narrow.resolve([LoRAUse(name: "detail")], for: Self.tinyT2V) })
+        #expect(rank.message.contains("has rank 4, above the workers' slots of rank 2 (serve --lora-max-rank)"))
         let one = LoRACatalog(entries: [entry("s", fits: ["tiny:ti2v-5b"])])
         let noExperts = try #require(
             message { _ = try one.resolve([LoRAUse(name: "s", expert: .high)], for: Self.tinyTI2V) })

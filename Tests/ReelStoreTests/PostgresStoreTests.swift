@@ -287,7 +287,7 @@ import Testing
                 }
                 return (applied, columns)
             }
-            #expect(applied == ["v1", "v2", "v3"])
+            #expect(applied == ["v1", "v2", "v3", "v4"])
             #expect(
                 columns == [
                     "sha256 text", "format text", "bytes bytea", "created_at timestamp with time zone",

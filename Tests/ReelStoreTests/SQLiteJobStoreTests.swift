@@ -76,13 +76,14 @@ import Testing
                             + "typeof(created_at) AS type, created_at FROM job")
                 )
             }
-            #expect(applied == ["v1", "v2", "v3", "v4", "v5"])
+            #expect(applied == ["v1", "v2", "v3", "v4", "v5", "v6"])
             #expect(batchColumns == ["id", "created_at", "source", "owner", "accepted", "rejected"])
             let byName = Dictionary(uniqueKeysWithValues: indexes.map { ($0.name, $0) })
             #expect(byName["job_owner_created"]?.columns == ["owner", "created_at", "id"])
             #expect(byName["job_owner_state"]?.columns == ["owner", "state"])
             #expect(byName["job_claim"]?.columns == ["state", "priority", "created_at", "id"])
             #expect(claimSQL?.contains("priority DESC") == true)
+            #expect(byName["job_claim_lora"]?.columns == ["state", "lora_key", "priority", "created_at", "id"])
             #expect(byName["job_idempotency_key"]?.isUnique == true)
             #expect(byName["job_batch"]?.columns.first == "batch_id")
             // The spec is JSON text; dates are seconds since 1970.
@@ -99,8 +100,13 @@ import Testing
                 // The file as the version before images made it: migrations up to v4, one job.
                 let queue = try DatabaseQueue(path: path)
                 try SQLiteJobStore.migrator.migrate(queue, upTo: "v4")
+                // The row as that version wrote it: its columns only (the record type has more now).
+                let spec = String(decoding: try JSONEncoder().encode(makeSpec()), as: UTF8.self)
                 try await queue.write { db in
-                    try JobRecord(Job(newJob("old"), now: t0), requestDigest: nil).insert(db)
+                    try db.execute(
+                        sql:
+                            "INSERT INTO job (id, state, spec, priority, attempts, created_at) VALUES (?, ?, ?, 0, 0, ?)",
+                        arguments: ["old", "queued", spec, t0.timeIntervalSince1970])
                 }
                 try queue.close()
             }
@@ -108,9 +114,14 @@ import Testing
             let (applied, columns) = try await store.dbPool.read { db in
                 (try SQLiteJobStore.migrator.appliedIdentifiers(db), try db.columns(in: "image").map(\.name))
             }
-            #expect(applied == ["v1", "v2", "v3", "v4", "v5"])
+            #expect(applied == ["v1", "v2", "v3", "v4", "v5", "v6"])
             #expect(columns == ["sha256", "format", "bytes", "created_at", "used_at"])
             #expect(try await store.job(id: "old")?.spec == makeSpec())
+            // v6: the job has no LoRAs, and an affinity claim takes it as the head.
+            let key = try await store.dbPool.read { db in
+                try String.fetchOne(db, sql: "SELECT lora_key FROM job WHERE id = 'old'")
+            }
+            #expect(key == "")
             let image = ImageReference(sha256: String(repeating: "c", count: 64), format: .jpeg, width: 4, height: 3)
             #expect(try await store.putImage(image, bytes: [0, 1, 255], now: at(1)))
             #expect(try await store.imageBytes(sha256: image.sha256) == [0, 1, 255])

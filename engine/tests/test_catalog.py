@@ -169,8 +169,14 @@ def test_the_swift_file_holds_every_value_of_the_catalog(embed):
     assert 'name: "tiny:i2v-a14b", kind: .tiny, architecture: "i2v-a14b", aliasOf: nil,' in swift
     for a in raw()["architectures"]:  # each architecture's image inputs close its entry
         use = {"none": "never", "optional": "optional", "required": "required"}[a["image"]]
-        assert (f'            ],\n            image: .{use},\n            lastImage: {str(a["last_image"]).lower()}),\n'
-                in swift.split(f'name: "{a["name"]}",\n            repo:')[1])
+        entry = swift.split(f'name: "{a["name"]}",\n            repo:')[1]
+        last = str(a["last_image"]).lower()
+        assert f'            ],\n            image: .{use},\n            lastImage: {last},\n' in entry
+        for key, name in (("transformer", "transformer"), ("tiny_transformer", "tinyTransformer")):
+            s = a[key]
+            assert (f'            {name}: TransformerShape(\n                dim: {s["dim"]}, ffnDim: {s["ffn_dim"]}, '
+                    f'blocks: {s["blocks"]}, inChannels: {s["in_channels"]}, outChannels: {s["out_channels"]},\n'
+                    f'                textDim: {s["text_dim"]}, freqDim: {s["freq_dim"]})') in entry
     assert swift.count("        ModelEntry(\n") == len(raw()["models"])
     assert swift.count("        ArchitectureEntry(\n") == len(raw()["architectures"])
 

@@ -28,11 +28,14 @@ public struct LoRACatalog: Sendable, Equatable {
     public var maxPerExpert: Int
     /// The LoRA pair each recipe applies when a job names none, by recipe name.
     public var recipeLoRAs: [String: RecipeLoRAs]
+    /// The highest rank the workers' slots take (`--lora-max-rank`).
+    public var maxRank: Int
 
     public init(
         entries: [LoRAEntry], directory: String? = nil, maxPerExpert: Int = LoRACatalog.defaultSlots,
-        recipeLoRAs: [String: RecipeLoRAs] = [:]
+        recipeLoRAs: [String: RecipeLoRAs] = [:], maxRank: Int = LoRACatalog.defaultMaxRank
     ) {
+        self.maxRank = maxRank
         self.entries = entries.sorted { $0.name < $1.name }
         self.directory = directory
         self.maxPerExpert = maxPerExpert
@@ -41,6 +44,8 @@ public struct LoRACatalog: Sendable, Equatable {
 
     /// The workers' default adapter slots: a 4-step pair takes one on each expert, leaving one for a style.
     public static let defaultSlots = 2
+    /// The workers' default slot rank: that of the lightx2v 4-step LoRAs.
+    public static let defaultMaxRank = 64
 
     public static let empty = LoRACatalog(entries: [])
 
@@ -84,6 +89,12 @@ public struct LoRACatalog: Sendable, Equatable {
                     field,
                     "\(use.name) is a LoRA for \(made) (dim \(info.dim)); this server runs "
                         + "\(model.name) (\(model.architecture.rawValue))")
+            }
+            guard info.rank <= maxRank else {
+                throw .invalid(
+                    field,
+                    "LoRA \(use.name) has rank \(info.rank), above the workers' slots of rank \(maxRank) (serve "
+                        + "--lora-max-rank)")
             }
             if !twoExperts, use.expert != .both {
                 throw .invalid(

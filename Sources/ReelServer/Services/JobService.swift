@@ -25,7 +25,11 @@ public final class JobService: Sendable {
     public let loraSlots: Int
     public let recipeLoRAs: [String: RecipeLoRAs]
     /// The library as it is now: one snapshot per submission, so a batch resolves every row against the same files.
-    public var loraCatalog: LoRACatalog { loras.catalog(maxPerExpert: loraSlots, recipeLoRAs: recipeLoRAs) }
+    public var loraCatalog: LoRACatalog {
+        loras.catalog(
+            maxPerExpert: loraSlots, recipeLoRAs: recipeLoRAs,
+            maxRank: scheduler.configuration.loraMaxRank ?? LoRACatalog.defaultMaxRank)
+    }
     /// This node's files of the images jobs start from, in the data directory the scheduler's workers read them from.
     public var images: ImageStore { scheduler.configuration.images }
     /// The images as every node sharing the store sees them: this node's files, backed by the job store (where
