@@ -17,6 +17,12 @@ import Testing
 @Suite(.serialized) struct PlacementSchedulerTests {
     @Test func replicasRunTwoJobsAtOnce() async throws {
         let harness = try SchedulerHarness(slots: 2)
+        // Both workers ready first: on a loaded machine one may start seconds after the other, and the first would
+        // run both jobs one after the other before the second is up.
+        let ready = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < ready && harness.scheduler.workers.filter({ $0.state == .ready }).count < 2 {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         let first = try await harness.submit("a slow river [slow]", steps: 4)
         let second = try await harness.submit("a slow cloud [slow]", steps: 4)
         // Both jobs are denoising at the same moment, on different slots.
