@@ -6,8 +6,13 @@ import ReelWorker
 
 /// The options that choose a model, a device and where Reel keeps its data.
 struct EngineOptions: ParsableArguments {
-    @Option(help: "tiny, tiny:t2v-a14b, random:ti2v-5b, random:t2v-a14b, or a diffusers Wan2.2 directory.")
+    @Option(
+        help: ArgumentHelp(
+            "tiny, tiny:t2v-a14b, random:ti2v-5b, random:t2v-a14b, a diffusers Wan2.2 directory, or comfyui:DIR (a "
+                + "ComfyUI models/ folder; see --unet)."))
     var model: String = "tiny"
+
+    @OptionGroup var comfy: ComfyModelOptions
 
     @Option(help: "cpu, cuda or cuda:N; auto picks cuda:0 when a GPU is present.")
     var device: String = "auto"
@@ -82,9 +87,10 @@ struct EngineOptions: ParsableArguments {
         return launch
     }
 
-    /// A model directory is passed to the worker as an absolute path.
+    /// A model directory is passed to the worker as an absolute path; a ComfyUI folder with its chosen files.
     var modelArgument: String {
-        ModelCatalog.builtInNames.contains(model) ? model : absolutePath(model)
+        if model.hasPrefix(ComfyModelSpec.prefix) { return comfy.modelName(folder: model) }
+        return ModelCatalog.builtInNames.contains(model) ? model : absolutePath(model)
     }
 
     func resolveModel() throws -> ModelInfo {
@@ -117,4 +123,92 @@ func printError(_ text: String) {
 /// Prints a line to stdout and flushes it at once, for output another program reads as it comes.
 func printFlushed(_ text: String) {
     FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}
+
+/// The files of a `comfyui:DIR` model, by name in their ComfyUI folder (or absolute paths).
+struct ComfyModelOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp("With comfyui:DIR, the TI2V-5B transformer file in diffusion_models/.", valueName: "file"))
+    var unet: String?
+    @Option(help: ArgumentHelp("With comfyui:DIR, an A14B model's high-noise expert file.", valueName: "file"))
+    var unetHigh: String?
+    @Option(help: ArgumentHelp("With comfyui:DIR, an A14B model's low-noise expert file.", valueName: "file"))
+    var unetLow: String?
+    @Option(help: ArgumentHelp("With comfyui:DIR, the UMT5 file in text_encoders/.", valueName: "file"))
+    var textEncoder: String?
+    @Option(help: ArgumentHelp("With comfyui:DIR, the VAE file in vae/.", valueName: "file"))
+    var vae: String?
+
+    var isEmpty: Bool { [unet, unetHigh, unetLow, textEncoder, vae].allSatisfy { $0 == nil } }
+
+    /// The model's name: the folder (absolute) with these files chosen.
+    func modelName(folder name: String) -> String {
+        let given = (try? ComfyModelSpec.parse(name)) ?? nil
+        var spec = given ?? ComfyModelSpec(folder: String(name.dropFirst(ComfyModelSpec.prefix.count)))
+        spec.folder = absolutePath(spec.folder)
+        spec.unet = unet.map(Self.path) ?? spec.unet
+        spec.unetHigh = unetHigh.map(Self.path) ?? spec.unetHigh
+        spec.unetLow = unetLow.map(Self.path) ?? spec.unetLow
+        spec.textEncoder = textEncoder.map(Self.path) ?? spec.textEncoder
+        spec.vae = vae.map(Self.path) ?? spec.vae
+        return spec.name
+    }
+
+    /// A bare file name stays one (it is looked for in its folder); a path is made absolute.
+    static func path(_ value: String) -> String { value.contains("/") ? absolutePath(value) : value }
+
+    /// These options as arguments for `EngineOptions.parse`.
+    var arguments: [String] {
+        [
+            ("--unet", unet), ("--unet-high", unetHigh), ("--unet-low", unetLow), ("--text-encoder", textEncoder),
+            ("--vae", vae),
+        ].flatMap { flag, value in value.map { [flag, $0] } ?? [] }
+    }
+}
+
+/// `reel models DIR`: what a ComfyUI model folder holds.
+struct ModelsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "models",
+        abstract: "List the Wan2.2 files of a ComfyUI model folder: what each is and which model it belongs to.",
+        discussion: """
+            DIR is a ComfyUI models/ folder (or one that has models/). Each .safetensors file of diffusion_models/, \
+            text_encoders/, vae/ and loras/ is read from its header: a transformer's model from its width, input \
+            channels and blocks, a VAE's version from its decoder's layout, and whether fp8 weights carry their \
+            scales. Use the folder as --model comfyui:DIR, choosing files with --unet or --unet-high/--unet-low.
+            """)
+
+    @Argument(help: "The ComfyUI models/ folder.") var folder: String
+
+    func run() throws {
+        let root: ComfyFolder
+        do { root = try ComfyFolder(absolutePath(folder)) } catch { throw ValidationError(error.message) }
+        print("folder: \(root.root.path)")
+        for row in root.listing() {
+            guard let file = row.file else {
+                print("\(row.folder)/\(row.name)  unreadable: \(row.error ?? "")")
+                continue
+            }
+            var what: String
+            switch file.kind {
+            case .transformer:
+                what = "transformer " + (file.architecture.map { (file.tiny ? "tiny:" : "") + $0.rawValue } ?? "?")
+            case .vae: what = "VAE \(file.vaeVersion ?? "?")"
+            case .textEncoder: what = "text encoder (UMT5)"
+            case .lora: what = "LoRA"
+            case .unknown: what = "not a Wan2.2 file Reel reads"
+            }
+            let dtype = (file.dtypes.first ?? "?") + (file.fp8Scaled ? " scaled" : "")
+            let size = String(format: "%.2f GB", Double(file.bytes) / 1e9)
+            print(
+                "\(row.folder)/\(row.name)  \(what)  \(dtype)  \(size)"
+                    + (file.problem.map { "  problem: \($0)" } ?? ""))
+        }
+        do {
+            let (info, spec) = try root.resolve(ComfyModelSpec(folder: root.root.path))
+            print("default model: \(info.architecture.rawValue) (--model \(spec.name))")
+        } catch {
+            print("default model: none (\(error.message))")
+        }
+    }
 }

@@ -14,7 +14,7 @@ struct Reel: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             GenerateCommand.self, BatchCommand.self, ServeCommand.self, SubmitCommand.self, JobsCommand.self,
-            WatchCommand.self, StylesCommand.self, LoRAsCommand.self, MigrateStoreCommand.self,
+            WatchCommand.self, StylesCommand.self, LoRAsCommand.self, ModelsCommand.self, MigrateStoreCommand.self,
         ]
     )
 

@@ -19,8 +19,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on.") var port = 8188
     @Option(help: "Where jobs, outputs and models live (default $REEL_DATA_DIR or ~/.local/share/reel).")
     var dataDir: String?
-    @Option(help: "tiny, tiny:t2v-a14b, random:ti2v-5b, random:t2v-a14b, or a diffusers Wan2.2 directory.")
+    @Option(
+        help: ArgumentHelp(
+            "tiny, tiny:t2v-a14b, random:ti2v-5b, random:t2v-a14b, a diffusers Wan2.2 directory, or comfyui:DIR (a "
+                + "ComfyUI models/ folder; see --unet)."))
     var model = "tiny"
+    @OptionGroup var comfy: ComfyModelOptions
     @Option(help: "auto (every CUDA GPU, else one CPU slot), cpu, cpu,cpu, or cuda:0,cuda:1,…")
     var devices = "auto"
     @Option(
@@ -203,7 +207,8 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "reel")
 
         let engineOptions = try EngineOptions.parse(
-            ["--model", model] + (dataDir.map { ["--data-dir", $0] } ?? []) + (rife.map { ["--rife", $0] } ?? [])
+            ["--model", model] + comfy.arguments + (dataDir.map { ["--data-dir", $0] } ?? [])
+                + (rife.map { ["--rife", $0] } ?? [])
                 + (memoryBudget.map { ["--memory-budget", String($0)] } ?? [])
                 + (approximate.map { ["--approximate", $0] } ?? []))
         let modelInfo = try engineOptions.resolveModel()

@@ -14,6 +14,9 @@ public enum ModelCatalog {
                 name: name, architecture: architecture, randomWeights: true,
                 defaults: GenerationDefaults(entry.defaults))
         }
+        if let spec = try ComfyModelSpec.parse(name) {
+            return try ComfyFolder(spec.folder).resolve(spec).0
+        }
         if name.hasPrefix("tiny:") || name.hasPrefix("random:") {
             throw ReelError(
                 .modelNotFound, field: "model",

@@ -7,17 +7,21 @@ public struct ModelInfo: Sendable, Equatable {
     public var randomWeights: Bool
     public var defaults: GenerationDefaults
 
-    public init(name: String, architecture: Architecture, randomWeights: Bool, defaults: GenerationDefaults) {
+    public init(
+        name: String, architecture: Architecture, randomWeights: Bool, defaults: GenerationDefaults, tiny: Bool? = nil
+    ) {
         self.name = name
         self.architecture = architecture
         self.randomWeights = randomWeights
         self.defaults = defaults
+        self.isTiny = tiny ?? name.hasPrefix("tiny")
     }
 
     public var spatialStride: Int { architecture.spatialStride }
     public var temporalStride: Int { architecture.temporalStride }
     public var fps: Int { architecture.fps }
-    public var isTiny: Bool { name.hasPrefix("tiny") }
+    /// A tiny model: `tiny:*`, or files of a tiny model's shapes (a ComfyUI folder the tests write).
+    public var isTiny: Bool
 }
 
 /// The values a job takes when the user leaves them out.

@@ -1,3 +1,5 @@
+import ReelCore
+
 /// How to start one engine worker: which device and model, where its data lives.
 public struct WorkerLaunch: Sendable, Equatable {
     public var engine: EngineLocation
@@ -51,7 +53,9 @@ public struct WorkerLaunch: Sendable, Equatable {
     }
 
     public var arguments: [String] {
-        var arguments = ["-m", engine.module, "--device", device, "--model", model, "--data-dir", dataDirectory]
+        // A ComfyUI folder's model goes as its folder and a flag per file.
+        let modelArguments = (try? ComfyModelSpec.parse(model))?.map(\.workerArguments) ?? ["--model", model]
+        var arguments = ["-m", engine.module, "--device", device] + modelArguments + ["--data-dir", dataDirectory]
         if memorySaving { arguments.append("--memory-saving") }
         if let textDevice { arguments += ["--text-device", textDevice] }
         if let memoryBudgetGiB { arguments += ["--memory-budget", Self.format(memoryBudgetGiB)] }

@@ -146,3 +146,82 @@ struct SeededValues {
         }
     }
 }
+
+/// Safetensors files of any size that take no time or disk to write: the header names the tensors (dtype and
+/// shape), and the data is a hole (a sparse file of the right length), which a header reader never reads.
+public enum HeaderOnlyFiles {
+    public struct Entry: Sendable {
+        public var name: String
+        public var dtype: String
+        public var shape: [Int]
+
+        public init(_ name: String, _ dtype: String, _ shape: [Int]) {
+            self.name = name
+            self.dtype = dtype
+            self.shape = shape
+        }
+    }
+
+    static let itemBytes = ["F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "U8": 1, "I64": 8]
+
+    @discardableResult
+    public static func write(_ entries: [Entry], to url: URL) throws -> URL {
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        var header: [String: Any] = [:]
+        var offset = 0
+        for entry in entries {
+            let bytes = entry.shape.reduce(itemBytes[entry.dtype] ?? 4, *)
+            header[entry.name] = [
+                "dtype": entry.dtype, "shape": entry.shape, "data_offsets": [offset, offset + bytes],
+            ]
+            offset += bytes
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        while json.count % 8 != 0 { json.append(UInt8(ascii: " ")) }
+        var file = Data()
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { file.append(contentsOf: $0) }
+        file += json
+        try file.write(to: url)
+        let handle = try FileHandle(forWritingTo: url)
+        try handle.truncate(atOffset: UInt64(file.count + offset))
+        try handle.close()
+        return url
+    }
+
+    /// A Wan transformer's tensors, in original names: enough for a reader to tell the model (the patch embedding,
+    /// the head, each block's query).
+    public static func transformer(
+        dim: Int, inChannels: Int, blocks: Int, dtype: String = "BF16", fp8: Bool = false, scales: Bool = true,
+        prefix: String = ""
+    ) -> [Entry] {
+        var entries = [
+            Entry(prefix + "patch_embedding.weight", dtype, [dim, inChannels, 1, 2, 2]),
+            Entry(prefix + "head.modulation", "F32", [1, 2, dim]),
+            Entry(prefix + "head.head.weight", dtype, [64, dim]),
+        ]
+        for block in 0..<blocks {
+            let name = prefix + "blocks.\(block).self_attn.q"
+            entries.append(Entry(name + ".weight", fp8 ? "F8_E4M3" : dtype, [dim, dim]))
+            if fp8 && scales { entries.append(Entry(name + ".scale_weight", "F32", [])) }
+            entries.append(Entry(prefix + "blocks.\(block).modulation", "F32", [1, 6, dim]))
+        }
+        if fp8 { entries.append(Entry(prefix + "scaled_fp8", "F8_E4M3", [2])) }
+        return entries
+    }
+
+    /// A Wan VAE's tensors: the 2.2 one's decoder is nested, the 2.1 one's flat.
+    public static func vae(version: String) -> [Entry] {
+        [
+            Entry("encoder.conv1.weight", "BF16", [96, 3, 3, 3, 3]),
+            Entry(
+                version == "wan2.2"
+                    ? "decoder.upsamples.0.upsamples.0.residual.0.gamma" : "decoder.upsamples.0.residual.0.gamma",
+                "BF16", [384, 1, 1, 1]),
+        ]
+    }
+
+    public static let umt5 = [
+        Entry("shared.weight", "BF16", [256, 32]), Entry("encoder.final_layer_norm.weight", "BF16", [32]),
+        Entry("spiece_model", "U8", [16]),
+    ]
+}

@@ -70,10 +70,10 @@ public enum LoRAFile {
     }
 
     /// Reads the header of a safetensors file: its tensors' names, dtypes and shapes.
-    public static func readHeader(at url: URL) throws(ReelError) -> [Tensor] {
+    public static func readHeader(at url: URL, field: String = "loras") throws(ReelError) -> [Tensor] {
         let handle: FileHandle
         do { handle = try FileHandle(forReadingFrom: url) } catch {
-            throw ReelError(.notFound, field: "loras", "cannot read \(url.path): \(error.localizedDescription)")
+            throw ReelError(.notFound, field: field, "cannot read \(url.path): \(error.localizedDescription)")
         }
         defer { try? handle.close() }
         let size: UInt64
@@ -83,26 +83,30 @@ public enum LoRAFile {
             try handle.seek(toOffset: 0)
             prefix = try handle.read(upToCount: 8) ?? Data()
         } catch {
-            throw ReelError(.notFound, field: "loras", "cannot read \(url.path): \(error.localizedDescription)")
+            throw ReelError(.notFound, field: field, "cannot read \(url.path): \(error.localizedDescription)")
         }
         let name = url.lastPathComponent
-        guard prefix.count == 8 else { throw .invalid("loras", "\(name) is not a safetensors file: it is too short") }
+        guard prefix.count == 8 else { throw .invalid(field, "\(name) is not a safetensors file: it is too short") }
         let length = prefix.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
         guard length >= 2, length <= UInt64(maxHeaderBytes), length <= size - 8 else {
             throw .invalid(
-                "loras", "\(name) is not a safetensors file: its header length \(length) does not fit the file")
+                field, "\(name) is not a safetensors file: its header length \(length) does not fit the file")
         }
         let header: Data
         do { header = try handle.read(upToCount: Int(length)) ?? Data() } catch {
-            throw ReelError(.notFound, field: "loras", "cannot read \(url.path): \(error.localizedDescription)")
+            throw ReelError(.notFound, field: field, "cannot read \(url.path): \(error.localizedDescription)")
         }
-        return try parseHeader(header, dataBytes: Int(size - 8 - length), fileName: name)
+        return try parseHeader(header, dataBytes: Int(size - 8 - length), fileName: name, field: field)
     }
 
     /// The tensors a safetensors header (the JSON after the 8-byte length) describes; each tensor's data must lie
     /// within the `dataBytes` that follow the header and match its dtype and shape.
-    public static func parseHeader(_ header: Data, dataBytes: Int, fileName: String) throws(ReelError) -> [Tensor] {
-        let bad = ReelError.invalid("loras", "\(fileName) is not a safetensors file: its header is not valid")
+    public static func parseHeader(
+        _ header: Data, dataBytes: Int, fileName: String, field: String = "loras"
+    )
+        throws(ReelError) -> [Tensor]
+    {
+        let bad = ReelError.invalid(field, "\(fileName) is not a safetensors file: its header is not valid")
         guard let object = try? JSONSerialization.jsonObject(with: header) as? [String: Any] else { throw bad }
         var tensors: [Tensor] = []
         for (name, value) in object where name != "__metadata__" {
@@ -115,7 +119,7 @@ public enum LoRAFile {
                 "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1,
             ][dtype]
             guard let itemBytes else {
-                throw .invalid("loras", "\(fileName): tensor \(name.quotedForMessage()) has the unknown dtype \(dtype)")
+                throw .invalid(field, "\(fileName): tensor \(name.quotedForMessage()) has the unknown dtype \(dtype)")
             }
             var count = itemBytes
             for side in shape {
@@ -126,7 +130,7 @@ public enum LoRAFile {
             guard offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] <= dataBytes, offsets[1] - offsets[0] == count
             else {
                 throw .invalid(
-                    "loras",
+                    field,
                     "\(fileName): tensor \(name.quotedForMessage()) lies outside the file or has the wrong size")
             }
             tensors.append(Tensor(name: name, dtype: dtype, shape: shape))
