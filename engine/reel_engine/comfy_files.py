@@ -107,6 +107,8 @@ def read_header(path: str) -> Header:
 
 
 def _prefix_of(names) -> str:
+    """The prefix every key has, the `scaled_fp8` marker aside (whether a file prefixes it is not known)."""
+    names = [n for n in names if n not in MARKERS]
     for prefix in PREFIXES:
         if names and all(n.startswith(prefix) for n in names):
             return prefix
@@ -477,6 +479,159 @@ def load_text_encoder(path: str, dtype, device: str = "cpu", tiny: bool | None =
         raise FileError(f"--text-encoder {path}: its tokenizer has {len(tokenizer)} tokens, the encoder "
                         f"{cfg['vocab_size']} embeddings")
     return model.eval(), tokenizer
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A ComfyUI models/ folder: which files make the model (torch-free: the scripted worker resolves the same way)
+
+COMFYUI_PREFIX = "comfyui:"
+SUBFOLDERS = {"unet": ("diffusion_models", "unet"), "text_encoder": ("text_encoders", "clip"), "vae": ("vae",)}
+# The file names the official ComfyUI Wan2.2 templates load (Comfy-Org/Wan_2.2_ComfyUI_Repackaged and, for the
+# text encoder, Comfy-Org/Wan_2.1_ComfyUI_repackaged).
+DEFAULT_TEXT_ENCODER = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
+DEFAULT_FILES = {
+    TI2V: {"unet": "wan2.2_ti2v_5B_fp16.safetensors", "vae": "wan2.2_vae.safetensors"},
+    A14B: {"unet_high": "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors",
+           "unet_low": "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors", "vae": "wan_2.1_vae.safetensors"},
+    I2V: {"unet_high": "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors",
+          "unet_low": "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors", "vae": "wan_2.1_vae.safetensors"},
+}
+FLAGS = {"unet": "--unet", "unet_high": "--unet-high", "unet_low": "--unet-low", "text_encoder": "--text-encoder",
+         "vae": "--vae"}
+
+
+@dataclass
+class Selection:
+    """The files of a `comfyui:DIR` model: role (unet / unet_high / unet_low / text_encoder / vae) -> path, each
+    file's describe(), the architecture (from the unet files) and whether the files are the tiny test ones."""
+
+    root: str
+    architecture: str
+    tiny: bool
+    paths: dict
+    infos: dict
+
+    def record(self) -> list[dict]:
+        """What job.json and `ready` record: each file's role, name, size and what it was detected as."""
+        return [{"role": role, "name": os.path.basename(path), "path": path, "bytes": self.infos[role]["bytes"],
+                 "kind": self.infos[role]["kind"], "dtype": self.infos[role]["dtype"],
+                 "fp8_scaled": self.infos[role]["fp8_scaled"]} for role, path in self.paths.items()]
+
+
+def models_root(directory: str) -> str:
+    """The ComfyUI models/ folder: DIR itself, or DIR/models."""
+    directory = os.path.abspath(os.path.expanduser(directory))
+    if not os.path.isdir(directory):
+        raise FileError(f"comfyui:{directory}: the folder does not exist")
+    for candidate in (directory, os.path.join(directory, "models")):
+        if any(os.path.isdir(os.path.join(candidate, sub)) for sub in SUBFOLDERS["unet"]):
+            return candidate
+    raise FileError(f"comfyui:{directory} is not a ComfyUI models folder: it has no diffusion_models/ (or unet/) "
+                    f"folder, nor a models/ folder that has one")
+
+
+def _find(root: str, role: str, name: str) -> str:
+    flag = FLAGS[role]
+    kind = "unet" if role.startswith("unet") else role
+    if os.path.isabs(name):
+        if not os.path.isfile(name):
+            raise FileError(f"{flag} {name} does not exist")
+        return name
+    folders = [os.path.join(root, sub) for sub in SUBFOLDERS[kind]]
+    for folder in folders:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            return path
+    present = sorted({f for folder in folders if os.path.isdir(folder) for f in os.listdir(folder)
+                      if f.endswith(".safetensors")})
+    raise FileError(f"{flag} {name}: not found in {' or '.join(folders)}"
+                    + (f" (there: {', '.join(present[:MAX_NAMED])})" if present else " (no .safetensors files there)"))
+
+
+def resolve(directory: str, files: dict | None = None) -> Selection:
+    """The files of `comfyui:DIRECTORY` given the worker's flags (`files`: role -> file name or absolute path, None
+    for the default), each checked from its header: the unet files decide the architecture, the VAE and text
+    encoder must be the ones it uses. Raises FileError naming the file and what was expected."""
+    root = models_root(directory)
+    files = {k: v for k, v in (files or {}).items() if v}
+    if files.get("unet") and (files.get("unet_high") or files.get("unet_low")):
+        raise FileError("--unet is for one-expert models (TI2V-5B); --unet-high and --unet-low for A14B: give one "
+                        "or the other")
+    if files.get("unet_high") or files.get("unet_low"):
+        if not (files.get("unet_high") and files.get("unet_low")):
+            raise FileError("an A14B model needs both --unet-high and --unet-low")
+        roles = ("unet_high", "unet_low")
+    elif files.get("unet"):
+        roles = ("unet",)
+    else:
+        complete = [arch for arch, names in DEFAULT_FILES.items()
+                    if all(any(os.path.isfile(os.path.join(root, sub, names[r])) for sub in SUBFOLDERS["unet"])
+                           for r in names if r.startswith("unet"))]
+        if len(complete) != 1:
+            wanted = "; ".join(f"{arch}: {', '.join(n for r, n in names.items() if r.startswith('unet'))}"
+                               for arch, names in DEFAULT_FILES.items())
+            found = "several of them" if complete else "none of them"
+            raise FileError(f"comfyui:{root}: choose the model with --unet FILE (TI2V-5B) or --unet-high FILE "
+                            f"--unet-low FILE (A14B); the default files are {wanted} and the folder has {found}")
+        files.update({r: n for r, n in DEFAULT_FILES[complete[0]].items() if r.startswith("unet")})
+        roles = tuple(r for r in DEFAULT_FILES[complete[0]] if r.startswith("unet"))
+    paths, infos = {}, {}
+    for role in roles:
+        paths[role] = _find(root, role, files[role])
+        infos[role] = info = describe(paths[role])
+        _check(info, paths[role], TRANSFORMER, "Wan2.2 transformer", FLAGS[role])
+        two = info["architecture"] in (A14B, I2V)
+        if role == "unet" and two:
+            raise FileError(f"--unet {paths[role]} is a {info['architecture']} expert: an A14B model takes its two "
+                            f"experts as --unet-high and --unet-low")
+        if role != "unet" and not two:
+            raise FileError(f"{FLAGS[role]} {paths[role]}: expected a t2v-a14b or i2v-a14b expert, the file is a "
+                            f"{info['architecture']} transformer (give it as --unet)")
+    architecture = infos[roles[0]]["architecture"]
+    tiny = infos[roles[0]]["tiny"]
+    if len(roles) == 2 and (infos["unet_low"]["architecture"], infos["unet_low"]["tiny"]) != (architecture, tiny):
+        raise FileError(f"--unet-low {paths['unet_low']}: expected a {architecture} expert like --unet-high, the "
+                        f"file is a {infos['unet_low']['architecture']} one")
+    defaults = DEFAULT_FILES[architecture]
+    for role, default in (("text_encoder", DEFAULT_TEXT_ENCODER), ("vae", defaults["vae"])):
+        paths[role] = _find(root, role, files.get(role) or default)
+        infos[role] = info = describe(paths[role])
+    _check(infos["text_encoder"], paths["text_encoder"], TEXT_ENCODER, "umT5-XXL text encoder", "--text-encoder")
+    vae = "wan2.2" if architecture == TI2V else "wan2.1"
+    expected = f"{'Wan2.2' if vae == 'wan2.2' else 'Wan2.1'} VAE ({defaults['vae']}), the one {architecture} uses"
+    _check(infos["vae"], paths["vae"], VAE, expected, "--vae")
+    if infos["vae"]["vae"] != vae:
+        raise FileError(f"--vae {paths['vae']}: expected the {expected}; the file is the "
+                        f"{infos['vae']['vae'].capitalize()} VAE ({infos['vae']['z_dim']} latent channels)")
+    for role in ("text_encoder", "vae"):
+        if infos[role]["tiny"] != tiny:
+            raise FileError(f"{FLAGS[role]} {paths[role]}: a {'tiny' if infos[role]['tiny'] else 'full-size'} "
+                            f"file with {'tiny' if tiny else 'full-size'} transformers")
+    return Selection(root=root, architecture=architecture, tiny=tiny, paths=paths, infos=infos)
+
+
+def load_pipeline(selection: Selection, dtype, device: str = "cpu"):
+    """The WanPipeline (WanImageToVideoPipeline for I2V-A14B) of a resolved `comfyui:` model, every component built
+    from model_configs.py's config of the architecture, the scheduler and pipeline settings too."""
+    import diffusers
+    from diffusers import UniPCMultistepScheduler
+
+    arch, tiny, paths = selection.architecture, selection.tiny, selection.paths
+    cfg = component_configs(arch, tiny)
+    if "unet" in paths:
+        transformer, transformer_2 = load_transformer(paths["unet"], arch, dtype, device, "--unet", tiny), None
+    else:
+        transformer = load_transformer(paths["unet_high"], arch, dtype, device, "--unet-high", tiny)
+        transformer_2 = load_transformer(paths["unet_low"], arch, dtype, device, "--unet-low", tiny)
+    text_encoder, tokenizer = load_text_encoder(paths["text_encoder"], dtype, device, tiny)
+    vae = load_vae(paths["vae"], arch, dtype, device, tiny)
+    extra = {}
+    if cfg["pipeline_class"] == "WanImageToVideoPipeline":
+        extra = dict(image_processor=None, image_encoder=None)  # Wan2.2-I2V-A14B has no CLIP image encoder
+    pipeline_class = getattr(diffusers, cfg["pipeline_class"])
+    return pipeline_class(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae,
+                          scheduler=UniPCMultistepScheduler(**cfg["scheduler"]), transformer=transformer,
+                          transformer_2=transformer_2, **extra, **cfg["pipeline"])
 
 
 # ---------------------------------------------------------------------------------------------------------------
