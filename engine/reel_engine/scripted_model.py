@@ -93,6 +93,7 @@ class ScriptedModel:
     lora_slots: int = 0  # --lora-slots; a real worker's slots are made at start, these only counted
     lora_max_rank: int = 0  # the slots' rank (0 without slots)
     lora_config: dict | None = None  # the transformer's config, which LoRAs are checked against
+    files: list | None = None  # a comfyui: model's files, as a real worker records them
 
     @property
     def lora_targets(self) -> dict:
@@ -162,6 +163,7 @@ class ScriptedModel:
             defaults=self.defaults.to_json(),
             memory_saving=self.memory_saving,
             model_path=self.path,
+            **({"model_files": self.files} if self.files is not None else {}),
             placement=self.memory_plan.to_json() | {"text_device": self.text_device or self.device,
                                                     "text_encoder": self.text.placement},
             speed=self.speed,
@@ -214,7 +216,7 @@ def load(args) -> ScriptedModel:
         raise ModelError(f"--memory-budget must be a positive number of GiB, not {args.memory_budget}")
     cuda = device.startswith("cuda")
     named = catalog.parse_model_name(args.model)
-    kind = named.kind
+    kind, files = named.kind, None
     data_dir = args.data_dir or catalog.default_data_dir()
     if named.kind == "tiny":
         architecture, path = named.architecture, catalog.tiny_dir(data_dir, named.architecture)
@@ -227,12 +229,13 @@ def load(args) -> ScriptedModel:
         selection = comfy_files.resolve(named.path, comfy_flags(args))
         architecture, path = selection.architecture, selection.root
         kind = "tiny" if selection.tiny else kind
+        files = selection.record()
     else:
         architecture, path = catalog.inspect_model_dir(named.path), named.path
     model = ScriptedModel(
         name=args.model, architecture=architecture, device=device, dtype_name="bfloat16" if cuda else "float32",
         random_weights=named.random_weights, defaults=catalog.model_defaults(kind, architecture), path=path,
-        tiny=kind == "tiny", memory_saving=args.memory_saving, text_device=text_device)
+        tiny=kind == "tiny", memory_saving=args.memory_saving, text_device=text_device, files=files)
     model.total_memory_bytes = int(float(os.environ.get(GPU_MEMORY_ENV, DEFAULT_GPU_MEMORY_GIB)) * placement.GIB)
     _plan(model, args.memory_budget)
     _speed(model, args.compile, args.approximate)

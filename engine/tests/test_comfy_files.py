@@ -288,6 +288,7 @@ def test_the_worker_takes_the_flags_and_records_the_files(tiny_ti2v, data_dir, t
     # The scripted worker resolves the same files to the same architecture.
     scripted = scripted_model.load(args)
     assert (scripted.architecture, scripted.path) == (model.architecture, model.path)
+    assert scripted.ready_fields()["model_files"] == ready["model_files"]
     with pytest.raises(SystemExit):
         cli.parse_args(["--device", "cpu", "--model", "tiny", "--unet", "x.safetensors"])
 
