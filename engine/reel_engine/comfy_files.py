@@ -378,6 +378,11 @@ def _empty(build):
         return build()
 
 
+def _on(model, device: str):
+    """Buffers (the rope tables) were built on the CPU beside parameters read onto `device`: moved too."""
+    return (model.to(device) if device != "cpu" else model).eval()
+
+
 def _expected(model) -> dict:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
@@ -415,7 +420,7 @@ def load_transformer(path: str, architecture: str, dtype, device: str = "cpu", r
     header = read_header(path)
     plan = _plan(header, info["prefix"], transformer_key, _expected(model), f"{architecture} transformer")
     model.load_state_dict(_read(header, plan, dtype_of, device), strict=True, assign=True)
-    return model.eval()
+    return _on(model, device)
 
 
 def load_vae(path: str, architecture: str, dtype, device: str = "cpu", tiny: bool | None = None):
@@ -439,7 +444,7 @@ def load_vae(path: str, architecture: str, dtype, device: str = "cpu", tiny: boo
     header = read_header(path)
     plan = _plan(header, info["prefix"], lambda n: vae_key(n, version, res), _expected(model), expected)
     model.load_state_dict(_read(header, plan, lambda n: dtype, device), strict=True, assign=True)
-    return model.eval()
+    return _on(model, device)
 
 
 def load_text_encoder(path: str, dtype, device: str = "cpu", tiny: bool | None = None):
@@ -472,6 +477,7 @@ def load_text_encoder(path: str, dtype, device: str = "cpu", tiny: bool | None =
     state = _read(header, plan, lambda n: dtype, device)
     model.load_state_dict(state, strict=False, assign=True)
     model.encoder.embed_tokens.weight = model.shared.weight
+    model = _on(model, device)
     with safe_open(path, framework="pt") as f:
         spiece = f.get_tensor("spiece_model").numpy().tobytes()
     tokenizer = tokenizer_from_spiece(spiece, path)

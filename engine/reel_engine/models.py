@@ -157,7 +157,7 @@ def load_model(name: str, device: str | torch.device = "cpu", data_dir: str | No
 
         selection = comfy_files.resolve(named.path, files)
         architecture, path, comfy = selection.architecture, selection.root, selection
-        pipe = comfy_files.load_pipeline(selection, dtype, "cuda" if device_map else "cpu")
+        pipe = comfy_files.load_pipeline(selection, dtype, str(device) if device_map else "cpu")
     else:
         path = named.path
         architecture = inspect_model_dir(path)
