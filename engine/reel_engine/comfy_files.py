@@ -342,6 +342,14 @@ def _plan(header: Header, prefix: str, rename, expected: dict, what: str) -> Pla
              if tuple(header.tensors[keys[k]][1]) != tuple(shape)]
     if wrong:
         raise FileError(f"{path}: tensors of the wrong shape for the {what}: {_named(wrong)}")
+    # Per-tensor scales of fp8 weights only: the mixed-quant format's other layouts (block-scaled mxfp8, nvfp4
+    # packed in uint8) would be wrong multiplied this way.
+    unsupported = [f"{w} ({header.tensors[w][0]}, scale {header.tensors[s][0]} {list(header.tensors[s][1])})"
+                   for w, s in scales.items()
+                   if header.tensors[w][0] not in FP8 or math.prod(header.tensors[s][1]) != 1]
+    if unsupported:
+        raise FileError(f"{path}: quantized weights Reel cannot read (only fp8 e4m3 with one scale per tensor): "
+                        f"{_named(unsupported)}")
     fp8 = [k for k in keys.values() if header.tensors[k][0] in FP8]
     unscaled = [k for k in fp8 if k not in scales]
     if unscaled and (scales or any(n.rsplit(".", 1)[-1] in MARKERS for n in names)):

@@ -247,6 +247,13 @@ def test_bad_files_are_refused_naming_the_file(tiny_ti2v, tiny_a14b, data_dir, t
     save_file(quantized, str(path))
     msg = refused(f"comfyui:{a14b}")
     assert str(path) in msg and "no scale" in msg and "blocks.1.ffn.0.weight" in msg
+    # Block scales (another mixed-quant layout) are refused, not broadcast.
+    blocky = load_file(str(a14b / "diffusion_models" / A14B_NAMES["unet_high"]))
+    blocky["model.diffusion_model.blocks.0.ffn.2.scale_weight"] = torch.ones(32, 2)
+    save_file(blocky, str(a14b / "diffusion_models" / "blocky.safetensors"))
+    with pytest.raises(FileError, match=r"blocky.safetensors: quantized weights .*blocks.0.ffn.2.weight"):
+        comfy_files.load_transformer(str(a14b / "diffusion_models" / "blocky.safetensors"), "t2v-a14b",
+                                     torch.float32)
     # Not a ComfyUI folder; a folder with no default model.
     msg = refused(f"comfyui:{tmp_path / 'nothing'}")
     assert "does not exist" in msg
