@@ -59,8 +59,9 @@ def _folder(tmp_path, model, *, dtype=None, fp8=False, prefix="model.diffusion_m
         unet(pipe.transformer.state_dict(), TI2V_NAMES["unet"])
         vae_name = TI2V_NAMES["vae"]
     else:
-        unet(pipe.transformer.state_dict(), A14B_NAMES["unet_high"])
-        unet(pipe.transformer_2.state_dict(), A14B_NAMES["unet_low"])
+        names = {k: v.replace("_t2v_", "_i2v_") if arch == "i2v-a14b" else v for k, v in A14B_NAMES.items()}
+        unet(pipe.transformer.state_dict(), names["unet_high"])
+        unet(pipe.transformer_2.state_dict(), names["unet_low"])
         vae_name = A14B_NAMES["vae"]
     write(root / "vae" / vae_name, vae_to_original(pipe.vae.state_dict(), version, nrb))
     text = text_encoder_file_state(pipe.text_encoder.state_dict())
@@ -187,6 +188,16 @@ def test_fp8_scaled_files_within_the_bound_and_far_without_scales(tiny_a14b, dat
     wrong = models.load_model(f"comfyui:{unscaled}", "cpu", data_dir)
     off = np.nan_to_num(np.abs(_generate(wrong) - expected), nan=np.inf).max()  # NaN frames count as infinitely off
     assert off > 10 * error, off
+
+
+def test_an_i2v_a14b_folder_loads_by_its_default_names(tiny_i2v, data_dir, tmp_path):
+    root = _folder(tmp_path, tiny_i2v, dtype=torch.bfloat16, fp8=True)
+    model = models.load_model(f"comfyui:{root}", "cpu", data_dir)
+    assert model.architecture == "i2v-a14b" and type(model.pipe).__name__ == "WanImageToVideoPipeline"
+    assert [f["name"] for f in model.files][:2] == ["wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors",
+                                                    "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors"]
+    assert model.pipe.config.boundary_ratio == tiny_i2v.pipe.config.boundary_ratio == 0.9
+    assert model.pipe.transformer_2.config.in_channels == 36 and model.image == "required"
 
 
 def test_newer_weight_scale_spelling(tiny_a14b, tmp_path):
