@@ -397,8 +397,8 @@ def _expected(model) -> dict:
 
 def _check(info: dict, path: str, kind: str, expected: str, role: str) -> None:
     if info["kind"] != kind:
-        found = info["kind"] if info["kind"] != UNKNOWN else "not a Wan transformer, VAE or umT5 encoder"
-        raise FileError(f"{role} {path}: expected a {expected}, the file is a {found}"
+        found = f"a {info['kind']}" if info["kind"] != UNKNOWN else "not a Wan transformer, VAE or umT5 encoder"
+        raise FileError(f"{role} {path}: expected a {expected}, the file is {found}"
                         + (f" ({info['note']})" if info.get("note") else ""))
     if info.get("note"):
         raise FileError(f"{role} {path}: expected a {expected}, the file is {info['note']}")
@@ -740,5 +740,6 @@ def tokenizer_from_spiece(data: bytes, where: str = "the SentencePiece model"):
                                    model_max_length=512, padding_side="right")
 
 
-__all__ = ["FileError", "describe", "load_text_encoder", "load_transformer", "load_vae", "read_header",
-           "tokenizer_from_spiece", "transformer_key", "vae_key", "I2V"]
+__all__ = ["DEFAULT_FILES", "DEFAULT_TEXT_ENCODER", "FileError", "Selection", "describe", "load_pipeline",
+           "load_text_encoder", "load_transformer", "load_vae", "read_header", "resolve", "tokenizer_from_spiece",
+           "transformer_key", "vae_key"]
