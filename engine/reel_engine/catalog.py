@@ -101,13 +101,13 @@ TINY_DEFAULTS = {name: Defaults.from_json(a["tiny_defaults"]) for name, a in _AR
 class ModelName:
     """What a `--model` value names: a tiny cached model, a full-size random one, or a directory."""
 
-    kind: str  # "tiny" | "random" | "directory"
+    kind: str  # "tiny" | "random" | "directory" | "comfyui" (a ComfyUI models/ folder, comfy_files.py)
     architecture: str | None  # None for a directory until it is inspected
     path: str | None = None  # the directory's absolute path
 
     @property
     def random_weights(self) -> bool:
-        return self.kind != "directory"
+        return self.kind in ("tiny", "random")
 
 
 def parse_model_name(name: str) -> ModelName:
@@ -120,6 +120,11 @@ def parse_model_name(name: str) -> ModelName:
         raise ModelError(f"unknown model {name!r}; random models are {_listed('random')}")
     if name.startswith("tiny:"):
         raise ModelError(f"unknown model {name!r}; tiny models are {_listed('tiny')}")
+    if name.startswith("comfyui:"):
+        folder = name[len("comfyui:"):]
+        if not folder:
+            raise ModelError("comfyui: needs a folder: comfyui:DIR, DIR a ComfyUI models/ folder or one that has it")
+        return ModelName("comfyui", None, os.path.abspath(os.path.expanduser(folder)))
     return ModelName("directory", None, os.path.abspath(os.path.expanduser(name)))
 
 

@@ -64,6 +64,7 @@ def job_record(request, model, fps: int, frame_count: int, seconds: dict, peak_m
     record.update({
         "model": model.name,
         "model_path": model.path,
+        **({"model_files": model.files} if getattr(model, "files", None) is not None else {}),
         "architecture": model.architecture,
         "random_weights": model.random_weights,
     })

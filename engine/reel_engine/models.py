@@ -78,6 +78,7 @@ class LoadedModel:
     memory_plan: object = None  # placement.MemoryPlan
     speed: dict = field(default_factory=dict)  # attention kernel, compilation, warm-up (speed.py)
     loras: object = None  # lora_slots.LoRASlots, or None without slots (lora_slots.install)
+    files: list | None = None  # a comfyui: model's files (comfy_files.Selection.record), None otherwise
 
     @property
     def lora_slots(self) -> int:
@@ -120,8 +121,9 @@ class LoadedModel:
 
 def load_model(name: str, device: str | torch.device = "cpu", data_dir: str | None = None,
                memory_saving: bool = False, text_device: str | torch.device | None = None,
-               memory_budget_gib: float | None = None) -> LoadedModel:
-    """Loads `name` (tiny, tiny:ARCH, random:ARCH or a directory path) ready to generate on `device`.
+               memory_budget_gib: float | None = None, files: dict | None = None) -> LoadedModel:
+    """Loads `name` (tiny, tiny:ARCH, random:ARCH, a directory path or comfyui:DIR) ready to generate on `device`.
+    `files` chooses a comfyui: model's files (role -> FILE, comfy_files.resolve).
 
     `text_device` puts the text encoder on a device of its own (the split layout). `memory_budget_gib` caps the
     process's memory on a CUDA device and picks the fastest placement that fits it (placement.py)."""
@@ -137,6 +139,7 @@ def load_model(name: str, device: str | torch.device = "cpu", data_dir: str | No
     data_dir = data_dir or default_data_dir()
     created = False
     path = None
+    comfy = None
     if device.type == "cuda":
         torch.cuda.set_device(device)  # a worker owns one GPU; "cuda" below then means this one
     # Weights go straight from the safetensors files to the GPU, unless CPU offload will place them.
@@ -149,15 +152,23 @@ def load_model(name: str, device: str | torch.device = "cpu", data_dir: str | No
     elif named.kind == "random":
         architecture = named.architecture
         pipe = build_pipeline(architecture, tiny=False, device=device, dtype=dtype)
+    elif named.kind == "comfyui":
+        from . import comfy_files
+
+        selection = comfy_files.resolve(named.path, files)
+        architecture, path, comfy = selection.architecture, selection.root, selection
+        pipe = comfy_files.load_pipeline(selection, dtype, str(device) if device_map else "cpu")
     else:
         path = named.path
         architecture = inspect_model_dir(path)
         pipe = _load_dir(path, dtype, device_map)
-    random_weights, defaults = named.random_weights, model_defaults(named.kind, architecture)
+    kind = "tiny" if comfy is not None and comfy.tiny else named.kind
+    random_weights, defaults = named.random_weights, model_defaults(kind, architecture)
 
     model = LoadedModel(name=name, architecture=architecture, pipe=pipe, device=device, dtype=dtype,
                         random_weights=random_weights, defaults=defaults, path=path, created=created,
-                        memory_saving=memory_saving, text_device=text_device)
+                        memory_saving=memory_saving, text_device=text_device,
+                        files=comfy.record() if comfy is not None else None)
     place(model, memory_budget_gib)
     pipe.set_progress_bar_config(disable=True)
     if device.type == "cuda":

@@ -93,6 +93,7 @@ class ScriptedModel:
     lora_slots: int = 0  # --lora-slots; a real worker's slots are made at start, these only counted
     lora_max_rank: int = 0  # the slots' rank (0 without slots)
     lora_config: dict | None = None  # the transformer's config, which LoRAs are checked against
+    files: list | None = None  # a comfyui: model's files, as a real worker records them
 
     @property
     def lora_targets(self) -> dict:
@@ -162,6 +163,7 @@ class ScriptedModel:
             defaults=self.defaults.to_json(),
             memory_saving=self.memory_saving,
             model_path=self.path,
+            **({"model_files": self.files} if self.files is not None else {}),
             placement=self.memory_plan.to_json() | {"text_device": self.text_device or self.device,
                                                     "text_encoder": self.text.placement},
             speed=self.speed,
@@ -214,17 +216,26 @@ def load(args) -> ScriptedModel:
         raise ModelError(f"--memory-budget must be a positive number of GiB, not {args.memory_budget}")
     cuda = device.startswith("cuda")
     named = catalog.parse_model_name(args.model)
+    kind, files = named.kind, None
     data_dir = args.data_dir or catalog.default_data_dir()
     if named.kind == "tiny":
         architecture, path = named.architecture, catalog.tiny_dir(data_dir, named.architecture)
     elif named.kind == "random":
         architecture, path = named.architecture, None
+    elif named.kind == "comfyui":  # the same files resolved from their headers as a real worker's
+        from . import comfy_files
+        from .cli import comfy_files as comfy_flags
+
+        selection = comfy_files.resolve(named.path, comfy_flags(args))
+        architecture, path = selection.architecture, selection.root
+        kind = "tiny" if selection.tiny else kind
+        files = selection.record()
     else:
         architecture, path = catalog.inspect_model_dir(named.path), named.path
     model = ScriptedModel(
         name=args.model, architecture=architecture, device=device, dtype_name="bfloat16" if cuda else "float32",
-        random_weights=named.random_weights, defaults=catalog.model_defaults(named.kind, architecture), path=path,
-        tiny=named.kind == "tiny", memory_saving=args.memory_saving, text_device=text_device)
+        random_weights=named.random_weights, defaults=catalog.model_defaults(kind, architecture), path=path,
+        tiny=kind == "tiny", memory_saving=args.memory_saving, text_device=text_device, files=files)
     model.total_memory_bytes = int(float(os.environ.get(GPU_MEMORY_ENV, DEFAULT_GPU_MEMORY_GIB)) * placement.GIB)
     _plan(model, args.memory_budget)
     _speed(model, args.compile, args.approximate)
@@ -271,11 +282,13 @@ def _loras(model: ScriptedModel, args) -> None:
     model.lora_max_rank = args.lora_max_rank if args.lora_slots else 0
     if not args.lora_slots:
         return
-    if model.path is not None and not model.tiny:
-        import json
-        import os
+    import os
 
-        with open(os.path.join(model.path, "transformer", "config.json"), encoding="utf-8") as f:
+    directory_config = os.path.join(model.path, "transformer", "config.json") if model.path is not None else None
+    if directory_config is not None and not model.tiny and os.path.isfile(directory_config):  # not comfyui: files
+        import json
+
+        with open(directory_config, encoding="utf-8") as f:
             config = json.load(f)
     else:
         config = model_configs.component_configs(model.architecture, model.tiny)["transformer"]

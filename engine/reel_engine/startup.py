@@ -28,10 +28,11 @@ def start(args) -> tuple:
 
             group = distributed.join(args.rank, args.world_size, args.dist_init, args.device, args.model)
         import_model_classes()
+    from .cli import comfy_files
     from .models import load_model
 
     model = load_model(args.model, args.device, args.data_dir, memory_saving=args.memory_saving,
-                       text_device=args.text_device, memory_budget_gib=args.memory_budget)
+                       text_device=args.text_device, memory_budget_gib=args.memory_budget, files=comfy_files(args))
     # The adapter slots before the parallel group's hooks (its output gather hooks proj_out, which must then be the
     # layer with its LoRA) and before compilation, which then compiles them in.
     from .lora_slots import install
@@ -202,6 +203,7 @@ def ready_fields(model) -> dict:
         defaults=model.defaults.to_json(),
         memory_saving=model.memory_saving,
         model_path=model.path,
+        **({"model_files": model.files} if model.files is not None else {}),
         placement=model.memory_plan.to_json() | {"text_device": str(model.text_device or model.device),
                                                  "text_encoder": model.text.placement},
         speed=model.speed,
