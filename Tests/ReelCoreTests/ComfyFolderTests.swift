@@ -27,6 +27,10 @@ import Testing
                 HeaderOnlyFiles.transformer(dim: 5120, inChannels: 16, blocks: 40, fp8: true, scales: false),
                 to: unets.appendingPathComponent("unscaled.safetensors"))
             try HeaderOnlyFiles.write(
+                HeaderOnlyFiles.transformer(
+                    dim: 5120, inChannels: 16, blocks: 40, fp8: true, scales: false, marker: false),
+                to: unets.appendingPathComponent("plain_fp8.safetensors"))
+            try HeaderOnlyFiles.write(
                 HeaderOnlyFiles.umt5, to: models.appendingPathComponent("text_encoders/umt5_xxl_fp16.safetensors"))
             try HeaderOnlyFiles.write(
                 HeaderOnlyFiles.vae(version: "wan2.1"), to: models.appendingPathComponent("vae/wan_2.1_vae.safetensors")
@@ -48,6 +52,8 @@ import Testing
             #expect(i2v.architecture == .i2vA14B && i2v.dtypes.first == "BF16", "the prefix is read through")
             #expect(rows["five.safetensors"]??.architecture == .ti2v5B)
             #expect(rows["unscaled.safetensors"]??.problem?.contains("no scale_weight") == true)
+            let plain = try #require(rows["plain_fp8.safetensors"] ?? nil)
+            #expect(plain.problem == nil && !plain.fp8Scaled && plain.dtypes.first == "F8_E4M3", "plain fp8: scale 1")
             #expect(rows["umt5_xxl_fp16.safetensors"]??.kind == .textEncoder)
             #expect(rows["wan2.2_vae.safetensors"]??.vaeVersion == "wan2.2")
             #expect(rows["wan_2.1_vae.safetensors"]??.vaeVersion == "wan2.1")

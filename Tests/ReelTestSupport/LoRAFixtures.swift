@@ -192,7 +192,7 @@ public enum HeaderOnlyFiles {
     /// the head, each block's query).
     public static func transformer(
         dim: Int, inChannels: Int, blocks: Int, dtype: String = "BF16", fp8: Bool = false, scales: Bool = true,
-        prefix: String = ""
+        marker: Bool = true, prefix: String = ""
     ) -> [Entry] {
         var entries = [
             Entry(prefix + "patch_embedding.weight", dtype, [dim, inChannels, 1, 2, 2]),
@@ -205,7 +205,7 @@ public enum HeaderOnlyFiles {
             if fp8 && scales { entries.append(Entry(name + ".scale_weight", "F32", [])) }
             entries.append(Entry(prefix + "blocks.\(block).modulation", "F32", [1, 6, dim]))
         }
-        if fp8 { entries.append(Entry(prefix + "scaled_fp8", "F8_E4M3", [2])) }
+        if fp8 && marker { entries.append(Entry(prefix + "scaled_fp8", "F8_E4M3", [2])) }
         return entries
     }
 

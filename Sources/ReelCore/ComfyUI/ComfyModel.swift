@@ -96,7 +96,8 @@ public struct ComfyFile: Sendable, Equatable {
     public var architecture: Architecture?
     public var tiny: Bool
     public var vaeVersion: String?
-    /// The weights' dtypes, most common first (`F8_E4M3`, `BF16` …), and whether fp8 weights carry scales.
+    /// The weights' dtypes, the one of most elements first (`F8_E4M3`, `BF16` …), and whether fp8 weights carry
+    /// scales.
     public var dtypes: [String]
     public var fp8Scaled: Bool
     /// Why Reel cannot use it as what it looks like (fp8 weights without scales), or nil.
@@ -115,7 +116,10 @@ public struct ComfyFile: Sendable, Equatable {
                 break
             }
             names[name] = tensor.shape
-            counts[tensor.dtype, default: 0] += 1
+            // By elements, so an fp8-scaled file reads as fp8 however many small fp32 tensors it has.
+            counts[tensor.dtype, default: 0] += tensor.shape.reduce(1) {
+                $0.multipliedReportingOverflow(by: $1).partialValue
+            }
         }
         let dtypes = counts.sorted { $0.value == $1.value ? $0.key < $1.key : $0.value > $1.value }.map(\.key)
         let fp8Weights = tensors.filter { $0.dtype.hasPrefix("F8") && $0.name.hasSuffix(".weight") }
@@ -126,8 +130,15 @@ public struct ComfyFile: Sendable, Equatable {
         var file = ComfyFile(
             path: url.path, bytes: bytes, kind: .unknown, architecture: nil, tiny: false, vaeVersion: nil,
             dtypes: dtypes, fp8Scaled: !fp8Weights.isEmpty && scaled, problem: nil)
-        if !fp8Weights.isEmpty && !scaled {
-            file.problem = "its fp8 weights have no scale_weight or weight_scale beside them"
+        // A file marked as scaled (`scaled_fp8`, or scales beside some weights) must have a scale beside every fp8
+        // weight: loading it without one would compute with the raw fp8 values. Plain fp8 files (no marker, no
+        // scales) exist too and are read at scale 1, as the engine does.
+        let marked = names.keys.contains {
+            $0 == "scaled_fp8" || $0.hasSuffix(".scale_weight") || $0.hasSuffix(".weight_scale")
+        }
+        if !fp8Weights.isEmpty && !scaled && marked {
+            file.problem =
+                "it is marked fp8-scaled, but some fp8 weights have no scale_weight or weight_scale beside them"
         }
         if let patch = names["patch_embedding.weight"], names["head.modulation"] != nil, patch.count == 5 {
             file.kind = .transformer
