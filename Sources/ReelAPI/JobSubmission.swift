@@ -107,3 +107,16 @@ public struct RecipeLoRAPair: Sendable, Equatable, Codable {
         self.low = low
     }
 }
+
+extension LoRARequest {
+    /// A use as the text form or the command line gives it, as a submission names it.
+    public init(_ use: LoRAUse) {
+        self.init(name: use.name, scale: use.scale, expert: use.expert.rawValue)
+    }
+}
+
+extension RecipeLoRAPair {
+    public init(_ pair: RecipeLoRAs) {
+        self.init(high: pair.high, low: pair.low)
+    }
+}

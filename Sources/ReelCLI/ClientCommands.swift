@@ -59,12 +59,11 @@ struct SubmitCommand: AsyncParsableCommand {
     @Option(help: "With --wait: download the video to this file.") var out: String?
 
     func run() async throws {
+        let (loras, recipeLoRAs) = try jobLoRAs.submission()
         let submission = JobSubmission(
             prompt: prompt, negativePrompt: negativePrompt, style: style, size: size, seconds: seconds, frames: frames,
             steps: steps, guidance: guidance, seed: seed, pngFrames: pngFrames ? true : nil, priority: priority,
-            interpolate: interpolate,
-            loras: jobLoRAs.lora.isEmpty ? nil : try jobLoRAs.requests(),
-            recipe: jobLoRAs.recipe, recipeLoRAs: try jobLoRAs.recipePair())
+            interpolate: interpolate, loras: loras, recipe: jobLoRAs.recipe, recipeLoRAs: recipeLoRAs)
         let client = serverOptions.client
         try await reportingErrors {
             let job = try await client.submit(submission, idempotencyKey: idempotencyKey)

@@ -100,28 +100,15 @@ struct JobLoRAOptions: ParsableArguments {
             valueName: "high,low"))
     var recipeLoras: String?
 
-    /// The LoRAs as a submission to a server names them (checked here for their form; the server resolves them).
-    func requests() throws -> [LoRARequest] {
-        do throws(ReelError) {
-            return try lora.map { text throws(ReelError) in
-                let use = try LoRAUse.parse(text, field: "--lora")
-                return LoRARequest(name: use.name, scale: use.scale, expert: use.expert.rawValue)
-            }
-        } catch {
-            throw ValidationError(error.description)
-        }
-    }
-
-    /// `--recipe-loras` as a submission's `recipe_loras`.
-    func recipePair() throws -> RecipeLoRAPair? {
-        do throws(ReelError) {
-            return try recipeLoras.map { text throws(ReelError) in
-                let pair = try RecipeLoRAs.parse(text, field: "--recipe-loras")
-                return RecipeLoRAPair(high: pair.high, low: pair.low)
-            }
-        } catch {
-            throw ValidationError(error.description)
-        }
+    /// The LoRAs and the recipe's pair as a submission to a server names them (checked here for their form; the
+    /// server resolves them).
+    func submission() throws -> (loras: [LoRARequest]?, recipeLoRAs: RecipeLoRAPair?) {
+        var request = GenerationRequest()
+        do throws(ReelError) { try apply(to: &request) } catch { throw ValidationError(error.description) }
+        return (
+            request.loras.isEmpty ? nil : request.loras.map(LoRARequest.init),
+            request.recipeLoRAs.map(RecipeLoRAPair.init)
+        )
     }
 
     /// Sets the LoRAs and recipe on a request.

@@ -50,7 +50,7 @@ public struct StyleLibrary: Sendable, Equatable {
     /// The longest name for which `closestNames` suggests anything: the edit distance costs the product of the two
     /// lengths, so a long value gets no suggestion rather than a slow one. `style(named:)` suggests only for names
     /// at most 8 longer than the longest style name, too.
-    public static let maxSuggestedNameLength = 64
+    public static let maxSuggestedNameLength = NameSuggestions.maxLength
 
     /// The style of that name (case-insensitive), or an error that lists the closest names.
     ///
@@ -81,17 +81,7 @@ public struct StyleLibrary: Sendable, Equatable {
 
     /// Style names ordered by edit distance to `name`; none for a name longer than `maxSuggestedNameLength`.
     public func closestNames(to name: String, count: Int) -> [String] {
-        guard name.unicodeScalars.count <= Self.maxSuggestedNameLength else { return [] }
-        let target = Array(name.lowercased().unicodeScalars)
-        let scored: [(name: String, distance: Int)] = styles.map { style in
-            // A style name longer than any suggestion is compared by its first part only: still a fair hint.
-            let candidate = Array(style.name.lowercased().unicodeScalars.prefix(Self.maxSuggestedNameLength * 2))
-            return (style.name, Self.distance(candidate, target))
-        }
-        let sorted = scored.sorted { lhs, rhs in
-            lhs.distance == rhs.distance ? lhs.name < rhs.name : lhs.distance < rhs.distance
-        }
-        return sorted.prefix(count).map { $0.name }
+        NameSuggestions.closest(to: name, among: styles.map(\.name), count: count)
     }
 
     /// Adds styles; a style with the name of an existing one replaces it.
@@ -103,20 +93,5 @@ public struct StyleLibrary: Sendable, Equatable {
                 styles.append(style)
             }
         }
-    }
-
-    static func distance(_ a: [Unicode.Scalar], _ b: [Unicode.Scalar]) -> Int {
-        if a.isEmpty { return b.count }
-        if b.isEmpty { return a.count }
-        var previous = Array(0...b.count)
-        for i in 1...a.count {
-            var current = [i] + Array(repeating: 0, count: b.count)
-            for j in 1...b.count {
-                current[j] = Swift.min(
-                    previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-            }
-            previous = current
-        }
-        return previous[b.count]
     }
 }

@@ -103,24 +103,16 @@ public enum LoRAFixtures {
 
     /// The bytes of a safetensors file holding `tensors` as float32.
     public static func safetensors(_ tensors: [Tensor]) -> Data {
-        var header: [String: Any] = ["__metadata__": ["format": "pt"]]
-        var offset = 0
         var body = Data()
         for tensor in tensors {
             precondition(tensor.values.count == tensor.shape.reduce(1, *), "\(tensor.name): values do not fit")
-            let bytes = tensor.values.count * 4
-            header[tensor.name] = ["dtype": "F32", "shape": tensor.shape, "data_offsets": [offset, offset + bytes]]
             for value in tensor.values {
                 withUnsafeBytes(of: value.bitPattern.littleEndian) { body.append(contentsOf: $0) }
             }
-            offset += bytes
         }
-        var json = try! JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
-        // Padded with spaces to a multiple of 8, as the safetensors writer does.
-        while json.count % 8 != 0 { json.append(UInt8(ascii: " ")) }
-        var file = Data()
-        withUnsafeBytes(of: UInt64(json.count).littleEndian) { file.append(contentsOf: $0) }
-        return file + json + body
+        let (header, _) = HeaderOnlyFiles.header(
+            tensors.map { HeaderOnlyFiles.Entry($0.name, "F32", $0.shape) }, metadata: ["format": "pt"])
+        return header + body
     }
 
     /// Writes `tensors` to `directory/name.safetensors` and returns its URL.
@@ -164,10 +156,11 @@ public enum HeaderOnlyFiles {
 
     static let itemBytes = ["F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "U8": 1, "I64": 8]
 
-    @discardableResult
-    public static func write(_ entries: [Entry], to url: URL) throws -> URL {
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+    /// The start of a safetensors file holding `entries` one after another: the 8-byte length, then the JSON header
+    /// padded with spaces to a multiple of 8 (as the safetensors writer does); and how many data bytes follow it.
+    public static func header(_ entries: [Entry], metadata: [String: String]? = nil) -> (Data, dataBytes: Int) {
         var header: [String: Any] = [:]
+        if let metadata { header["__metadata__"] = metadata }
         var offset = 0
         for entry in entries {
             let bytes = entry.shape.reduce(itemBytes[entry.dtype] ?? 4, *)
@@ -176,14 +169,20 @@ public enum HeaderOnlyFiles {
             ]
             offset += bytes
         }
-        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        var json = try! JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         while json.count % 8 != 0 { json.append(UInt8(ascii: " ")) }
         var file = Data()
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { file.append(contentsOf: $0) }
-        file += json
+        return (file + json, offset)
+    }
+
+    @discardableResult
+    public static func write(_ entries: [Entry], to url: URL) throws -> URL {
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let (file, dataBytes) = header(entries)
         try file.write(to: url)
         let handle = try FileHandle(forWritingTo: url)
-        try handle.truncate(atOffset: UInt64(file.count + offset))
+        try handle.truncate(atOffset: UInt64(file.count + dataBytes))
         try handle.close()
         return url
     }

@@ -240,7 +240,7 @@ public struct ComfyFolder: Sendable {
     /// Every .safetensors file of the model subfolders, described.
     public func listing() -> [(folder: String, file: ComfyFile?, name: String, error: String?)] {
         var rows: [(String, ComfyFile?, String, String?)] = []
-        for folder in ["diffusion_models", "unet", "text_encoders", "clip", "vae", "loras"] {
+        for folder in [ComfyFile.Kind.transformer, .textEncoder, .vae, .lora].flatMap({ Self.folders[$0] ?? [] }) {
             let directory = root.appendingPathComponent(folder)
             let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).sorted()
             for name in names where name.hasSuffix(".safetensors") {

@@ -58,8 +58,7 @@ public struct LoRACatalog: Sendable, Equatable {
             throw .invalid(
                 field, "unknown LoRA \(name.quotedForMessage()); the LoRA library\(place) is empty \(listing)")
         }
-        let styles = StyleLibrary(styles: entries.map { Style(name: $0.name, prompt: "", negativePrompt: "") })
-        let closest = styles.closestNames(to: name, count: 3)
+        let closest = NameSuggestions.closest(to: name, among: entries.map(\.name), count: 3)
         let hint = closest.isEmpty ? "" : "; the closest are \(closest.joined(separator: ", "))"
         throw .invalid(field, "unknown LoRA \(name.quotedForMessage())\(hint) \(listing)")
     }

@@ -27,7 +27,7 @@ extension JobSubmission {
             lastImage: row.lastImageName, fit: request.fit?.rawValue,
             loras: request.loras.isEmpty
                 ? nil
-                : request.loras.map { LoRARequest(name: $0.name, scale: $0.scale, expert: $0.expert.rawValue) },
-            recipe: request.recipe, recipeLoRAs: request.recipeLoRAs.map { RecipeLoRAPair(high: $0.high, low: $0.low) })
+                : request.loras.map(LoRARequest.init),
+            recipe: request.recipe, recipeLoRAs: request.recipeLoRAs.map(RecipeLoRAPair.init))
     }
 }

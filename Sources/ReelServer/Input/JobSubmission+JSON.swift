@@ -81,9 +81,7 @@ private struct FieldReader {
         guard let value = value(name) else { return nil }
         switch value {
         case .string(let text):
-            return try LoRAUse.parseList(text, field: name).map {
-                LoRARequest(name: $0.name, scale: $0.scale, expert: $0.expert.rawValue)
-            }
+            return try LoRAUse.parseList(text, field: name).map(LoRARequest.init)
         case .array(let items):
             var result: [LoRARequest] = []
             for (index, item) in items.enumerated() {
@@ -118,8 +116,7 @@ private struct FieldReader {
         guard let value = value(name) else { return nil }
         switch value {
         case .string(let text):
-            let pair = try RecipeLoRAs.parse(text, field: name)
-            return RecipeLoRAPair(high: pair.high, low: pair.low)
+            return RecipeLoRAPair(try RecipeLoRAs.parse(text, field: name))
         case .object(let entry):
             let reader = FieldReader(fields: entry)
             guard let high = try reader.string("high", shown: "\(name).high"),
