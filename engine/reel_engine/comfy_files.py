@@ -28,7 +28,6 @@ assigned, so no second full copy exists.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -72,7 +71,8 @@ class Header:
 
 
 def read_header(path: str) -> Header:
-    """The header of a safetensors file, checked against the file's size (a truncated file is an error)."""
+    """The header of a safetensors file (parsed as loras.py parses a LoRA's), checked against the file's size (a
+    truncated file is an error)."""
     if not os.path.isfile(path):
         raise FileError(f"{path} does not exist")
     size = os.path.getsize(path)
@@ -84,22 +84,15 @@ def read_header(path: str) -> Header:
         if length > MAX_HEADER_BYTES or 8 + length > size:
             raise FileError(f"{path} is truncated or not a safetensors file (a header of {length} bytes in a file "
                             f"of {size})")
-        raw = f.read(length)
+        raw = head + f.read(length)
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise FileError(f"{path} is not a safetensors file (its header is not JSON: {e})") from None
-    metadata = header.pop("__metadata__", None) or {}
-    tensors, end = {}, 0
-    for name, info in header.items():
-        if not isinstance(info, dict) or "dtype" not in info or "shape" not in info or "data_offsets" not in info:
-            raise FileError(f"{path} is not a safetensors file (entry {name!r} has no dtype, shape and offsets)")
-        tensors[name] = (str(info["dtype"]), tuple(int(s) for s in info["shape"]))
-        end = max(end, int(info["data_offsets"][1]))
-    if 8 + length + end > size:
-        raise FileError(f"{path} is truncated: its header describes {8 + length + end} bytes, the file has {size} "
-                        f"(download it again)")
-    return Header(path=path, size=size, tensors=tensors, metadata=metadata if isinstance(metadata, dict) else {})
+        parsed = loras.parse_header(raw, path)
+    except ValueError as e:
+        raise FileError(str(e)) from None
+    if 8 + length + parsed.data_end > size:
+        raise FileError(f"{path} is truncated: its header describes {8 + length + parsed.data_end} bytes, the file "
+                        f"has {size} (download it again)")
+    return Header(path=path, size=size, tensors=parsed.tensors, metadata=parsed.metadata)
 
 
 # ---------------------------------------------------------------------------------------------------------------

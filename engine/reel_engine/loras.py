@@ -200,6 +200,7 @@ class Header:
 
     tensors: dict  # name -> (dtype, shape)
     metadata: dict
+    data_end: int = 0  # the end of the last tensor's bytes, counted from after the header
 
 
 def parse_header(data: bytes, where: str) -> Header:
@@ -216,12 +217,14 @@ def parse_header(data: bytes, where: str) -> Header:
     if not isinstance(header, dict):
         raise ValueError(f"{where} is not a safetensors file (its header is not an object)")
     metadata = header.pop("__metadata__", None) or {}
-    tensors = {}
+    tensors, end = {}, 0
     for name, info in header.items():
-        if not isinstance(info, dict) or not isinstance(info.get("shape"), list) or "dtype" not in info:
-            raise ValueError(f"{where} is not a safetensors file (entry {name!r} has no dtype and shape)")
+        if (not isinstance(info, dict) or not isinstance(info.get("shape"), list) or "dtype" not in info
+                or not isinstance(info.get("data_offsets"), list) or len(info["data_offsets"]) != 2):
+            raise ValueError(f"{where} is not a safetensors file (entry {name!r} has no dtype, shape and offsets)")
         tensors[name] = (str(info["dtype"]), tuple(int(s) for s in info["shape"]))
-    return Header(tensors=tensors, metadata=metadata if isinstance(metadata, dict) else {})
+        end = max(end, int(info["data_offsets"][1]))
+    return Header(tensors=tensors, metadata=metadata if isinstance(metadata, dict) else {}, data_end=end)
 
 
 # ---------------------------------------------------------------------------------------------------------------
