@@ -45,7 +45,7 @@ engine-test: venv
 # The Swift tests that time something run alone, after the rest ran in parallel (see scripts/test.sh).
 # scripts/with-postgres.sh starts a throwaway PostgreSQL server on loopback (installing it when missing) for the
 # PostgreSQL store and cluster tests; REEL_REQUIRE_POSTGRES makes them fail, not skip, should it be missing.
-REEL_TIMED_TESTS := ConnectionLimitTests|ClientInputRoutesTests|ClientInputTests|ClientInputCLITests|CSVReaderTests|PostgresStoreTests/(datesAndLease|aRenewedLease)|EventStreamTests/idleStreamSendsHeartbeats|MalformedRequestTests|ParserFuzzTests/chunkedBodiesAlwaysGetAnAnswer|PlacementSchedulerTests/replicasRunTwoJobsAtOnce
+REEL_TIMED_TESTS := ConnectionLimitTests|ClientInputRoutesTests|ClientInputTests|ClientInputCLITests|CSVReaderTests|PostgresStoreTests/(datesAndLease|aRenewedLease)|EventStreamTests/idleStreamSendsHeartbeats|MalformedRequestTests|ParserFuzzTests/chunkedBodiesAlwaysGetAnAnswer|PlacementSchedulerTests/(replicasRunTwoJobsAtOnce|aSplitSlotEncodesTheNextPromptWhileAJobDenoises)
 export REEL_TIMED_TESTS
 swift-test: venv
 	$(SWIFT) build --build-tests $(SWIFT_BUILD_FLAGS)
