@@ -9,11 +9,11 @@
 #   3. Once the build is there: the Swift tests that do not time themselves (in parallel, one process), the web page in
 #      a real browser, and the API fuzzing (schemathesis), side by side.
 #   4. Alone on the machine: what measures time (the Swift tests named in REEL_TIMED_TESTS; /healthz under load),
-#      since a busy machine would fail them for the wrong reason.#   4. Alone on the machine: what measures time (the Swift tests named in REEL_TIMED_TESTS; /healthz under load),
 #      since a busy machine would fail them for the wrong reason.
 #
 # Each step's output lands in test-artifacts/logs/STEP.log; a failed step's log is printed in full, a passed one's
-# last lines. Every step that can still run does; the exit status is non-zero when any failed.
+# last lines, and the run ends with what failed: each failed step's failing tests or last lines, so that the tail of
+# a CI log names them. Every step that can still run does; the exit status is non-zero when any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -174,7 +174,20 @@ else
     skip healthz "the build, .venv or the system packages failed"
 fi
 
+# What a failed step printed about its failures: Swift Testing's and XCTest's failed tests, pytest's FAILED and ERROR
+# lines, Python tracebacks' last lines; its last lines when it printed none of those.
+failures() {
+    local log=$LOGS/$1.log lines
+    lines=$(grep -E '(✘ Test .*(recorded an issue|failed)|error: -\[|^(FAILED|ERROR) |^[A-Za-z.]*(Error|Exception): )' "$log" \
+        | cut -c1-400 | head -n 40)
+    [[ -n $lines ]] || lines=$(tail -n 15 "$log" | cut -c1-400)
+    printf '%s\n' "$lines" | sed "s/^/    $1: /"
+}
+
 if ((${#FAILED[@]})); then
+    for name in "${FAILED[@]}"; do
+        [[ -f $LOGS/$name.log ]] && failures "$name"
+    done
     say "make test: FAILED: ${FAILED[*]}"
     exit 1
 fi

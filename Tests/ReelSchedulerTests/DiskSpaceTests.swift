@@ -59,12 +59,13 @@ struct DiskSpaceTests {
         (big.width, big.height, big.frames) = (512, 512, 33)
         let started = ContinuousClock.now
         let failed = try await harness.waitForTerminal(try await harness.submit(big).id, timeout: .seconds(60))
-        #expect(ContinuousClock.now - started < .seconds(20), "it failed within seconds")
+        // Within seconds, not after retries and their back-off (a loaded machine takes a few to write the frames).
+        #expect(ContinuousClock.now - started < .seconds(40), "it failed at once")
         #expect(failed.state == .failed && failed.errorCode == "disk_full" && failed.attempts == 1)
         #expect(failed.errorMessage?.contains(disk.path + "/" + failed.id) == true, "\(failed.errorMessage ?? "")")
         let left = (try? FileManager.default.contentsOfDirectory(atPath: disk.path + "/" + failed.id)) ?? []
         #expect(!left.contains("video.mp4") && !left.contains("job.json") && !left.contains("frames"), "\(left)")
-        #expect(harness.scheduler.workers.first?.state == .ready, "the slot is healthy again")
+        try await waitUntil { harness.scheduler.workers.first?.state == .ready }  // the slot is healthy again
 
         // The disk fills up: the next job waits, and the slot says why.
         try disk.fill(leaving: 100_000)
@@ -79,7 +80,7 @@ struct DiskSpaceTests {
         try FileManager.default.removeItem(atPath: disk.path + "/filler")
         let done = try await harness.waitForTerminal(waiting.id, timeout: .seconds(60))
         #expect(done.state == .succeeded && done.attempts == 1)
-        #expect(harness.scheduler.workers.first?.waiting == nil && harness.scheduler.isReady)
+        try await waitUntil { harness.scheduler.workers.first?.waiting == nil && harness.scheduler.isReady }
         await harness.stop()
     }
 

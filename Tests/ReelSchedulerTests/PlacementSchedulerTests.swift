@@ -80,8 +80,10 @@ import Testing
         let directory = harness.scheduler.configuration.outputDirectory(jobID: plain.id)
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory).sorted() == ["job.json", "video.mp4"])
 
-        // Rank 1 dies in the middle of a job: every rank is stopped, the group restarts and the job runs again.
-        let job = try await harness.submit("a crowded square [slow]", steps: 4)
+        // Rank 1 dies in the middle of a job: every rank is stopped, the group restarts and the job runs again. 30
+        // slow steps leave rank 0 about 12 s of denoising after step 1: in a loaded parallel run this test's task can
+        // wait seconds for a thread before it sends the kill, and rank 0 must not finish the job first.
+        let job = try await harness.submit("a crowded square [slow]", steps: 30)
         _ = try await harness.workerPID(running: job.id, atStep: 1)
         kill(-firstPIDs[1], SIGKILL)
         let done = try await harness.waitForTerminal(job.id)
