@@ -10,7 +10,7 @@ export REEL_PYTHON := $(CURDIR)/$(VPY)
 SWIFT_BUILD_FLAGS ?= $(if $(shell command -v ld.lld),-Xswiftc -use-ld=lld)
 export SWIFT_BUILD_FLAGS
 
-.PHONY: demo test format lint venv build swift-test engine-test web-test api-test clean bundle postgres-shell soak
+.PHONY: demo test format lint venv build swift-test engine-test web-test api-test comfy-test clean bundle postgres-shell soak
 
 # uv (from PyPI) fetches PyTorch and its CUDA libraries in parallel: about 2 minutes where pip takes 8 or more; pip
 # is the fallback. Both compile the packages' bytecode as they install them: where PYTHONDONTWRITEBYTECODE is set (as
@@ -24,10 +24,13 @@ $(VENV)/.installed: engine/pyproject.toml
 
 venv: $(VENV)/.installed
 
-# The API fuzzer, pinned, into the same .venv.
-$(VENV)/.api-installed: $(VENV)/.installed e2e/api/requirements.txt
+# The API fuzzer and ComfyUI's clients, pinned, into the same .venv (comfy-cli for its converter alone, without its
+# dependencies).
+$(VENV)/.api-installed: $(VENV)/.installed e2e/api/requirements.txt e2e/comfy/requirements.txt
 	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(VPY) -r e2e/api/requirements.txt \
-		|| $(VPY) -m pip install -q -r e2e/api/requirements.txt
+		-r e2e/comfy/requirements.txt || $(VPY) -m pip install -q -r e2e/api/requirements.txt -r e2e/comfy/requirements.txt
+	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(VPY) --no-deps comfy-cli==1.23.0 \
+		|| $(VPY) -m pip install -q --no-deps comfy-cli==1.23.0
 	touch $@
 
 build:
@@ -78,6 +81,10 @@ api-test: $(VENV)/.api-installed build
 	$(PYTHON) scripts/embed-web.py --check
 	$(VPY) e2e/api/test_api.py --reel $(REEL) --python $(VPY) --schemathesis $(VENV)/bin/schemathesis
 	$(VPY) e2e/api/healthz_under_load.py --reel $(REEL) --seconds 20
+
+# ComfyUI's API with real clients from PyPI and the official Wan2.2 templates, the real engine and tiny models.
+comfy-test: $(VENV)/.api-installed build
+	$(VPY) e2e/comfy/test_comfy.py --reel $(REEL) --python $(VPY)
 
 # Swift code formatted as .swift-format says; `make lint` checks it (make test does too), `make format` rewrites it.
 # The generated files (*.generated.swift) are left as their scripts write them.

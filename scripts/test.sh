@@ -7,7 +7,7 @@
 #      the generated files).
 #   2. As soon as .venv is there: the engine's lint (ruff) and tests, beside the build.
 #   3. Once the build is there: the Swift tests that do not time themselves (in parallel, one process), the web page in
-#      a real browser, and the API fuzzing (schemathesis), side by side.
+#      a real browser, and the API fuzzing (schemathesis), side by side; ComfyUI's clients once the web page is done.
 #   4. Alone on the machine: what measures time (the Swift tests named in REEL_TIMED_TESTS; /healthz under load),
 #      since a busy machine would fail them for the wrong reason.
 #
@@ -126,6 +126,10 @@ api_test() {
     "$VPY" e2e/api/test_api.py --reel "$REEL" --python "$VPY" --schemathesis .venv/bin/schemathesis
 }
 
+comfy_test() {
+    "$VPY" e2e/comfy/test_comfy.py --reel "$REEL" --python "$VPY"
+}
+
 healthz_under_load() {
     "$VPY" e2e/api/healthz_under_load.py --reel "$REEL" --seconds 20
 }
@@ -153,13 +157,17 @@ if ((build_ok && venv_ok && packages_ok)); then
     start swift swift_tests
     start web web_test
     start api api_test
-    finish swift
     finish web
+    # After the web page: the ComfyUI clients, beside the Swift tests and the fuzzer.
+    start comfy comfy_test
+    finish swift
     finish api
+    finish comfy
 else
     skip swift "the build, .venv or the system packages failed"
     skip web "the build, .venv or the system packages failed"
     skip api "the build, .venv or the system packages failed"
+    skip comfy "the build, .venv or the system packages failed"
 fi
 ((venv_ok)) && finish engine
 

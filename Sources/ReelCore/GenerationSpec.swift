@@ -106,6 +106,10 @@ public struct GenerationRequest: Sendable, Equatable {
     /// A recipe name (`lightning-4step`), and the LoRA pair it applies when not the server's default.
     public var recipe: String?
     public var recipeLoRAs: RecipeLoRAs?
+    /// The low-noise expert's guidance (A14B), when not `guidance`'s.
+    public var guidance2: Double?
+    /// A sampler other than the model's own (ComfyUI's, translated); not with a recipe.
+    public var sampler: SamplerSpec?
 
     public init(
         prompt: String? = nil, negativePrompt: String? = nil, size: String? = nil, frames: Int? = nil,

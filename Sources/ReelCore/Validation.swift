@@ -131,6 +131,16 @@ public enum Validation {
         guard guidance.isFinite, (0...50).contains(guidance) else {
             throw .invalid("guidance", "guidance must be a number between 0 and 50")
         }
+        let guidance2 = request.guidance2 ?? (recipe != nil ? recipe?.guidance : request.guidance == nil ? model.defaults.guidance2 : nil)
+        if let guidance2 {
+            guard guidance2.isFinite, (0...50).contains(guidance2) else {
+                throw .invalid("guidance_2", "guidance_2 must be a number between 0 and 50")
+            }
+            if request.guidance2 != nil && model.architecture == .ti2v5B {
+                throw .invalid("guidance_2", "guidance_2 is the low-noise expert's; \(model.name) has one transformer")
+            }
+        }
+        let sampler = try checkSampler(request.sampler, recipe: recipe, steps: steps, model: model) ?? recipe?.sampler
         let seed = request.seed ?? randomSeed()
         guard seed <= UInt64(Int64.max) else {
             throw .invalid("seed", "the seed must be between 0 and \(Int64.max)")
@@ -138,12 +148,46 @@ public enum Validation {
         return GenerationSpec(
             prompt: prompt, negativePrompt: negative, width: width, height: height, frames: frames, fps: fps,
             steps: steps, guidance: guidance,
-            guidance2: recipe != nil ? recipe?.guidance : request.guidance == nil ? model.defaults.guidance2 : nil,
+            guidance2: guidance2,
             seed: seed, pngFrames: request.pngFrames, model: model.name, style: styleName,
             userPrompt: styleName == nil ? nil : userPrompt, interpolate: interpolate == 1 ? nil : interpolate,
             requestedSeconds: request.frames == nil ? request.seconds : nil, image: request.image,
             lastImage: request.lastImage, fit: request.image == nil ? nil : request.fit ?? .cover,
-            loras: resolvedLoRAs.isEmpty ? nil : resolvedLoRAs, recipe: recipe?.rawValue, sampler: recipe?.sampler)
+            loras: resolvedLoRAs.isEmpty ? nil : resolvedLoRAs, recipe: recipe?.rawValue, sampler: sampler)
+    }
+
+    /// A sampler a request names (ComfyUI's, translated): a known kind, a shift in (0, 100], one position per step
+    /// for the Euler kinds, and a switch step inside the schedule on a model with two experts.
+    static func checkSampler(
+        _ sampler: SamplerSpec?, recipe: Recipe?, steps: Int, model: ModelInfo
+    ) throws(ReelError) -> SamplerSpec? {
+        guard let sampler else { return nil }
+        if let recipe { throw .invalid("sampler", "recipe \(recipe.rawValue) sets the sampler; give one or the other") }
+        guard SamplerSpec.kinds.contains(sampler.kind) else {
+            throw .invalid("sampler", "sampler kind must be one of \(SamplerSpec.kinds.joined(separator: ", "))")
+        }
+        guard sampler.shift.isFinite, sampler.shift > 0, sampler.shift <= 100 else {
+            throw .invalid("sampler.shift", "the shift must be above 0 and at most 100, not \(sampler.shift)")
+        }
+        if sampler.kind != SamplerSpec.flowUniPC {
+            guard sampler.denoisingSteps.count == steps,
+                zip(sampler.denoisingSteps, sampler.denoisingSteps.dropFirst()).allSatisfy({ $0 > $1 }),
+                sampler.denoisingSteps.allSatisfy({ (1...1000).contains($0) })
+            else {
+                throw .invalid(
+                    "sampler.denoising_steps",
+                    "one position per step (\(steps)), each in 1 … 1000 and falling")
+            }
+        }
+        if let switchStep = sampler.switchStep {
+            guard model.architecture != .ti2v5B else {
+                throw .invalid("sampler.switch_step", "\(model.name) has one transformer: nothing to switch to")
+            }
+            guard (1..<steps).contains(switchStep) else {
+                throw .invalid("sampler.switch_step", "the switch step must be between 1 and \(steps - 1), not \(switchStep)")
+            }
+        }
+        return sampler
     }
 
     /// Whether a recipe runs on the model and the request leaves it its values: a steps or guidance the recipe

@@ -126,22 +126,26 @@ extension WorkerRequest {
         }
     }
 
-    /// A sampler other than the model's scheduler: `step_distill` with its flow shift and its steps on the
-    /// 1000-step scale, one per denoising step.
+    /// A sampler other than the model's scheduler: `step_distill` or `flow_euler` with its flow shift and its
+    /// steps on the 1000-step scale, one per denoising step; `flow_unipc` with its shift; and the step at which the
+    /// low-noise expert takes over, when by step rather than by the model's boundary.
     public struct Sampler: Sendable, Equatable, Codable {
         public var kind: String
         public var shift: Double
         public var denoisingSteps: [Int]
+        public var switchStep: Int?
 
-        public init(kind: String, shift: Double, denoisingSteps: [Int]) {
+        public init(kind: String, shift: Double, denoisingSteps: [Int], switchStep: Int? = nil) {
             self.kind = kind
             self.shift = shift
             self.denoisingSteps = denoisingSteps
+            self.switchStep = switchStep
         }
 
         enum CodingKeys: String, CodingKey {
             case kind, shift
             case denoisingSteps = "denoising_steps"
+            case switchStep = "switch_step"
         }
     }
 

@@ -47,7 +47,9 @@ import Testing
             _ = try await WorkerProcess.run(launch, logger: TestSupport.logger) { connection in
                 var events = connection.events.makeAsyncIterator()
                 _ = try await connection.awaitReady(&events)
-                let slow = request("slow", in: directory, debug: ["step_delay": .number(0.5)])
+                // 2 s a step: the cancel sent at step 1 reaches the worker's reader thread before step 3 even on a
+                // loaded machine (0.5 s let a parallel test run finish the job first).
+                let slow = request("slow", in: directory, debug: ["step_delay": .number(2)])
                 let failure = await #expect(throws: WorkerFailure.self) {
                     try await connection.generate(slow, events: &events) { progress in
                         if progress.stage == .denoising && progress.step == 1 {
@@ -74,7 +76,9 @@ import Testing
             let (pid, exit) = try await WorkerProcess.run(launch, logger: TestSupport.logger) { connection in
                 var events = connection.events.makeAsyncIterator()
                 _ = try await connection.awaitReady(&events)
-                let slow = request("slow", in: directory, debug: ["step_delay": .number(0.5)])
+                // 2 s a step: the cancel sent at step 1 reaches the worker's reader thread before step 3 even on a
+                // loaded machine (0.5 s let a parallel test run finish the job first).
+                let slow = request("slow", in: directory, debug: ["step_delay": .number(2)])
                 let failure = await #expect(throws: WorkerFailure.self) {
                     try await connection.generate(slow, events: &events) { progress in
                         if progress.stage == .denoising { connection.killGroup() }

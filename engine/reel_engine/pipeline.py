@@ -296,11 +296,18 @@ def generate(
             boundary_timestep = boundary_ratio * scheduler.config.num_train_timesteps
         if boundary_timestep is not None and guidance_2 is None:
             guidance_2 = guidance
+        # ComfyUI's KSamplerAdvanced pair switches experts at a step, not at a timestep.
+        switch_step = getattr(sampler, "switch_step", None) if boundary_timestep is not None else None
+
+        def expert_at(i: int) -> str:
+            if switch_step is not None:
+                return "transformer" if i < switch_step else "transformer_2"
+            return _expert(timesteps[i], boundary_timestep)
 
         # 4. Denoising.
         reporter = _StepReporter(device, len(timesteps), progress)
         if resume is not None:
-            if resume.expert != _expert(timesteps[first_step - 1], boundary_timestep):
+            if resume.expert != expert_at(first_step - 1):
                 raise RuntimeError(f"checkpoint expert {resume.expert} does not match step {first_step}")
             if checkpoint.on_resumed is not None:
                 checkpoint.on_resumed(first_step, len(timesteps))
@@ -309,7 +316,7 @@ def generate(
                 continue
             if cancelled():
                 raise Cancelled("denoising", i + 1, len(timesteps))
-            expert = _expert(t, boundary_timestep)
+            expert = expert_at(i)
             if expert == "transformer":
                 current_model, current_guidance = pipe.transformer, guidance  # Wan2.2 high-noise expert / TI2V
             else:

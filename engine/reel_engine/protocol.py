@@ -23,7 +23,7 @@ FITS = ("cover", "contain", "stretch")  # images.py fits an image to the video's
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 LORA_EXPERTS = ("high", "low", "both")  # the A14B models' high- and low-noise experts, or every transformer
 MAX_LORA_SCALE = 10.0
-SAMPLER_KINDS = ("step_distill",)
+SAMPLER_KINDS = ("step_distill", "flow_euler", "flow_unipc")
 MAX_TIMESTEP = 1000  # the Wan models' num_train_timesteps: a step_distill denoising step is in [1, 1000]
 
 
@@ -73,12 +73,16 @@ class LoRARef:
 class SamplerSpec:
     """A request's `sampler`: a denoising schedule other than the model's own scheduler (samplers.py)."""
 
-    kind: str  # "step_distill"
+    kind: str  # "step_distill", "flow_euler" or "flow_unipc"
     shift: float
-    denoising_steps: tuple[int, ...]
+    denoising_steps: tuple[int, ...]  # empty for flow_unipc
+    switch_step: int | None = None  # the first step of the low-noise expert, when by step (A14B)
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "shift": self.shift, "denoising_steps": list(self.denoising_steps)}
+        out = {"kind": self.kind, "shift": self.shift, "denoising_steps": list(self.denoising_steps)}
+        if self.switch_step is not None:
+            out["switch_step"] = self.switch_step
+        return out
 
 
 @dataclass(frozen=True)
@@ -377,18 +381,29 @@ def _check_loras(limits: Limits, refs: list[LoRARef], job: str | None) -> None:
 
 
 def _parse_sampler(obj: dict, steps: int, job: str | None) -> SamplerSpec | None:
-    """`sampler`: null, absent or {"kind": "step_distill", "shift": number > 0, "denoising_steps": [strictly
-    decreasing integers in 1 … 1000], one per step}."""
+    """`sampler`: null, absent or {"kind": "step_distill" | "flow_euler", "shift": number > 0, "denoising_steps":
+    [strictly decreasing integers in 1 … 1000], one per step, "switch_step": optional integer in 1 … steps-1}, or
+    {"kind": "flow_unipc", "shift", "denoising_steps": [], "switch_step"}."""
     value = _Fields(obj, job).object("sampler", required=False)
     if value is None:
         return None
     f = _Fields(value, job, prefix="sampler.")
     kind = f.string("kind")
     if kind not in SAMPLER_KINDS:
-        raise RequestError(f"sampler.kind: must be step_distill, got {json.dumps(kind, ensure_ascii=False)}", job)
+        raise RequestError(f"sampler.kind: must be one of {', '.join(SAMPLER_KINDS)}, got "
+                           f"{json.dumps(kind, ensure_ascii=False)}", job)
     shift = f.number("shift")
     if not shift > 0:
         raise RequestError(f"sampler.shift: must be above 0, got {shift}", job)
+    switch_step = value.get("switch_step")
+    if switch_step is not None and (isinstance(switch_step, bool) or not isinstance(switch_step, int)
+                                    or not 1 <= switch_step < steps):
+        raise RequestError(f"sampler.switch_step: expected an integer in 1 … {steps - 1}, got "
+                           f"{json.dumps(switch_step)}", job)
+    if kind == "flow_unipc":
+        if value.get("denoising_steps") not in (None, []):
+            raise RequestError("sampler.denoising_steps: flow_unipc takes the model's own timesteps; give []", job)
+        return SamplerSpec(kind=kind, shift=shift, denoising_steps=(), switch_step=switch_step)
     listed = value.get("denoising_steps")
     if not isinstance(listed, list) or not listed:
         state = "missing field" if "denoising_steps" not in value else "expected a non-empty array of integers"
@@ -407,7 +422,7 @@ def _parse_sampler(obj: dict, steps: int, job: str | None) -> SamplerSpec | None
     if len(denoising) != steps:
         raise RequestError(f"sampler.denoising_steps: {len(denoising)} entries, but steps is {steps} (one entry "
                            f"per step)", job)
-    return SamplerSpec(kind=kind, shift=shift, denoising_steps=tuple(denoising))
+    return SamplerSpec(kind=kind, shift=shift, denoising_steps=tuple(denoising), switch_step=switch_step)
 
 
 def _parse_debug(obj: dict, job: str | None) -> DebugHooks:

@@ -46,7 +46,7 @@ class StepDistillSampler:
 
     def set_timesteps(self, steps: int, device=None) -> None:
         if steps != len(self.denoising_steps):
-            raise ValueError(f"step_distill has {len(self.denoising_steps)} denoising steps, not {steps}")
+            raise ValueError(f"the sampler has {len(self.denoising_steps)} denoising steps, not {steps}")
         n = self.num_train_timesteps
         sigmas = torch.linspace(1.0, 0.0, n + 1, dtype=torch.float32)[:-1]
         sigmas = self.shift * sigmas / (1 + (self.shift - 1) * sigmas)
@@ -71,10 +71,18 @@ class StepDistillSampler:
 
 def scheduler_for(pipe, sampler):
     """A private scheduler for one job: the request's sampler (protocol.SamplerSpec), or a copy of the model's own
-    scheduler for None."""
+    scheduler for None.
+
+    `flow_euler` is ComfyUI's `euler` sampler on a flow model (comfy/k_diffusion/sampling.py `sample_euler` with
+    `ModelSamplingDiscreteFlow`): sigmas `shift * p / (1 + (shift - 1) * p)` at the positions p the request lists
+    (ComfyUI's `simple` schedule, computed by Reel's ComfySchedule), the model called at `sigma * 1000`, and
+    `x += (sigma_next - sigma) * v`, which is StepDistillSampler's step. `flow_unipc` is the model's own UniPC at
+    the request's shift."""
     if sampler is None:
         return type(pipe.scheduler).from_config(pipe.scheduler.config)
-    if sampler.kind == "step_distill":
+    if sampler.kind == "flow_unipc":
+        return type(pipe.scheduler).from_config(pipe.scheduler.config, flow_shift=float(sampler.shift))
+    if sampler.kind in ("step_distill", "flow_euler"):
         return StepDistillSampler(sampler.shift, sampler.denoising_steps,
                                   int(pipe.scheduler.config.num_train_timesteps))
     raise ValueError(f"unknown sampler {sampler.kind!r}")

@@ -135,17 +135,29 @@ public struct SamplerSpec: Sendable, Equatable, Hashable, Codable {
     public var kind: String
     public var shift: Double
     public var denoisingSteps: [Int]
+    /// The step at which the low-noise expert takes over (A14B), when the switch is by step (ComfyUI's split of
+    /// KSamplerAdvanced) rather than by the model's boundary timestep; nil for the boundary.
+    public var switchStep: Int?
 
-    public init(kind: String = SamplerSpec.stepDistill, shift: Double, denoisingSteps: [Int]) {
+    public init(kind: String = SamplerSpec.stepDistill, shift: Double, denoisingSteps: [Int], switchStep: Int? = nil) {
         self.kind = kind
         self.shift = shift
         self.denoisingSteps = denoisingSteps
+        self.switchStep = switchStep
     }
 
+    /// LightX2V's step-distilled schedule (Euler at the listed positions, shifted).
     public static let stepDistill = "step_distill"
+    /// ComfyUI's `euler` sampler on a flow model: the same arithmetic as `step_distill`, at the positions of
+    /// ComfyUI's schedule (`ComfySchedule`).
+    public static let flowEuler = "flow_euler"
+    /// The model's own UniPC at another shift (ComfyUI's `uni_pc`, `uni_pc_bh2`).
+    public static let flowUniPC = "flow_unipc"
+    public static let kinds = [stepDistill, flowEuler, flowUniPC]
 
     enum CodingKeys: String, CodingKey {
         case kind, shift
         case denoisingSteps = "denoising_steps"
+        case switchStep = "switch_step"
     }
 }

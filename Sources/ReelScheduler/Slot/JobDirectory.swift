@@ -132,7 +132,8 @@ extension WorkerRequest.Generate {
             }
         }
         sampler = spec.sampler.map {
-            WorkerRequest.Sampler(kind: $0.kind, shift: $0.shift, denoisingSteps: $0.denoisingSteps)
+            WorkerRequest.Sampler(
+                kind: $0.kind, shift: $0.shift, denoisingSteps: $0.denoisingSteps, switchStep: $0.switchStep)
         }
         recipe = spec.recipe
         self.debug = debug

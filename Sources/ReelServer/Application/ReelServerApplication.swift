@@ -22,18 +22,28 @@ public struct ReelServerApplication: Service {
     public let application: Application<RouterResponder<BasicRequestContext>>
     /// Every open connection, kept under the descriptor limit.
     let connections: ConnectionRegistry
+    /// ComfyUI's API: its queue is Reel's, its WebSocket messages come from the job store's updates.
+    let comfy: ComfyService
 
     public init(
         configuration: ReelServerConfiguration = ReelServerConfiguration(), service: JobService,
         metrics: ReelMetricsRegistry, logger: Logger
     ) {
         self.configuration = configuration
-        let router = Self.makeRouter(service: service, metrics: metrics, configuration: configuration)
+        let comfy = ComfyService(jobs: service)
+        self.comfy = comfy
+        let router = Self.makeRouter(service: service, metrics: metrics, configuration: configuration, comfy: comfy)
         connections = ConnectionRegistry(
             limit: configuration.maxConnections ?? DescriptorLimit.connectionCap(descriptors: DescriptorLimit.current))
+        let webSocket = ComfyWebSocket.Context(
+            hub: comfy.hub, keys: configuration.apiKeys,
+            queueRemaining: { owner in
+                (try? await Caller.$current.withValue(Caller(owner: owner)) { try await comfy.queueRemaining() }) ?? 0
+            })
         var application = Application(
             router: router,
-            server: ReelHTTPChannel.builder(registry: connections, requestTimeout: configuration.requestTimeout),
+            server: ReelHTTPChannel.builder(
+                registry: connections, requestTimeout: configuration.requestTimeout, webSocket: webSocket),
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "reel"),
             logger: logger)
@@ -57,6 +67,9 @@ public struct ReelServerApplication: Service {
     public var connectionLimit: Int { connections.limit }
 
     public func run() async throws {
+        // The WebSocket messages follow the store's updates for as long as the server runs.
+        let hub = Task { [comfy] in await comfy.hub.run(service: comfy) }
+        defer { hub.cancel() }
         try await application.run()
     }
 
@@ -65,6 +78,13 @@ public struct ReelServerApplication: Service {
     public static func makeRouter(
         service: JobService, metrics: ReelMetricsRegistry,
         configuration: ReelServerConfiguration = ReelServerConfiguration()
+    ) -> Router<BasicRequestContext> {
+        makeRouter(service: service, metrics: metrics, configuration: configuration, comfy: ComfyService(jobs: service))
+    }
+
+    static func makeRouter(
+        service: JobService, metrics: ReelMetricsRegistry, configuration: ReelServerConfiguration,
+        comfy: ComfyService
     ) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: ErrorMiddleware<BasicRequestContext>())
@@ -88,6 +108,7 @@ public struct ReelServerApplication: Service {
         ).register(on: router)
         EventRoutes(service: service, configuration: configuration).register(on: router)
         SystemRoutes(service: service, metrics: metrics).register(on: router)
+        ComfyRoutes(comfy: comfy, configuration: configuration).register(on: router)
         WebRoutes().register(on: router)
         return router
     }

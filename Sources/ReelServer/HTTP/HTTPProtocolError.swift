@@ -24,6 +24,7 @@ enum HTTPProtocolError {
 
     /// The answer to an error the HTTP decoder (or the conversion of its head) raised.
     static func apiError(for error: any Error) -> APIError {
+        if let refused = error as? ComfyWebSocket.Refused { return refused.error }
         guard let parserError = error as? HTTPParserError else {
             return answer(.badRequest, .malformedRequest, "the request is not valid HTTP/1.1: \(error)")
         }

@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
+import NIOWebSocket
 
 /// Hummingbird's HTTP/1.1 child channel with Reel's guards in its pipeline: the same handlers as `HTTP1Channel`
 /// (NIO's HTTP/1 codec, the conversion to Swift HTTP Types, Hummingbird's connection state for graceful shutdown),
@@ -23,11 +24,16 @@ struct ReelHTTPChannel: ServerChildChannel, HTTPChannelHandler {
     let registry: ConnectionRegistry
     /// How long a connection may take to send a request head, or pause within a body.
     let requestTimeout: Duration
+    /// ComfyUI's WebSocket (`/ws`), which a connection's first request may upgrade to; nil for none.
+    var webSocket: ComfyWebSocket.Context? = nil
 
     /// The server builder to give `Application`.
-    static func builder(registry: ConnectionRegistry, requestTimeout: Duration) -> HTTPServerBuilder {
+    static func builder(
+        registry: ConnectionRegistry, requestTimeout: Duration, webSocket: ComfyWebSocket.Context? = nil
+    ) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
-            ReelHTTPChannel(responder: responder, registry: registry, requestTimeout: requestTimeout)
+            ReelHTTPChannel(
+                responder: responder, registry: registry, requestTimeout: requestTimeout, webSocket: webSocket)
         }
     }
 
@@ -44,19 +50,30 @@ struct ReelHTTPChannel: ServerChildChannel, HTTPChannelHandler {
             limits.maxHeaderFieldCount = HTTPProtocolError.maxHeaderFields
             let pipeline = channel.pipeline.syncOperations
             try pipeline.addHandler(ByteWatcher(activity: activity))
+            let codec = HTTP1ToHTTPServerCodec(secure: false)
+            let guardHandler = ConnectionGuard(
+                registry: registry, ticket: ticket, timeout: requestTimeout, activity: activity, presence: presence)
+            let state = HTTPConnectionStateHandler(idleTimeout: nil, logger: logger)
+            // Taken out on the channel's event loop, as the upgrade runs: the handlers are this connection's.
+            let httpHandlers = UnsafeTransfer([codec, guardHandler, state] as [any RemovableChannelHandler])
+            let upgrade: NIOHTTPServerUpgradeConfiguration? = webSocket.map { context in
+                let upgrader = ComfyWebSocket.upgrader(context: context) { channel in
+                    channel.eventLoop.assertInEventLoop()
+                    return httpHandlers.value
+                }
+                return (upgraders: [upgrader], completionHandler: { _ in })
+            }
             try pipeline.configureHTTPServerPipeline(
                 withPipeliningAssistance: false,  // NIOAsyncChannel serialises requests
+                withServerUpgrade: upgrade,
                 withErrorHandling: false,  // ConnectionGuard answers errors
                 withOutboundHeaderValidation: false,  // Swift HTTP Types validate them
                 withEncoderConfiguration: .init(),
                 withDecoderLimitConfiguration: limits
             )
-            try pipeline.addHandler(HTTP1ToHTTPServerCodec(secure: false))
-            try pipeline.addHandler(
-                ConnectionGuard(
-                    registry: registry, ticket: ticket, timeout: requestTimeout, activity: activity, presence: presence)
-            )
-            try pipeline.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
+            try pipeline.addHandler(codec)
+            try pipeline.addHandler(guardHandler)
+            try pipeline.addHandler(state)
             let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                 wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
             return Connection(asyncChannel: asyncChannel, presence: presence)
@@ -68,4 +85,10 @@ struct ReelHTTPChannel: ServerChildChannel, HTTPChannelHandler {
             await handleHTTP(asyncChannel: connection.asyncChannel, logger: logger)
         }
     }
+}
+
+/// Hands non-Sendable values to a closure that runs on the same event loop (the channel's handlers, to the upgrade).
+struct UnsafeTransfer<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
