@@ -131,7 +131,9 @@ public enum Validation {
         guard guidance.isFinite, (0...50).contains(guidance) else {
             throw .invalid("guidance", "guidance must be a number between 0 and 50")
         }
-        let guidance2 = request.guidance2 ?? (recipe != nil ? recipe?.guidance : request.guidance == nil ? model.defaults.guidance2 : nil)
+        let guidance2 =
+            request.guidance2
+            ?? (recipe != nil ? recipe?.guidance : request.guidance == nil ? model.defaults.guidance2 : nil)
         if let guidance2 {
             guard guidance2.isFinite, (0...50).contains(guidance2) else {
                 throw .invalid("guidance_2", "guidance_2 must be a number between 0 and 50")
@@ -184,7 +186,8 @@ public enum Validation {
                 throw .invalid("sampler.switch_step", "\(model.name) has one transformer: nothing to switch to")
             }
             guard (1..<steps).contains(switchStep) else {
-                throw .invalid("sampler.switch_step", "the switch step must be between 1 and \(steps - 1), not \(switchStep)")
+                throw .invalid(
+                    "sampler.switch_step", "the switch step must be between 1 and \(steps - 1), not \(switchStep)")
             }
         }
         return sampler

@@ -777,7 +777,8 @@ def test_the_lightning_recipe_with_its_loras_resumes_to_identical_frames(slotted
 
 @pytest.mark.parametrize("sampler, message", [
     ("fast", "sampler: expected an object, got a string"),
-    ({"kind": "euler", "shift": 5, "denoising_steps": [1000]}, 'sampler.kind: must be step_distill, got "euler"'),
+    ({"kind": "euler", "shift": 5, "denoising_steps": [1000]},
+     'sampler.kind: must be one of step_distill, flow_euler, flow_unipc, got "euler"'),
     ({"kind": "step_distill", "denoising_steps": [1000, 750, 500, 250]}, "sampler.shift: missing field"),
     ({"kind": "step_distill", "shift": 0, "denoising_steps": [1000, 750, 500, 250]},
      "sampler.shift: must be above 0, got 0.0"),

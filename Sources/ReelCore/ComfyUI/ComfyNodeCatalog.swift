@@ -228,7 +228,9 @@ public enum ComfyNodeCatalog {
             Node(
                 name: "PrimitiveInt", display: "Int", category: "utils/primitive",
                 required: [
-                    Input("value", "INT", ["min": .integer(-maxInt), "max": .integer(maxInt), "control_after_generate": true])
+                    Input(
+                        "value", "INT",
+                        ["min": .integer(-maxInt), "max": .integer(maxInt), "control_after_generate": true])
                 ], outputs: ["INT"], module: "comfy_extras.nodes_primitive"),
             Node(
                 name: "PrimitiveFloat", display: "Float", category: "utils/primitive",
@@ -249,7 +251,9 @@ public enum ComfyNodeCatalog {
             Node(
                 name: "ComfyMathExpression", display: "Math Expression", category: "utils",
                 required: [Input("expression", "STRING", ["default": "a + b"])],
-                optional: [Input("values.a", "FLOAT,INT"), Input("values.b", "FLOAT,INT"), Input("values.c", "FLOAT,INT")],
+                optional: [
+                    Input("values.a", "FLOAT,INT"), Input("values.b", "FLOAT,INT"), Input("values.c", "FLOAT,INT"),
+                ],
                 outputs: ["FLOAT", "INT"], module: "comfy_extras.nodes_math"),
         ]
     }

@@ -147,7 +147,8 @@ public enum MathExpression {
                 guard let value = variables[name] else {
                     throw Failure(
                         message: "\(name) is not given (the expression may use "
-                            + (variables.keys.sorted().isEmpty ? "no variables" : variables.keys.sorted().joined(separator: ", "))
+                            + (variables.keys.sorted().isEmpty
+                                ? "no variables" : variables.keys.sorted().joined(separator: ", "))
                             + ")")
                 }
                 return value

@@ -58,9 +58,10 @@ final class ComfyHub: Sendable {
         let envelope = try? await Caller.$current.withValue(Caller(owner: owner)) {
             try await service.envelope(of: update.job)
         }
-        let client = envelope.flatMap { envelope in
-            envelope.clientID.map { id in targets.filter { $0.sid == id } } ?? []
-        } ?? []
+        let client =
+            envelope.flatMap { envelope in
+                envelope.clientID.map { id in targets.filter { $0.sid == id } } ?? []
+            } ?? []
         let prompt = ComfyValue.string(update.job)
         let now = ComfyValue.integer(Int64(update.at.timeIntervalSince1970 * 1000))
         func toClient(_ type: String, _ data: ComfyValue) {

@@ -44,7 +44,9 @@ struct ComfyRoutes {
             }
             router.get("\(base)/object_info/:class") { _, context in
                 let name = try context.parameters.require("class")
-                guard let node = ComfyNodeCatalog.objectInfo(files: comfy.files())[name] else { return try Self.json([:]) }
+                guard let node = ComfyNodeCatalog.objectInfo(files: comfy.files())[name] else {
+                    return try Self.json([:])
+                }
                 return try Self.json([name: node])
             }
             router.get("\(base)/embeddings") { _, _ in try Self.json([]) }
@@ -161,7 +163,9 @@ struct ComfyRoutes {
         if body?.object?["clear"] == .bool(true) { cancel += try await comfy.promptJobs([.queued]).map(\.id) }
         for id in cancel {
             // ComfyUI deletes pending prompts only; a running one is interrupted through /interrupt.
-            if let job = try await comfy.job(promptID: id), job.state == .queued { _ = try await comfy.jobs.cancel(id: id) }
+            if let job = try await comfy.job(promptID: id), job.state == .queued {
+                _ = try await comfy.jobs.cancel(id: id)
+            }
         }
         return Response(status: .ok)
     }
@@ -171,7 +175,8 @@ struct ComfyRoutes {
         func count(_ name: String) throws -> Int? {
             guard let text = query[Substring(name)].map(String.init), !text.isEmpty else { return nil }
             guard let n = Numerals.wholeNumber(Substring(text)), n >= 0, n <= 1_000_000 else {
-                throw ReelError.invalid(name, "\(name) must be a whole number from 0, not \(text.quotedForMessage(limit: 40))")
+                throw ReelError.invalid(
+                    name, "\(name) must be a whole number from 0, not \(text.quotedForMessage(limit: 40))")
             }
             return n
         }
@@ -186,7 +191,9 @@ struct ComfyRoutes {
             delete += try await comfy.promptJobs([.succeeded, .failed, .cancelled]).map(\.id)
         }
         for id in delete {
-            if let job = try await comfy.job(promptID: id), job.state.isTerminal { _ = try await comfy.jobs.delete(id: id) }
+            if let job = try await comfy.job(promptID: id), job.state.isTerminal {
+                _ = try await comfy.jobs.delete(id: id)
+            }
         }
         return Response(status: .ok)
     }
@@ -211,12 +218,16 @@ struct ComfyRoutes {
             filename = String(filename.dropLast(annotation.count + 3))
             type = annotation
         }
-        guard !filename.contains("/"), !filename.contains("\\"), !filename.contains(".."), !filename.hasPrefix(".") else {
-            throw APIError(status: .forbidden, ReelError(.invalidValue, field: "filename", "the file name may not name a path"))
+        guard !filename.contains("/"), !filename.contains("\\"), !filename.contains(".."), !filename.hasPrefix(".")
+        else {
+            throw APIError(
+                status: .forbidden, ReelError(.invalidValue, field: "filename", "the file name may not name a path"))
         }
         let subfolder = query["subfolder"].map(String.init) ?? ""
         guard !subfolder.contains(".."), !subfolder.hasPrefix("/"), !subfolder.contains("\\") else {
-            throw APIError(status: .forbidden, ReelError(.invalidValue, field: "subfolder", "the subfolder may not leave its folder"))
+            throw APIError(
+                status: .forbidden,
+                ReelError(.invalidValue, field: "subfolder", "the subfolder may not leave its folder"))
         }
         switch type {
         case "output":
@@ -229,7 +240,9 @@ struct ComfyRoutes {
                 let envelope = try await comfy.envelope(of: id), envelope.filename(promptID: id) == filename,
                 envelope.outputFile.subfolder == subfolder
             else {
-                throw ReelError(.notFound, "no output \(filename.quotedForMessage(limit: 80)) in \(subfolder.quotedForMessage(limit: 60))")
+                throw ReelError(
+                    .notFound,
+                    "no output \(filename.quotedForMessage(limit: 80)) in \(subfolder.quotedForMessage(limit: 60))")
             }
             return try await JobFileResponse.make(
                 path: outputs.video, directory: outputs.directory, contentType: "video/mp4", filename: filename,
@@ -267,7 +280,8 @@ struct ComfyRoutes {
         }
         let type = field("type") ?? "input"
         guard type == "input" else {
-            throw ReelError.invalid("type", "Reel keeps uploads in the input folder only, not \(type.quotedForMessage(limit: 20))")
+            throw ReelError.invalid(
+                "type", "Reel keeps uploads in the input folder only, not \(type.quotedForMessage(limit: 20))")
         }
         guard (field("subfolder") ?? "").isEmpty else {
             throw ReelError.invalid("subfolder", "Reel's input folder has no subfolders; leave subfolder empty")

@@ -80,7 +80,8 @@ final class ComfyService: Sendable {
     let hub: ComfyHub
 
     static let eventKind = "comfyui"
-    static let safeNameCharacters = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._- ()".unicodeScalars)
+    static let safeNameCharacters = Set(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._- ()".unicodeScalars)
     /// How many of the newest jobs `/queue` and `/history` look through.
     static let scanLimit = 2000
 
@@ -100,7 +101,9 @@ final class ComfyService: Sendable {
             if [8, 13, 18, 23].contains(i) {
                 guard b == UInt8(ascii: "-") else { return false }
             } else {
-                guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(b)
+                guard
+                    (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b)
+                        || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(b)
                 else { return false }
             }
         }
@@ -118,7 +121,9 @@ final class ComfyService: Sendable {
         if let spec = try? ComfyModelSpec.parse(jobs.scheduler.configuration.model) {
             let own = [spec.unet, spec.unetHigh, spec.unetLow].compactMap { $0 }
             files.diffusionModels = own + files.diffusionModels.filter { !own.contains($0) }
-            if let encoder = spec.textEncoder, !files.textEncoders.contains(encoder) { files.textEncoders.insert(encoder, at: 0) }
+            if let encoder = spec.textEncoder, !files.textEncoders.contains(encoder) {
+                files.textEncoders.insert(encoder, at: 0)
+            }
             if let vae = spec.vae, !files.vae.contains(vae) { files.vae.insert(vae, at: 0) }
         }
         files.loras = (jobs.loraCatalog.entries.map { $0.name + ".safetensors" }).sorted()
@@ -144,7 +149,9 @@ final class ComfyService: Sendable {
     func upload(_ bytes: [UInt8], name: String, overwrite: Bool) async throws -> String {
         guard let clean = Self.safeName(name) else {
             throw ReelError.invalid(
-                "image", "the file name \(name.quotedForMessage(limit: 80)) must be a plain name of letters, digits, . _ - ( ) and spaces")
+                "image",
+                "the file name \(name.quotedForMessage(limit: 80)) must be a plain name of letters, digits, . _ - ( ) and spaces"
+            )
         }
         _ = try jobs.images.store(bytes, field: "image")
         try FileManager.default.createDirectory(at: inputDirectory, withIntermediateDirectories: true)
@@ -152,7 +159,9 @@ final class ComfyService: Sendable {
         let stem = (clean as NSString).deletingPathExtension
         let ext = (clean as NSString).pathExtension
         var n = 1
-        while !overwrite, let existing = FileManager.default.contents(atPath: inputDirectory.appendingPathComponent(chosen).path) {
+        while !overwrite,
+            let existing = FileManager.default.contents(atPath: inputDirectory.appendingPathComponent(chosen).path)
+        {
             if Array(existing) == bytes { break }
             chosen = "\(stem) (\(n))" + (ext.isEmpty ? "" : ".\(ext)")
             n += 1
@@ -248,7 +257,8 @@ final class ComfyService: Sendable {
 
     /// Reel's validation error as ComfyUI's: on the node and input its field came from.
     static func rejection(_ error: ReelError, job: ComfyJob) -> ComfyRejection {
-        let origin = error.field.flatMap { job.origin(ofField: $0) } ?? ComfyJob.FieldNode(node: job.outputNode, input: "video")
+        let origin =
+            error.field.flatMap { job.origin(ofField: $0) } ?? ComfyJob.FieldNode(node: job.outputNode, input: "video")
         let classType = job.classes[origin.node] ?? ""
         let item = ComfyError(
             "custom_validation_failed", error.message, details: origin.input,
@@ -288,7 +298,9 @@ final class ComfyService: Sendable {
     }
 
     func historyEntry(_ job: Job, _ envelope: ComfyEnvelope) -> ComfyValue {
-        let stamp = { (date: Date?) -> ComfyValue in .integer(Int64((date ?? job.createdAt).timeIntervalSince1970 * 1000)) }
+        let stamp = { (date: Date?) -> ComfyValue in
+            .integer(Int64((date ?? job.createdAt).timeIntervalSince1970 * 1000))
+        }
         var messages: [ComfyValue] = [
             ["execution_start", ["prompt_id": .string(job.id), "timestamp": stamp(job.startedAt)]],
             ["execution_cached", ["nodes": [], "prompt_id": .string(job.id), "timestamp": stamp(job.startedAt)]],
