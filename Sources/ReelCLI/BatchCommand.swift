@@ -280,12 +280,22 @@ struct BatchCommand: AsyncParsableCommand {
             try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
             let prompts = Dictionary(
                 uniqueKeysWithValues: rows.map { row in (row.row, (try? row.fields.get())?.request.prompt ?? "") })
-            let status = try await follow(batch: id, client: client, outDir: outDir, prompts: prompts)
+            let (status, videos) = try await follow(batch: id, client: client, outDir: outDir, prompts: prompts)
             var report = try await client.batchReport(id)
-            if !unreadable.isEmpty, let table = try? CSVReader.parse(report, maxRows: nil) {
-                // The rows whose images were refused here never reached the server: their lines join its report.
+            if let table = try? CSVReader.parse(report, maxRows: nil) {
                 var lines: [Int: [String]] = [:]
-                for row in table.rows { if let number = Int(row.fields.first ?? "") { lines[number] = row.fields } }
+                for row in table.rows {
+                    guard let number = Int(row.fields.first ?? "") else { continue }
+                    var fields = row.fields
+                    // The output is the file here, not the server's path to it.
+                    if let video = videos[number], let column = BatchReport.header.firstIndex(of: "output"),
+                        column < fields.count
+                    {
+                        fields[column] = video
+                    }
+                    lines[number] = fields
+                }
+                // The rows whose images were refused here never reached the server: their lines join its report.
                 for (row, error) in unreadable {
                     lines[row] = BatchReport.rejectedLine(row: row, column: error.field, message: error.message)
                 }
@@ -299,13 +309,16 @@ struct BatchCommand: AsyncParsableCommand {
         }
     }
 
-    /// Shows the batch's progress and one line per busy slot, and downloads each video as soon as it is done.
+    /// Shows the batch's progress and one line per busy slot, and downloads everything each job made as soon as it
+    /// is done: its video, its job.json and, when it kept them, its PNG frames (`frames/000001.png`, … as a local
+    /// batch writes them). Returns the batch and each downloaded row's video path here.
     private func follow(
         batch id: String, client: ReelAPIClient, outDir: String, prompts: [Int: String]
     ) async throws
-        -> BatchResource
+        -> (BatchResource, [Int: String])
     {
         var downloaded = Set<String>()
+        var videos: [Int: String] = [:]
         let interactive = isatty(STDERR_FILENO) != 0
         var lastLines = 0
         while true {
@@ -315,7 +328,17 @@ struct BatchCommand: AsyncParsableCommand {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
                 try await client.downloadVideo(row.id, to: directory + "/video.mp4")
                 try? await client.downloadMetadata(row.id, to: directory + "/job.json")
+                if let count = try await client.job(row.id).outputs?.frameCount, count > 0 {
+                    let frames = directory + "/frames"
+                    try FileManager.default.createDirectory(atPath: frames, withIntermediateDirectories: true)
+                    for number in 1...count {
+                        let digits = String(number)
+                        let name = String(repeating: "0", count: max(0, 6 - digits.count)) + digits + ".png"
+                        try await client.downloadFrame(row.id, number: number, to: frames + "/" + name)
+                    }
+                }
                 downloaded.insert(row.id)
+                videos[row.row] = directory + "/video.mp4"
             }
             let finished = JobState.allCases.filter(\.isTerminal).reduce(0) { $0 + status.count($1) }
             let accepted = status.jobs.count
@@ -331,7 +354,7 @@ struct BatchCommand: AsyncParsableCommand {
             }
             if status.done {
                 if !interactive { printError(lines[0]) }
-                return status
+                return (status, videos)
             }
             try await Task.sleep(for: .seconds(1))
         }

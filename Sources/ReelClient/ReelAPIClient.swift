@@ -146,6 +146,12 @@ public struct ReelAPIClient: Sendable {
         try data.write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
+    /// Downloads PNG frame `number` (from 1) of a job that kept its frames (`png_frames`) to a file.
+    public func downloadFrame(_ id: String, number: Int, to path: String) async throws {
+        let data = try await send(.GET, "/v1/jobs/\(Self.escape(id))/frames/\(number).png", limit: 256 << 20)
+        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
     /// Downloads a job's job.json to a file.
     public func downloadMetadata(_ id: String, to path: String) async throws {
         let data = try await send(.GET, "/v1/jobs/\(Self.escape(id))/metadata")

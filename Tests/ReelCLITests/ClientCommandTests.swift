@@ -1,5 +1,7 @@
 import Foundation
+import ReelCSV
 import ReelClient
+import ReelCore
 import ReelTestSupport
 import Testing
 
@@ -62,7 +64,9 @@ import Testing
             #expect(events.contains("progress") && events.contains("cancelled"), "\(events)")
 
             // batch --server --wait: one bad row reported, videos downloaded by row and prompt, report written.
-            let csv = "prompt,size,frames,steps,seed\r\nred kite,32x32,5,2,1\r\nbad,33x32,5,2,2\r\n蓝色风筝,32x32,5,2,3\r\n"
+            let csv =
+                "prompt,size,frames,steps,seed,png_frames\r\nred kite,32x32,5,2,1,true\r\nbad,33x32,5,2,2,\r\n"
+                + "蓝色风筝,32x32,5,2,3,\r\n"
             try csv.write(to: directory.appendingPathComponent("kites.csv"), atomically: true, encoding: .utf8)
             let batch = try TestSupport.runReel(
                 ["batch", "kites.csv", "--server", url, "--wait", "--out", "kites"], in: directory)
@@ -75,9 +79,21 @@ import Testing
             #expect(
                 FileManager.default.fileExists(
                     atPath: directory.appendingPathComponent("kites/002-red-kite/job.json").path))
+            // Everything a job made comes home: the PNG frames of the row that asked for them, 32x32 each.
+            let frames = directory.appendingPathComponent("kites/002-red-kite/frames")
+            let names = try FileManager.default.contentsOfDirectory(atPath: frames.path).sorted()
+            #expect(names == (1...5).map { String(format: "%06d.png", $0) })
+            let png = try Data(contentsOf: frames.appendingPathComponent("000005.png"))
+            #expect(try ImageHeader.read(png, field: "frame", limits: .standard).width == 32)
+            #expect(
+                !FileManager.default.fileExists(atPath: directory.appendingPathComponent("kites/004-蓝色风筝/frames").path))
             let report = try String(contentsOf: directory.appendingPathComponent("kites/report.csv"), encoding: .utf8)
             #expect(
                 report.contains(",succeeded,1,") && report.contains(",rejected,") && report.contains(",succeeded,3,"))
+            // The report's output column names the files here, not the server's paths.
+            let table = try CSVReader.parse(report, maxRows: nil)
+            let outputs = table.rows.map { $0.fields[4] }
+            #expect(outputs == [first, "", third], "\(outputs)")
         }
     }
 
