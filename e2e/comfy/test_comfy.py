@@ -5,7 +5,8 @@ the real engine and tiny models.
     python3 e2e/comfy/test_comfy.py [--reel .build/debug/reel] [--python .venv/bin/python]
 
 - The official templates (comfyui-workflow-templates-json 0.1.123: video_wan2_2_14B_t2v, video_wan2_2_14B_i2v,
-  video_wan2_2_14B_flf2v, video_wan2_2_5B_ti2v; UI format) are converted to API format by comfy-cli's converter
+  video_wan2_2_14B_flf2v, video_wan2_2_5B_ti2v; and the old flat 14B T2V and I2V of comfyui-workflow-templates
+  0.1.95, their Lightning LoRA group on, with small LoRA files of those names; all UI format) are converted to API format by comfy-cli's converter
   (`comfy_cli.workflow_to_api.convert_ui_to_api`) against Reel's own /object_info, shrunk to tiny sizes by
   editing their values, and queued: each makes an MP4 with the frame count and size the prompt asks for.
 - comfy-api-simplified queues a prompt and waits on /ws, then fetches the video through /history and /view;
@@ -123,16 +124,35 @@ def probe(data):
 # ---------------------------------------------------------------------------------------------------------------
 # The official templates, as a user's script would take them: UI format → comfy-cli's converter → API format.
 
-def template(name):
-    import comfyui_workflow_templates_json
-    path = pathlib.Path(comfyui_workflow_templates_json.__file__).parent / "templates" / f"{name}.json"
+def template(name, old=False):
+    """A template of comfyui-workflow-templates-json 0.1.123 (the current ones, the 14B ones subgraphs), or with
+    `old` of comfyui-workflow-templates 0.1.95 (the flat July-2025 ones that ComfyUI of October 2025 pins, their
+    Lightning group on)."""
+    if old:
+        import comfyui_workflow_templates as package
+    else:
+        import comfyui_workflow_templates_json as package
+    path = pathlib.Path(package.__file__).parent / "templates" / f"{name}.json"
     return json.loads(path.read_text())
 
 
-def to_api(base, name, key=None):
+def to_api(base, name, key=None, old=False):
     from comfy_cli.workflow_to_api import convert_ui_to_api
     _, object_info = call(base, "/object_info", key=key)
-    return convert_ui_to_api(template(name), object_info)
+    return convert_ui_to_api(template(name, old), object_info)
+
+
+def write_loras(data_dir, names, architecture):
+    """Small random LoRA files of the tiny model's shapes under the names the templates load, in ComfyUI's (kijai)
+    key layout, into the server's LoRA library."""
+    sys.path.insert(0, str(ROOT / "engine" / "tests"))
+    from lora_files import random_pairs, write_original
+    from reel_engine import loras
+    from reel_engine.model_configs import component_configs
+    targets = loras.targets_from_config(component_configs(architecture, True)["transformer"], architecture)
+    (data_dir / "loras").mkdir(exist_ok=True)
+    for seed, name in enumerate(names):
+        write_original(data_dir / "loras" / name, random_pairs(targets, 4, seed=seed + 1, magnitude=0.05))
 
 
 def source(api, link):
@@ -179,8 +199,8 @@ def shrink(api):
     return api
 
 
-def run_template(server, name, key=None):
-    api = shrink(to_api(server.base, name, key))
+def run_template(server, name, key=None, old=False):
+    api = shrink(to_api(server.base, name, key, old))
     status, answer = call(server.base, "/prompt", {"prompt": api, "client_id": "e2e"}, key=key)
     check(status == 200 and answer["node_errors"] == {}, f"{name}: queued ({status} {str(answer)[:300]})")
     entry = wait_history(server.base, answer["prompt_id"], key=key)
@@ -191,8 +211,18 @@ def run_template(server, name, key=None):
     video = fetch(server.base, file, key)
     frames, width, height, codec = probe(video)
     check((frames, width, height, codec) == (FRAMES, SIZE, SIZE, "h264"),
-          f"{name}: the MP4 decodes with {frames} frames of {width}x{height} ({codec})")
+          f"{name}{' (0.1.95)' if old else ''}: the MP4 decodes with {frames} frames of {width}x{height} ({codec})")
     return answer["prompt_id"]
+
+
+def run_lightning(server, name):
+    """An old flat template, its Lightning LoRA group on: the job carries both LoRAs, each on its expert."""
+    prompt_id = run_template(server, name, old=True)
+    _, job = call(server.base, f"/v1/jobs/{prompt_id}")
+    applied = {(lora["name"], lora["expert"]) for lora in job["spec"]["loras"]}
+    check(len(applied) == 2 and {e for _, e in applied} == {"high", "low"}
+          and all("lightx2v_4steps" in n for n, _ in applied), f"{name}: the Lightning pair on both experts {applied}")
+    check(job["spec"]["steps"] == 4 and job["spec"]["guidance"] == 1, "4 steps without guidance, as the template")
 
 
 def wait_history(base, prompt_id, key=None, timeout=300):
@@ -339,6 +369,9 @@ def errors(server):
     p[sampler]["inputs"]["positive"] = ["nope", 0]
     refused(p, "bad_linked_input", sampler, "positive")
     p = copy.deepcopy(good)
+    del p[sampler]["inputs"]["negative"]
+    refused(p, "required_input_missing", sampler, "negative")
+    p = copy.deepcopy(good)
     p[sampler]["inputs"]["sampler_name"] = "dpmpp_2m"
     refused(p, "value_not_in_list", sampler, "sampler_name")
     p = copy.deepcopy(good)
@@ -421,11 +454,16 @@ def main():
         for name in ("t2v", "i2v", "ti2v", "kill", "keys"):
             (tmp / name).mkdir()
         servers = []
+        write_loras(tmp / "t2v", ["wan2.2_t2v_lightx2v_4steps_lora_v1.1_high_noise.safetensors",
+                                  "wan2.2_t2v_lightx2v_4steps_lora_v1.1_low_noise.safetensors"], "t2v-a14b")
+        write_loras(tmp / "i2v", ["wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise.safetensors",
+                                  "wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise.safetensors"], "i2v-a14b")
         try:
             t2v = Server(args, "tiny:t2v-a14b", tmp / "t2v").start()
             servers.append(t2v)
             print("the official templates:")
             run_template(t2v, "video_wan2_2_14B_t2v")
+            run_lightning(t2v, "video_wan2_2_14B_t2v")
             clients(t2v)
             errors(t2v)
             t2v.stop()
@@ -434,8 +472,10 @@ def main():
             for name in ("video_wan2_2_14B_i2v_input_image.jpg", "video_wan2_2_14B_flf2v_start_image.png",
                          "video_wan2_2_14B_flf2v_end_image.png"):
                 check(upload(i2v.base, name, png())["name"] == name, f"/upload/image {name}")
+            check(upload(i2v.base, "input-18.jpg", png())["name"] == "input-18.jpg", "/upload/image input-18.jpg")
             run_template(i2v, "video_wan2_2_14B_i2v")
             run_template(i2v, "video_wan2_2_14B_flf2v")
+            run_lightning(i2v, "video_wan2_2_14B_i2v")
             i2v.stop()
             ti2v = Server(args, "tiny", tmp / "ti2v").start()
             servers.append(ti2v)
