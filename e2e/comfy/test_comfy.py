@@ -6,9 +6,10 @@ the real engine and tiny models.
 
 - The official templates (comfyui-workflow-templates-json 0.1.123: video_wan2_2_14B_t2v, video_wan2_2_14B_i2v,
   video_wan2_2_14B_flf2v, video_wan2_2_5B_ti2v; and the old flat 14B T2V and I2V of comfyui-workflow-templates
-  0.1.95, their Lightning LoRA group on, with small LoRA files of those names; all UI format) are converted to API format by comfy-cli's converter
-  (`comfy_cli.workflow_to_api.convert_ui_to_api`) against Reel's own /object_info, shrunk to tiny sizes by
-  editing their values, and queued: each makes an MP4 with the frame count and size the prompt asks for.
+  0.1.95, their Lightning LoRA group on, with small LoRA files of those names; all UI format) are converted to
+  API format by comfy-cli's converter (`comfy_cli.workflow_to_api.convert_ui_to_api`) against Reel's own
+  /object_info, shrunk to tiny sizes by editing their values, and queued: each makes an MP4 with the frame count
+  and size the prompt asks for.
 - comfy-api-simplified queues a prompt and waits on /ws, then fetches the video through /history and /view;
   comfy-toolkit submits and polls /history; both check /system_stats, /object_info and /queue on the way.
 - A kill -9 of the server while a client waits on /ws: after a restart on the same data directory the job
@@ -58,7 +59,7 @@ class Server:
         env.pop("REEL_API_KEYS", None)
         if self.keys:
             env["REEL_API_KEYS"] = ",".join(self.keys)
-        log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115
+        log = open(self.data_dir / "server.log", "ab")
         self.process = subprocess.Popen(
             [str(self.args.reel), "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
              "--devices", "cpu", "--model", self.model, "--log-level", "warning"],
@@ -147,6 +148,7 @@ def write_loras(data_dir, names, architecture):
     key layout, into the server's LoRA library."""
     sys.path.insert(0, str(ROOT / "engine" / "tests"))
     from lora_files import random_pairs, write_original
+
     from reel_engine import loras
     from reel_engine.model_configs import component_configs
     targets = loras.targets_from_config(component_configs(architecture, True)["transformer"], architecture)
@@ -161,7 +163,7 @@ def source(api, link):
 
 def shrink(api):
     """The template at tiny sizes, by editing its values only: 64x64, 5 frames, 4 steps (split at 2)."""
-    for node_id, node in api.items():
+    for node in api.values():
         inputs = node["inputs"]
         if node["class_type"] in ("EmptyHunyuanLatentVideo", "Wan22ImageToVideoLatent", "WanImageToVideo",
                                   "WanFirstLastFrameToVideo"):
@@ -339,7 +341,8 @@ def survives_kill(args, data_dir):
     (output,) = entry["outputs"].values()
     check(probe(fetch(server.base, output["images"][0]))[:3] == (FRAMES, SIZE, SIZE), "and its video decodes")
     status, job = call(server.base, f"/v1/jobs/{prompt_id}")
-    check(status == 200 and job["attempts"] >= 2, f"the same prompt id is a Reel job, run again (attempts {job['attempts']})")
+    check(status == 200 and job["attempts"] >= 2,
+          f"the same prompt id is a Reel job, run again (attempts {job['attempts']})")
     server.stop()
 
 
@@ -355,7 +358,8 @@ def errors(server):
             check(answer["error"]["type"] == expect_type, f"error.type {answer['error']['type']}")
             return answer
         errors = answer["node_errors"][node]["errors"]
-        check(errors[0]["type"] == expect_type and answer["node_errors"][node]["class_type"] == prompt[node]["class_type"],
+        same_class = answer["node_errors"][node]["class_type"] == prompt[node]["class_type"]
+        check(errors[0]["type"] == expect_type and same_class,
               f"node_errors[{node}] ({prompt[node]['class_type']}): {errors[0]['type']}: {errors[0]['message'][:100]}")
         if input_name:
             check(errors[0]["extra_info"]["input_name"] == input_name, f"names the input {input_name}")
@@ -365,7 +369,8 @@ def errors(server):
     p["999"] = {"class_type": "SaveImage", "inputs": {"images": ["128:87", 0]}}
     answer = refused(p, "invalid_prompt", "999")
     p = copy.deepcopy(good)
-    sampler = next(k for k, v in p.items() if v["class_type"] == "KSamplerAdvanced" and v["inputs"]["add_noise"] == "enable")
+    sampler = next(k for k, v in p.items()
+                   if v["class_type"] == "KSamplerAdvanced" and v["inputs"]["add_noise"] == "enable")
     p[sampler]["inputs"]["positive"] = ["nope", 0]
     refused(p, "bad_linked_input", sampler, "positive")
     p = copy.deepcopy(good)
@@ -430,7 +435,7 @@ def keys(args, data_dir):
         try:
             with connect(f"ws://127.0.0.1:{server.port}/ws?clientId=x"):
                 raise AssertionError("the socket opened without a key")
-        except Exception as e:  # noqa: BLE001 (the handshake's refusal, whatever its class)
+        except Exception as e:
             check("401" in str(e), f"/ws without a key is refused: {e}")
         with connect(f"ws://127.0.0.1:{server.port}/ws?clientId=x",
                      additional_headers={"Authorization": f"Bearer {KEY}"}) as ws:
