@@ -35,7 +35,7 @@ import Testing
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit")))
     func serveAnswersHealthChecksWhenIdleConnectionsExceedItsDescriptors() async throws {
         try await TestSupport.withTemporaryDirectory { directory in
-            let port = Int.random(in: 20000..<60000)
+            let port = ServerProcess.freePort()
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
             process.arguments = [

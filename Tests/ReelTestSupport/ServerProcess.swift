@@ -23,7 +23,7 @@ public final class ServerProcess: @unchecked Sendable {
     ) throws {
         self.worker = worker
         self.dataDirectory = dataDirectory
-        port = Int.random(in: 20000..<60000)
+        port = Self.freePort()
         try? FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
         // The tiny models are made once for the whole test run.
         try? FileManager.default.createSymbolicLink(
@@ -38,6 +38,29 @@ public final class ServerProcess: @unchecked Sendable {
         logURL = dataDirectory.appendingPathComponent("server-\(UUID().uuidString.prefix(6)).log")
         process = Process()
         try launch()
+    }
+
+    /// A loopback port nothing listens on or connects from now, below Linux's ephemeral range (32768–60999): a
+    /// random port in that range can be the local port of some client connection of a test running beside this one
+    /// (the API fuzzer, the ComfyUI clients), and `reel serve` would then fail to bind it.
+    public static func freePort() -> Int {
+        for _ in 0..<200 {
+            let port = Int.random(in: 20000..<32768)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { return port }
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            if bound == 0 { return port }
+        }
+        return Int.random(in: 20000..<32768)
     }
 
     private func launch() throws {
