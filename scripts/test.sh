@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make test`: the lint checks and every suite, with the independent ones side by side, so that a clean clone on a
-# 2-core machine is done in about 20 minutes (1,182 s measured), most of it the Swift build. In order:
+# 2-core machine is done in about 21 minutes (1,255 s measured), most of it the Swift build. In order:
 #
 #   1. At once: the Swift build (CPU), the engine's .venv (network: PyTorch) and the system packages the suites need
 #      (Debian's postgresql, chromium and a CJK font; network), each only when missing; the lint checks (swift-format,
