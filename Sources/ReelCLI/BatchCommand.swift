@@ -332,8 +332,7 @@ struct BatchCommand: AsyncParsableCommand {
                     let frames = directory + "/frames"
                     try FileManager.default.createDirectory(atPath: frames, withIntermediateDirectories: true)
                     for number in 1...count {
-                        let digits = String(number)
-                        let name = String(repeating: "0", count: max(0, 6 - digits.count)) + digits + ".png"
+                        let name = JobOutputs.frameName(number) + ".png"
                         try await client.downloadFrame(row.id, number: number, to: frames + "/" + name)
                     }
                 }

@@ -20,4 +20,11 @@ public struct JobOutputs: Sendable, Equatable, Codable {
         self.frameCount = frameCount
         self.secondsPerStage = secondsPerStage
     }
+
+    /// The engine's name of PNG frame `number` (from 1) in `framesDirectory`, without `.png`: the number
+    /// zero-padded to six digits.
+    public static func frameName(_ number: Int) -> String {
+        let digits = String(number)
+        return String(repeating: "0", count: max(0, 6 - digits.count)) + digits
+    }
 }

@@ -46,7 +46,7 @@ struct JobFileRoutes {
                     "job \(job.id) has no frame \(text.quotedForMessage(limit: 20)); its frames are 1.png to \(count).png"
                 )
             }
-            let name = Self.padded(number)
+            let name = JobOutputs.frameName(number)
             return try await file(
                 directory + "/" + name + ".png", of: job, outputs, contentType: "image/png",
                 filename: "\(job.id)-\(name).png", request: request, context: context)
@@ -59,12 +59,6 @@ struct JobFileRoutes {
             let number = Int(text), number >= 1
         else { return nil }
         return number
-    }
-
-    /// The engine's frame file name: the number zero-padded to six digits.
-    static func padded(_ number: Int) -> String {
-        let digits = String(number)
-        return String(repeating: "0", count: max(0, 6 - digits.count)) + digits
     }
 
     private func succeededOutputs(_ job: Job, what: String) throws(ReelError) -> JobOutputs {

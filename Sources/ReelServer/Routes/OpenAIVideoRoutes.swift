@@ -128,7 +128,7 @@ struct OpenAIVideoRoutes {
                 filename: "\(job.id).mp4", fileIO: fileIO, context: context)
         }
         if let frames = outputs.framesDirectory {
-            let first = frames + "/" + JobFileRoutes.padded(1) + ".png"
+            let first = frames + "/" + JobOutputs.frameName(1) + ".png"
             if JobFileResponse.isRegularFile(first, inside: outputs.directory) {
                 return try await JobFileResponse.make(
                     path: first, directory: outputs.directory, contentType: "image/png",
