@@ -393,6 +393,16 @@ def errors(server):
     answer = refused(p, "custom_validation_failed", latent, "width")
     refused(None, "no_prompt", body={})
     refused(None, "invalid_prompt_id", body={"prompt": good, "prompt_id": "not-a-uuid"})
+    # A client's own prompt_id: the same prompt again is the same job; another prompt under it is refused.
+    fixed = str(uuid.uuid4())
+    first = call(base, "/prompt", {"prompt": good, "prompt_id": fixed})
+    again = call(base, "/prompt", {"prompt": json.loads(json.dumps(good)), "prompt_id": fixed})
+    check(first[0] == again[0] == 200 and first[1]["prompt_id"] == again[1]["prompt_id"] == fixed,
+          "the same prompt_id and prompt twice: one job")
+    other = copy.deepcopy(good)
+    other[latent]["inputs"]["height"] = 48
+    refused(None, "invalid_prompt_id", body={"prompt": other, "prompt_id": fixed})
+    wait_history(base, fixed)  # out of the way of the cancels below
     status, _ = call(base, "/view?filename=..%2F..%2Fjobs.sqlite&type=output")
     check(status in (400, 403), f"/view refuses a path out of its folder ({status})")
     status, answer = call(base, f"/history/{uuid.uuid4()}")

@@ -95,19 +95,8 @@ final class ComfyService: Sendable {
 
     /// Whether a job came through ComfyUI's door: its id is a canonical lowercase UUID.
     static func isPromptID(_ id: some StringProtocol) -> Bool {
-        let bytes = Array(id.utf8)
-        guard bytes.count == 36 else { return false }
-        for (i, b) in bytes.enumerated() {
-            if [8, 13, 18, 23].contains(i) {
-                guard b == UInt8(ascii: "-") else { return false }
-            } else {
-                guard
-                    (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b)
-                        || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(b)
-                else { return false }
-            }
-        }
-        return true
+        // Parsed and written back: only the canonical form gives the same text.
+        UUID(uuidString: String(id))?.uuidString.lowercased() == String(id)
     }
 
     // MARK: Files
@@ -235,10 +224,9 @@ final class ComfyService: Sendable {
             prompt: prompt)
         let owner = Caller.current.owner
         let key = JobService.scoped("comfyui:" + promptID, owner)
-        let digest = String(decoding: try JSONEncoder().encode(prompt), as: UTF8.self).utf8.count.description
         let new = NewJob(
-            id: promptID, spec: spec, priority: front ? 1 : 0, idempotencyKey: key, requestDigest: digest,
-            owner: owner)
+            id: promptID, spec: spec, priority: front ? 1 : 0, idempotencyKey: key,
+            requestDigest: canonicalDigest(prompt), owner: owner)
         let result: (job: Job, created: Bool)
         do {
             result = try await jobs.withQueueRoom(for: 1) { try await jobs.store.enqueue(new, now: Date()) }
