@@ -55,6 +55,14 @@ public struct APIKeys: Sendable {
 
     public var isEmpty: Bool { keys.isEmpty }
 
+    /// The key an `Authorization` header presents: `Bearer KEY` (the scheme in any case), the key trimmed; nil for
+    /// another form.
+    static func bearerToken(_ header: some StringProtocol) -> String? {
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        return parts[1].trimmingCharacters(in: .whitespaces)
+    }
+
     /// The key whose digest matches `presented`'s, or nil. Every digest is compared in full, whatever matches, so
     /// the time taken does not tell how much of a digest a guess got right, nor which key matched.
     public func key(for presented: some StringProtocol) -> Key? {

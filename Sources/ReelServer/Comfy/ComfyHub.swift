@@ -46,7 +46,7 @@ final class ComfyHub: Sendable {
     /// Follows the job store's updates until the stream ends.
     func run(service: ComfyService) async {
         for await update in service.jobs.store.updates() {
-            guard ComfyService.isPromptID(update.job), count > 0 else { continue }
+            guard count > 0, ComfyService.isPromptID(update.job) else { continue }
             await handle(update, service: service)
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
@@ -24,27 +25,20 @@ enum ComfyWebSocket {
     }
 
     static func isPath(_ uri: String) -> Bool {
-        let path = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? uri
+        let path = URI(uri).path
         return path == "/ws" || path == "/api/ws"
     }
 
-    static func query(_ uri: String) -> [String: String] {
-        guard let q = uri.split(separator: "?", maxSplits: 1).dropFirst().first else { return [:] }
-        var out: [String: String] = [:]
-        for pair in q.split(separator: "&") {
-            let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
-            if kv.count == 2 { out[kv[0]] = kv[1] }
-        }
-        return out
+    static func query(_ uri: String, _ name: Substring) -> String? {
+        URI(uri).queryParameters[name].map(String.init)
     }
 
     /// The tenant an upgrade request speaks for: `.some(nil)` without keys, nil when its key is missing or wrong.
     static func owner(_ head: HTTPRequestHead, keys: APIKeys?) -> String?? {
         guard let keys, !keys.isEmpty else { return .some(nil) }
-        var presented = query(head.uri)["token"]
-        if let header = head.headers.first(name: "authorization") {
-            let parts = header.split(separator: " ", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "bearer" { presented = String(parts[1]) }
+        var presented = query(head.uri, "token")
+        if let header = head.headers.first(name: "authorization"), let token = APIKeys.bearerToken(header) {
+            presented = token
         }
         guard let presented, let key = keys.key(for: presented) else { return nil }
         return .some(key.id)
@@ -81,7 +75,7 @@ enum ComfyWebSocket {
             upgradePipelineHandler: { channel, head in
                 let owner = owner(head, keys: context.keys) ?? nil
                 let sid =
-                    query(head.uri)["clientId"].flatMap { $0.isEmpty ? nil : String($0.prefix(200)) }
+                    query(head.uri, "clientId").flatMap { $0.isEmpty ? nil : String($0.prefix(200)) }
                     ?? UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
                 let handler = ComfyWebSocketHandler(sid: sid, owner: owner, context: context)
                 let sync = channel.pipeline.syncOperations

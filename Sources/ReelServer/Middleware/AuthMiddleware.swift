@@ -38,14 +38,13 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
                 "this server requires an API key: send the header 'Authorization: Bearer YOUR_KEY'",
                 challenge: #"Bearer realm="reel""#)
         }
-        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+        guard let token = APIKeys.bearerToken(header) else {
             throw Self.unauthorized(
                 .missingAPIKey, "the Authorization header must be 'Bearer YOUR_KEY'",
                 challenge: #"Bearer realm="reel", error="invalid_request""#)
         }
         // A header is bounded by the HTTP parser; the key is hashed whatever its length, and compared as a digest.
-        guard let key = keys.key(for: parts[1].trimmingCharacters(in: .whitespaces)) else {
+        guard let key = keys.key(for: token) else {
             throw Self.unauthorized(
                 .invalidAPIKey, "the API key is not valid for this server",
                 challenge: #"Bearer realm="reel", error="invalid_token""#)
