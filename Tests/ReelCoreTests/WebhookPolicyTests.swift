@@ -38,6 +38,9 @@ struct WebhookPolicyTests {
         #expect(refused("https://a.b.studio.test/x", policy) == nil)
         #expect(refused("https://studio.test/x", policy)?.contains("--webhook-allow") == true)
         #expect(refused("https://evil.example.com/x", policy)?.contains("--webhook-allow") == true)
+        // A public address written as one is no way around a list of names, in either family.
+        #expect(refused("https://93.184.215.14/x", policy)?.contains("--webhook-allow") == true)
+        #expect(refused("https://[2606:4700::1111]/x", policy)?.contains("--webhook-allow") == true)
         // A listed name that resolves to a private address is still refused at connect time.
         #expect(throws: ReelError.self) {
             try policy.check(address: IPAddress("192.168.0.2")!, host: "hooks.example.com")
