@@ -212,30 +212,22 @@ struct ComfyWorkflowTests {
         p["99"] = Self.node("SaveImage", ["images": Self.link("12")])
         #expect(rejection(p)?.error.type == "invalid_prompt" && rejection(p)?.nodeErrors["99"] != nil)
 
-        p = Self.a14bPrompt()
-        set(&p, "10", "positive", Self.link("404"))
-        expect(p, node: "10", type: "bad_linked_input", input: "positive")
-        p = Self.a14bPrompt()
-        set(&p, "10", "positive", Self.link("9"))
-        expect(p, node: "10", type: "return_type_mismatch", input: "positive")
-        p = Self.a14bPrompt()
-        set(&p, "10", "sampler_name", "dpmpp_2m")
-        expect(p, node: "10", type: "value_not_in_list", input: "sampler_name")
-        p = Self.a14bPrompt()
-        set(&p, "10", "steps", 0)
-        expect(p, node: "10", type: "value_smaller_than_min", input: "steps")
-        p = Self.a14bPrompt()
-        set(&p, "9", "batch_size", 2)
-        expect(p, node: "9", type: "custom_validation_failed", input: "batch_size")
-        p = Self.a14bPrompt()
-        set(&p, "1", "unet_name", "wan2.2_ti2v_5B_fp16.safetensors")
-        expect(p, node: "1", type: "value_not_in_list", input: "unet_name")
-        p = Self.a14bPrompt()
-        set(&p, "11", "start_at_step", 12)
-        expect(p, node: "11", type: "custom_validation_failed", input: "start_at_step")
-        p = Self.a14bPrompt()
-        set(&p, "10", "cfg", "high")
-        expect(p, node: "10", type: "invalid_input_type", input: "cfg")
+        // One input changed each: (node, input, value, the error on that node and input).
+        let cases: [(String, String, ComfyValue, String)] = [
+            ("10", "positive", Self.link("404"), "bad_linked_input"),
+            ("10", "positive", Self.link("9"), "return_type_mismatch"),
+            ("10", "sampler_name", "dpmpp_2m", "value_not_in_list"),
+            ("10", "steps", 0, "value_smaller_than_min"),
+            ("9", "batch_size", 2, "custom_validation_failed"),
+            ("1", "unet_name", "wan2.2_ti2v_5B_fp16.safetensors", "value_not_in_list"),
+            ("11", "start_at_step", 12, "custom_validation_failed"),
+            ("10", "cfg", "high", "invalid_input_type"),
+        ]
+        for (node, input, value, type) in cases {
+            p = Self.a14bPrompt()
+            set(&p, node, input, value)
+            expect(p, node: node, type: type, input: input)
+        }
         p = Self.a14bPrompt()
         set(&p, "5", "model", Self.link("6"))
         set(&p, "6", "model", Self.link("5"))
