@@ -145,13 +145,8 @@ final class ComfyHub: Sendable {
             await status()
         case .cancelled:
             stages.withLock { $0[update.job] = nil }
-            let node = envelope?.samplerNodes.first ?? ""
             let text = Self.message(
-                "execution_interrupted",
-                [
-                    "prompt_id": prompt, "node_id": .string(node),
-                    "node_type": .string(envelope?.classes[node] ?? ""), "executed": [], "timestamp": now,
-                ])
+                "execution_interrupted", ComfyService.executionInterrupted(update.job, envelope, at: update.at))
             for session in targets { session.send(text) }
             executing(nil)
             await status()

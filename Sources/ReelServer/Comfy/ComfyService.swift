@@ -142,7 +142,8 @@ final class ComfyService: Sendable {
                 "the file name \(name.quotedForMessage(limit: 80)) must be a plain name of letters, digits, . _ - ( ) and spaces"
             )
         }
-        _ = try jobs.images.store(bytes, field: "image")
+        // Checked as every Reel image; it is stored in the image store when a prompt names it.
+        _ = try ImageHeader.read(bytes, field: "image", limits: jobs.images.limits)
         try FileManager.default.createDirectory(at: inputDirectory, withIntermediateDirectories: true)
         var chosen = clean
         let stem = (clean as NSString).deletingPathExtension
@@ -298,14 +299,11 @@ final class ComfyService: Sendable {
         case .succeeded:
             messages.append(["execution_success", ["prompt_id": .string(job.id), "timestamp": stamp(job.finishedAt)]])
         case .cancelled:
-            messages.append([
-                "execution_interrupted",
+            messages.append(
                 [
-                    "prompt_id": .string(job.id), "node_id": .string(envelope.samplerNodes.first ?? ""),
-                    "node_type": .string(envelope.classes[envelope.samplerNodes.first ?? ""] ?? ""), "executed": [],
-                    "timestamp": stamp(job.finishedAt),
-                ],
-            ])
+                    "execution_interrupted",
+                    Self.executionInterrupted(job.id, envelope, at: job.finishedAt ?? job.createdAt),
+                ])
         default:
             messages.append(["execution_error", executionError(job, envelope, at: job.finishedAt)])
         }
@@ -323,6 +321,16 @@ final class ComfyService: Sendable {
                 "messages": .array(messages),
             ],
             "meta": succeeded ? meta : [:],
+        ]
+    }
+
+    /// `execution_interrupted`'s data, in `/history` and on the socket: the first sampler as the node.
+    static func executionInterrupted(_ promptID: String, _ envelope: ComfyEnvelope?, at date: Date) -> ComfyValue {
+        let node = envelope?.samplerNodes.first ?? ""
+        return [
+            "prompt_id": .string(promptID), "node_id": .string(node),
+            "node_type": .string(envelope?.classes[node] ?? ""), "executed": [],
+            "timestamp": .integer(Int64(date.timeIntervalSince1970 * 1000)),
         ]
     }
 
