@@ -48,7 +48,7 @@ enum ComfyWebSocket {
     /// (the upgrade takes out NIO's codec itself). The WebSocket handlers go first in the pipeline, and read
     /// everything: nothing reaches the HTTP side again.
     static func upgrader(
-        context: Context, httpHandlers: @escaping @Sendable (any Channel) -> [any RemovableChannelHandler]
+        context: Context, httpHandlers: @escaping @Sendable () -> [any RemovableChannelHandler]
     ) -> NIOWebSocketServerUpgrader {
         NIOWebSocketServerUpgrader(
             maxFrameSize: 1 << 16, automaticErrorHandling: false,
@@ -79,7 +79,7 @@ enum ComfyWebSocket {
                     ?? UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
                 let handler = ComfyWebSocketHandler(sid: sid, owner: owner, context: context)
                 let sync = channel.pipeline.syncOperations
-                for h in httpHandlers(channel) { sync.removeHandler(h, promise: nil) }
+                for h in httpHandlers() { sync.removeHandler(h, promise: nil) }
                 do {
                     // The upgrade put NIO's frame codec at the end of the pipeline, behind the HTTP side's async
                     // channel, which must see none of the frames: a codec and the session go first instead, and

@@ -55,12 +55,10 @@ struct ReelHTTPChannel: ServerChildChannel, HTTPChannelHandler {
                 registry: registry, ticket: ticket, timeout: requestTimeout, activity: activity, presence: presence)
             let state = HTTPConnectionStateHandler(idleTimeout: nil, logger: logger)
             // Taken out on the channel's event loop, as the upgrade runs: the handlers are this connection's.
-            let httpHandlers = UnsafeTransfer([codec, guardHandler, state] as [any RemovableChannelHandler])
+            let httpHandlers = NIOLoopBound(
+                [codec, guardHandler, state] as [any RemovableChannelHandler], eventLoop: channel.eventLoop)
             let upgrade: NIOHTTPServerUpgradeConfiguration? = webSocket.map { context in
-                let upgrader = ComfyWebSocket.upgrader(context: context) { channel in
-                    channel.eventLoop.assertInEventLoop()
-                    return httpHandlers.value
-                }
+                let upgrader = ComfyWebSocket.upgrader(context: context) { httpHandlers.value }
                 return (upgraders: [upgrader], completionHandler: { _ in })
             }
             try pipeline.configureHTTPServerPipeline(
@@ -85,10 +83,4 @@ struct ReelHTTPChannel: ServerChildChannel, HTTPChannelHandler {
             await handleHTTP(asyncChannel: connection.asyncChannel, logger: logger)
         }
     }
-}
-
-/// Hands non-Sendable values to a closure that runs on the same event loop (the channel's handlers, to the upgrade).
-struct UnsafeTransfer<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
 }
